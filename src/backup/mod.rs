@@ -1,0 +1,316 @@
+//! What a `.bak` file really is, read from its first bytes without a SQL
+//! Server: the equivalent of `RESTORE HEADERONLY` for what the import needs.
+//! Pure: bytes in, typed header out.
+
+pub mod mtf;
+mod sqlinfo;
+pub mod stripes;
+pub mod writer;
+
+use mtf::Bytes;
+use serde::Serialize;
+use std::fmt;
+
+/// How much of a file the reader looks at. SQL Server writes the whole
+/// header section (TAPE, SSET, VOLB, MSCI with the database and file
+/// catalogue) within the first few KiB; 64 KiB leaves room for databases
+/// with many files.
+pub const HEADER_PREFIX: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupType {
+    Full,
+    Differential,
+    Log,
+    File,
+    FileDifferential,
+    Partial,
+    PartialDifferential,
+}
+
+impl BackupType {
+    /// From the msdb code letter SQL Server records (`backupset.type`).
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            b'D' => BackupType::Full,
+            b'I' => BackupType::Differential,
+            b'L' => BackupType::Log,
+            b'F' => BackupType::File,
+            b'G' => BackupType::FileDifferential,
+            b'P' => BackupType::Partial,
+            b'Q' => BackupType::PartialDifferential,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            BackupType::Full => b'D',
+            BackupType::Differential => b'I',
+            BackupType::Log => b'L',
+            BackupType::File => b'F',
+            BackupType::FileDifferential => b'G',
+            BackupType::Partial => b'P',
+            BackupType::PartialDifferential => b'Q',
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupType::Full => "full",
+            BackupType::Differential => "differential",
+            BackupType::Log => "log",
+            BackupType::File => "file",
+            BackupType::FileDifferential => "file_differential",
+            BackupType::Partial => "partial",
+            BackupType::PartialDifferential => "partial_differential",
+        }
+    }
+
+    /// In the words of SQL Server's documentation.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BackupType::Full => "a full database backup",
+            BackupType::Differential => "a differential backup",
+            BackupType::Log => "a transaction log backup",
+            BackupType::File => "a file or filegroup backup",
+            BackupType::FileDifferential => "a differential file backup",
+            BackupType::Partial => "a partial backup",
+            BackupType::PartialDifferential => "a differential partial backup",
+        }
+    }
+}
+
+impl fmt::Display for BackupType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A media set id, the GUID every stripe of one backup set shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Guid(pub [u8; 16]);
+
+impl fmt::Display for Guid {
+    /// The registry form SQL Server shows (`media_set_guid`): the first
+    /// three groups little-endian.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = &self.0;
+        write!(
+            f,
+            "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+            b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+        )
+    }
+}
+
+impl Serialize for Guid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One database file recorded in the backup (`RESTORE FILELISTONLY`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupFile {
+    pub file_id: u32,
+    pub logical_name: String,
+    pub physical_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackupHeader {
+    pub database_name: String,
+    pub server_name: String,
+    pub backup_type: BackupType,
+    pub media_set_id: Guid,
+    pub family_count: u16,
+    pub family_sequence: u16,
+    /// Written WITH MEDIAPASSWORD or WITH PASSWORD.
+    pub password_protected: bool,
+    /// A stream in the header section declares a data encryption algorithm.
+    pub encrypted: bool,
+    pub media_family_id: u32,
+    /// `major.minor.build` of the SQL Server that wrote the backup.
+    pub software_version: String,
+    pub database_version: u16,
+    pub compatibility_level: u8,
+    pub backup_start: Option<String>,
+    pub database_creation: Option<String>,
+    /// Bytes of database data in the backup, as recorded by SQL Server.
+    pub backup_size: u64,
+    pub backup_name: Option<String>,
+    pub user_name: Option<String>,
+    pub machine_name: Option<String>,
+    pub files: Vec<BackupFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("not a SQL Server backup: it does not start with an MTF TAPE block (it starts with {found})")]
+    NotABackup { found: String },
+    #[error("truncated: the data ends inside {what} at byte {offset}")]
+    Truncated { offset: usize, what: String },
+    #[error("corrupt backup header at byte {offset}: {what}")]
+    Corrupt { offset: usize, what: String },
+    #[error("incomplete backup header: {0}")]
+    Missing(String),
+}
+
+/// Parses the header of a backup from its first bytes (at most
+/// [`HEADER_PREFIX`] of them are looked at).
+pub fn read_header(bytes: &[u8]) -> Result<BackupHeader, HeaderError> {
+    let input = &bytes[..bytes.len().min(HEADER_PREFIX)];
+    if input.is_empty() {
+        return Err(HeaderError::Empty);
+    }
+    if !input.starts_with(b"TAPE") {
+        return Err(HeaderError::NotABackup { found: describe_start(input) });
+    }
+
+    let mut tape: Option<Tape> = None;
+    let mut media: Option<MediaSet> = None;
+    let mut set: Option<SetInfo> = None;
+    let mut machine_name = None;
+    let mut info: Option<sqlinfo::SqlInfo> = None;
+    let mut encrypted = false;
+
+    mtf::walk(input, |visit| {
+        let block = &visit.block;
+        match &block.kind {
+            b"TAPE" => tape = Some(Tape::parse(block)?),
+            b"SSET" => set = Some(SetInfo::parse(block)?),
+            b"VOLB" => {
+                machine_name = mtf::string_at(block.bytes, 0x40, block.string_type).map_err(|e| corrupt(block, e))?
+            }
+            _ => {}
+        }
+        for stream in &visit.streams {
+            encrypted |= stream.encryption_algorithm != 0;
+            match &stream.id {
+                b"RAID" => media = Some(MediaSet::parse(stream)?),
+                b"MQCI" => info = Some(sqlinfo::parse(stream)?),
+                _ => {}
+            }
+        }
+        // The first data block ends the header section.
+        Ok(&block.kind != b"MSDA")
+    })?;
+
+    let tape = tape.ok_or_else(|| HeaderError::Missing("no TAPE block".into()))?;
+    let media = media.ok_or_else(|| {
+        HeaderError::Missing("no media set information (RAID stream) after the TAPE block".into())
+    })?;
+    let info = info.ok_or_else(|| {
+        HeaderError::Missing(format!(
+            "no SQL Server catalogue (MSCI block) in the first {} KiB",
+            input.len().div_ceil(1024)
+        ))
+    })?;
+    let set = set.unwrap_or_default();
+    Ok(BackupHeader {
+        database_name: info.database_name,
+        server_name: info.server_name,
+        backup_type: info.backup_type,
+        media_set_id: media.id,
+        family_count: media.family_count,
+        family_sequence: media.family_sequence,
+        password_protected: tape.password_protected || set.password_protected,
+        encrypted,
+        media_family_id: tape.media_family_id,
+        software_version: format!("{}.{}.{}", info.version.0, info.version.1, info.version.2),
+        database_version: info.database_version,
+        compatibility_level: info.compatibility_level,
+        backup_start: info.backup_start.or(set.written),
+        database_creation: info.database_creation,
+        backup_size: info.backup_size,
+        backup_name: set.name,
+        user_name: set.user,
+        machine_name,
+        files: info.files,
+    })
+}
+
+fn describe_start(input: &[u8]) -> String {
+    let head = &input[..input.len().min(8)];
+    if head.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("`{}`", String::from_utf8_lossy(head))
+    } else {
+        let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
+        format!("bytes {}", hex.join(" "))
+    }
+}
+
+fn corrupt(block: &mtf::Block<'_>, what: String) -> HeaderError {
+    HeaderError::Corrupt { offset: block.offset, what: format!("{} block: {what}", mtf::kind_name(&block.kind)) }
+}
+
+/// MTF_TAPE: the media header.
+struct Tape {
+    media_family_id: u32,
+    password_protected: bool,
+}
+
+impl Tape {
+    fn parse(block: &mtf::Block<'_>) -> Result<Self, HeaderError> {
+        let b = block.bytes;
+        let field = |at| b.u16_at(at).ok_or_else(|| corrupt(block, "ends inside its fields".into()));
+        let media_family_id = b.u32_at(0x34).ok_or_else(|| corrupt(block, "ends inside its fields".into()))?;
+        let password_algorithm = field(0x3e)?;
+        let password_size = field(0x4c)?;
+        Ok(Tape { media_family_id, password_protected: password_algorithm != 0 || password_size != 0 })
+    }
+}
+
+/// The RAID stream SQL Server writes after the TAPE block: the media set
+/// GUID, the number of media families (stripes) and this file's sequence.
+struct MediaSet {
+    id: Guid,
+    family_count: u16,
+    family_sequence: u16,
+}
+
+impl MediaSet {
+    fn parse(s: &mtf::Stream<'_>) -> Result<Self, HeaderError> {
+        let d = s.data;
+        let bad = || HeaderError::Corrupt { offset: s.offset, what: "the RAID stream is too short".into() };
+        let id = Guid(d.bytes_at(0, 16).ok_or_else(bad)?.try_into().expect("16 bytes"));
+        let family_count = d.u16_at(20).ok_or_else(bad)?;
+        let family_sequence = d.u16_at(24).ok_or_else(bad)?;
+        if family_count == 0 || family_sequence == 0 || family_sequence > family_count {
+            return Err(HeaderError::Corrupt {
+                offset: s.offset,
+                what: format!("media family {family_sequence} of {family_count} is impossible"),
+            });
+        }
+        Ok(MediaSet { id, family_count, family_sequence })
+    }
+}
+
+/// MTF_SSET: the backup set.
+#[derive(Default)]
+struct SetInfo {
+    name: Option<String>,
+    user: Option<String>,
+    written: Option<String>,
+    password_protected: bool,
+}
+
+impl SetInfo {
+    fn parse(block: &mtf::Block<'_>) -> Result<Self, HeaderError> {
+        let b = block.bytes;
+        let short = || corrupt(block, "ends inside its fields".into());
+        let password_algorithm = b.u16_at(0x38).ok_or_else(short)?;
+        let password_size = b.u16_at(0x48).ok_or_else(short)?;
+        let string = |at| mtf::string_at(b, at, block.string_type).map_err(|e| corrupt(block, e));
+        Ok(SetInfo {
+            name: string(0x40)?,
+            user: string(0x4c)?,
+            written: b.bytes_at(0x58, 5).and_then(mtf::date_time),
+            password_protected: password_algorithm != 0 || password_size != 0,
+        })
+    }
+}

@@ -1,0 +1,146 @@
+use super::{is_json, print_json};
+use crate::Exit;
+use crate::backup::{self, BackupHeader, stripes};
+use crate::cli::Global;
+use serde_json::{Value, json};
+use std::io::Read;
+
+struct Inspected {
+    path: String,
+    size: Option<u64>,
+    header: Result<BackupHeader, String>,
+}
+
+pub fn run(global: &Global, paths: &[String]) -> Exit {
+    let inspected: Vec<Inspected> = paths.iter().map(|p| inspect(p)).collect();
+    let any_unreadable = inspected.iter().any(|i| i.header.is_err());
+
+    if is_json(global) {
+        let items: Vec<Value> = inspected.iter().map(to_json).collect();
+        print_json(&Value::Array(items));
+    } else {
+        print_table(&inspected);
+    }
+    if inspected.len() > 1 && !any_unreadable {
+        let headers: Vec<(String, BackupHeader)> = inspected
+            .iter()
+            .filter_map(|i| i.header.as_ref().ok().map(|h| (i.path.clone(), h.clone())))
+            .collect();
+        // The verdict is for people; with --format json stdout stays the array.
+        eprintln!("{}", verdict(&headers));
+    }
+    if any_unreadable { Exit::Failed } else { Exit::Success }
+}
+
+fn inspect(path: &str) -> Inspected {
+    if path.starts_with("s3://") {
+        return Inspected {
+            path: path.to_owned(),
+            size: None,
+            header: Err("reading s3:// URIs needs the S3 client, which is not built yet; download the file and inspect it locally".into()),
+        };
+    }
+    let read = || -> std::io::Result<(u64, Vec<u8>)> {
+        let file = std::fs::File::open(path)?;
+        let size = file.metadata()?.len();
+        let mut prefix = Vec::with_capacity(backup::HEADER_PREFIX);
+        file.take(backup::HEADER_PREFIX as u64).read_to_end(&mut prefix)?;
+        Ok((size, prefix))
+    };
+    match read() {
+        Ok((size, prefix)) => Inspected {
+            path: path.to_owned(),
+            size: Some(size),
+            header: backup::read_header(&prefix).map_err(|e| e.to_string()),
+        },
+        Err(e) => Inspected { path: path.to_owned(), size: None, header: Err(format!("cannot read: {e}")) },
+    }
+}
+
+fn to_json(i: &Inspected) -> Value {
+    match &i.header {
+        Ok(h) => {
+            // The contract's keys (path first, then the header in its field
+            // order, which starts with the DESIGN.md keys), then file_size.
+            let mut object = serde_json::Map::new();
+            object.insert("path".into(), json!(i.path));
+            if let Value::Object(fields) = serde_json::to_value(h).expect("header serializes") {
+                object.extend(fields);
+            }
+            object.insert("file_size".into(), json!(i.size));
+            Value::Object(object)
+        }
+        Err(e) => json!({"path": i.path, "error": e}),
+    }
+}
+
+fn print_table(inspected: &[Inspected]) {
+    let header = ["FILE", "DATABASE", "SERVER", "TYPE", "STRIPE", "MEDIA SET", "PROTECTED", "VERSION", "BACKUP START"];
+    let mut rows: Vec<[String; 9]> = Vec::new();
+    let mut errors = Vec::new();
+    for i in inspected {
+        match &i.header {
+            Ok(h) => rows.push([
+                i.path.clone(),
+                h.database_name.clone(),
+                h.server_name.clone(),
+                h.backup_type.to_string(),
+                format!("{} of {}", h.family_sequence, h.family_count),
+                h.media_set_id.to_string(),
+                match (h.password_protected, h.encrypted) {
+                    (false, false) => "no".into(),
+                    (true, false) => "password".into(),
+                    (false, true) => "encrypted".into(),
+                    (true, true) => "password, encrypted".into(),
+                },
+                h.software_version.clone(),
+                h.backup_start.clone().unwrap_or_default(),
+            ]),
+            Err(e) => errors.push(format!("{}: {e}", i.path)),
+        }
+    }
+    if !rows.is_empty() {
+        let widths: Vec<usize> =
+            (0..header.len()).map(|c| rows.iter().map(|r| r[c].chars().count()).chain([header[c].len()]).max().unwrap_or(0)).collect();
+        let line = |cells: Vec<&str>| {
+            cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_owned()
+        };
+        println!("{}", line(header.to_vec()));
+        for r in &rows {
+            println!("{}", line(r.iter().map(String::as_str).collect()));
+        }
+    }
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+}
+
+fn verdict(headers: &[(String, BackupHeader)]) -> String {
+    match stripes::analyze(headers) {
+        Ok(set) => {
+            let ready = match stripes::readiness(&set) {
+                Ok(()) => "ready to import".to_owned(),
+                Err(refusal) => format!("but cannot be imported: {refusal}"),
+            };
+            format!(
+                "stripe set: complete, {} of {} stripe{} of `{}` ({}), {ready}",
+                headers.len(),
+                set.family_count,
+                if set.family_count == 1 { "" } else { "s" },
+                set.database_name,
+                set.backup_type
+            )
+        }
+        Err(problems) => {
+            let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+            format!("stripe set: these files are not one complete backup:\n{}", list.join("\n"))
+        }
+    }
+}

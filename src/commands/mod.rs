@@ -1,0 +1,65 @@
+//! One function per subcommand; `main` only parses and dispatches here.
+
+mod inspect;
+mod validate;
+
+use crate::Exit;
+use crate::cli::{Cli, Command, Format, Global};
+use clap::CommandFactory;
+
+pub fn run(cli: Cli) -> Exit {
+    let global = &cli.global;
+    match cli.command {
+        Command::Validate { manifest, select } => validate::run(global, &manifest, &select),
+        Command::Inspect { files } => inspect::run(global, &files),
+        Command::Schema => {
+            let schema = crate::manifest::structure::schema();
+            println!("{}", serde_json::to_string_pretty(&schema).expect("schema serializes"));
+            Exit::Success
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "sqlflex-import", &mut std::io::stdout());
+            Exit::Success
+        }
+        Command::Plan { .. } => not_built("plan"),
+        Command::Apply(_) => not_built("apply"),
+        Command::Emulator => not_built("emulator"),
+        Command::Demo => not_built("demo"),
+    }
+}
+
+fn not_built(command: &str) -> Exit {
+    eprintln!(
+        "error: `sqlflex-import {command}` is not built yet in this version; \
+         `validate`, `inspect` and `schema` are."
+    );
+    Exit::Invalid
+}
+
+/// Logs go to stderr; `-v`/`-q` pick the level, RUST_LOG overrides.
+pub fn init_logging(global: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(crate::diagnostic::stderr_is_styled())
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints a JSON document on stdout.
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON serializes"));
+}
+
+fn is_json(global: &Global) -> bool {
+    global.format == Format::Json
+}

@@ -1,0 +1,71 @@
+use super::{is_json, print_json};
+use crate::Exit;
+use crate::cli::{Global, SelectArgs};
+use crate::diagnostic::{self, Diagnostic, Severity};
+use crate::manifest::{self, select::Selection};
+use serde_json::json;
+use std::path::Path;
+
+pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
+    let (source, mut diagnostics, summary) = match manifest::load(path, &manifest::process_env) {
+        Ok(loaded) => {
+            let selection =
+                Selection { only: select.only.clone(), tags: select.tags.clone(), shard: select.shard };
+            let mut diagnostics = loaded.warnings;
+            let summary = match selection.apply(&loaded.manifest) {
+                Ok(selected) => Some((selected.len(), loaded.manifest.databases.len(), loaded.manifest.instances.len())),
+                Err(e) => {
+                    diagnostics.push(Diagnostic::error(e));
+                    None
+                }
+            };
+            (loaded.source, diagnostics, summary)
+        }
+        Err(rejected) => (rejected.source, rejected.diagnostics, None),
+    };
+    let valid = !diagnostics.iter().any(Diagnostic::is_error);
+    let source = source.as_source();
+    diagnostics.sort_by_key(|d| d.severity == Severity::Warning);
+
+    if is_json(global) {
+        print_json(&json!({
+            "manifest": source.name,
+            "valid": valid,
+            "selected": summary.map(|s| s.0),
+            "diagnostics": diagnostic::to_json(&source, &diagnostics),
+        }));
+    } else {
+        let styled = diagnostic::stderr_is_styled();
+        for d in &diagnostics {
+            if global.quiet && !d.is_error() {
+                continue;
+            }
+            eprintln!("{}\n", diagnostic::render(&source, d, styled));
+        }
+        let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+        let warnings = diagnostics.len() - errors;
+        match summary {
+            Some((selected, total, instances)) if valid => {
+                let of = if selected == total { String::new() } else { format!(" ({selected} selected)") };
+                println!(
+                    "{}: valid, {total} database{} on {instances} instance{}{of}{}",
+                    source.name,
+                    plural(total),
+                    plural(instances),
+                    if warnings > 0 { format!(", {warnings} warning{}", plural(warnings)) } else { String::new() }
+                );
+            }
+            _ => eprintln!(
+                "{}: invalid, {errors} error{}{}",
+                source.name,
+                plural(errors),
+                if warnings > 0 { format!(", {warnings} warning{}", plural(warnings)) } else { String::new() }
+            ),
+        }
+    }
+    if valid { Exit::Success } else { Exit::Invalid }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

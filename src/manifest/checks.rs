@@ -1,0 +1,402 @@
+//! The semantic checks that need the typed manifest: names, references,
+//! duplicates, files, what each import method requires, and the secret files.
+
+use super::model::{Database, Files, Manifest, Method, parse_timeout};
+use super::names::{check_database_name, check_login_name};
+use super::path::{FieldPath, Target, span_of};
+use super::structure::closest;
+use super::yaml::Node;
+use crate::diagnostic::Diagnostic;
+use crate::secret::Secret;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Environment variables that stand in for `api.token` / the key path.
+pub const TOKEN_ENV: &str = "STACKIT_SERVICE_ACCOUNT_TOKEN";
+pub const KEY_PATH_ENV: &str = "STACKIT_SERVICE_ACCOUNT_KEY_PATH";
+
+pub struct Checker<'a> {
+    tree: &'a Node,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    dir: &'a Path,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(tree: &'a Node, env: &'a dyn Fn(&str) -> Option<String>, dir: &'a Path) -> Self {
+        Checker { tree, env, dir, diagnostics: Vec::new() }
+    }
+
+    fn push(&mut self, d: Diagnostic, path: &FieldPath, target: Target) {
+        let span = span_of(self.tree, path, target);
+        self.diagnostics.push(d.at(path.to_string(), Some(super::location(span))));
+    }
+
+    fn error(&mut self, path: &FieldPath, message: impl Into<String>) {
+        self.push(Diagnostic::error(message), path, Target::Value);
+    }
+
+    pub fn run(&mut self, m: &mut Manifest) {
+        self.s3(m);
+        let root = FieldPath::root();
+        if let Some(owner) = &m.defaults.owner {
+            if let Err(e) = check_login_name(owner) {
+                self.error(&root.key("defaults").key("owner"), e);
+            }
+        }
+        if let Some(t) = &m.defaults.timeout {
+            if let Err(e) = parse_timeout(t) {
+                self.error(&root.key("defaults").key("timeout"), e);
+            }
+        }
+        self.databases(m);
+        self.instances(m);
+    }
+
+    fn s3(&mut self, m: &mut Manifest) {
+        let p = FieldPath::root().key("s3");
+        self.endpoint(&m.s3.endpoint, &p.key("endpoint"));
+        if let Err(e) = check_bucket(&m.s3.bucket) {
+            self.error(&p.key("bucket"), e);
+        }
+        if m.s3.access_key.is_empty() {
+            self.error(&p.key("access_key"), "the S3 access key is empty");
+        }
+        let secret = self.secret(
+            m.s3.secret_key.take(),
+            m.s3.secret_key_file.as_deref(),
+            &p,
+            ("secret_key", "secret_key_file"),
+        );
+        if secret.is_none() {
+            self.push(
+                Diagnostic::error("the S3 secret key is missing").hint("set `s3.secret_key` (e.g. `${S3_SECRET_KEY}`) or `s3.secret_key_file`"),
+                &p,
+                Target::Key,
+            );
+        }
+        m.s3.secret_key = secret;
+    }
+
+    /// A secret given inline or by file: exactly one of the two, and a file
+    /// that can be read. The file's content replaces the inline field.
+    fn secret(
+        &mut self,
+        inline: Option<Secret>,
+        file: Option<&Path>,
+        parent: &FieldPath,
+        (inline_key, file_key): (&str, &str),
+    ) -> Option<Secret> {
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                self.push(
+                    Diagnostic::error(format!("set either `{inline_key}` or `{file_key}`, not both")),
+                    &parent.key(file_key),
+                    Target::Key,
+                );
+                None
+            }
+            (Some(s), None) => Some(s),
+            (None, Some(path)) => {
+                let full = self.dir.join(path);
+                match std::fs::read_to_string(&full) {
+                    Ok(text) => {
+                        let text = text.trim_end_matches(['\n', '\r']);
+                        if text.is_empty() {
+                            self.error(&parent.key(file_key), format!("`{}` is empty", full.display()));
+                            None
+                        } else {
+                            Some(Secret::new(text))
+                        }
+                    }
+                    Err(e) => {
+                        self.error(&parent.key(file_key), format!("cannot read `{}`: {e}", full.display()));
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn endpoint(&mut self, endpoint: &str, path: &FieldPath) {
+        if let Err(e) = check_endpoint(endpoint) {
+            self.error(path, e);
+        }
+    }
+
+    fn databases(&mut self, m: &Manifest) {
+        let list = FieldPath::root().key("databases");
+        // (instance, lowercase name) -> index of the first database with it.
+        let mut seen: HashMap<(String, String), usize> = HashMap::new();
+        let mut file_sets: HashMap<Vec<String>, usize> = HashMap::new();
+        let instance_names: Vec<String> = m.instances.keys().cloned().collect();
+
+        for (i, db) in m.databases.iter().enumerate() {
+            let p = list.index(i);
+            let name_ok = match check_database_name(&db.name) {
+                Ok(()) => true,
+                Err(e) => {
+                    self.error(&p.key("name"), e);
+                    false
+                }
+            };
+            if !m.instances.contains_key(&db.instance) {
+                let d = Diagnostic::error(format!("there is no instance `{}` in `instances`", db.instance));
+                let d = match closest(&db.instance, &instance_names) {
+                    Some(near) => d.hint(format!("did you mean `{near}`?")),
+                    None => d.hint(format!("defined instances: {}", instance_names.join(", "))),
+                };
+                self.push(d, &p.key("instance"), Target::Value);
+            } else if name_ok {
+                let key = (db.instance.clone(), db.name.to_lowercase());
+                if let Some(&first) = seen.get(&key) {
+                    let first_line = span_of(self.tree, &list.index(first).key("name"), Target::Value).line;
+                    self.push(
+                        Diagnostic::error(format!(
+                            "database `{}` is imported twice onto instance `{}` (names ignore case)",
+                            db.name, db.instance
+                        ))
+                        .hint(format!("the first is databases[{first}], line {first_line}")),
+                        &p.key("name"),
+                        Target::Value,
+                    );
+                } else {
+                    seen.insert(key, i);
+                }
+            }
+            if let Some(owner) = &db.owner {
+                if let Err(e) = check_login_name(owner) {
+                    self.error(&p.key("owner"), e);
+                }
+            }
+            if let Some(t) = &db.timeout {
+                if let Err(e) = parse_timeout(t) {
+                    self.error(&p.key("timeout"), e);
+                }
+            }
+            if m.method_of(db) == Method::Api && m.owner_of(db).is_none() {
+                self.push(
+                    Diagnostic::error(format!("database `{}` has no owner, which the API requires", db.name))
+                        .hint("set `defaults.owner` or this database's `owner`"),
+                    &p.key("name"),
+                    Target::Value,
+                );
+            }
+            for (t, tag) in db.tags.iter().enumerate() {
+                if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c == ',') {
+                    self.error(&p.key("tags").index(t), "a tag must be non-empty, without spaces or commas");
+                }
+            }
+            if let Some(keys) = self.files(m, db, &p) {
+                let mut set = keys;
+                set.sort();
+                match file_sets.get(&set) {
+                    Some(&first) => self.push(
+                        Diagnostic::warning(format!(
+                            "the same files are imported as `{}` and as `{}`",
+                            m.databases[first].name, db.name
+                        ))
+                        .hint("legal, but usually a copy-paste slip"),
+                        &p.key("files"),
+                        Target::Key,
+                    ),
+                    None => {
+                        file_sets.insert(set, i);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks one database's file entries; returns their keys when all are good.
+    fn files(&mut self, m: &Manifest, db: &Database, p: &FieldPath) -> Option<Vec<String>> {
+        let Files::List(entries) = &db.files else { return None };
+        let mut keys: Vec<String> = Vec::with_capacity(entries.len());
+        let mut ok = true;
+        for (f, entry) in entries.iter().enumerate() {
+            let fp = p.key("files").index(f);
+            match m.s3.key_of(entry) {
+                Ok(key) => {
+                    if let Some(first) = keys.iter().position(|k| *k == key) {
+                        self.error(&fp, format!("`{key}` is listed twice (also files[{first}])"));
+                        ok = false;
+                    }
+                    if key.to_ascii_lowercase().ends_with(".trn") {
+                        self.push(
+                            Diagnostic::warning(format!("`{key}` looks like a transaction log backup"))
+                                .hint("a log backup alone cannot create a database; `plan` checks the headers"),
+                            &fp,
+                            Target::Value,
+                        );
+                    }
+                    keys.push(key);
+                }
+                Err(e) => {
+                    self.error(&fp, e);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(keys)
+    }
+
+    fn instances(&mut self, m: &mut Manifest) {
+        let mut methods: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+        for db in &m.databases {
+            let used = methods.entry(db.instance.as_str()).or_default();
+            match m.method_of(db) {
+                Method::Api => used.0 = true,
+                Method::Sql => used.1 = true,
+            }
+        }
+        let methods: BTreeMap<String, (bool, bool)> =
+            methods.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let list = FieldPath::root().key("instances");
+        for (id, inst) in m.instances.iter_mut() {
+            let p = list.key(id);
+            let (uses_api, uses_sql) = methods.get(id).copied().unwrap_or_default();
+            if !uses_api && !uses_sql {
+                self.push(
+                    Diagnostic::warning(format!("instance `{id}` is not used by any database")),
+                    &p,
+                    Target::Key,
+                );
+            }
+            if let Some(api) = inst.api.as_mut() {
+                let ap = p.key("api");
+                if let Some(e) = &api.endpoint {
+                    self.endpoint(e, &ap.key("endpoint"));
+                }
+                api.token = self.secret(api.token.take(), api.token_file.as_deref(), &ap, ("token", "token_file"));
+                if let Some(key) = &api.service_account_key_path {
+                    let full = self.dir.join(key);
+                    if let Err(e) = std::fs::metadata(&full) {
+                        self.error(&ap.key("service_account_key_path"), format!("cannot read `{}`: {e}", full.display()));
+                    }
+                }
+            }
+            if let Some(sql) = inst.sql.as_mut() {
+                let sp = p.key("sql");
+                sql.password =
+                    self.secret(sql.password.take(), sql.password_file.as_deref(), &sp, ("password", "password_file"));
+            }
+            if uses_api {
+                let missing: Vec<&str> = [
+                    ("project_id", inst.project_id.as_deref()),
+                    ("region", inst.region.as_deref()),
+                    ("instance_id", inst.instance_id.as_deref()),
+                ]
+                .into_iter()
+                .filter(|(_, v)| v.is_none_or(str::is_empty))
+                .map(|(k, _)| k)
+                .collect();
+                if !missing.is_empty() {
+                    self.push(
+                        Diagnostic::error(format!(
+                            "instance `{id}` is used with method `api` but has no {}",
+                            missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                        )),
+                        &p,
+                        Target::Key,
+                    );
+                }
+                let api = inst.api.as_ref();
+                let has_source = api.is_some_and(|a| a.token.is_some() || a.service_account_key_path.is_some())
+                    || [TOKEN_ENV, KEY_PATH_ENV].iter().any(|v| (self.env)(v).is_some_and(|x| !x.is_empty()));
+                let source_broken = api.is_some_and(|a| a.token_file.is_some() && a.token.is_none());
+                if !has_source && !source_broken {
+                    self.push(
+                        Diagnostic::error(format!("instance `{id}` is used with method `api` but has no token source"))
+                            .hint(format!(
+                                "set `api.token`, `api.token_file` or `api.service_account_key_path`, \
+                                 or the environment variable {TOKEN_ENV} or {KEY_PATH_ENV}"
+                            )),
+                        &p,
+                        Target::Key,
+                    );
+                }
+            }
+            if uses_sql {
+                let sql = inst.sql.as_ref();
+                let mut missing = Vec::new();
+                if sql.and_then(|s| s.host.as_deref()).is_none_or(str::is_empty) {
+                    missing.push("`sql.host`");
+                }
+                if sql.and_then(|s| s.user.as_deref()).is_none_or(str::is_empty) {
+                    missing.push("`sql.user`");
+                }
+                let password_file_broken = sql.is_some_and(|s| s.password_file.is_some() && s.password.is_none());
+                if sql.and_then(|s| s.password.as_ref()).is_none() && !password_file_broken {
+                    missing.push("`sql.password` or `sql.password_file`");
+                }
+                if !missing.is_empty() {
+                    self.push(
+                        Diagnostic::error(format!(
+                            "instance `{id}` is used with method `sql` but has no {}",
+                            missing.join(", ")
+                        )),
+                        &p,
+                        Target::Key,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// S3 bucket naming rules (3-63 characters, lowercase, digits, `.`, `-`).
+fn check_bucket(bucket: &str) -> Result<(), String> {
+    let valid_chars = bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    let ends_ok = bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if (3..=63).contains(&bucket.len()) && valid_chars && ends_ok && !bucket.contains("..") {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{bucket}` is not a valid bucket name (3-63 lowercase letters, digits, `.` and `-`)"
+        ))
+    }
+}
+
+/// An endpoint must be an absolute http(s) URL; plain http only on loopback,
+/// since tokens and S3 signatures travel over it.
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let url = url::Url::parse(endpoint).map_err(|e| format!("`{endpoint}` is not a URL ({e})"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(format!("`{endpoint}` has no host")),
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!("`{endpoint}` uses plain http; only loopback endpoints may, use https")),
+        other => Err(format!("`{endpoint}` has scheme `{other}`; use https")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_need_https_except_on_loopback() {
+        assert!(check_endpoint("https://object.storage.eu01.onstackit.cloud").is_ok());
+        assert!(check_endpoint("http://127.0.0.1:9000").is_ok());
+        assert!(check_endpoint("http://localhost:9000").is_ok());
+        assert!(check_endpoint("http://[::1]:9000").is_ok());
+        assert!(check_endpoint("http://example.com").unwrap_err().contains("plain http"));
+        assert!(check_endpoint("ftp://example.com").unwrap_err().contains("scheme"));
+        assert!(check_endpoint("not a url").is_err());
+    }
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        assert!(check_bucket("migration-backups").is_ok());
+        for bad in ["ab", "Upper", "-start", "end-", "a..b", "under_score"] {
+            assert!(check_bucket(bad).is_err(), "{bad}");
+        }
+    }
+}

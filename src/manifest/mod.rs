@@ -1,0 +1,252 @@
+//! Loading a manifest: read, parse with positions, interpolate `${VAR}`,
+//! check the structure against the schema, type it, run the semantic checks.
+//! Every stage reports all it finds before the load gives up, so one run of
+//! `validate` shows every problem of the file.
+
+pub mod checks;
+pub mod interpolate;
+pub mod model;
+pub mod names;
+pub mod path;
+pub mod select;
+pub mod structure;
+pub mod yaml;
+
+pub use model::*;
+
+use crate::diagnostic::{Diagnostic, Location, Source};
+use path::FieldPath;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use yaml::{Node, Span};
+
+/// Largest manifest read. A 10,000-database manifest is about 1.5 MiB.
+pub const MAX_MANIFEST_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A manifest that passed every check.
+#[derive(Debug)]
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub source: SourceText,
+    pub warnings: Vec<Diagnostic>,
+    /// The folder of the manifest; relative paths in it are resolved from here.
+    pub dir: PathBuf,
+}
+
+/// A manifest that did not, with everything found wrong.
+#[derive(Debug)]
+pub struct Rejected {
+    pub source: SourceText,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The manifest's text with literal secrets masked, ready for snippets.
+#[derive(Debug, Clone)]
+pub struct SourceText {
+    pub name: String,
+    pub text: String,
+}
+
+impl SourceText {
+    pub fn as_source(&self) -> Source {
+        Source { name: self.name.clone(), text: self.text.clone() }
+    }
+}
+
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, for [`load`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+pub fn load(path: &Path, env: Env) -> Result<Loaded, Rejected> {
+    let name = path.display().to_string();
+    let reject = |message: String| Rejected {
+        source: SourceText { name: name.clone(), text: String::new() },
+        diagnostics: vec![Diagnostic::error(message)],
+    };
+    let file = std::fs::File::open(path).map_err(|e| reject(format!("cannot open `{name}`: {e}")))?;
+    // Read through `take` rather than trusting metadata: the manifest may be
+    // a pipe or a device.
+    let mut bytes = Vec::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| reject(format!("cannot read `{name}`: {e}")))?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(reject(format!(
+            "`{name}` is larger than {} MiB; a manifest of 10,000 databases is about 2 MiB",
+            MAX_MANIFEST_BYTES / (1024 * 1024)
+        )));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+            let column = valid.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+            let mut rejected = reject(format!("`{name}` is not UTF-8 text"));
+            rejected.diagnostics[0].location = Some(Location { line, column, len: 1 });
+            return Err(rejected);
+        }
+    };
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    load_str(&name, &text, &dir, env)
+}
+
+pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, Rejected> {
+    let reject = |text: String, diagnostics| Rejected {
+        source: SourceText { name: name.to_owned(), text },
+        diagnostics,
+    };
+    let mut tree = match yaml::parse(text) {
+        Ok(tree) => tree,
+        Err(e) => {
+            let d = Diagnostic::error(e.message).at("", Some(location(e.span)));
+            return Err(reject(text.to_owned(), vec![d]));
+        }
+    };
+    let mut diagnostics = Vec::new();
+
+    let secret_spans = literal_secrets(&tree);
+    for (path, span) in &secret_spans {
+        diagnostics.push(
+            Diagnostic::warning("a secret is written into the manifest")
+                .at(path.to_string(), Some(location(*span)))
+                .hint("use `${ENV_VAR}` or the matching `*_file` key, so the file can be shared"),
+        );
+    }
+    let shown = mask(text, secret_spans.iter().map(|(_, s)| *s));
+
+    interpolate_tree(&mut tree, &FieldPath::root(), env, &mut diagnostics);
+
+    let mut problems = Vec::new();
+    let json = structure::to_json(&tree, &FieldPath::root(), &mut problems);
+    for (path, message) in problems {
+        let span = path::span_of(&tree, &path, path::Target::Value);
+        diagnostics.push(Diagnostic::error(message).at(path.to_string(), Some(location(span))));
+    }
+    diagnostics.extend(structure::check(&tree, &json));
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(reject(shown, diagnostics));
+    }
+
+    let mut manifest: Manifest = match serde_json::from_value(json) {
+        Ok(m) => m,
+        // The schema was satisfied, so this is a gap between schema and
+        // model; still a diagnostic, never a panic.
+        Err(e) => {
+            diagnostics.push(Diagnostic::error(format!("the manifest does not fit the model: {e}")));
+            return Err(reject(shown, diagnostics));
+        }
+    };
+    let mut checker = checks::Checker::new(&tree, env, dir);
+    checker.run(&mut manifest);
+    diagnostics.extend(checker.diagnostics);
+    sort(&mut diagnostics);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(reject(shown, diagnostics));
+    }
+    Ok(Loaded {
+        manifest,
+        source: SourceText { name: name.to_owned(), text: shown },
+        warnings: diagnostics,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// Diagnostics in file order, so the output reads top to bottom.
+fn sort(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by_key(|d| d.location.map(|l| (l.line, l.column)).unwrap_or((0, 0)));
+}
+
+pub(crate) fn location(span: Span) -> Location {
+    Location {
+        line: span.line.max(1),
+        column: span.col + 1,
+        len: span.end.saturating_sub(span.start).max(1),
+    }
+}
+
+/// Keys whose values are secrets wherever they appear.
+const SECRET_KEYS: &[&str] = &["access_key", "secret_key", "token", "password"];
+
+/// Secrets written as literal text, with their positions. A value that is
+/// exactly one `${VAR}` reference is not a literal secret.
+fn literal_secrets(tree: &Node) -> Vec<(FieldPath, Span)> {
+    let mut out = Vec::new();
+    let mut stack = vec![(tree, FieldPath::root())];
+    while let Some((node, path)) = stack.pop() {
+        match node {
+            Node::Map(entries, _) => {
+                for e in entries {
+                    let p = path.key(&e.key);
+                    match &e.value {
+                        Node::Scalar(s) if SECRET_KEYS.contains(&e.key.as_str()) => {
+                            let t = s.text.trim();
+                            let reference = t.starts_with("${") && t.ends_with('}') && t.matches("${").count() == 1;
+                            if !t.is_empty() && !reference {
+                                out.push((p, s.span));
+                            }
+                        }
+                        other => stack.push((other, p)),
+                    }
+                }
+            }
+            Node::Seq(items, _) => {
+                stack.extend(items.iter().enumerate().map(|(i, n)| (n, path.index(i))));
+            }
+            Node::Scalar(_) => {}
+        }
+    }
+    out
+}
+
+/// The text with the given character ranges replaced by `*`, keeping every
+/// column where it was.
+fn mask(text: &str, spans: impl Iterator<Item = Span>) -> String {
+    let mut spans: Vec<Span> = spans.collect();
+    if spans.is_empty() {
+        return text.to_owned();
+    }
+    spans.sort_by_key(|s| s.start);
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    for (idx, c) in text.chars().enumerate() {
+        while i < spans.len() && spans[i].end <= idx {
+            i += 1;
+        }
+        let inside = spans.get(i).is_some_and(|s| s.start <= idx && idx < s.end);
+        out.push(if inside && c != '\n' { '*' } else { c });
+    }
+    out
+}
+
+fn interpolate_tree(node: &mut Node, path: &FieldPath, env: Env, out: &mut Vec<Diagnostic>) {
+    match node {
+        Node::Scalar(s) => {
+            if let Err(errors) = interpolate::interpolate(&s.text, env).map(|t| s.text = t) {
+                for e in errors {
+                    let d = Diagnostic::error(e.to_string()).at(path.to_string(), Some(location(s.span)));
+                    out.push(match e {
+                        interpolate::InterpolateError::Unset(name) => d.hint(format!(
+                            "export {name}=..., or write `${{{name}:-default}}` for a fallback"
+                        )),
+                        _ => d.hint("write `$$` for a literal `$`"),
+                    });
+                }
+            }
+        }
+        Node::Seq(items, _) => {
+            for (i, n) in items.iter_mut().enumerate() {
+                interpolate_tree(n, &path.index(i), env, out);
+            }
+        }
+        Node::Map(entries, _) => {
+            for e in entries {
+                let p = path.key(&e.key);
+                interpolate_tree(&mut e.value, &p, env, out);
+            }
+        }
+    }
+}

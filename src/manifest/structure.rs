@@ -1,0 +1,299 @@
+//! The structural check: the manifest, as JSON, against the JSON Schema that
+//! is generated from the model. Every violation is reported (not just the
+//! first), in words for the manifest author, at the place in the source.
+
+use super::model::Manifest;
+use super::path::{FieldPath, Seg, Target, span_of};
+use super::yaml::{Node, Typed};
+use crate::diagnostic::Diagnostic;
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::paths::LocationSegment;
+use jsonschema::{ValidationError, Validator};
+use serde_json::{Map, Value};
+use std::sync::LazyLock;
+
+/// The manifest's JSON Schema, as `sqlflex-import schema` prints it.
+pub fn schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(Manifest)).expect("the schema serializes")
+}
+
+static SCHEMA: LazyLock<(Value, Validator)> = LazyLock::new(|| {
+    let schema = schema();
+    let validator = jsonschema::validator_for(&schema).expect("the generated schema is valid");
+    (schema, validator)
+});
+
+/// Converts the (interpolated) YAML tree to JSON, typing plain scalars.
+/// Scalars whose tag cannot apply are reported and become null.
+pub fn to_json(node: &Node, path: &FieldPath, problems: &mut Vec<(FieldPath, String)>) -> Value {
+    match node {
+        Node::Scalar(s) => match s.typed() {
+            Ok(Typed::Null) => Value::Null,
+            Ok(Typed::Bool(b)) => Value::Bool(b),
+            Ok(Typed::Int(i)) => Value::from(i),
+            Ok(Typed::Float(f)) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+            Ok(Typed::Str(t)) => Value::String(t.to_owned()),
+            Err(e) => {
+                problems.push((path.clone(), e));
+                Value::Null
+            }
+        },
+        Node::Seq(items, _) => Value::Array(
+            items.iter().enumerate().map(|(i, n)| to_json(n, &path.index(i), problems)).collect(),
+        ),
+        Node::Map(entries, _) => Value::Object(
+            entries
+                .iter()
+                .map(|e| (e.key.clone(), to_json(&e.value, &path.key(&e.key), problems)))
+                .collect::<Map<_, _>>(),
+        ),
+    }
+}
+
+pub fn check(tree: &Node, value: &Value) -> Vec<Diagnostic> {
+    let (schema, validator) = &*SCHEMA;
+    let mut out = Vec::new();
+    for error in validator.iter_errors(value) {
+        describe(tree, schema, value, &error, &mut out);
+    }
+    out
+}
+
+fn field_path(error: &ValidationError<'_>) -> FieldPath {
+    FieldPath(
+        error
+            .instance_path()
+            .iter()
+            .map(|seg| match seg {
+                LocationSegment::Property(p) => Seg::Key(p.into_owned()),
+                LocationSegment::Index(i) => Seg::Index(i),
+            })
+            .collect(),
+    )
+}
+
+fn describe(tree: &Node, schema: &Value, value: &Value, error: &ValidationError<'_>, out: &mut Vec<Diagnostic>) {
+    let path = field_path(error);
+    let at_value = |d: Diagnostic| {
+        let span = span_of(tree, &path, Target::Value);
+        d.at(path.to_string(), Some(super::location(span)))
+    };
+    let name = match path.0.last() {
+        Some(Seg::Key(k)) => format!("`{k}`"),
+        Some(Seg::Index(i)) => format!("item {i}"),
+        None => "the manifest".to_owned(),
+    };
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let allowed = property_names(schema, &path);
+            for key in unexpected {
+                let key_path = path.key(key);
+                let span = span_of(tree, &key_path, Target::Key);
+                let mut d = Diagnostic::error(format!("unknown key `{key}`"))
+                    .at(key_path.to_string(), Some(super::location(span)));
+                d = match closest(key, &allowed) {
+                    Some(near) => d.hint(format!("did you mean `{near}`?")),
+                    None if !allowed.is_empty() => {
+                        d.hint(format!("allowed keys here: {}", allowed.join(", ")))
+                    }
+                    None => d,
+                };
+                out.push(d);
+            }
+        }
+        ValidationErrorKind::Required { property } => {
+            let key = property.as_str().unwrap_or_default();
+            let span = span_of(tree, &path, Target::Key);
+            let where_ = if path.0.is_empty() { "the manifest".to_owned() } else { format!("`{path}`") };
+            out.push(
+                Diagnostic::error(format!("missing required key `{key}` in {where_}"))
+                    .at(path.key(key).to_string(), Some(super::location(span))),
+            );
+        }
+        ValidationErrorKind::Type { kind } => {
+            let found = json_type(lookup(value, &path));
+            out.push(at_value(Diagnostic::error(format!(
+                "{name} must be {}, not {found}",
+                expected_types(kind)
+            ))));
+        }
+        ValidationErrorKind::Enum { options } => {
+            let options: Vec<String> = options
+                .as_array()
+                .map(|a| a.iter().map(|o| format!("`{}`", o.as_str().unwrap_or("null"))).collect())
+                .unwrap_or_default();
+            out.push(at_value(
+                Diagnostic::error(format!("{name} must be one of {}", options.join(", ")))
+                    .hint(near_value(lookup(value, &path), &options)),
+            ));
+        }
+        ValidationErrorKind::Minimum { limit } => {
+            out.push(at_value(Diagnostic::error(format!("{name} must be at least {limit}"))));
+        }
+        ValidationErrorKind::Maximum { limit } => {
+            out.push(at_value(Diagnostic::error(format!("{name} must be at most {limit}"))));
+        }
+        ValidationErrorKind::MinLength { limit: 1 }
+        | ValidationErrorKind::MinItems { limit: 1 }
+        | ValidationErrorKind::MinProperties { limit: 1 } => {
+            out.push(at_value(Diagnostic::error(format!("{name} must not be empty"))));
+        }
+        ValidationErrorKind::MinLength { limit } => {
+            out.push(at_value(Diagnostic::error(format!("{name} must have at least {limit} characters"))));
+        }
+        ValidationErrorKind::MaxLength { limit } => {
+            out.push(at_value(Diagnostic::error(format!("{name} must have at most {limit} characters"))));
+        }
+        ValidationErrorKind::MinItems { limit } => {
+            out.push(at_value(Diagnostic::error(format!("{name} must have at least {limit} items"))));
+        }
+        ValidationErrorKind::Pattern { .. } => {
+            let d = Diagnostic::error(format!("{name} has the wrong format"));
+            let d = match path.0.last() {
+                Some(Seg::Key(k)) if k == "timeout" => d.hint("write a duration such as `2h`, `90m` or `1h 30m`"),
+                _ => d,
+            };
+            out.push(at_value(d));
+        }
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            // Keep only the alternatives whose shape fits (an object against the
+            // `{prefix}` form, a list against the list form) and explain those.
+            let fitting: Vec<_> = context
+                .iter()
+                .filter(|errors| {
+                    !errors.iter().any(|e| {
+                        matches!(e.kind(), ValidationErrorKind::Type { .. }) && field_path(e) == path
+                    })
+                })
+                .collect();
+            match fitting.as_slice() {
+                [only] => only.iter().for_each(|e| describe(tree, schema, value, e, out)),
+                _ => out.push(at_value(
+                    Diagnostic::error(format!("{name} has none of the allowed forms"))
+                        .hint(forms_hint(&path)),
+                )),
+            }
+        }
+        other => {
+            // A rule the model does not use today; name it without quoting the
+            // value, which could be a secret.
+            out.push(at_value(Diagnostic::error(format!(
+                "{name} breaks the schema's `{}` rule",
+                other.keyword()
+            ))));
+        }
+    }
+}
+
+fn forms_hint(path: &FieldPath) -> String {
+    match path.0.last() {
+        Some(Seg::Key(k)) if k == "files" => {
+            "`files` is a list of keys or s3:// URIs, or a mapping `{prefix: some/folder/}`".into()
+        }
+        _ => "see `sqlflex-import schema` for the allowed forms".into(),
+    }
+}
+
+fn expected_types(kind: &TypeKind) -> String {
+    let names: Vec<String> = match kind {
+        TypeKind::Single(t) => vec![t.to_string()],
+        TypeKind::Multiple(set) => set.iter().filter(|t| t.to_string() != "null").map(|t| t.to_string()).collect(),
+    };
+    let words: Vec<&str> = names
+        .iter()
+        .map(|t| match t.as_str() {
+            "object" => "a mapping",
+            "array" => "a list",
+            "string" => "a string",
+            "integer" => "a whole number",
+            "number" => "a number",
+            "boolean" => "true or false",
+            _ => "null",
+        })
+        .collect();
+    words.join(" or ")
+}
+
+fn json_type(value: Option<&Value>) -> &'static str {
+    match value {
+        None | Some(Value::Null) => "empty",
+        Some(Value::Bool(_)) => "true/false",
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => "a whole number",
+        Some(Value::Number(_)) => "a number",
+        Some(Value::String(_)) => "a string",
+        Some(Value::Array(_)) => "a list",
+        Some(Value::Object(_)) => "a mapping",
+    }
+}
+
+fn lookup<'v>(value: &'v Value, path: &FieldPath) -> Option<&'v Value> {
+    path.0.iter().try_fold(value, |v, seg| match seg {
+        Seg::Key(k) => v.get(k.as_str()),
+        Seg::Index(i) => v.get(*i),
+    })
+}
+
+fn near_value(found: Option<&Value>, options: &[String]) -> String {
+    let found = found.and_then(Value::as_str).unwrap_or_default();
+    let bare: Vec<String> = options.iter().map(|o| o.trim_matches('`').to_owned()).collect();
+    match closest(found, &bare) {
+        Some(near) => format!("did you mean `{near}`?"),
+        None => format!("use one of {}", options.join(", ")),
+    }
+}
+
+/// The nearest candidate by edit distance, if it is near enough to be a typo.
+pub fn closest(word: &str, candidates: &[String]) -> Option<String> {
+    let lower = word.to_lowercase();
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.chars().count() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.clone())
+}
+
+/// The keys the schema allows for the mapping at `path`.
+fn property_names(schema: &Value, path: &FieldPath) -> Vec<String> {
+    let mut current = vec![resolve(schema, schema)];
+    for seg in &path.0 {
+        current = current
+            .into_iter()
+            .flat_map(|s| alternatives(schema, s))
+            .filter_map(|s| match seg {
+                Seg::Key(k) => s
+                    .get("properties")
+                    .and_then(|p| p.get(k.as_str()))
+                    .or_else(|| s.get("additionalProperties").filter(|a| a.is_object())),
+                Seg::Index(_) => s.get("items"),
+            })
+            .map(|s| resolve(schema, s))
+            .collect();
+    }
+    let mut names: Vec<String> = current
+        .into_iter()
+        .flat_map(|s| alternatives(schema, s))
+        .filter_map(|s| s.get("properties").and_then(Value::as_object))
+        .flat_map(|p| p.keys().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn alternatives<'s>(root: &'s Value, s: &'s Value) -> Vec<&'s Value> {
+    let mut out = vec![s];
+    for key in ["anyOf", "oneOf"] {
+        if let Some(list) = s.get(key).and_then(Value::as_array) {
+            out.extend(list.iter().map(|b| resolve(root, b)));
+        }
+    }
+    out
+}
+
+fn resolve<'s>(root: &'s Value, s: &'s Value) -> &'s Value {
+    match s.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
+        Some(pointer) => root.pointer(pointer).map_or(s, |t| resolve(root, t)),
+        None => s,
+    }
+}

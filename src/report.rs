@@ -1,0 +1,1 @@
+//! Final reports of a run (summary table, JSON, JUnit). Not built yet.

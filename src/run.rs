@@ -1,0 +1,2 @@
+//! `apply`'s engine: scheduling, submission, waiting, retries and the
+//! journal. Not built yet.
