@@ -74,10 +74,13 @@ pub fn media_set_id_for(database: &str, count: u16) -> Guid {
 struct Buf(Vec<u8>);
 
 impl Buf {
-    fn put(&mut self, at: usize, bytes: &[u8]) {
-        if self.0.len() < at + bytes.len() {
-            self.0.resize(at + bytes.len(), 0);
+    fn reserve(&mut self, end: usize) {
+        if self.0.len() < end {
+            self.0.resize(end, 0);
         }
+    }
+    fn put(&mut self, at: usize, bytes: &[u8]) {
+        self.reserve(at + bytes.len());
         self.0[at..at + bytes.len()].copy_from_slice(bytes);
     }
     fn u16(&mut self, at: usize, v: u16) {
@@ -100,6 +103,7 @@ impl Buf {
     }
     /// Writes a DBLK common header at `at` and seals its checksum.
     fn block(&mut self, at: usize, kind: &[u8; 4], first_stream: usize, attributes: u32) {
+        self.reserve(at + COMMON_HEADER_LEN);
         self.put(at, kind);
         self.u32(at + 4, attributes);
         self.u16(at + 8, first_stream as u16);
@@ -110,14 +114,17 @@ impl Buf {
     }
     /// Writes a stream header at `at`; the data follows it.
     fn stream(&mut self, at: usize, id: &[u8; 4], len: u64, encryption: u16) {
+        self.reserve(at + STREAM_HEADER_LEN);
         self.put(at, id);
         self.u64(at + 8, len);
         self.u16(at + 16, encryption);
         let sum = mtf::xor_checksum(&self.0[at..at + 20]);
         self.u16(at + 20, sum);
     }
-    /// An SPAD stream from `at` to the next block boundary; returns it.
+    /// An SPAD stream from `at` (4-aligned, as every stream) to the next
+    /// block boundary; returns the boundary.
     fn pad_to_block(&mut self, at: usize) -> usize {
+        let at = at.next_multiple_of(4);
         let mut end = at.next_multiple_of(BLOCK);
         if end - at < STREAM_HEADER_LEN {
             end += BLOCK;

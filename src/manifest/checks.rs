@@ -1,7 +1,7 @@
 //! The semantic checks that need the typed manifest: names, references,
 //! duplicates, files, what each import method requires, and the secret files.
 
-use super::model::{Database, Files, Manifest, Method, parse_timeout};
+use super::model::{Concurrency, Database, Defaults, Files, Manifest, Method, S3, parse_timeout};
 use super::names::{check_database_name, check_login_name};
 use super::path::{FieldPath, Target, span_of};
 use super::structure::closest;
@@ -14,6 +14,69 @@ use std::path::Path;
 /// Environment variables that stand in for `api.token` / the key path.
 pub const TOKEN_ENV: &str = "STACKIT_SERVICE_ACCOUNT_TOKEN";
 pub const KEY_PATH_ENV: &str = "STACKIT_SERVICE_ACCOUNT_KEY_PATH";
+
+/// What the checks look at: the manifest with any structurally broken part
+/// left out, so one run reports structural and semantic problems together.
+pub struct Parts {
+    pub manifest: Manifest,
+    /// Where each entry of `manifest.databases` stands in the file.
+    pub db_index: Vec<usize>,
+    /// Every instance key in the file, including instances left out.
+    pub instance_names: Vec<String>,
+    /// False when `s3` was broken and `manifest.s3` is a stand-in.
+    pub s3_ok: bool,
+}
+
+impl Parts {
+    pub fn from_json(json: &serde_json::Value) -> Parts {
+        fn part<T: serde::de::DeserializeOwned>(v: Option<&serde_json::Value>) -> Option<T> {
+            v.and_then(|v| T::deserialize(v).ok())
+        }
+        let s3: Option<S3> = part(json.get("s3"));
+        let raw_instances = json.get("instances").and_then(|i| i.as_object());
+        let instance_names = raw_instances.map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        let instances = raw_instances
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| part(Some(v)).map(|i| (k.clone(), i)))
+            .collect();
+        let (db_index, databases) = json
+            .get("databases")
+            .and_then(|d| d.as_array())
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, v)| part::<Database>(Some(v)).map(|d| (i, d)))
+            .unzip();
+        Parts {
+            manifest: Manifest {
+                version: json.get("version").and_then(|v| v.as_u64()).unwrap_or(1) as u32,
+                // Field by field: one bad default must not hide the others
+                // (a lost `owner` would make every API database an error).
+                defaults: json.get("defaults").map_or_else(Defaults::default, |d| Defaults {
+                    method: part(d.get("method")),
+                    owner: part(d.get("owner")),
+                    on_exists: part(d.get("on_exists")),
+                    timeout: part(d.get("timeout")),
+                }),
+                concurrency: part::<Concurrency>(json.get("concurrency")).unwrap_or_default(),
+                s3: s3.clone().unwrap_or_else(|| S3 {
+                    endpoint: String::new(),
+                    bucket: String::new(),
+                    access_key: Secret::default(),
+                    secret_key: None,
+                    secret_key_file: None,
+                    region: None,
+                }),
+                instances,
+                databases,
+            },
+            db_index,
+            instance_names,
+            s3_ok: s3.is_some(),
+        }
+    }
+}
 
 pub struct Checker<'a> {
     tree: &'a Node,
@@ -36,8 +99,11 @@ impl<'a> Checker<'a> {
         self.push(Diagnostic::error(message), path, Target::Value);
     }
 
-    pub fn run(&mut self, m: &mut Manifest) {
-        self.s3(m);
+    pub fn run(&mut self, parts: &mut Parts) {
+        if parts.s3_ok {
+            self.s3(&mut parts.manifest);
+        }
+        let m = &mut parts.manifest;
         let root = FieldPath::root();
         if let Some(owner) = &m.defaults.owner {
             if let Err(e) = check_login_name(owner) {
@@ -49,8 +115,8 @@ impl<'a> Checker<'a> {
                 self.error(&root.key("defaults").key("timeout"), e);
             }
         }
-        self.databases(m);
-        self.instances(m);
+        self.databases(parts);
+        self.instances(&mut parts.manifest);
     }
 
     fn s3(&mut self, m: &mut Manifest) {
@@ -125,14 +191,15 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn databases(&mut self, m: &Manifest) {
+    fn databases(&mut self, parts: &Parts) {
+        let m = &parts.manifest;
         let list = FieldPath::root().key("databases");
-        // (instance, lowercase name) -> index of the first database with it.
+        // (instance, lowercase name) -> where the first database with it is.
         let mut seen: HashMap<(String, String), usize> = HashMap::new();
-        let mut file_sets: HashMap<Vec<String>, usize> = HashMap::new();
-        let instance_names: Vec<String> = m.instances.keys().cloned().collect();
+        let mut file_sets: HashMap<Vec<String>, (usize, &str)> = HashMap::new();
+        let instance_names = &parts.instance_names;
 
-        for (i, db) in m.databases.iter().enumerate() {
+        for (db, &i) in m.databases.iter().zip(&parts.db_index) {
             let p = list.index(i);
             let name_ok = match check_database_name(&db.name) {
                 Ok(()) => true,
@@ -141,9 +208,9 @@ impl<'a> Checker<'a> {
                     false
                 }
             };
-            if !m.instances.contains_key(&db.instance) {
+            if !instance_names.contains(&db.instance) {
                 let d = Diagnostic::error(format!("there is no instance `{}` in `instances`", db.instance));
-                let d = match closest(&db.instance, &instance_names) {
+                let d = match closest(&db.instance, instance_names) {
                     Some(near) => d.hint(format!("did you mean `{near}`?")),
                     None => d.hint(format!("defined instances: {}", instance_names.join(", "))),
                 };
@@ -188,21 +255,24 @@ impl<'a> Checker<'a> {
                     self.error(&p.key("tags").index(t), "a tag must be non-empty, without spaces or commas");
                 }
             }
+            if !parts.s3_ok {
+                continue; // File entries are checked against the bucket.
+            }
             if let Some(keys) = self.files(m, db, &p) {
                 let mut set = keys;
                 set.sort();
                 match file_sets.get(&set) {
-                    Some(&first) => self.push(
+                    Some(&(_, first_name)) => self.push(
                         Diagnostic::warning(format!(
-                            "the same files are imported as `{}` and as `{}`",
-                            m.databases[first].name, db.name
+                            "the same files are imported as `{first_name}` and as `{}`",
+                            db.name
                         ))
                         .hint("legal, but usually a copy-paste slip"),
                         &p.key("files"),
                         Target::Key,
                     ),
                     None => {
-                        file_sets.insert(set, i);
+                        file_sets.insert(set, (i, &db.name));
                     }
                 }
             }

@@ -59,6 +59,12 @@ pub fn interpolate(
     if errors.is_empty() { Ok(out) } else { Err(errors) }
 }
 
+/// Whether `text` is exactly one `${...}` reference and nothing else.
+pub fn is_single_reference(text: &str) -> bool {
+    let t = text.trim();
+    t.starts_with("${") && t.ends_with('}') && t.matches("${").count() == 1 && t.matches('}').count() == 1
+}
+
 fn is_var_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')

@@ -102,7 +102,11 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
     let mut tree = match yaml::parse(text) {
         Ok(tree) => tree,
         Err(e) => {
-            let d = Diagnostic::error(e.message).at("", Some(location(e.span)));
+            let mut d = Diagnostic::error(e.message).at("", Some(location(e.span)));
+            let line = text.lines().nth(e.span.line.saturating_sub(1)).unwrap_or_default();
+            if line.contains("${") && (line.contains('{') || line.contains('[')) {
+                d = d.hint("inside `{ }` or `[ ]`, put values with `${VAR}` in quotes: \"${VAR}\"");
+            }
             return Err(reject(text.to_owned(), vec![d]));
         }
     };
@@ -127,26 +131,17 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
         diagnostics.push(Diagnostic::error(message).at(path.to_string(), Some(location(span))));
     }
     diagnostics.extend(structure::check(&tree, &json));
-    if diagnostics.iter().any(Diagnostic::is_error) {
-        return Err(reject(shown, diagnostics));
-    }
+    let structurally_sound = !diagnostics.iter().any(Diagnostic::is_error);
 
-    let mut manifest: Manifest = match serde_json::from_value(json) {
-        Ok(m) => m,
-        // The schema was satisfied, so this is a gap between schema and
-        // model; still a diagnostic, never a panic.
-        Err(e) => {
-            diagnostics.push(Diagnostic::error(format!("the manifest does not fit the model: {e}")));
-            return Err(reject(shown, diagnostics));
-        }
-    };
+    let mut parts = checks::Parts::from_json(&json);
     let mut checker = checks::Checker::new(&tree, env, dir);
-    checker.run(&mut manifest);
+    checker.run(&mut parts);
     diagnostics.extend(checker.diagnostics);
     sort(&mut diagnostics);
-    if diagnostics.iter().any(Diagnostic::is_error) {
+    if !structurally_sound || diagnostics.iter().any(Diagnostic::is_error) {
         return Err(reject(shown, diagnostics));
     }
+    let manifest = parts.manifest;
     Ok(Loaded {
         manifest,
         source: SourceText { name: name.to_owned(), text: shown },
@@ -183,9 +178,7 @@ fn literal_secrets(tree: &Node) -> Vec<(FieldPath, Span)> {
                     let p = path.key(&e.key);
                     match &e.value {
                         Node::Scalar(s) if SECRET_KEYS.contains(&e.key.as_str()) => {
-                            let t = s.text.trim();
-                            let reference = t.starts_with("${") && t.ends_with('}') && t.matches("${").count() == 1;
-                            if !t.is_empty() && !reference {
+                            if !s.text.trim().is_empty() && !interpolate::is_single_reference(&s.text) {
                                 out.push((p, s.span));
                             }
                         }
@@ -225,7 +218,15 @@ fn mask(text: &str, spans: impl Iterator<Item = Span>) -> String {
 fn interpolate_tree(node: &mut Node, path: &FieldPath, env: Env, out: &mut Vec<Diagnostic>) {
     match node {
         Node::Scalar(s) => {
-            if let Err(errors) = interpolate::interpolate(&s.text, env).map(|t| s.text = t) {
+            let whole_reference = interpolate::is_single_reference(&s.text);
+            let result = interpolate::interpolate(&s.text, env).map(|value| {
+                s.text = value;
+                if whole_reference && s.tag.is_none() {
+                    s.plain = true;
+                    s.from_env = true;
+                }
+            });
+            if let Err(errors) = result {
                 for e in errors {
                     let d = Diagnostic::error(e.to_string()).at(path.to_string(), Some(location(s.span)));
                     out.push(match e {

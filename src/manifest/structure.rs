@@ -24,15 +24,23 @@ static SCHEMA: LazyLock<(Value, Validator)> = LazyLock::new(|| {
 });
 
 /// Converts the (interpolated) YAML tree to JSON, typing plain scalars.
-/// Scalars whose tag cannot apply are reported and become null.
+/// A plain number or boolean where the schema wants a string becomes the
+/// string it was written as (`instance_id: 12345`, a numeric password from
+/// `${SQL_PASSWORD}`). Scalars whose tag cannot apply are reported and
+/// become null.
 pub fn to_json(node: &Node, path: &FieldPath, problems: &mut Vec<(FieldPath, String)>) -> Value {
     match node {
         Node::Scalar(s) => match s.typed() {
+            Ok(Typed::Str(t)) => Value::String(t.to_owned()),
+            // `password: ${PW}` with PW=null is the text "null", not no value.
+            Ok(Typed::Null) if s.from_env && !s.text.is_empty() && expects_string(&SCHEMA.0, path) => {
+                Value::String(s.text.clone())
+            }
             Ok(Typed::Null) => Value::Null,
+            Ok(_) if s.tag.is_none() && expects_string(&SCHEMA.0, path) => Value::String(s.text.clone()),
             Ok(Typed::Bool(b)) => Value::Bool(b),
             Ok(Typed::Int(i)) => Value::from(i),
             Ok(Typed::Float(f)) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
-            Ok(Typed::Str(t)) => Value::String(t.to_owned()),
             Err(e) => {
                 problems.push((path.clone(), e));
                 Value::Null
@@ -48,6 +56,22 @@ pub fn to_json(node: &Node, path: &FieldPath, problems: &mut Vec<(FieldPath, Str
                 .collect::<Map<_, _>>(),
         ),
     }
+}
+
+/// Whether the schemas that apply at `path` take a string (or null) and
+/// nothing else.
+fn expects_string(schema: &Value, path: &FieldPath) -> bool {
+    let mut types = schemas_at(schema, path).into_iter().flat_map(|s| match s.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec!["any"],
+    });
+    let mut saw_string = false;
+    let only_strings = types.all(|t| {
+        saw_string |= t == "string";
+        t == "string" || t == "null"
+    });
+    only_strings && saw_string
 }
 
 pub fn check(tree: &Node, value: &Value) -> Vec<Diagnostic> {
@@ -253,8 +277,8 @@ pub fn closest(word: &str, candidates: &[String]) -> Option<String> {
         .map(|(_, c)| c.clone())
 }
 
-/// The keys the schema allows for the mapping at `path`.
-fn property_names(schema: &Value, path: &FieldPath) -> Vec<String> {
+/// The concrete (non-union) schemas that apply to the value at `path`.
+fn schemas_at<'s>(schema: &'s Value, path: &FieldPath) -> Vec<&'s Value> {
     let mut current = vec![resolve(schema, schema)];
     for seg in &path.0 {
         current = current
@@ -270,9 +294,17 @@ fn property_names(schema: &Value, path: &FieldPath) -> Vec<String> {
             .map(|s| resolve(schema, s))
             .collect();
     }
-    let mut names: Vec<String> = current
+    current
         .into_iter()
         .flat_map(|s| alternatives(schema, s))
+        .filter(|s| s.get("anyOf").is_none() && s.get("oneOf").is_none())
+        .collect()
+}
+
+/// The keys the schema allows for the mapping at `path`.
+fn property_names(schema: &Value, path: &FieldPath) -> Vec<String> {
+    let mut names: Vec<String> = schemas_at(schema, path)
+        .into_iter()
         .filter_map(|s| s.get("properties").and_then(Value::as_object))
         .flat_map(|p| p.keys().cloned())
         .collect();

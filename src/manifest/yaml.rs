@@ -55,6 +55,8 @@ pub struct Scalar {
     pub plain: bool,
     /// `!!str`, `!!int`, ... forces the type, whatever the text looks like.
     pub tag: Option<String>,
+    /// The whole text came from one `${VAR}`: typed by what the field needs.
+    pub from_env: bool,
     pub span: Span,
 }
 
@@ -141,6 +143,7 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                     text: text.into_owned(),
                     plain: style == ScalarStyle::Plain,
                     tag: tag.map(|t| t.suffix.clone()),
+                    from_env: false,
                     span,
                 };
                 Some((Node::Scalar(scalar), anchor))
@@ -380,9 +383,12 @@ mod tests {
 
     #[test]
     fn refuses_deep_nesting() {
-        let doc = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let doc = format!("{}{}", "[".repeat(100), "]".repeat(100));
         let err = parse(&doc).unwrap_err();
         assert!(err.message.contains("nesting is deeper"), "{}", err.message);
+        // Far deeper input is stopped by the parser itself, also cleanly.
+        let doc = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&doc).is_err());
     }
 
     #[test]
