@@ -107,7 +107,7 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
             if line.contains("${") && (line.contains('{') || line.contains('[')) {
                 d = d.hint("inside `{ }` or `[ ]`, put values with `${VAR}` in quotes: \"${VAR}\"");
             }
-            return Err(reject(text.to_owned(), vec![d]));
+            return Err(reject(mask_secret_lines(text), vec![d]));
         }
     };
     let mut diagnostics = Vec::new();
@@ -193,6 +193,47 @@ fn literal_secrets(tree: &Node) -> Vec<(FieldPath, Span)> {
         }
     }
     out
+}
+
+/// For text that did not parse (so there is no tree to find secrets in):
+/// after every `access_key:`, `secret_key:`, `token:` or `password:`, the
+/// value up to `,`, `}`, `]`, ` #` or the end of the line becomes `*`, unless
+/// it is a `${VAR}` reference. Errs on the side of masking too much.
+fn mask_secret_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let mut rest = line;
+        while let Some(key_end) = secret_key_end(rest) {
+            let (key, after) = rest.split_at(key_end);
+            let value = after.trim_start_matches([' ', '\t']);
+            out.push_str(key);
+            out.push_str(&after[..after.len() - value.len()]);
+            let end = value.find([',', '}', ']', '\n', '\r']).unwrap_or(value.len());
+            let end = value[..end].find(" #").unwrap_or(end);
+            if value.trim_start_matches(['"', '\'']).starts_with("${") {
+                out.push_str(&value[..end]);
+            } else {
+                out.extend(value[..end].chars().map(|_| '*'));
+            }
+            rest = &value[end..];
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
+/// Byte index just past the colon of the first `<secret key>:` in `text`.
+fn secret_key_end(text: &str) -> Option<usize> {
+    SECRET_KEYS
+        .iter()
+        .flat_map(|key| text.match_indices(key).map(move |(i, _)| (i, key.len())))
+        .filter(|&(i, _)| text[..i].chars().last().is_none_or(|c| !(c.is_alphanumeric() || c == '_')))
+        .filter_map(|(i, len)| {
+            let after = &text[i + len..];
+            let gap = after.len() - after.trim_start_matches([' ', '"', '\'']).len();
+            after[gap..].starts_with(':').then_some(i + len + gap + 1)
+        })
+        .min()
 }
 
 /// The text with the given character ranges replaced by `*`, keeping every
