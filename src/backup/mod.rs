@@ -11,6 +11,10 @@ use mtf::Bytes;
 use serde::Serialize;
 use std::fmt;
 
+/// The descriptor blocks before the data: media, filemark, set, volume and
+/// SQL Server's catalogue.
+const HEADER_BLOCKS: [&[u8; 4]; 5] = [b"TAPE", b"SFMB", b"SSET", b"VOLB", b"MSCI"];
+
 /// How much of a file the reader looks at. SQL Server writes the whole
 /// header section (TAPE, SSET, VOLB, MSCI with the database and file
 /// catalogue) within the first few KiB; 64 KiB leaves room for databases
@@ -177,6 +181,7 @@ pub fn read_header(bytes: &[u8]) -> Result<BackupHeader, HeaderError> {
     let mut machine_name = None;
     let mut info: Option<sqlinfo::SqlInfo> = None;
     let mut encrypted = false;
+    let mut reached_data = false;
 
     mtf::walk(input, |visit| {
         let block = &visit.block;
@@ -196,9 +201,15 @@ pub fn read_header(bytes: &[u8]) -> Result<BackupHeader, HeaderError> {
                 _ => {}
             }
         }
-        // The first data block ends the header section.
-        Ok(&block.kind != b"MSDA")
+        // The first block that is not a header block (MSDA for database
+        // data, MSTL for log data, ...) ends the header section.
+        reached_data = !HEADER_BLOCKS.contains(&&block.kind);
+        Ok(!reached_data)
     })?;
+    if !reached_data && input.len() < HEADER_PREFIX {
+        // The input is the whole file, and it ends inside the header section.
+        return Err(HeaderError::Truncated { offset: input.len(), what: "the backup's header section".into() });
+    }
 
     let tape = tape.ok_or_else(|| HeaderError::Missing("no TAPE block".into()))?;
     let media = media.ok_or_else(|| {
@@ -244,6 +255,11 @@ fn describe_start(input: &[u8]) -> String {
     }
 }
 
+/// The input ended inside `block`'s fixed fields.
+fn truncated(block: &mtf::Block<'_>) -> HeaderError {
+    HeaderError::Truncated { offset: block.offset, what: format!("the {} block", mtf::kind_name(&block.kind)) }
+}
+
 fn corrupt(block: &mtf::Block<'_>, what: String) -> HeaderError {
     HeaderError::Corrupt { offset: block.offset, what: format!("{} block: {what}", mtf::kind_name(&block.kind)) }
 }
@@ -257,8 +273,8 @@ struct Tape {
 impl Tape {
     fn parse(block: &mtf::Block<'_>) -> Result<Self, HeaderError> {
         let b = block.bytes;
-        let field = |at| b.u16_at(at).ok_or_else(|| corrupt(block, "ends inside its fields".into()));
-        let media_family_id = b.u32_at(0x34).ok_or_else(|| corrupt(block, "ends inside its fields".into()))?;
+        let field = |at| b.u16_at(at).ok_or_else(|| truncated(block));
+        let media_family_id = b.u32_at(0x34).ok_or_else(|| truncated(block))?;
         let password_algorithm = field(0x3e)?;
         let password_size = field(0x4c)?;
         Ok(Tape { media_family_id, password_protected: password_algorithm != 0 || password_size != 0 })
@@ -302,7 +318,7 @@ struct SetInfo {
 impl SetInfo {
     fn parse(block: &mtf::Block<'_>) -> Result<Self, HeaderError> {
         let b = block.bytes;
-        let short = || corrupt(block, "ends inside its fields".into());
+        let short = || truncated(block);
         let password_algorithm = b.u16_at(0x38).ok_or_else(short)?;
         let password_size = b.u16_at(0x48).ok_or_else(short)?;
         let string = |at| mtf::string_at(b, at, block.string_type).map_err(|e| corrupt(block, e));

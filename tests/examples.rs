@@ -1,0 +1,117 @@
+//! Every example manifest validates, and the committed schema is current.
+
+mod common;
+
+use common::{bin, project_root, run, write};
+use std::collections::BTreeSet;
+
+#[test]
+fn every_example_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = write(dir.path(), "secret", "s3-secret\n");
+    let token = write(dir.path(), "token", "token\n");
+    let key = write(dir.path(), "key.json", "{}\n");
+    let mut examples: Vec<_> = std::fs::read_dir(project_root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 4, "{examples:?}");
+    for example in examples {
+        let text = std::fs::read_to_string(&example).unwrap();
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=../schemas/manifest.schema.json"),
+            "{} must start with the schema comment for editors",
+            example.display()
+        );
+        let (code, stdout, stderr) = run(bin()
+            .arg("validate")
+            .arg(&example)
+            .envs([
+                ("S3_ACCESS_KEY", "ak"),
+                ("S3_SECRET_KEY", "sk"),
+                ("STACKIT_PROJECT_ID", "project"),
+                ("STACKIT_INSTANCE_ID", "instance"),
+                ("STACKIT_REGION", "eu01"),
+                ("STACKIT_SERVICE_ACCOUNT_TOKEN", "token"),
+                ("PROD_INSTANCE_ID", "prod-instance"),
+                ("REPORTING_INSTANCE_ID", "reporting-instance"),
+                ("STAGING_INSTANCE_ID", "staging-instance"),
+                ("SQL_PASSWORD", "pw"),
+                ("STACKIT_API_ENDPOINT", "http://127.0.0.1:8080"),
+                ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+                ("S3_BUCKET", "sqlflex-demo"),
+                ("SQL_HOST", "127.0.0.1"),
+                ("SQL_PORT", "1433"),
+                ("SQL_USER", "sqlflex"),
+            ])
+            .env("S3_SECRET_KEY_FILE", &secret)
+            .env("STACKIT_TOKEN_FILE", &token)
+            .env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &key));
+        assert_eq!(code, 0, "{}:\n{stderr}", example.display());
+        assert!(stdout.contains(": valid,"), "{stdout}");
+        assert!(!stderr.contains("warning"), "examples are warning-free: {stderr}");
+    }
+}
+
+#[test]
+fn the_committed_schema_is_what_the_command_prints() {
+    let (code, stdout, _) = run(bin().arg("schema"));
+    assert_eq!(code, 0);
+    let committed = std::fs::read_to_string(project_root().join("schemas/manifest.schema.json")).unwrap();
+    assert!(
+        committed == stdout,
+        "schemas/manifest.schema.json is stale: run `cargo run -- schema > schemas/manifest.schema.json`"
+    );
+}
+
+/// Every key path of the schema, `instances.<id>.sql.port` style.
+fn schema_paths(schema: &serde_json::Value) -> BTreeSet<String> {
+    fn walk(root: &serde_json::Value, node: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
+        let node = match node.get("$ref").and_then(|r| r.as_str()) {
+            Some(r) => root.pointer(r.trim_start_matches('#')).unwrap(),
+            None => node,
+        };
+        for key in ["anyOf", "oneOf"] {
+            for branch in node.get(key).and_then(|b| b.as_array()).into_iter().flatten() {
+                walk(root, branch, prefix, out);
+            }
+        }
+        if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
+            for (k, v) in props {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                out.insert(path.clone());
+                walk(root, v, &path, out);
+            }
+        }
+        if let Some(items) = node.get("items") {
+            walk(root, items, &format!("{prefix}[]"), out);
+        }
+        if let Some(extra) = node.get("additionalProperties").filter(|a| a.is_object()) {
+            walk(root, extra, &format!("{prefix}.<id>"), out);
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(schema, schema, "", &mut out);
+    out
+}
+
+#[test]
+fn the_readme_reference_matches_the_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(project_root().join("schemas/manifest.schema.json")).unwrap())
+            .unwrap();
+    let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
+    let documented: BTreeSet<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`').map(|(k, _)| k.to_owned()))
+        .filter(|k| !k.starts_with('-') && !k.contains(' '))
+        .collect();
+    let paths = schema_paths(&schema);
+    let missing: Vec<_> = paths.difference(&documented).collect();
+    assert!(missing.is_empty(), "README's manifest reference lacks {missing:?}");
+    let unknown: Vec<_> = documented.iter().filter(|k| k.contains('.') || paths.contains(*k)).filter(|k| !paths.contains(*k)).collect();
+    assert!(unknown.is_empty(), "README documents keys the schema does not have: {unknown:?}");
+}
