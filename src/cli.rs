@@ -49,8 +49,10 @@ pub enum Format {
 pub enum Command {
     /// Check a manifest offline: schema, names, references, files,
     /// environment variables. Touches nothing remote.
-    #[command(after_help = "Every problem is reported in one run, each with file:line:column, \
-the offending line, the field path and a hint. Exit 0 when valid (warnings allowed), 2 when not.")]
+    #[command(
+        after_help = "Every problem is reported in one run, each with file:line:column, \
+the offending line, the field path and a hint. Exit 0 when valid (warnings allowed), 2 when not."
+    )]
     Validate {
         /// The manifest (YAML).
         manifest: PathBuf,
@@ -70,8 +72,10 @@ the offending line, the field path and a hint. Exit 0 when valid (warnings allow
     Apply(ApplyArgs),
     /// Read .bak headers without a SQL Server (like RESTORE HEADERONLY):
     /// database, server, backup type, media set, stripe, password flag.
-    #[command(after_help = "With several files, also says whether they form one complete \
-stripe set. Exit 1 when a file cannot be read as a backup (the others are still shown).")]
+    #[command(
+        after_help = "With several files, also says whether they form one complete \
+stripe set. Exit 1 when a file cannot be read as a backup (the others are still shown)."
+    )]
     Inspect {
         /// Local paths or s3:// URIs.
         #[arg(required = true)]
@@ -85,9 +89,7 @@ stripe set. Exit 1 when a file cannot be read as a backup (the others are still 
     /// examples/demo.yaml against it.
     Demo,
     /// Print shell completions: `sqlflex-import completions bash > /etc/bash_completion.d/sqlflex-import`.
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -42,7 +42,10 @@ impl Diagnostic {
     }
 
     pub fn warning(message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(message)
+        }
     }
 
     pub fn at(mut self, path: impl Into<String>, location: Option<Location>) -> Self {
@@ -74,8 +77,9 @@ impl Source {
     }
 }
 
+/// A diagnostic as `--format json` shows it.
 #[derive(Serialize)]
-struct JsonDiagnostic<'a> {
+pub struct JsonDiagnostic<'a> {
     file: &'a str,
     line: Option<usize>,
     column: Option<usize>,
@@ -86,8 +90,8 @@ struct JsonDiagnostic<'a> {
     hint: Option<&'a str>,
 }
 
-pub fn to_json(source: &Source, diagnostics: &[Diagnostic]) -> serde_json::Value {
-    let items: Vec<_> = diagnostics
+pub fn to_json<'a>(source: &'a Source, diagnostics: &'a [Diagnostic]) -> Vec<JsonDiagnostic<'a>> {
+    diagnostics
         .iter()
         .map(|d| JsonDiagnostic {
             file: &source.name,
@@ -98,8 +102,7 @@ pub fn to_json(source: &Source, diagnostics: &[Diagnostic]) -> serde_json::Value
             message: &d.message,
             hint: d.hint.as_deref(),
         })
-        .collect();
-    serde_json::to_value(items).expect("diagnostics serialize")
+        .collect()
 }
 
 /// Renders one diagnostic the way rustc does: title, `--> file:line:col`,
@@ -110,12 +113,15 @@ pub fn render(source: &Source, d: &Diagnostic, styled: bool) -> String {
         Severity::Warning => Level::WARNING,
     };
     let mut group = Group::with_title(level.primary_title(d.message.as_str()));
-    let snippet_line = d.location.and_then(|l| source.line(l.line).map(|text| (l, text)));
+    let snippet_line = d
+        .location
+        .and_then(|l| source.line(l.line).map(|text| (l, text)));
     match snippet_line {
         Some((loc, text)) => {
             let start = char_to_byte(text, loc.column.saturating_sub(1));
             let end = char_to_byte(text, loc.column.saturating_sub(1) + loc.len.max(1)).max(start);
-            let mut annotation = AnnotationKind::Primary.span(start..end.max(start + usize::from(start < text.len())));
+            let mut annotation = AnnotationKind::Primary
+                .span(start..end.max(start + usize::from(start < text.len())));
             if !d.path.is_empty() {
                 annotation = annotation.label(d.path.as_str());
             }
@@ -138,12 +144,19 @@ pub fn render(source: &Source, d: &Diagnostic, styled: bool) -> String {
     if let Some(hint) = &d.hint {
         group = group.element(Level::HELP.message(hint.as_str()));
     }
-    let renderer = if styled { Renderer::styled() } else { Renderer::plain() };
+    let renderer = if styled {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
     renderer.render(&[group])
 }
 
 fn char_to_byte(text: &str, chars: usize) -> usize {
-    text.char_indices().nth(chars).map(|(i, _)| i).unwrap_or(text.len())
+    text.char_indices()
+        .nth(chars)
+        .map(|(i, _)| i)
+        .unwrap_or(text.len())
 }
 
 /// Colour on stderr only when it is a terminal and NO_COLOR is unset.
@@ -158,9 +171,19 @@ mod tests {
 
     #[test]
     fn renders_file_line_column_snippet_path_and_hint() {
-        let source = Source { name: "m.yaml".into(), text: "version: 1\ndatabases:\n  - nmae: x\n".into() };
+        let source = Source {
+            name: "m.yaml".into(),
+            text: "version: 1\ndatabases:\n  - nmae: x\n".into(),
+        };
         let d = Diagnostic::error("unknown key `nmae`")
-            .at("databases[0].nmae", Some(Location { line: 3, column: 5, len: 4 }))
+            .at(
+                "databases[0].nmae",
+                Some(Location {
+                    line: 3,
+                    column: 5,
+                    len: 4,
+                }),
+            )
             .hint("did you mean `name`?");
         let out = render(&source, &d, false);
         assert!(out.contains("error: unknown key `nmae`"), "{out}");

@@ -12,13 +12,37 @@ use std::path::Path;
 
 /// The facts the samples' README states: file, database, type, sequence, count.
 const FACTS: &[(&str, &str, BackupType, u16, u16)] = &[
-    ("singlerestore_full.bak", "singlerestore", BackupType::Full, 1, 1),
+    (
+        "singlerestore_full.bak",
+        "singlerestore",
+        BackupType::Full,
+        1,
+        1,
+    ),
     ("db2_full.bak", "db2", BackupType::Full, 1, 1),
     ("db2_diff.bak", "db2", BackupType::Differential, 1, 1),
     ("stopat_log.trn", "StopAt", BackupType::Log, 1, 1),
-    ("restoretimestripe_stripe1of2.bak", "RestoreTimeStripe", BackupType::Full, 1, 2),
-    ("restoretimestripe_stripe2of2.bak", "RestoreTimeStripe", BackupType::Full, 2, 2),
-    ("restoretimeclean_sql2016_full.bak", "RestoreTimeClean", BackupType::Full, 1, 1),
+    (
+        "restoretimestripe_stripe1of2.bak",
+        "RestoreTimeStripe",
+        BackupType::Full,
+        1,
+        2,
+    ),
+    (
+        "restoretimestripe_stripe2of2.bak",
+        "RestoreTimeStripe",
+        BackupType::Full,
+        2,
+        2,
+    ),
+    (
+        "restoretimeclean_sql2016_full.bak",
+        "RestoreTimeClean",
+        BackupType::Full,
+        1,
+        1,
+    ),
     ("media_password.bak", "stripetest", BackupType::Full, 1, 1),
 ];
 
@@ -34,17 +58,33 @@ fn real_samples_read_as_their_readme_says() {
         let h = header_of(&dir, file);
         assert_eq!(h.database_name, database, "{file}");
         assert_eq!(h.backup_type, backup_type, "{file}");
-        assert_eq!((h.family_sequence, h.family_count), (sequence, count), "{file}");
+        assert_eq!(
+            (h.family_sequence, h.family_count),
+            (sequence, count),
+            "{file}"
+        );
         assert_eq!(h.password_protected, file == "media_password.bak", "{file}");
         assert!(!h.encrypted, "{file}");
     }
     // The versions the README names: 2008 R2 (10.50) and 2016 (13.0).
-    assert_eq!(header_of(&dir, "singlerestore_full.bak").software_version, "10.50.1600");
-    assert_eq!(header_of(&dir, "restoretimeclean_sql2016_full.bak").software_version, "13.0.5081");
+    assert_eq!(
+        header_of(&dir, "singlerestore_full.bak").software_version,
+        "10.50.1600"
+    );
+    assert_eq!(
+        header_of(&dir, "restoretimeclean_sql2016_full.bak").software_version,
+        "13.0.5081"
+    );
     let clean = header_of(&dir, "restoretimeclean_sql2016_full.bak");
     assert_eq!(clean.files.len(), 2);
     assert_eq!(clean.files[0].logical_name, "RestoreTimeClean");
-    assert!(clean.files[0].physical_name.ends_with(r"\RestoreTimeClean.mdf"), "{:?}", clean.files);
+    assert!(
+        clean.files[0]
+            .physical_name
+            .ends_with(r"\RestoreTimeClean.mdf"),
+        "{:?}",
+        clean.files
+    );
 }
 
 #[test]
@@ -52,7 +92,11 @@ fn only_the_first_64_kib_are_needed() {
     let Some(dir) = samples() else { return };
     for &(file, ..) in FACTS {
         let bytes = std::fs::read(dir.join(file)).unwrap();
-        assert_eq!(read_header(&bytes[..HEADER_PREFIX]).unwrap(), read_header(&bytes).unwrap(), "{file}");
+        assert_eq!(
+            read_header(&bytes[..HEADER_PREFIX]).unwrap(),
+            read_header(&bytes).unwrap(),
+            "{file}"
+        );
     }
 }
 
@@ -62,7 +106,10 @@ fn the_two_stripes_are_tied_by_their_media_set() {
     let one = header_of(&dir, "restoretimestripe_stripe1of2.bak");
     let two = header_of(&dir, "restoretimestripe_stripe2of2.bak");
     assert_eq!(one.media_set_id, two.media_set_id);
-    assert_ne!(one.media_set_id, header_of(&dir, "db2_full.bak").media_set_id);
+    assert_ne!(
+        one.media_set_id,
+        header_of(&dir, "db2_full.bak").media_set_id
+    );
 
     // Given in either order, they are one complete set in stripe order.
     let set = stripes::analyze(&[("b".into(), two.clone()), ("a".into(), one.clone())]).unwrap();
@@ -70,23 +117,54 @@ fn the_two_stripes_are_tied_by_their_media_set() {
     assert_eq!(stripes::readiness(&set), Ok(()));
 
     let problems = stripes::analyze(&[("a".into(), one.clone())]).unwrap_err();
-    assert_eq!(problems, [SetProblem::MissingStripes { missing: vec![2], count: 2 }]);
+    assert_eq!(
+        problems,
+        [SetProblem::MissingStripes {
+            missing: vec![2],
+            count: 2
+        }]
+    );
     assert_eq!(problems[0].to_string(), "stripe 2 of 2 is missing");
 
     let problems = stripes::analyze(&[("a".into(), one.clone()), ("c".into(), one)]).unwrap_err();
-    assert!(problems.iter().any(|p| p.to_string() == "stripe 1 is given twice: a, c"), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.to_string() == "stripe 1 is given twice: a, c"),
+        "{problems:?}"
+    );
 }
 
 #[test]
 fn sets_that_cannot_be_imported_say_why() {
     let Some(dir) = samples() else { return };
-    let single = |file: &str| stripes::analyze(&[(file.to_owned(), header_of(&dir, file))]).unwrap();
-    assert_eq!(stripes::readiness(&single("media_password.bak")), Err(Refusal::PasswordProtected));
+    let single =
+        |file: &str| stripes::analyze(&[(file.to_owned(), header_of(&dir, file))]).unwrap();
+    assert_eq!(
+        stripes::readiness(&single("media_password.bak")),
+        Err(Refusal::PasswordProtected)
+    );
     let diff = stripes::readiness(&single("db2_diff.bak")).unwrap_err();
-    assert_eq!(diff, Refusal::NotFull { backup_type: BackupType::Differential });
-    assert!(diff.to_string().contains("a differential backup; only a full database backup can create a database"));
-    assert!(stripes::readiness(&single("stopat_log.trn")).unwrap_err().to_string().contains("transaction log backup"));
-    assert_eq!(stripes::readiness(&single("singlerestore_full.bak")), Ok(()));
+    assert_eq!(
+        diff,
+        Refusal::NotFull {
+            backup_type: BackupType::Differential
+        }
+    );
+    assert!(
+        diff.to_string()
+            .contains("a differential backup; only a full database backup can create a database")
+    );
+    assert!(
+        stripes::readiness(&single("stopat_log.trn"))
+            .unwrap_err()
+            .to_string()
+            .contains("transaction log backup")
+    );
+    assert_eq!(
+        stripes::readiness(&single("singlerestore_full.bak")),
+        Ok(())
+    );
 
     // A full and its differential are two media sets of one database.
     let problems = stripes::analyze(&[
@@ -95,51 +173,105 @@ fn sets_that_cannot_be_imported_say_why() {
     ])
     .unwrap_err();
     let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-    assert!(text.iter().any(|t| t.starts_with("file db2_diff.bak belongs to another media set")), "{text:?}");
-    assert!(text.iter().any(|t| t == "the files hold different backup types: full, differential"), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|t| t.starts_with("file db2_diff.bak belongs to another media set")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t == "the files hold different backup types: full, differential"),
+        "{text:?}"
+    );
 
     let problems = stripes::analyze(&[
         ("a.bak".into(), header_of(&dir, "db2_full.bak")),
         ("b.bak".into(), header_of(&dir, "singlerestore_full.bak")),
     ])
     .unwrap_err();
-    assert_eq!(problems[0].to_string(), "the files contain two databases: db2, singlerestore");
+    assert_eq!(
+        problems[0].to_string(),
+        "the files contain two databases: db2, singlerestore"
+    );
 }
 
 #[test]
 fn synthetic_stripe_problems_are_specific() {
     let stripes_of = |specs: Vec<BackupSpec>| -> Vec<(String, BackupHeader)> {
-        specs.iter().map(|s| (format!("s{}.bak", s.family_sequence), read_header(&writer::write(s)).unwrap())).collect()
+        specs
+            .iter()
+            .map(|s| {
+                (
+                    format!("s{}.bak", s.family_sequence),
+                    read_header(&writer::write(s)).unwrap(),
+                )
+            })
+            .collect()
     };
     let mut three = stripes_of(BackupSpec::striped("big", 3));
     three.remove(1);
     let problems = stripes::analyze(&three).unwrap_err();
-    assert_eq!(problems.iter().map(ToString::to_string).collect::<Vec<_>>(), ["stripe 2 of 3 is missing"]);
+    assert_eq!(
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["stripe 2 of 3 is missing"]
+    );
 
     let mut mixed = stripes_of(BackupSpec::striped("big", 2));
-    let other = BackupSpec { family_sequence: 2, ..BackupSpec::striped("big", 3).remove(0) };
-    mixed[1] = ("other.bak".into(), read_header(&writer::write(&other)).unwrap());
+    let other = BackupSpec {
+        family_sequence: 2,
+        ..BackupSpec::striped("big", 3).remove(0)
+    };
+    mixed[1] = (
+        "other.bak".into(),
+        read_header(&writer::write(&other)).unwrap(),
+    );
     let problems = stripes::analyze(&mixed).unwrap_err();
-    assert!(problems[0].to_string().starts_with("file other.bak belongs to another media set"), "{problems:?}");
+    assert!(
+        problems[0]
+            .to_string()
+            .starts_with("file other.bak belongs to another media set"),
+        "{problems:?}"
+    );
 }
 
 #[test]
 fn bad_input_gives_clear_errors() {
     assert_eq!(read_header(b""), Err(HeaderError::Empty));
-    assert!(matches!(read_header(b"hello, world"), Err(HeaderError::NotABackup { .. })));
-    assert!(read_header(b"hello, world").unwrap_err().to_string().contains("starts with `hello, w`"));
-    assert!(matches!(read_header(&[0u8; 4096]), Err(HeaderError::NotABackup { .. })));
+    assert!(matches!(
+        read_header(b"hello, world"),
+        Err(HeaderError::NotABackup { .. })
+    ));
+    assert!(
+        read_header(b"hello, world")
+            .unwrap_err()
+            .to_string()
+            .contains("starts with `hello, w`")
+    );
+    assert!(matches!(
+        read_header(&[0u8; 4096]),
+        Err(HeaderError::NotABackup { .. })
+    ));
     let good = writer::write(&BackupSpec::full("x"));
     for cut in [3, 10, 51, 60, 0x90, 0x400, 0x700, 0xe10] {
         let err = read_header(&good[..cut]).unwrap_err();
         assert!(
-            matches!(err, HeaderError::Truncated { .. } | HeaderError::Missing(_) | HeaderError::NotABackup { .. }),
+            matches!(
+                err,
+                HeaderError::Truncated { .. }
+                    | HeaderError::Missing(_)
+                    | HeaderError::NotABackup { .. }
+            ),
             "cut at {cut}: {err:?}"
         );
     }
     let mut corrupt = good.clone();
     corrupt[8] ^= 0xff; // The TAPE block's first-stream offset, without fixing the checksum.
-    assert!(read_header(&corrupt).unwrap_err().to_string().contains("checksum does not match"));
+    assert!(
+        read_header(&corrupt)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum does not match")
+    );
 }
 
 /// Recomputes the checksum of every block and stream header found at a
@@ -166,7 +298,10 @@ fn reseal(bytes: &mut [u8]) {
 static SEEDS: std::sync::LazyLock<Vec<Vec<u8>>> = std::sync::LazyLock::new(seed_headers);
 
 fn seed_headers() -> Vec<Vec<u8>> {
-    let mut seeds = vec![writer::write(&BackupSpec::full("seed")), writer::write(&BackupSpec::striped("s", 2)[1])];
+    let mut seeds = vec![
+        writer::write(&BackupSpec::full("seed")),
+        writer::write(&BackupSpec::striped("s", 2)[1]),
+    ];
     if let Some(dir) = samples() {
         for &(file, ..) in FACTS {
             let bytes = std::fs::read(dir.join(file)).unwrap();
@@ -191,7 +326,11 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (pos.clone(), any::<u8>()).prop_map(|(p, b)| Mutation::Byte(p, b)),
         (pos.clone(), extreme).prop_map(|(p, w)| Mutation::Word(p, w)),
-        (pos.clone(), prop::sample::select(vec![0u32, 8, 0xffff, 0x7fff_ffff, u32::MAX])).prop_map(|(p, l)| Mutation::Long(p, l)),
+        (
+            pos.clone(),
+            prop::sample::select(vec![0u32, 8, 0xffff, 0x7fff_ffff, u32::MAX])
+        )
+            .prop_map(|(p, l)| Mutation::Long(p, l)),
         pos.prop_map(Mutation::Truncate),
     ]
 }
@@ -279,10 +418,16 @@ fn inspect_json_reproduces_the_readme_facts() {
         assert_eq!(item["family_count"], count);
         assert_eq!(item["password_protected"], file == "media_password.bak");
         for key in ["server_name", "media_set_id"] {
-            assert!(item[key].as_str().is_some_and(|s| !s.is_empty()), "{file}: {key}");
+            assert!(
+                item[key].as_str().is_some_and(|s| !s.is_empty()),
+                "{file}: {key}"
+            );
         }
     }
-    assert_eq!(items[4]["media_set_id"], items[5]["media_set_id"], "the stripes share their media set");
+    assert_eq!(
+        items[4]["media_set_id"], items[5]["media_set_id"],
+        "the stripes share their media set"
+    );
     // Several files that are not one set: the verdict says so on stderr.
     assert!(stderr.contains("not one complete backup"), "{stderr}");
 }
@@ -294,13 +439,26 @@ fn inspect_reports_unreadable_files_and_still_lists_the_rest() {
     std::fs::write(&good, writer::write(&BackupSpec::full("good"))).unwrap();
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "not a backup").unwrap();
-    let (code, stdout, _) = run(bin().args(["--format", "json", "inspect"]).arg(&good).arg(&text).arg(dir.path().join("missing.bak")));
+    let (code, stdout, _) = run(bin()
+        .args(["--format", "json", "inspect"])
+        .arg(&good)
+        .arg(&text)
+        .arg(dir.path().join("missing.bak")));
     assert_eq!(code, 1);
     let items: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(items[0]["database_name"], "good");
-    assert!(items[1]["error"].as_str().unwrap().contains("not a SQL Server backup"));
+    assert!(
+        items[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a SQL Server backup")
+    );
     assert!(items[2]["error"].as_str().unwrap().contains("cannot read"));
-    assert_eq!(items[1].as_object().unwrap().len(), 2, "an unreadable file is just {{path, error}}");
+    assert_eq!(
+        items[1].as_object().unwrap().len(),
+        2,
+        "an unreadable file is just {{path, error}}"
+    );
 }
 
 #[test]
@@ -316,9 +474,18 @@ fn inspect_gives_the_stripe_verdict_of_a_list() {
         })
         .collect();
     let (code, stdout, stderr) = run(bin().arg("inspect").arg(&paths[0]).arg(&paths[2]));
-    assert_eq!(code, 0, "a verdict informs; only unreadable files fail inspect");
-    assert!(stdout.contains("DATABASE") && stdout.contains("1 of 3") && stdout.contains("3 of 3"), "{stdout}");
+    assert_eq!(
+        code, 0,
+        "a verdict informs; only unreadable files fail inspect"
+    );
+    assert!(
+        stdout.contains("DATABASE") && stdout.contains("1 of 3") && stdout.contains("3 of 3"),
+        "{stdout}"
+    );
     assert!(stderr.contains("stripe 2 of 3 is missing"), "{stderr}");
     let (_, _, stderr) = run(bin().arg("inspect").args(&paths));
-    assert!(stderr.contains("stripe set: complete, 3 of 3 stripes of `big` (full), ready to import"), "{stderr}");
+    assert!(
+        stderr.contains("stripe set: complete, 3 of 3 stripes of `big` (full), ready to import"),
+        "{stderr}"
+    );
 }

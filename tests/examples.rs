@@ -51,7 +51,10 @@ fn every_example_validates() {
             .env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &key));
         assert_eq!(code, 0, "{}:\n{stderr}", example.display());
         assert!(stdout.contains(": valid,"), "{stdout}");
-        assert!(!stderr.contains("warning"), "examples are warning-free: {stderr}");
+        assert!(
+            !stderr.contains("warning"),
+            "examples are warning-free: {stderr}"
+        );
     }
 }
 
@@ -59,7 +62,8 @@ fn every_example_validates() {
 fn the_committed_schema_is_what_the_command_prints() {
     let (code, stdout, _) = run(bin().arg("schema"));
     assert_eq!(code, 0);
-    let committed = std::fs::read_to_string(project_root().join("schemas/manifest.schema.json")).unwrap();
+    let committed =
+        std::fs::read_to_string(project_root().join("schemas/manifest.schema.json")).unwrap();
     assert!(
         committed == stdout,
         "schemas/manifest.schema.json is stale: run `cargo run -- schema > schemas/manifest.schema.json`"
@@ -68,19 +72,33 @@ fn the_committed_schema_is_what_the_command_prints() {
 
 /// Every key path of the schema, `instances.<id>.sql.port` style.
 fn schema_paths(schema: &serde_json::Value) -> BTreeSet<String> {
-    fn walk(root: &serde_json::Value, node: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    fn walk(
+        root: &serde_json::Value,
+        node: &serde_json::Value,
+        prefix: &str,
+        out: &mut BTreeSet<String>,
+    ) {
         let node = match node.get("$ref").and_then(|r| r.as_str()) {
             Some(r) => root.pointer(r.trim_start_matches('#')).unwrap(),
             None => node,
         };
         for key in ["anyOf", "oneOf"] {
-            for branch in node.get(key).and_then(|b| b.as_array()).into_iter().flatten() {
+            for branch in node
+                .get(key)
+                .and_then(|b| b.as_array())
+                .into_iter()
+                .flatten()
+            {
                 walk(root, branch, prefix, out);
             }
         }
         if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
             for (k, v) in props {
-                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 out.insert(path.clone());
                 walk(root, v, &path, out);
             }
@@ -99,9 +117,10 @@ fn schema_paths(schema: &serde_json::Value) -> BTreeSet<String> {
 
 #[test]
 fn the_readme_reference_matches_the_schema() {
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(project_root().join("schemas/manifest.schema.json")).unwrap())
-            .unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(project_root().join("schemas/manifest.schema.json")).unwrap(),
+    )
+    .unwrap();
     let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
     let documented: BTreeSet<String> = readme
         .lines()
@@ -111,7 +130,17 @@ fn the_readme_reference_matches_the_schema() {
         .collect();
     let paths = schema_paths(&schema);
     let missing: Vec<_> = paths.difference(&documented).collect();
-    assert!(missing.is_empty(), "README's manifest reference lacks {missing:?}");
-    let unknown: Vec<_> = documented.iter().filter(|k| k.contains('.') || paths.contains(*k)).filter(|k| !paths.contains(*k)).collect();
-    assert!(unknown.is_empty(), "README documents keys the schema does not have: {unknown:?}");
+    assert!(
+        missing.is_empty(),
+        "README's manifest reference lacks {missing:?}"
+    );
+    let unknown: Vec<_> = documented
+        .iter()
+        .filter(|k| k.contains('.') || paths.contains(*k))
+        .filter(|k| !paths.contains(*k))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "README documents keys the schema does not have: {unknown:?}"
+    );
 }

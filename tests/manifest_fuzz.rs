@@ -9,7 +9,7 @@ use sqlflex_import::manifest;
 use std::path::Path;
 
 fn env(name: &str) -> Option<String> {
-    (name.len() % 2 == 0).then(|| "value".to_owned())
+    name.len().is_multiple_of(2).then(|| "value".to_owned())
 }
 
 fn seeds() -> Vec<String> {
@@ -21,8 +21,8 @@ fn seeds() -> Vec<String> {
 
 /// Characters that matter to YAML and to the loader.
 const ALPHABET: &[char] = &[
-    ':', '-', '{', '}', '[', ']', '&', '*', '!', '|', '>', '\'', '"', '#', '\n', ' ', '\t', '$', '%', '@', '?',
-    ',', 'a', '1', '\u{0}', '\u{feff}', 'é', '\\',
+    ':', '-', '{', '}', '[', ']', '&', '*', '!', '|', '>', '\'', '"', '#', '\n', ' ', '\t', '$',
+    '%', '@', '?', ',', 'a', '1', '\u{0}', '\u{feff}', 'é', '\\',
 ];
 
 #[derive(Debug, Clone)]
@@ -94,7 +94,9 @@ fn empty_and_binary_files_are_diagnosed() {
     assert_eq!(code, 2);
     assert!(stderr.contains("the manifest is empty"), "{stderr}");
 
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let (code, stderr) = validate_file(&garbage);
     assert_eq!(code, 2);
     assert!(stderr.contains("is not UTF-8 text"), "{stderr}");
@@ -117,7 +119,9 @@ fn deep_nesting_and_alias_bombs_are_refused() {
     let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..15 {
         let p = i - 1;
-        bomb.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
     }
     let (code, stderr) = validate_file(bomb.as_bytes());
     assert_eq!(code, 2);

@@ -42,7 +42,10 @@ fn load(text: &str) -> Result<Loaded, Rejected> {
 
 /// The diagnostics of BASE with `from` replaced by `to`.
 fn diagnostics_of(from: &str, to: &str) -> Vec<Diagnostic> {
-    assert!(BASE.contains(from), "test setup: {from:?} is not in the base manifest");
+    assert!(
+        BASE.contains(from),
+        "test setup: {from:?} is not in the base manifest"
+    );
     match load(&BASE.replacen(from, to, 1)) {
         Ok(loaded) => loaded.warnings,
         Err(rejected) => rejected.diagnostics,
@@ -51,9 +54,15 @@ fn diagnostics_of(from: &str, to: &str) -> Vec<Diagnostic> {
 
 /// Exactly one diagnostic of `severity` mentions `message`; returns it.
 fn expect_one(diagnostics: &[Diagnostic], severity: Severity, message: &str) -> Diagnostic {
-    let found: Vec<&Diagnostic> =
-        diagnostics.iter().filter(|d| d.severity == severity && d.message.contains(message)).collect();
-    assert_eq!(found.len(), 1, "want one {severity:?} with {message:?}, got {diagnostics:#?}");
+    let found: Vec<&Diagnostic> = diagnostics
+        .iter()
+        .filter(|d| d.severity == severity && d.message.contains(message))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "want one {severity:?} with {message:?}, got {diagnostics:#?}"
+    );
     found[0].clone()
 }
 
@@ -69,29 +78,67 @@ fn the_base_manifest_is_valid() {
     let loaded = load(BASE).expect("valid");
     assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
     assert_eq!(loaded.manifest.databases.len(), 2);
-    assert_eq!(loaded.manifest.s3.secret_key.as_ref().unwrap().expose(), "s3-secret-value");
+    assert_eq!(
+        loaded.manifest.s3.secret_key.as_ref().unwrap().expose(),
+        "s3-secret-value"
+    );
 }
 
 #[test]
 fn yaml_syntax_errors_point_at_the_place() {
-    let d = expect_one(&diagnostics_of("version: 1", "version: [1"), Severity::Error, "YAML syntax error");
+    let d = expect_one(
+        &diagnostics_of("version: 1", "version: [1"),
+        Severity::Error,
+        "YAML syntax error",
+    );
     assert!(d.location.is_some());
 }
 
 #[test]
 fn unknown_keys_suggest_the_near_miss() {
-    let d = error_at("instance_id: i1", "instnace_id: i1", "unknown key `instnace_id`", "instances.prod.instnace_id", 12);
+    let d = error_at(
+        "instance_id: i1",
+        "instnace_id: i1",
+        "unknown key `instnace_id`",
+        "instances.prod.instnace_id",
+        12,
+    );
     assert_eq!(d.hint.as_deref(), Some("did you mean `instance_id`?"));
     assert_eq!(d.location.unwrap().column, 5);
-    let d = expect_one(&diagnostics_of("bucket: backups", "bucket: backups\n  colour: red"), Severity::Error, "unknown key `colour`");
-    assert!(d.hint.unwrap().contains("allowed keys here"), "far misses list the allowed keys");
+    let d = expect_one(
+        &diagnostics_of("bucket: backups", "bucket: backups\n  colour: red"),
+        Severity::Error,
+        "unknown key `colour`",
+    );
+    assert!(
+        d.hint.unwrap().contains("allowed keys here"),
+        "far misses list the allowed keys"
+    );
 }
 
 #[test]
 fn wrong_types_name_what_was_expected() {
-    error_at("version: 1", "version: one", "`version` must be a whole number, not a string", "version", 1);
-    error_at("files: [sales/1.bak, sales/2.bak]", "files: 7", "`files` has none of the allowed forms", "databases[0].files", 16);
-    error_at("method: sql", "method: sqll", "`method` must be one of `api`, `sql`", "databases[1].method", 17);
+    error_at(
+        "version: 1",
+        "version: one",
+        "`version` must be a whole number, not a string",
+        "version",
+        1,
+    );
+    error_at(
+        "files: [sales/1.bak, sales/2.bak]",
+        "files: 7",
+        "`files` has none of the allowed forms",
+        "databases[0].files",
+        16,
+    );
+    error_at(
+        "method: sql",
+        "method: sqll",
+        "`method` must be one of `api`, `sql`",
+        "databases[1].method",
+        17,
+    );
 }
 
 #[test]
@@ -102,19 +149,51 @@ fn every_error_is_reported_in_one_run() {
         .replace("bucket: backups", "bucket: Backups_2026")
         .replace("instance_id: i1", "instnace_id: i1");
     let rejected = load(&text).expect_err("invalid");
-    let errors: Vec<&str> = rejected.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.message.as_str()).collect();
+    let errors: Vec<&str> = rejected
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.message.as_str())
+        .collect();
     assert!(errors.iter().any(|m| m.contains("`version`")), "{errors:?}");
-    assert!(errors.iter().any(|m| m.contains("system database")), "{errors:?}");
-    assert!(errors.iter().any(|m| m.contains("instnace_id")), "{errors:?}");
-    assert!(errors.iter().any(|m| m.contains("not a valid bucket name")), "{errors:?}");
+    assert!(
+        errors.iter().any(|m| m.contains("system database")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|m| m.contains("instnace_id")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|m| m.contains("not a valid bucket name")),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn the_api_method_needs_ids_a_token_and_an_owner() {
-    error_at("    project_id: p1\n", "", "used with method `api` but has no `project_id`", "instances.prod", 9);
-    let d = error_at("api: {token: \"${TOKEN}\"}", "api: {}", "has no token source", "instances.prod", 9);
+    error_at(
+        "    project_id: p1\n",
+        "",
+        "used with method `api` but has no `project_id`",
+        "instances.prod",
+        9,
+    );
+    let d = error_at(
+        "api: {token: \"${TOKEN}\"}",
+        "api: {}",
+        "has no token source",
+        "instances.prod",
+        9,
+    );
     assert!(d.hint.unwrap().contains("STACKIT_SERVICE_ACCOUNT_TOKEN"));
-    error_at("defaults: {owner: app_owner}", "defaults: {}", "has no owner, which the API requires", "databases[0].name", 16);
+    error_at(
+        "defaults: {owner: app_owner}",
+        "defaults: {}",
+        "has no owner, which the API requires",
+        "databases[0].name",
+        16,
+    );
 }
 
 #[test]
@@ -147,7 +226,13 @@ fn the_sql_method_needs_host_user_and_password() {
 
 #[test]
 fn unset_environment_variables_are_named() {
-    let d = error_at("${S3_SECRET_KEY}", "${S3_SECRT_KEY}", "environment variable `S3_SECRT_KEY` is not set", "s3.secret_key", 7);
+    let d = error_at(
+        "${S3_SECRET_KEY}",
+        "${S3_SECRT_KEY}",
+        "environment variable `S3_SECRT_KEY` is not set",
+        "s3.secret_key",
+        7,
+    );
     assert!(d.hint.unwrap().contains("export S3_SECRT_KEY"));
     // A default makes it optional.
     assert!(diagnostics_of("${S3_SECRET_KEY}", "${S3_SECRT_KEY:-fallback}").is_empty());
@@ -156,33 +241,111 @@ fn unset_environment_variables_are_named() {
 #[test]
 fn target_names_follow_sql_server_rules() {
     let long = "x".repeat(81);
-    error_at("name: hr", &format!("name: {long}"), "81 characters", "databases[1].name", 17);
-    error_at("name: hr", "name: tempdb", "system database", "databases[1].name", 17);
-    error_at("name: hr", "name: \"hr]; DROP DATABASE x --\"", "break out of a quoted SQL name", "databases[1].name", 17);
-    error_at("name: hr", "name: hr-2026", "not `-`", "databases[1].name", 17);
-    error_at("name: hr", "name: 2026hr", "must start with a letter", "databases[1].name", 17);
-    error_at("name: hr", "name: select", "reserved word", "databases[1].name", 17);
-    error_at("name: hr", "name: \"\"", "must not be empty", "databases[1].name", 17);
+    error_at(
+        "name: hr",
+        &format!("name: {long}"),
+        "81 characters",
+        "databases[1].name",
+        17,
+    );
+    error_at(
+        "name: hr",
+        "name: tempdb",
+        "system database",
+        "databases[1].name",
+        17,
+    );
+    error_at(
+        "name: hr",
+        "name: \"hr]; DROP DATABASE x --\"",
+        "break out of a quoted SQL name",
+        "databases[1].name",
+        17,
+    );
+    error_at(
+        "name: hr",
+        "name: hr-2026",
+        "not `-`",
+        "databases[1].name",
+        17,
+    );
+    error_at(
+        "name: hr",
+        "name: 2026hr",
+        "must start with a letter",
+        "databases[1].name",
+        17,
+    );
+    error_at(
+        "name: hr",
+        "name: select",
+        "reserved word",
+        "databases[1].name",
+        17,
+    );
+    error_at(
+        "name: hr",
+        "name: \"\"",
+        "must not be empty",
+        "databases[1].name",
+        17,
+    );
 }
 
 #[test]
 fn duplicate_targets_on_one_instance_ignore_case() {
-    let d = error_at("name: hr", "name: SALES", "imported twice onto instance `prod`", "databases[1].name", 17);
+    let d = error_at(
+        "name: hr",
+        "name: SALES",
+        "imported twice onto instance `prod`",
+        "databases[1].name",
+        17,
+    );
     assert!(d.hint.unwrap().contains("line 16"));
 }
 
 #[test]
 fn references_to_undefined_instances_are_errors() {
-    let d = error_at("instance: prod, method", "instance: prdo, method", "there is no instance `prdo`", "databases[1].instance", 17);
+    let d = error_at(
+        "instance: prod, method",
+        "instance: prdo, method",
+        "there is no instance `prdo`",
+        "databases[1].instance",
+        17,
+    );
     assert_eq!(d.hint.as_deref(), Some("did you mean `prod`?"));
 }
 
 #[test]
 fn file_lists_must_be_usable() {
-    error_at("[sales/1.bak, sales/2.bak]", "[]", "`files` must not be empty", "databases[0].files", 16);
-    error_at("sales/2.bak]", "sales/1.bak]", "listed twice", "databases[0].files[1]", 16);
-    error_at("sales/2.bak]", "https://example.com/x.bak]", "`https://` is not supported", "databases[0].files[1]", 16);
-    error_at("sales/2.bak]", "s3://elsewhere/x.bak]", "outside the manifest's endpoint and bucket", "databases[0].files[1]", 16);
+    error_at(
+        "[sales/1.bak, sales/2.bak]",
+        "[]",
+        "`files` must not be empty",
+        "databases[0].files",
+        16,
+    );
+    error_at(
+        "sales/2.bak]",
+        "sales/1.bak]",
+        "listed twice",
+        "databases[0].files[1]",
+        16,
+    );
+    error_at(
+        "sales/2.bak]",
+        "https://example.com/x.bak]",
+        "`https://` is not supported",
+        "databases[0].files[1]",
+        16,
+    );
+    error_at(
+        "sales/2.bak]",
+        "s3://elsewhere/x.bak]",
+        "outside the manifest's endpoint and bucket",
+        "databases[0].files[1]",
+        16,
+    );
     error_at(
         "sales/2.bak]",
         "s3://object.storage.eu01.onstackit.cloud/other-bucket/x.bak]",
@@ -190,30 +353,81 @@ fn file_lists_must_be_usable() {
         "databases[0].files[1]",
         16,
     );
-    error_at("{prefix: hr/}", "{prefix: \"\"}", "must not be empty", "databases[1].files.prefix", 17);
+    error_at(
+        "{prefix: hr/}",
+        "{prefix: \"\"}",
+        "must not be empty",
+        "databases[1].files.prefix",
+        17,
+    );
     // Both URI forms into the manifest's own bucket are fine.
     assert!(diagnostics_of("sales/2.bak]", "s3://backups/sales/2.bak]").is_empty());
-    assert!(diagnostics_of("sales/2.bak]", "s3://object.storage.eu01.onstackit.cloud/backups/sales/2.bak]").is_empty());
+    assert!(
+        diagnostics_of(
+            "sales/2.bak]",
+            "s3://object.storage.eu01.onstackit.cloud/backups/sales/2.bak]"
+        )
+        .is_empty()
+    );
 }
 
 #[test]
 fn concurrency_must_be_at_least_one() {
-    error_at("defaults: {owner: app_owner}", "defaults: {owner: app_owner}\nconcurrency: {max_parallel: 0}", "`max_parallel` must be at least 1", "concurrency.max_parallel", 3);
-    error_at("defaults: {owner: app_owner}", "defaults: {owner: app_owner}\nconcurrency: {per_instance: 0}", "`per_instance` must be at least 1", "concurrency.per_instance", 3);
-    error_at("    region: eu01\n", "    region: eu01\n    max_parallel: 0\n", "`max_parallel` must be at least 1", "instances.prod.max_parallel", 12);
+    error_at(
+        "defaults: {owner: app_owner}",
+        "defaults: {owner: app_owner}\nconcurrency: {max_parallel: 0}",
+        "`max_parallel` must be at least 1",
+        "concurrency.max_parallel",
+        3,
+    );
+    error_at(
+        "defaults: {owner: app_owner}",
+        "defaults: {owner: app_owner}\nconcurrency: {per_instance: 0}",
+        "`per_instance` must be at least 1",
+        "concurrency.per_instance",
+        3,
+    );
+    error_at(
+        "    region: eu01\n",
+        "    region: eu01\n    max_parallel: 0\n",
+        "`max_parallel` must be at least 1",
+        "instances.prod.max_parallel",
+        12,
+    );
 }
 
 #[test]
 fn endpoints_must_be_https_unless_loopback() {
-    error_at("https://object.storage", "http://object.storage", "plain http", "s3.endpoint", 4);
-    let local = BASE.replace("https://object.storage.eu01.onstackit.cloud", "http://127.0.0.1:9000");
+    error_at(
+        "https://object.storage",
+        "http://object.storage",
+        "plain http",
+        "s3.endpoint",
+        4,
+    );
+    let local = BASE.replace(
+        "https://object.storage.eu01.onstackit.cloud",
+        "http://127.0.0.1:9000",
+    );
     load(&local).expect("loopback http is fine");
 }
 
 #[test]
 fn timeouts_are_durations() {
-    error_at("owner: app_owner}", "owner: app_owner, timeout: 5 parsecs}", "not a duration", "defaults.timeout", 2);
-    error_at("owner: app_owner}", "owner: app_owner, timeout: soon}", "has the wrong format", "defaults.timeout", 2);
+    error_at(
+        "owner: app_owner}",
+        "owner: app_owner, timeout: 5 parsecs}",
+        "not a duration",
+        "defaults.timeout",
+        2,
+    );
+    error_at(
+        "owner: app_owner}",
+        "owner: app_owner, timeout: soon}",
+        "has the wrong format",
+        "defaults.timeout",
+        2,
+    );
     assert!(diagnostics_of("owner: app_owner}", "owner: app_owner, timeout: 1h 30m}").is_empty());
 }
 
@@ -222,10 +436,17 @@ fn unusual_but_legal_things_are_warnings() {
     let ds = diagnostics_of("sales/2.bak]", "sales/2.trn]");
     let d = expect_one(&ds, Severity::Warning, "transaction log backup");
     assert_eq!(d.path, "databases[0].files[1]");
-    assert!(ds.iter().all(|d| !d.is_error()), "a warning does not fail validation: {ds:#?}");
+    assert!(
+        ds.iter().all(|d| !d.is_error()),
+        "a warning does not fail validation: {ds:#?}"
+    );
 
     let ds = diagnostics_of("{prefix: hr/}", "[sales/2.bak, sales/1.bak]");
-    let d = expect_one(&ds, Severity::Warning, "the same files are imported as `sales` and as `hr`");
+    let d = expect_one(
+        &ds,
+        Severity::Warning,
+        "the same files are imported as `sales` and as `hr`",
+    );
     assert_eq!(d.path, "databases[1].files");
 }
 
@@ -235,21 +456,33 @@ fn secrets_come_from_files_relative_to_the_manifest() {
     write(dir.path(), "s3.secret", "from-a-file\n");
     let text = BASE.replace("secret_key: ${S3_SECRET_KEY}", "secret_key_file: s3.secret");
     let loaded = manifest::load_str("m.yaml", &text, dir.path(), &env).expect("valid");
-    assert_eq!(loaded.manifest.s3.secret_key.unwrap().expose(), "from-a-file");
+    assert_eq!(
+        loaded.manifest.s3.secret_key.unwrap().expose(),
+        "from-a-file"
+    );
 
-    let missing = BASE.replace("secret_key: ${S3_SECRET_KEY}", "secret_key_file: nope.secret");
-    let rejected = manifest::load_str("m.yaml", &missing, dir.path(), &env).expect_err("missing file");
+    let missing = BASE.replace(
+        "secret_key: ${S3_SECRET_KEY}",
+        "secret_key_file: nope.secret",
+    );
+    let rejected =
+        manifest::load_str("m.yaml", &missing, dir.path(), &env).expect_err("missing file");
     let d = expect_one(&rejected.diagnostics, Severity::Error, "cannot read");
     assert!(d.message.contains("nope.secret"), "{d:#?}");
 
-    let both = BASE.replace("secret_key: ${S3_SECRET_KEY}", "secret_key: x\n  secret_key_file: s3.secret");
+    let both = BASE.replace(
+        "secret_key: ${S3_SECRET_KEY}",
+        "secret_key: x\n  secret_key_file: s3.secret",
+    );
     let rejected = manifest::load_str("m.yaml", &both, dir.path(), &env).expect_err("both");
     expect_one(&rejected.diagnostics, Severity::Error, "not both");
 }
 
 #[test]
 fn values_from_the_environment_take_the_type_of_their_field() {
-    let text = BASE.replace("user: importer,", "user: importer, port: \"${SQL_PORT}\",").replace("project_id: p1", "project_id: ${PROJECT}");
+    let text = BASE
+        .replace("user: importer,", "user: importer, port: \"${SQL_PORT}\",")
+        .replace("project_id: p1", "project_id: ${PROJECT}");
     let numbers = |name: &str| match name {
         "SQL_PORT" => Some("1444".into()),
         "PROJECT" => Some("12345".into()),
@@ -260,7 +493,16 @@ fn values_from_the_environment_take_the_type_of_their_field() {
     let prod = &loaded.manifest.instances["prod"];
     assert_eq!(prod.sql.as_ref().unwrap().port, 1444);
     assert_eq!(prod.project_id.as_deref(), Some("12345"));
-    assert_eq!(prod.sql.as_ref().unwrap().password.as_ref().unwrap().expose(), "000123");
+    assert_eq!(
+        prod.sql
+            .as_ref()
+            .unwrap()
+            .password
+            .as_ref()
+            .unwrap()
+            .expose(),
+        "000123"
+    );
 }
 
 fn rendered(rejected: &Rejected) -> String {
@@ -285,8 +527,16 @@ fn secrets_never_appear_in_diagnostics() {
         .iter()
         .map(|d| sqlflex_import::diagnostic::render(&source, d, false) + &format!("{d:?}"))
         .collect();
-    assert!(rendered.contains("a secret is written into the manifest"), "{rendered}");
-    for secret in ["LITERAL-ACCESS-KEY-42", "LITERAL-SECRET-KEY-42", "s3-secret-value", "token-value"] {
+    assert!(
+        rendered.contains("a secret is written into the manifest"),
+        "{rendered}"
+    );
+    for secret in [
+        "LITERAL-ACCESS-KEY-42",
+        "LITERAL-SECRET-KEY-42",
+        "s3-secret-value",
+        "token-value",
+    ] {
         assert!(!rendered.contains(secret), "{secret} leaked:\n{rendered}");
     }
 }
@@ -294,22 +544,41 @@ fn secrets_never_appear_in_diagnostics() {
 #[test]
 fn secrets_never_appear_in_syntax_errors_either() {
     let text = BASE
-        .replace("secret_key: ${S3_SECRET_KEY}", "secret_key: LITERAL-SECRET-KEY-42, oops: 1")
-        .replace("api: {token: \"${TOKEN}\"}", "api: {token: LITERAL-TOKEN-42}");
+        .replace(
+            "secret_key: ${S3_SECRET_KEY}",
+            "secret_key: LITERAL-SECRET-KEY-42, oops: 1",
+        )
+        .replace(
+            "api: {token: \"${TOKEN}\"}",
+            "api: {token: LITERAL-TOKEN-42}",
+        );
     let rejected = load(&text).expect_err("a syntax error on the secret's line");
     let out = rendered(&rejected);
     assert!(out.contains("YAML syntax error"), "{out}");
     assert!(out.contains("secret_key: *********************"), "{out}");
     for secret in ["LITERAL-SECRET-KEY-42", "LITERAL-TOKEN-42"] {
-        assert!(!out.contains(secret) && !rejected.source.text.contains(secret), "{secret} leaked:\n{out}");
+        assert!(
+            !out.contains(secret) && !rejected.source.text.contains(secret),
+            "{secret} leaked:\n{out}"
+        );
     }
-    assert!(rejected.source.text.contains("password: \"${SQL_PASSWORD}\""), "references stay readable");
+    assert!(
+        rejected
+            .source
+            .text
+            .contains("password: \"${SQL_PASSWORD}\""),
+        "references stay readable"
+    );
 }
 
 #[test]
 fn the_binary_exits_2_with_file_line_column_and_json() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "bad.yaml", &BASE.replace("name: hr", "name: msdb"));
+    let path = write(
+        dir.path(),
+        "bad.yaml",
+        &BASE.replace("name: hr", "name: msdb"),
+    );
     let (code, stdout, stderr) = run(bin()
         .args(["validate"])
         .arg(&path)
@@ -321,8 +590,14 @@ fn the_binary_exits_2_with_file_line_column_and_json() {
     assert!(stdout.is_empty(), "{stdout}");
     let location = format!("{}:17:12", path.display());
     assert!(stderr.contains(&location), "{stderr}");
-    assert!(stderr.contains("  - {name: msdb, instance: prod"), "the source line is shown: {stderr}");
-    assert!(stderr.contains("^^^^ databases[1].name"), "with a marker and the field path: {stderr}");
+    assert!(
+        stderr.contains("  - {name: msdb, instance: prod"),
+        "the source line is shown: {stderr}"
+    );
+    assert!(
+        stderr.contains("^^^^ databases[1].name"),
+        "with a marker and the field path: {stderr}"
+    );
 
     let (code, stdout, _) = run(bin()
         .args(["--format", "json", "validate"])
@@ -336,7 +611,10 @@ fn the_binary_exits_2_with_file_line_column_and_json() {
     assert_eq!(v["valid"], false);
     let d = &v["diagnostics"][0];
     assert_eq!(d["file"], path.display().to_string());
-    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(17), Some(12)));
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(17), Some(12))
+    );
     assert_eq!(d["path"], "databases[1].name");
     assert_eq!(d["severity"], "error");
     assert!(d["message"].as_str().unwrap().contains("system database"));
@@ -347,10 +625,16 @@ fn the_binary_exits_0_for_a_valid_manifest_and_checks_selection() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "ok.yaml", BASE);
     let mut cmd = bin();
-    cmd.env("S3_ACCESS_KEY", "a").env("S3_SECRET_KEY", "b").env("TOKEN", "c").env("SQL_PASSWORD", "d");
+    cmd.env("S3_ACCESS_KEY", "a")
+        .env("S3_SECRET_KEY", "b")
+        .env("TOKEN", "c")
+        .env("SQL_PASSWORD", "d");
     let (code, stdout, stderr) = run(cmd.arg("validate").arg(&path));
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("valid, 2 databases on 1 instance"), "{stdout}");
+    assert!(
+        stdout.contains("valid, 2 databases on 1 instance"),
+        "{stdout}"
+    );
 
     let (code, _, stderr) = run(cmd.args(["--only", "salse"]));
     assert_eq!(code, 2, "a typo in --only must not select nothing");
@@ -361,5 +645,8 @@ fn the_binary_exits_0_for_a_valid_manifest_and_checks_selection() {
 fn a_missing_file_is_exit_2_with_its_name() {
     let (code, _, stderr) = run(bin().args(["validate", "/nonexistent/m.yaml"]));
     assert_eq!(code, 2);
-    assert!(stderr.contains("cannot open `/nonexistent/m.yaml`"), "{stderr}");
+    assert!(
+        stderr.contains("cannot open `/nonexistent/m.yaml`"),
+        "{stderr}"
+    );
 }

@@ -104,7 +104,22 @@ impl fmt::Display for Guid {
         write!(
             f,
             "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-            b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+            b[3],
+            b[2],
+            b[1],
+            b[0],
+            b[5],
+            b[4],
+            b[7],
+            b[6],
+            b[8],
+            b[9],
+            b[10],
+            b[11],
+            b[12],
+            b[13],
+            b[14],
+            b[15]
         )
     }
 }
@@ -154,7 +169,9 @@ pub struct BackupHeader {
 pub enum HeaderError {
     #[error("the file is empty")]
     Empty,
-    #[error("not a SQL Server backup: it does not start with an MTF TAPE block (it starts with {found})")]
+    #[error(
+        "not a SQL Server backup: it does not start with an MTF TAPE block (it starts with {found})"
+    )]
     NotABackup { found: String },
     #[error("truncated: the data ends inside {what} at byte {offset}")]
     Truncated { offset: usize, what: String },
@@ -172,7 +189,9 @@ pub fn read_header(bytes: &[u8]) -> Result<BackupHeader, HeaderError> {
         return Err(HeaderError::Empty);
     }
     if !input.starts_with(b"TAPE") {
-        return Err(HeaderError::NotABackup { found: describe_start(input) });
+        return Err(HeaderError::NotABackup {
+            found: describe_start(input),
+        });
     }
 
     let mut tape: Option<Tape> = None;
@@ -189,7 +208,8 @@ pub fn read_header(bytes: &[u8]) -> Result<BackupHeader, HeaderError> {
             b"TAPE" => tape = Some(Tape::parse(block)?),
             b"SSET" => set = Some(SetInfo::parse(block)?),
             b"VOLB" => {
-                machine_name = mtf::string_at(block.bytes, 0x40, block.string_type).map_err(|e| corrupt(block, e))?
+                machine_name = mtf::string_at(block.bytes, 0x40, block.string_type)
+                    .map_err(|e| corrupt(block, e))?
             }
             _ => {}
         }
@@ -208,7 +228,10 @@ pub fn read_header(bytes: &[u8]) -> Result<BackupHeader, HeaderError> {
     })?;
     if !reached_data && input.len() < HEADER_PREFIX {
         // The input is the whole file, and it ends inside the header section.
-        return Err(HeaderError::Truncated { offset: input.len(), what: "the backup's header section".into() });
+        return Err(HeaderError::Truncated {
+            offset: input.len(),
+            what: "the backup's header section".into(),
+        });
     }
 
     let tape = tape.ok_or_else(|| HeaderError::Missing("no TAPE block".into()))?;
@@ -257,11 +280,17 @@ fn describe_start(input: &[u8]) -> String {
 
 /// The input ended inside `block`'s fixed fields.
 fn truncated(block: &mtf::Block<'_>) -> HeaderError {
-    HeaderError::Truncated { offset: block.offset, what: format!("the {} block", mtf::kind_name(&block.kind)) }
+    HeaderError::Truncated {
+        offset: block.offset,
+        what: format!("the {} block", mtf::kind_name(&block.kind)),
+    }
 }
 
 fn corrupt(block: &mtf::Block<'_>, what: String) -> HeaderError {
-    HeaderError::Corrupt { offset: block.offset, what: format!("{} block: {what}", mtf::kind_name(&block.kind)) }
+    HeaderError::Corrupt {
+        offset: block.offset,
+        what: format!("{} block: {what}", mtf::kind_name(&block.kind)),
+    }
 }
 
 /// MTF_TAPE: the media header.
@@ -277,7 +306,10 @@ impl Tape {
         let media_family_id = b.u32_at(0x34).ok_or_else(|| truncated(block))?;
         let password_algorithm = field(0x3e)?;
         let password_size = field(0x4c)?;
-        Ok(Tape { media_family_id, password_protected: password_algorithm != 0 || password_size != 0 })
+        Ok(Tape {
+            media_family_id,
+            password_protected: password_algorithm != 0 || password_size != 0,
+        })
     }
 }
 
@@ -292,8 +324,16 @@ struct MediaSet {
 impl MediaSet {
     fn parse(s: &mtf::Stream<'_>) -> Result<Self, HeaderError> {
         let d = s.data;
-        let bad = || HeaderError::Corrupt { offset: s.offset, what: "the RAID stream is too short".into() };
-        let id = Guid(d.bytes_at(0, 16).ok_or_else(bad)?.try_into().expect("16 bytes"));
+        let bad = || HeaderError::Corrupt {
+            offset: s.offset,
+            what: "the RAID stream is too short".into(),
+        };
+        let id = Guid(
+            d.bytes_at(0, 16)
+                .ok_or_else(bad)?
+                .try_into()
+                .expect("16 bytes"),
+        );
         let family_count = d.u16_at(20).ok_or_else(bad)?;
         let family_sequence = d.u16_at(24).ok_or_else(bad)?;
         if family_count == 0 || family_sequence == 0 || family_sequence > family_count {
@@ -302,7 +342,11 @@ impl MediaSet {
                 what: format!("media family {family_sequence} of {family_count} is impossible"),
             });
         }
-        Ok(MediaSet { id, family_count, family_sequence })
+        Ok(MediaSet {
+            id,
+            family_count,
+            family_sequence,
+        })
     }
 }
 

@@ -33,13 +33,16 @@ pub trait Bytes {
         self.bytes_at(at, 1).map(|b| b[0])
     }
     fn u16_at(&self, at: usize) -> Option<u16> {
-        self.bytes_at(at, 2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+        self.bytes_at(at, 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
     fn u32_at(&self, at: usize) -> Option<u32> {
-        self.bytes_at(at, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.bytes_at(at, 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn u64_at(&self, at: usize) -> Option<u64> {
-        self.bytes_at(at, 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        self.bytes_at(at, 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 }
 
@@ -51,7 +54,9 @@ impl Bytes for [u8] {
 
 /// XOR of the little-endian 16-bit words, MTF's header checksum.
 pub fn xor_checksum(bytes: &[u8]) -> u16 {
-    bytes.chunks_exact(2).fold(0, |acc, w| acc ^ u16::from_le_bytes([w[0], w[1]]))
+    bytes
+        .chunks_exact(2)
+        .fold(0, |acc, w| acc ^ u16::from_le_bytes([w[0], w[1]]))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -74,30 +79,47 @@ pub struct Stream<'a> {
 }
 
 pub fn kind_name(kind: &[u8; 4]) -> String {
-    kind.iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '?' }).collect()
+    kind.iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .collect()
 }
 
 /// Reads the DBLK at `offset`, checking its checksum.
 pub fn block(input: &[u8], offset: usize) -> Result<Block<'_>, HeaderError> {
     let header = input
         .bytes_at(offset, COMMON_HEADER_LEN)
-        .ok_or(HeaderError::Truncated { offset, what: "a descriptor block header".into() })?;
+        .ok_or(HeaderError::Truncated {
+            offset,
+            what: "a descriptor block header".into(),
+        })?;
     let kind: [u8; 4] = header[..4].try_into().expect("4 bytes");
     let stored = u16::from_le_bytes([header[50], header[51]]);
     if xor_checksum(&header[..50]) != stored {
         return Err(HeaderError::Corrupt {
             offset,
-            what: format!("the {} block's header checksum does not match", kind_name(&kind)),
+            what: format!(
+                "the {} block's header checksum does not match",
+                kind_name(&kind)
+            ),
         });
     }
     let first_stream = usize::from(header.u16_at(8).expect("in header"));
     if first_stream < COMMON_HEADER_LEN && first_stream != 0 {
         return Err(HeaderError::Corrupt {
             offset,
-            what: format!("the {} block's first stream offset {first_stream} lies inside its header", kind_name(&kind)),
+            what: format!(
+                "the {} block's first stream offset {first_stream} lies inside its header",
+                kind_name(&kind)
+            ),
         });
     }
-    Ok(Block { kind, offset, bytes: &input[offset..], first_stream, string_type: header[48] })
+    Ok(Block {
+        kind,
+        offset,
+        bytes: &input[offset..],
+        first_stream,
+        string_type: header[48],
+    })
 }
 
 /// Reads the stream header at `offset` and returns the stream with as much of
@@ -105,13 +127,19 @@ pub fn block(input: &[u8], offset: usize) -> Result<Block<'_>, HeaderError> {
 pub fn stream(input: &[u8], offset: usize) -> Result<(Stream<'_>, bool), HeaderError> {
     let header = input
         .bytes_at(offset, STREAM_HEADER_LEN)
-        .ok_or(HeaderError::Truncated { offset, what: "a stream header".into() })?;
+        .ok_or(HeaderError::Truncated {
+            offset,
+            what: "a stream header".into(),
+        })?;
     let id: [u8; 4] = header[..4].try_into().expect("4 bytes");
     let stored = u16::from_le_bytes([header[20], header[21]]);
     if xor_checksum(&header[..20]) != stored {
         return Err(HeaderError::Corrupt {
             offset,
-            what: format!("the {} stream's header checksum does not match", kind_name(&id)),
+            what: format!(
+                "the {} stream's header checksum does not match",
+                kind_name(&id)
+            ),
         });
     }
     let len = header.u64_at(8).expect("in header");
@@ -130,7 +158,9 @@ pub fn stream(input: &[u8], offset: usize) -> Result<(Stream<'_>, bool), HeaderE
 
 /// Where the stream after `s` starts (streams are 4-byte aligned).
 pub fn next_stream(s: &Stream<'_>, declared_len: u64) -> Option<usize> {
-    let end = (s.offset as u64).checked_add(STREAM_HEADER_LEN as u64)?.checked_add(declared_len)?;
+    let end = (s.offset as u64)
+        .checked_add(STREAM_HEADER_LEN as u64)?
+        .checked_add(declared_len)?;
     usize::try_from(end.checked_add(3)? & !3).ok()
 }
 
@@ -163,7 +193,11 @@ pub fn walk<'a>(
         } else {
             streams_of(input, &block)?
         };
-        let visit_state = Visit { block, streams, next };
+        let visit_state = Visit {
+            block,
+            streams,
+            next,
+        };
         if !visit(&visit_state)? {
             return Ok(());
         }
@@ -172,12 +206,18 @@ pub fn walk<'a>(
             _ => return Ok(()),
         }
     }
-    Err(HeaderError::Corrupt { offset, what: format!("more than {MAX_BLOCKS} descriptor blocks before the data") })
+    Err(HeaderError::Corrupt {
+        offset,
+        what: format!("more than {MAX_BLOCKS} descriptor blocks before the data"),
+    })
 }
 
 /// The streams of a block, up to its SPAD; `next` is where the following
 /// block starts, if the input reaches that far.
-fn streams_of<'a>(input: &'a [u8], block: &Block<'a>) -> Result<(Vec<Stream<'a>>, Option<usize>), HeaderError> {
+fn streams_of<'a>(
+    input: &'a [u8],
+    block: &Block<'a>,
+) -> Result<(Vec<Stream<'a>>, Option<usize>), HeaderError> {
     let mut streams = Vec::new();
     if block.first_stream == 0 {
         return Ok((streams, None));
@@ -203,7 +243,10 @@ fn streams_of<'a>(input: &'a [u8], block: &Block<'a>) -> Result<(Vec<Stream<'a>>
             _ => return Ok((streams, None)),
         }
     }
-    Err(HeaderError::Corrupt { offset: block.offset, what: "too many streams in one block".into() })
+    Err(HeaderError::Corrupt {
+        offset: block.offset,
+        what: "too many streams in one block".into(),
+    })
 }
 
 /// A (size, offset) string reference relative to `base`, decoded as
@@ -217,7 +260,9 @@ pub fn string_at(base: &[u8], at: usize, string_type: u8) -> Result<Option<Strin
     }
     let bytes = base
         .bytes_at(usize::from(offset), usize::from(size))
-        .ok_or_else(|| format!("a string ({size} bytes at offset {offset}) lies beyond its block"))?;
+        .ok_or_else(|| {
+            format!("a string ({size} bytes at offset {offset}) lies beyond its block")
+        })?;
     Ok(Some(decode(bytes, string_type)))
 }
 
@@ -225,7 +270,10 @@ pub fn decode(bytes: &[u8], string_type: u8) -> String {
     let text = if string_type == 1 {
         bytes.iter().map(|&b| b as char).collect::<String>()
     } else {
-        let units: Vec<u16> = bytes.chunks_exact(2).map(|w| u16::from_le_bytes([w[0], w[1]])).collect();
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|w| u16::from_le_bytes([w[0], w[1]]))
+            .collect();
         String::from_utf16_lossy(&units)
     };
     text.trim_end_matches('\0').to_owned()
@@ -247,7 +295,14 @@ pub fn date_time(bytes: &[u8]) -> Option<String> {
 }
 
 /// The inverse of [`date_time`], for the writer.
-pub fn encode_date_time(year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> [u8; 5] {
+pub fn encode_date_time(
+    year: u16,
+    month: u8,
+    day: u8,
+    hour: u8,
+    minute: u8,
+    second: u8,
+) -> [u8; 5] {
     let v = (u64::from(year) << 26)
         | (u64::from(month) << 22)
         | (u64::from(day) << 17)

@@ -55,7 +55,10 @@ const MAX_FILES: usize = 4096;
 pub fn parse(stream: &Stream<'_>) -> Result<SqlInfo, HeaderError> {
     let data = stream.data;
     let base = stream.offset + mtf::STREAM_HEADER_LEN;
-    let corrupt = |at: usize, what: String| HeaderError::Corrupt { offset: base + at, what };
+    let corrupt = |at: usize, what: String| HeaderError::Corrupt {
+        offset: base + at,
+        what,
+    };
     let mut info: Option<SqlInfo> = None;
     let mut files = Vec::new();
     let mut pos = 0usize;
@@ -69,7 +72,10 @@ pub fn parse(stream: &Stream<'_>) -> Result<SqlInfo, HeaderError> {
             if info.is_none() {
                 return Err(HeaderError::Truncated {
                     offset: base + pos,
-                    what: format!("the {} section of the SQL Server catalogue", mtf::kind_name(&tag)),
+                    what: format!(
+                        "the {} section of the SQL Server catalogue",
+                        mtf::kind_name(&tag)
+                    ),
                 });
             }
             break; // The file list runs past the prefix; what we have is enough.
@@ -81,11 +87,17 @@ pub fn parse(stream: &Stream<'_>) -> Result<SqlInfo, HeaderError> {
         match &tag {
             b"SCIN" => {
                 if len < scin::MIN_LEN {
-                    return Err(corrupt(pos, format!("the SCIN section is only {len} bytes long")));
+                    return Err(corrupt(
+                        pos,
+                        format!("the SCIN section is only {len} bytes long"),
+                    ));
                 }
                 let code = section[scin::TYPE];
                 let backup_type = BackupType::from_code(code).ok_or_else(|| {
-                    corrupt(pos + scin::TYPE, format!("unknown backup type code 0x{code:02x}"))
+                    corrupt(
+                        pos + scin::TYPE,
+                        format!("unknown backup type code 0x{code:02x}"),
+                    )
                 })?;
                 let database_name = string(scin::DATABASE_NAME)?
                     .ok_or_else(|| corrupt(pos, "the backup names no database".into()))?;
@@ -98,7 +110,9 @@ pub fn parse(stream: &Stream<'_>) -> Result<SqlInfo, HeaderError> {
                         section[scin::MINOR],
                         section.u16_at(scin::BUILD).expect("checked length"),
                     ),
-                    database_version: section.u16_at(scin::DATABASE_VERSION).expect("checked length"),
+                    database_version: section
+                        .u16_at(scin::DATABASE_VERSION)
+                        .expect("checked length"),
                     compatibility_level: section[scin::COMPATIBILITY],
                     database_creation: mtf::date_time(&section[scin::DATABASE_CREATION..]),
                     backup_start: mtf::date_time(&section[scin::BACKUP_START..]),

@@ -12,12 +12,31 @@ use std::fmt;
 #[serde(tag = "problem", rename_all = "snake_case")]
 pub enum SetProblem {
     NoFiles,
-    MixedDatabases { databases: Vec<String> },
-    ForeignMediaSet { file: String, media_set_id: String, expected: String, first_file: String },
-    CountMismatch { file: String, says: u16, expected: u16 },
-    MixedTypes { types: Vec<String> },
-    DuplicateStripe { sequence: u16, files: Vec<String> },
-    MissingStripes { missing: Vec<u16>, count: u16 },
+    MixedDatabases {
+        databases: Vec<String>,
+    },
+    ForeignMediaSet {
+        file: String,
+        media_set_id: String,
+        expected: String,
+        first_file: String,
+    },
+    CountMismatch {
+        file: String,
+        says: u16,
+        expected: u16,
+    },
+    MixedTypes {
+        types: Vec<String>,
+    },
+    DuplicateStripe {
+        sequence: u16,
+        files: Vec<String>,
+    },
+    MissingStripes {
+        missing: Vec<u16>,
+        count: u16,
+    },
 }
 
 impl fmt::Display for SetProblem {
@@ -27,28 +46,51 @@ impl fmt::Display for SetProblem {
             SetProblem::MixedDatabases { databases } => {
                 let words = ["", "one", "two", "three", "four", "five"];
                 let n = databases.len();
-                let count = words.get(n).map_or_else(|| n.to_string(), |w| (*w).to_owned());
-                write!(f, "the files contain {count} databases: {}", databases.join(", "))
+                let count = words
+                    .get(n)
+                    .map_or_else(|| n.to_string(), |w| (*w).to_owned());
+                write!(
+                    f,
+                    "the files contain {count} databases: {}",
+                    databases.join(", ")
+                )
             }
-            SetProblem::ForeignMediaSet { file, media_set_id, expected, first_file } => write!(
+            SetProblem::ForeignMediaSet {
+                file,
+                media_set_id,
+                expected,
+                first_file,
+            } => write!(
                 f,
                 "file {file} belongs to another media set ({media_set_id}, not {expected} like {first_file})"
             ),
-            SetProblem::CountMismatch { file, says, expected } => write!(
+            SetProblem::CountMismatch {
+                file,
+                says,
+                expected,
+            } => write!(
                 f,
                 "file {file} says the media set has {says} stripe{}, the others say {expected}",
                 if *says == 1 { "" } else { "s" }
             ),
             SetProblem::MixedTypes { types } => {
-                write!(f, "the files hold different backup types: {}", types.join(", "))
+                write!(
+                    f,
+                    "the files hold different backup types: {}",
+                    types.join(", ")
+                )
             }
             SetProblem::DuplicateStripe { sequence, files } => {
                 write!(f, "stripe {sequence} is given twice: {}", files.join(", "))
             }
             SetProblem::MissingStripes { missing, count } => {
                 let list: Vec<String> = missing.iter().map(u16::to_string).collect();
-                let (noun, verb) = if missing.len() == 1 { ("stripe", "is") } else { ("stripes", "are") };
-                write!(f, "{noun} {} of {count} {verb} missing", join_and(&list), )
+                let (noun, verb) = if missing.len() == 1 {
+                    ("stripe", "is")
+                } else {
+                    ("stripes", "are")
+                };
+                write!(f, "{noun} {} of {count} {verb} missing", join_and(&list),)
             }
         }
     }
@@ -85,7 +127,10 @@ pub fn analyze(files: &[(String, BackupHeader)]) -> Result<StripeSet, Vec<SetPro
 
     let mut databases: Vec<String> = Vec::new();
     for (_, h) in files {
-        if !databases.iter().any(|d| d.eq_ignore_ascii_case(&h.database_name)) {
+        if !databases
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(&h.database_name))
+        {
             databases.push(h.database_name.clone());
         }
     }
@@ -122,20 +167,33 @@ pub fn analyze(files: &[(String, BackupHeader)]) -> Result<StripeSet, Vec<SetPro
     }
 
     // Stripe bookkeeping only means something within one media set.
-    let same_set: Vec<&(String, BackupHeader)> =
-        files.iter().filter(|(_, h)| h.media_set_id == first.media_set_id).collect();
+    let same_set: Vec<&(String, BackupHeader)> = files
+        .iter()
+        .filter(|(_, h)| h.media_set_id == first.media_set_id)
+        .collect();
     let mut by_sequence: BTreeMap<u16, Vec<String>> = BTreeMap::new();
     for (name, h) in &same_set {
-        by_sequence.entry(h.family_sequence).or_default().push(name.clone());
+        by_sequence
+            .entry(h.family_sequence)
+            .or_default()
+            .push(name.clone());
     }
     for (sequence, names) in &by_sequence {
         if names.len() > 1 {
-            problems.push(SetProblem::DuplicateStripe { sequence: *sequence, files: names.clone() });
+            problems.push(SetProblem::DuplicateStripe {
+                sequence: *sequence,
+                files: names.clone(),
+            });
         }
     }
-    let missing: Vec<u16> = (1..=first.family_count).filter(|s| !by_sequence.contains_key(s)).collect();
+    let missing: Vec<u16> = (1..=first.family_count)
+        .filter(|s| !by_sequence.contains_key(s))
+        .collect();
     if !missing.is_empty() {
-        problems.push(SetProblem::MissingStripes { missing, count: first.family_count });
+        problems.push(SetProblem::MissingStripes {
+            missing,
+            count: first.family_count,
+        });
     }
 
     if !problems.is_empty() {
@@ -161,7 +219,9 @@ pub enum Refusal {
          STACKIT imports only unprotected backups: back up again without a password"
     )]
     PasswordProtected,
-    #[error("the backup is encrypted; STACKIT imports only unencrypted backups: back up again without ENCRYPTION")]
+    #[error(
+        "the backup is encrypted; STACKIT imports only unencrypted backups: back up again without ENCRYPTION"
+    )]
     Encrypted,
     #[error(
         "this is {}; only a full database backup can create a database (restore its full backup first)",
@@ -179,7 +239,9 @@ pub fn readiness(set: &StripeSet) -> Result<(), Refusal> {
         return Err(Refusal::Encrypted);
     }
     if set.backup_type != BackupType::Full {
-        return Err(Refusal::NotFull { backup_type: set.backup_type });
+        return Err(Refusal::NotFull {
+            backup_type: set.backup_type,
+        });
     }
     Ok(())
 }

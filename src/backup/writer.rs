@@ -148,7 +148,10 @@ pub fn write(spec: &BackupSpec) -> Vec<u8> {
     // TAPE, then its RAID stream with the media set.
     let tape_strings = 0x5e;
     let mut end = tape_strings;
-    b.u32(0x34, u32::from_le_bytes(spec.media_set_id.0[..4].try_into().expect("4 bytes")));
+    b.u32(
+        0x34,
+        u32::from_le_bytes(spec.media_set_id.0[..4].try_into().expect("4 bytes")),
+    );
     b.u32(0x38, 5);
     b.u16(0x3c, 1);
     b.u16(0x40, 1); // Soft filemark: one 512-byte block.
@@ -296,9 +299,22 @@ mod tests {
     #[test]
     fn writes_stripes_passwords_and_encryption() {
         let stripes = BackupSpec::striped("big", 3);
-        let headers: Vec<_> = stripes.iter().map(|s| read_header(&write(s)).unwrap()).collect();
-        assert!(headers.iter().all(|h| h.media_set_id == headers[0].media_set_id && h.family_count == 3));
-        assert_eq!(headers.iter().map(|h| h.family_sequence).collect::<Vec<_>>(), [1, 2, 3]);
+        let headers: Vec<_> = stripes
+            .iter()
+            .map(|s| read_header(&write(s)).unwrap())
+            .collect();
+        assert!(
+            headers
+                .iter()
+                .all(|h| h.media_set_id == headers[0].media_set_id && h.family_count == 3)
+        );
+        assert_eq!(
+            headers
+                .iter()
+                .map(|h| h.family_sequence)
+                .collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
 
         let mut locked = BackupSpec::full("locked");
         locked.media_password = true;

@@ -2,7 +2,6 @@ use super::{is_json, print_json};
 use crate::Exit;
 use crate::backup::{self, BackupHeader, stripes};
 use crate::cli::Global;
-use serde_json::{Value, json};
 use std::io::Read;
 
 struct Inspected {
@@ -16,8 +15,8 @@ pub fn run(global: &Global, paths: &[String]) -> Exit {
     let any_unreadable = inspected.iter().any(|i| i.header.is_err());
 
     if is_json(global) {
-        let items: Vec<Value> = inspected.iter().map(to_json).collect();
-        print_json(&Value::Array(items));
+        let items: Vec<FileReport> = inspected.iter().map(report).collect();
+        print_json(&items);
     } else {
         print_table(&inspected);
     }
@@ -29,7 +28,11 @@ pub fn run(global: &Global, paths: &[String]) -> Exit {
         // The verdict is for people; with --format json stdout stays the array.
         eprintln!("{}", verdict(&headers));
     }
-    if any_unreadable { Exit::Failed } else { Exit::Success }
+    if any_unreadable {
+        Exit::Failed
+    } else {
+        Exit::Success
+    }
 }
 
 fn inspect(path: &str) -> Inspected {
@@ -44,7 +47,8 @@ fn inspect(path: &str) -> Inspected {
         let file = std::fs::File::open(path)?;
         let size = file.metadata()?.len();
         let mut prefix = Vec::with_capacity(backup::HEADER_PREFIX);
-        file.take(backup::HEADER_PREFIX as u64).read_to_end(&mut prefix)?;
+        file.take(backup::HEADER_PREFIX as u64)
+            .read_to_end(&mut prefix)?;
         Ok((size, prefix))
     };
     match read() {
@@ -53,29 +57,58 @@ fn inspect(path: &str) -> Inspected {
             size: Some(size),
             header: backup::read_header(&prefix).map_err(|e| e.to_string()),
         },
-        Err(e) => Inspected { path: path.to_owned(), size: None, header: Err(format!("cannot read: {e}")) },
+        Err(e) => Inspected {
+            path: path.to_owned(),
+            size: None,
+            header: Err(format!("cannot read: {e}")),
+        },
     }
 }
 
-fn to_json(i: &Inspected) -> Value {
+/// One file as `inspect --format json` shows it: `path` first, then the
+/// header in its field order (the DESIGN.md keys come first), then the
+/// size; or `{path, error}`.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum FileReport<'a> {
+    Header {
+        path: &'a str,
+        #[serde(flatten)]
+        header: &'a BackupHeader,
+        file_size: Option<u64>,
+    },
+    Unreadable {
+        path: &'a str,
+        error: &'a str,
+    },
+}
+
+fn report(i: &Inspected) -> FileReport<'_> {
     match &i.header {
-        Ok(h) => {
-            // The contract's keys (path first, then the header in its field
-            // order, which starts with the DESIGN.md keys), then file_size.
-            let mut object = serde_json::Map::new();
-            object.insert("path".into(), json!(i.path));
-            if let Value::Object(fields) = serde_json::to_value(h).expect("header serializes") {
-                object.extend(fields);
-            }
-            object.insert("file_size".into(), json!(i.size));
-            Value::Object(object)
-        }
-        Err(e) => json!({"path": i.path, "error": e}),
+        Ok(header) => FileReport::Header {
+            path: &i.path,
+            header,
+            file_size: i.size,
+        },
+        Err(error) => FileReport::Unreadable {
+            path: &i.path,
+            error,
+        },
     }
 }
 
 fn print_table(inspected: &[Inspected]) {
-    let header = ["FILE", "DATABASE", "SERVER", "TYPE", "STRIPE", "MEDIA SET", "PROTECTED", "VERSION", "BACKUP START"];
+    let header = [
+        "FILE",
+        "DATABASE",
+        "SERVER",
+        "TYPE",
+        "STRIPE",
+        "MEDIA SET",
+        "PROTECTED",
+        "VERSION",
+        "BACKUP START",
+    ];
     let mut rows: Vec<[String; 9]> = Vec::new();
     let mut errors = Vec::new();
     for i in inspected {
@@ -100,8 +133,15 @@ fn print_table(inspected: &[Inspected]) {
         }
     }
     if !rows.is_empty() {
-        let widths: Vec<usize> =
-            (0..header.len()).map(|c| rows.iter().map(|r| r[c].chars().count()).chain([header[c].len()]).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> = (0..header.len())
+            .map(|c| {
+                rows.iter()
+                    .map(|r| r[c].chars().count())
+                    .chain([header[c].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
         let line = |cells: Vec<&str>| {
             cells
                 .iter()
@@ -140,7 +180,10 @@ fn verdict(headers: &[(String, BackupHeader)]) -> String {
         }
         Err(problems) => {
             let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
-            format!("stripe set: these files are not one complete backup:\n{}", list.join("\n"))
+            format!(
+                "stripe set: these files are not one complete backup:\n{}",
+                list.join("\n")
+            )
         }
     }
 }

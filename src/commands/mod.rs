@@ -14,11 +14,19 @@ pub fn run(cli: Cli) -> Exit {
         Command::Inspect { files } => inspect::run(global, &files),
         Command::Schema => {
             let schema = crate::manifest::structure::schema();
-            println!("{}", serde_json::to_string_pretty(&schema).expect("schema serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("schema serializes")
+            );
             Exit::Success
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "sqlflex-import", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "sqlflex-import",
+                &mut std::io::stdout(),
+            );
             Exit::Success
         }
         Command::Plan { .. } => not_built("plan"),
@@ -56,8 +64,11 @@ pub fn init_logging(global: &Global) {
 }
 
 /// Prints a JSON document on stdout.
-fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON serializes"));
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON serializes")
+    );
 }
 
 fn is_json(global: &Global) -> bool {

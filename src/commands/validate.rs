@@ -3,17 +3,23 @@ use crate::Exit;
 use crate::cli::{Global, SelectArgs};
 use crate::diagnostic::{self, Diagnostic, Severity};
 use crate::manifest::{self, select::Selection};
-use serde_json::json;
 use std::path::Path;
 
 pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
     let (source, mut diagnostics, summary) = match manifest::load(path, &manifest::process_env) {
         Ok(loaded) => {
-            let selection =
-                Selection { only: select.only.clone(), tags: select.tags.clone(), shard: select.shard };
+            let selection = Selection {
+                only: select.only.clone(),
+                tags: select.tags.clone(),
+                shard: select.shard,
+            };
             let mut diagnostics = loaded.warnings;
             let summary = match selection.apply(&loaded.manifest) {
-                Ok(selected) => Some((selected.len(), loaded.manifest.databases.len(), loaded.manifest.instances.len())),
+                Ok(selected) => Some((
+                    selected.len(),
+                    loaded.manifest.databases.len(),
+                    loaded.manifest.instances.len(),
+                )),
                 Err(e) => {
                     diagnostics.push(Diagnostic::error(e));
                     None
@@ -28,12 +34,21 @@ pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
     diagnostics.sort_by_key(|d| d.severity == Severity::Warning);
 
     if is_json(global) {
-        print_json(&json!({
-            "manifest": source.name,
-            "valid": valid,
-            "selected": summary.map(|s| s.0),
-            "diagnostics": diagnostic::to_json(&source, &diagnostics),
-        }));
+        #[derive(serde::Serialize)]
+        struct Report<'a> {
+            manifest: &'a str,
+            valid: bool,
+            databases: Option<usize>,
+            selected: Option<usize>,
+            diagnostics: Vec<diagnostic::JsonDiagnostic<'a>>,
+        }
+        print_json(&Report {
+            manifest: &source.name,
+            valid,
+            databases: summary.map(|s| s.1),
+            selected: summary.map(|s| s.0),
+            diagnostics: diagnostic::to_json(&source, &diagnostics),
+        });
     } else {
         let styled = diagnostic::stderr_is_styled();
         for d in &diagnostics {
@@ -46,20 +61,32 @@ pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
         let warnings = diagnostics.len() - errors;
         match summary {
             Some((selected, total, instances)) if valid => {
-                let of = if selected == total { String::new() } else { format!(" ({selected} selected)") };
+                let of = if selected == total {
+                    String::new()
+                } else {
+                    format!(" ({selected} selected)")
+                };
                 println!(
                     "{}: valid, {total} database{} on {instances} instance{}{of}{}",
                     source.name,
                     plural(total),
                     plural(instances),
-                    if warnings > 0 { format!(", {warnings} warning{}", plural(warnings)) } else { String::new() }
+                    if warnings > 0 {
+                        format!(", {warnings} warning{}", plural(warnings))
+                    } else {
+                        String::new()
+                    }
                 );
             }
             _ => eprintln!(
                 "{}: invalid, {errors} error{}{}",
                 source.name,
                 plural(errors),
-                if warnings > 0 { format!(", {warnings} warning{}", plural(warnings)) } else { String::new() }
+                if warnings > 0 {
+                    format!(", {warnings} warning{}", plural(warnings))
+                } else {
+                    String::new()
+                }
             ),
         }
     }

@@ -28,38 +28,46 @@ pub struct Parts {
 }
 
 impl Parts {
-    pub fn from_json(json: &serde_json::Value) -> Parts {
-        fn part<T: serde::de::DeserializeOwned>(v: Option<&serde_json::Value>) -> Option<T> {
-            v.and_then(|v| T::deserialize(v).ok())
+    /// Types each part of the manifest on its own (moving out of `json`),
+    /// keeping what fits the model.
+    pub fn from_json(mut json: serde_json::Value) -> Parts {
+        fn part<T: serde::de::DeserializeOwned>(v: Option<&mut serde_json::Value>) -> Option<T> {
+            v.and_then(|v| serde_json::from_value(v.take()).ok())
         }
-        let s3: Option<S3> = part(json.get("s3"));
-        let raw_instances = json.get("instances").and_then(|i| i.as_object());
-        let instance_names = raw_instances.map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        let s3: Option<S3> = part(json.get_mut("s3"));
+        let raw_instances = json.get_mut("instances").and_then(|i| i.as_object_mut());
+        let instance_names = raw_instances
+            .as_ref()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
         let instances = raw_instances
             .into_iter()
             .flatten()
             .filter_map(|(k, v)| part(Some(v)).map(|i| (k.clone(), i)))
             .collect();
         let (db_index, databases) = json
-            .get("databases")
-            .and_then(|d| d.as_array())
+            .get_mut("databases")
+            .and_then(|d| d.as_array_mut())
             .into_iter()
             .flatten()
             .enumerate()
             .filter_map(|(i, v)| part::<Database>(Some(v)).map(|d| (i, d)))
             .unzip();
+        let version = json.get("version").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
         Parts {
             manifest: Manifest {
-                version: json.get("version").and_then(|v| v.as_u64()).unwrap_or(1) as u32,
+                version,
                 // Field by field: one bad default must not hide the others
                 // (a lost `owner` would make every API database an error).
-                defaults: json.get("defaults").map_or_else(Defaults::default, |d| Defaults {
-                    method: part(d.get("method")),
-                    owner: part(d.get("owner")),
-                    on_exists: part(d.get("on_exists")),
-                    timeout: part(d.get("timeout")),
-                }),
-                concurrency: part::<Concurrency>(json.get("concurrency")).unwrap_or_default(),
+                defaults: json
+                    .get_mut("defaults")
+                    .map_or_else(Defaults::default, |d| Defaults {
+                        method: part(d.get_mut("method")),
+                        owner: part(d.get_mut("owner")),
+                        on_exists: part(d.get_mut("on_exists")),
+                        timeout: part(d.get_mut("timeout")),
+                    }),
+                concurrency: part::<Concurrency>(json.get_mut("concurrency")).unwrap_or_default(),
                 s3: s3.clone().unwrap_or_else(|| S3 {
                     endpoint: String::new(),
                     bucket: String::new(),
@@ -87,12 +95,18 @@ pub struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub fn new(tree: &'a Node, env: &'a dyn Fn(&str) -> Option<String>, dir: &'a Path) -> Self {
-        Checker { tree, env, dir, diagnostics: Vec::new() }
+        Checker {
+            tree,
+            env,
+            dir,
+            diagnostics: Vec::new(),
+        }
     }
 
     fn push(&mut self, d: Diagnostic, path: &FieldPath, target: Target) {
         let span = span_of(self.tree, path, target);
-        self.diagnostics.push(d.at(path.to_string(), Some(super::location(span))));
+        self.diagnostics
+            .push(d.at(path.to_string(), Some(super::location(span))));
     }
 
     fn error(&mut self, path: &FieldPath, message: impl Into<String>) {
@@ -105,15 +119,15 @@ impl<'a> Checker<'a> {
         }
         let m = &mut parts.manifest;
         let root = FieldPath::root();
-        if let Some(owner) = &m.defaults.owner {
-            if let Err(e) = check_login_name(owner) {
-                self.error(&root.key("defaults").key("owner"), e);
-            }
+        if let Some(owner) = &m.defaults.owner
+            && let Err(e) = check_login_name(owner)
+        {
+            self.error(&root.key("defaults").key("owner"), e);
         }
-        if let Some(t) = &m.defaults.timeout {
-            if let Err(e) = parse_timeout(t) {
-                self.error(&root.key("defaults").key("timeout"), e);
-            }
+        if let Some(t) = &m.defaults.timeout
+            && let Err(e) = parse_timeout(t)
+        {
+            self.error(&root.key("defaults").key("timeout"), e);
         }
         self.databases(parts);
         self.instances(&mut parts.manifest);
@@ -136,7 +150,8 @@ impl<'a> Checker<'a> {
         );
         if secret.is_none() {
             self.push(
-                Diagnostic::error("the S3 secret key is missing").hint("set `s3.secret_key` (e.g. `${S3_SECRET_KEY}`) or `s3.secret_key_file`"),
+                Diagnostic::error("the S3 secret key is missing")
+                    .hint("set `s3.secret_key` (e.g. `${S3_SECRET_KEY}`) or `s3.secret_key_file`"),
                 &p,
                 Target::Key,
             );
@@ -156,7 +171,9 @@ impl<'a> Checker<'a> {
         match (inline, file) {
             (Some(_), Some(_)) => {
                 self.push(
-                    Diagnostic::error(format!("set either `{inline_key}` or `{file_key}`, not both")),
+                    Diagnostic::error(format!(
+                        "set either `{inline_key}` or `{file_key}`, not both"
+                    )),
                     &parent.key(file_key),
                     Target::Key,
                 );
@@ -169,14 +186,20 @@ impl<'a> Checker<'a> {
                     Ok(text) => {
                         let text = text.trim_end_matches(['\n', '\r']);
                         if text.is_empty() {
-                            self.error(&parent.key(file_key), format!("`{}` is empty", full.display()));
+                            self.error(
+                                &parent.key(file_key),
+                                format!("`{}` is empty", full.display()),
+                            );
                             None
                         } else {
                             Some(Secret::new(text))
                         }
                     }
                     Err(e) => {
-                        self.error(&parent.key(file_key), format!("cannot read `{}`: {e}", full.display()));
+                        self.error(
+                            &parent.key(file_key),
+                            format!("cannot read `{}`: {e}", full.display()),
+                        );
                         None
                     }
                 }
@@ -209,7 +232,10 @@ impl<'a> Checker<'a> {
                 }
             };
             if !instance_names.contains(&db.instance) {
-                let d = Diagnostic::error(format!("there is no instance `{}` in `instances`", db.instance));
+                let d = Diagnostic::error(format!(
+                    "there is no instance `{}` in `instances`",
+                    db.instance
+                ));
                 let d = match closest(&db.instance, instance_names) {
                     Some(near) => d.hint(format!("did you mean `{near}`?")),
                     None => d.hint(format!("defined instances: {}", instance_names.join(", "))),
@@ -218,7 +244,8 @@ impl<'a> Checker<'a> {
             } else if name_ok {
                 let key = (db.instance.clone(), db.name.to_lowercase());
                 if let Some(&first) = seen.get(&key) {
-                    let first_line = span_of(self.tree, &list.index(first).key("name"), Target::Value).line;
+                    let first_line =
+                        span_of(self.tree, &list.index(first).key("name"), Target::Value).line;
                     self.push(
                         Diagnostic::error(format!(
                             "database `{}` is imported twice onto instance `{}` (names ignore case)",
@@ -232,27 +259,33 @@ impl<'a> Checker<'a> {
                     seen.insert(key, i);
                 }
             }
-            if let Some(owner) = &db.owner {
-                if let Err(e) = check_login_name(owner) {
-                    self.error(&p.key("owner"), e);
-                }
+            if let Some(owner) = &db.owner
+                && let Err(e) = check_login_name(owner)
+            {
+                self.error(&p.key("owner"), e);
             }
-            if let Some(t) = &db.timeout {
-                if let Err(e) = parse_timeout(t) {
-                    self.error(&p.key("timeout"), e);
-                }
+            if let Some(t) = &db.timeout
+                && let Err(e) = parse_timeout(t)
+            {
+                self.error(&p.key("timeout"), e);
             }
             if m.method_of(db) == Method::Api && m.owner_of(db).is_none() {
                 self.push(
-                    Diagnostic::error(format!("database `{}` has no owner, which the API requires", db.name))
-                        .hint("set `defaults.owner` or this database's `owner`"),
+                    Diagnostic::error(format!(
+                        "database `{}` has no owner, which the API requires",
+                        db.name
+                    ))
+                    .hint("set `defaults.owner` or this database's `owner`"),
                     &p.key("name"),
                     Target::Value,
                 );
             }
             for (t, tag) in db.tags.iter().enumerate() {
                 if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c == ',') {
-                    self.error(&p.key("tags").index(t), "a tag must be non-empty, without spaces or commas");
+                    self.error(
+                        &p.key("tags").index(t),
+                        "a tag must be non-empty, without spaces or commas",
+                    );
                 }
             }
             if !parts.s3_ok {
@@ -281,7 +314,9 @@ impl<'a> Checker<'a> {
 
     /// Checks one database's file entries; returns their keys when all are good.
     fn files(&mut self, m: &Manifest, db: &Database, p: &FieldPath) -> Option<Vec<String>> {
-        let Files::List(entries) = &db.files else { return None };
+        let Files::List(entries) = &db.files else {
+            return None;
+        };
         let mut keys: Vec<String> = Vec::with_capacity(entries.len());
         let mut ok = true;
         for (f, entry) in entries.iter().enumerate() {
@@ -289,7 +324,10 @@ impl<'a> Checker<'a> {
             match m.s3.key_of(entry) {
                 Ok(key) => {
                     if let Some(first) = keys.iter().position(|k| *k == key) {
-                        self.error(&fp, format!("`{key}` is listed twice (also files[{first}])"));
+                        self.error(
+                            &fp,
+                            format!("`{key}` is listed twice (also files[{first}])"),
+                        );
                         ok = false;
                     }
                     if key.to_ascii_lowercase().ends_with(".trn") {
@@ -320,8 +358,10 @@ impl<'a> Checker<'a> {
                 Method::Sql => used.1 = true,
             }
         }
-        let methods: BTreeMap<String, (bool, bool)> =
-            methods.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let methods: BTreeMap<String, (bool, bool)> = methods
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         let list = FieldPath::root().key("instances");
         for (id, inst) in m.instances.iter_mut() {
             let p = list.key(id);
@@ -338,18 +378,30 @@ impl<'a> Checker<'a> {
                 if let Some(e) = &api.endpoint {
                     self.endpoint(e, &ap.key("endpoint"));
                 }
-                api.token = self.secret(api.token.take(), api.token_file.as_deref(), &ap, ("token", "token_file"));
+                api.token = self.secret(
+                    api.token.take(),
+                    api.token_file.as_deref(),
+                    &ap,
+                    ("token", "token_file"),
+                );
                 if let Some(key) = &api.service_account_key_path {
                     let full = self.dir.join(key);
                     if let Err(e) = std::fs::metadata(&full) {
-                        self.error(&ap.key("service_account_key_path"), format!("cannot read `{}`: {e}", full.display()));
+                        self.error(
+                            &ap.key("service_account_key_path"),
+                            format!("cannot read `{}`: {e}", full.display()),
+                        );
                     }
                 }
             }
             if let Some(sql) = inst.sql.as_mut() {
                 let sp = p.key("sql");
-                sql.password =
-                    self.secret(sql.password.take(), sql.password_file.as_deref(), &sp, ("password", "password_file"));
+                sql.password = self.secret(
+                    sql.password.take(),
+                    sql.password_file.as_deref(),
+                    &sp,
+                    ("password", "password_file"),
+                );
             }
             if uses_api {
                 let missing: Vec<&str> = [
@@ -365,23 +417,33 @@ impl<'a> Checker<'a> {
                     self.push(
                         Diagnostic::error(format!(
                             "instance `{id}` is used with method `api` but has no {}",
-                            missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                            missing
+                                .iter()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         )),
                         &p,
                         Target::Key,
                     );
                 }
                 let api = inst.api.as_ref();
-                let has_source = api.is_some_and(|a| a.token.is_some() || a.service_account_key_path.is_some())
-                    || [TOKEN_ENV, KEY_PATH_ENV].iter().any(|v| (self.env)(v).is_some_and(|x| !x.is_empty()));
-                let source_broken = api.is_some_and(|a| a.token_file.is_some() && a.token.is_none());
+                let has_source = api
+                    .is_some_and(|a| a.token.is_some() || a.service_account_key_path.is_some())
+                    || [TOKEN_ENV, KEY_PATH_ENV]
+                        .iter()
+                        .any(|v| (self.env)(v).is_some_and(|x| !x.is_empty()));
+                let source_broken =
+                    api.is_some_and(|a| a.token_file.is_some() && a.token.is_none());
                 if !has_source && !source_broken {
                     self.push(
-                        Diagnostic::error(format!("instance `{id}` is used with method `api` but has no token source"))
-                            .hint(format!(
-                                "set `api.token`, `api.token_file` or `api.service_account_key_path`, \
+                        Diagnostic::error(format!(
+                            "instance `{id}` is used with method `api` but has no token source"
+                        ))
+                        .hint(format!(
+                            "set `api.token`, `api.token_file` or `api.service_account_key_path`, \
                                  or the environment variable {TOKEN_ENV} or {KEY_PATH_ENV}"
-                            )),
+                        )),
                         &p,
                         Target::Key,
                     );
@@ -390,13 +452,20 @@ impl<'a> Checker<'a> {
             if uses_sql {
                 let sql = inst.sql.as_ref();
                 let mut missing = Vec::new();
-                if sql.and_then(|s| s.host.as_deref()).is_none_or(str::is_empty) {
+                if sql
+                    .and_then(|s| s.host.as_deref())
+                    .is_none_or(str::is_empty)
+                {
                     missing.push("`sql.host`");
                 }
-                if sql.and_then(|s| s.user.as_deref()).is_none_or(str::is_empty) {
+                if sql
+                    .and_then(|s| s.user.as_deref())
+                    .is_none_or(str::is_empty)
+                {
                     missing.push("`sql.user`");
                 }
-                let password_file_broken = sql.is_some_and(|s| s.password_file.is_some() && s.password.is_none());
+                let password_file_broken =
+                    sql.is_some_and(|s| s.password_file.is_some() && s.password.is_none());
                 if sql.and_then(|s| s.password.as_ref()).is_none() && !password_file_broken {
                     missing.push("`sql.password` or `sql.password_file`");
                 }
@@ -417,7 +486,9 @@ impl<'a> Checker<'a> {
 
 /// S3 bucket naming rules (3-63 characters, lowercase, digits, `.`, `-`).
 fn check_bucket(bucket: &str) -> Result<(), String> {
-    let valid_chars = bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    let valid_chars = bucket
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
     let ends_ok = bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
         && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
     if (3..=63).contains(&bucket.len()) && valid_chars && ends_ok && !bucket.contains("..") {
@@ -442,7 +513,9 @@ pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
-        "http" => Err(format!("`{endpoint}` uses plain http; only loopback endpoints may, use https")),
+        "http" => Err(format!(
+            "`{endpoint}` uses plain http; only loopback endpoints may, use https"
+        )),
         other => Err(format!("`{endpoint}` has scheme `{other}`; use https")),
     }
 }
@@ -457,8 +530,16 @@ mod tests {
         assert!(check_endpoint("http://127.0.0.1:9000").is_ok());
         assert!(check_endpoint("http://localhost:9000").is_ok());
         assert!(check_endpoint("http://[::1]:9000").is_ok());
-        assert!(check_endpoint("http://example.com").unwrap_err().contains("plain http"));
-        assert!(check_endpoint("ftp://example.com").unwrap_err().contains("scheme"));
+        assert!(
+            check_endpoint("http://example.com")
+                .unwrap_err()
+                .contains("plain http")
+        );
+        assert!(
+            check_endpoint("ftp://example.com")
+                .unwrap_err()
+                .contains("scheme")
+        );
         assert!(check_endpoint("not a url").is_err());
     }
 

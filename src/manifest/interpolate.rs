@@ -8,7 +8,9 @@ pub enum InterpolateError {
     Unset(String),
     #[error("`${{` without a closing `}}`")]
     Unclosed,
-    #[error("`{0}` is not a valid environment variable name (letters, digits and `_`, not starting with a digit)")]
+    #[error(
+        "`{0}` is not a valid environment variable name (letters, digits and `_`, not starting with a digit)"
+    )]
     BadName(String),
 }
 
@@ -56,13 +58,20 @@ pub fn interpolate(
         }
     }
     out.push_str(rest);
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Whether `text` is exactly one `${...}` reference and nothing else.
 pub fn is_single_reference(text: &str) -> bool {
     let t = text.trim();
-    t.starts_with("${") && t.ends_with('}') && t.matches("${").count() == 1 && t.matches('}').count() == 1
+    t.starts_with("${")
+        && t.ends_with('}')
+        && t.matches("${").count() == 1
+        && t.matches('}').count() == 1
 }
 
 fn is_var_name(name: &str) -> bool {
@@ -88,7 +97,10 @@ mod tests {
         assert_eq!(interpolate("${USER}@x", &env).unwrap(), "alice@x");
         assert_eq!(interpolate("${NOPE:-fallback}", &env).unwrap(), "fallback");
         assert_eq!(interpolate("${EMPTY:-fallback}", &env).unwrap(), "fallback");
-        assert_eq!(interpolate("$$HOME pa$word", &env).unwrap(), "$HOME pa$word");
+        assert_eq!(
+            interpolate("$$HOME pa$word", &env).unwrap(),
+            "$HOME pa$word"
+        );
     }
 
     #[test]
@@ -96,13 +108,19 @@ mod tests {
         let errors = interpolate("${A}/${USER}/${B}", &env).unwrap_err();
         assert_eq!(
             errors,
-            vec![InterpolateError::Unset("A".into()), InterpolateError::Unset("B".into())]
+            vec![
+                InterpolateError::Unset("A".into()),
+                InterpolateError::Unset("B".into())
+            ]
         );
     }
 
     #[test]
     fn rejects_malformed_references() {
-        assert_eq!(interpolate("${A", &env).unwrap_err(), vec![InterpolateError::Unclosed]);
+        assert_eq!(
+            interpolate("${A", &env).unwrap_err(),
+            vec![InterpolateError::Unclosed]
+        );
         assert_eq!(
             interpolate("${1A}", &env).unwrap_err(),
             vec![InterpolateError::BadName("1A".into())]

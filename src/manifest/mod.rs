@@ -15,7 +15,7 @@ pub mod yaml;
 pub use model::*;
 
 use crate::diagnostic::{Diagnostic, Location, Source};
-use path::FieldPath;
+use path::{FieldPath, SegRef};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use yaml::{Node, Span};
@@ -49,7 +49,10 @@ pub struct SourceText {
 
 impl SourceText {
     pub fn as_source(&self) -> Source {
-        Source { name: self.name.clone(), text: self.text.clone() }
+        Source {
+            name: self.name.clone(),
+            text: self.text.clone(),
+        }
     }
 }
 
@@ -63,10 +66,14 @@ pub fn process_env(name: &str) -> Option<String> {
 pub fn load(path: &Path, env: Env) -> Result<Loaded, Rejected> {
     let name = path.display().to_string();
     let reject = |message: String| Rejected {
-        source: SourceText { name: name.clone(), text: String::new() },
+        source: SourceText {
+            name: name.clone(),
+            text: String::new(),
+        },
         diagnostics: vec![Diagnostic::error(message)],
     };
-    let file = std::fs::File::open(path).map_err(|e| reject(format!("cannot open `{name}`: {e}")))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| reject(format!("cannot open `{name}`: {e}")))?;
     // Read through `take` rather than trusting metadata: the manifest may be
     // a pipe or a device.
     let mut bytes = Vec::new();
@@ -86,7 +93,11 @@ pub fn load(path: &Path, env: Env) -> Result<Loaded, Rejected> {
             let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
             let column = valid.iter().rev().take_while(|b| **b != b'\n').count() + 1;
             let mut rejected = reject(format!("`{name}` is not UTF-8 text"));
-            rejected.diagnostics[0].location = Some(Location { line, column, len: 1 });
+            rejected.diagnostics[0].location = Some(Location {
+                line,
+                column,
+                len: 1,
+            });
             return Err(rejected);
         }
     };
@@ -96,14 +107,20 @@ pub fn load(path: &Path, env: Env) -> Result<Loaded, Rejected> {
 
 pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, Rejected> {
     let reject = |text: String, diagnostics| Rejected {
-        source: SourceText { name: name.to_owned(), text },
+        source: SourceText {
+            name: name.to_owned(),
+            text,
+        },
         diagnostics,
     };
     let mut tree = match yaml::parse(text) {
         Ok(tree) => tree,
         Err(e) => {
             let mut d = Diagnostic::error(e.message).at("", Some(location(e.span)));
-            let line = text.lines().nth(e.span.line.saturating_sub(1)).unwrap_or_default();
+            let line = text
+                .lines()
+                .nth(e.span.line.saturating_sub(1))
+                .unwrap_or_default();
             if line.contains("${") && (line.contains('{') || line.contains('[')) {
                 d = d.hint("inside `{ }` or `[ ]`, put values with `${VAR}` in quotes: \"${VAR}\"");
             }
@@ -122,10 +139,12 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
     }
     let shown = mask(text, secret_spans.iter().map(|(_, s)| *s));
 
-    interpolate_tree(&mut tree, &FieldPath::root(), env, &mut diagnostics);
+    let mut failed = Vec::new();
+    interpolate_tree(&mut tree, env, &mut failed);
+    diagnostics.extend(interpolation_diagnostics(&tree, failed));
 
     let mut problems = Vec::new();
-    let json = structure::to_json(&tree, &FieldPath::root(), &mut problems);
+    let json = structure::into_json(&mut tree, &mut Vec::new(), &mut problems);
     for (path, message) in problems {
         let span = path::span_of(&tree, &path, path::Target::Value);
         diagnostics.push(Diagnostic::error(message).at(path.to_string(), Some(location(span))));
@@ -133,7 +152,7 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
     diagnostics.extend(structure::check(&tree, &json));
     let structurally_sound = !diagnostics.iter().any(Diagnostic::is_error);
 
-    let mut parts = checks::Parts::from_json(&json);
+    let mut parts = checks::Parts::from_json(json);
     let mut checker = checks::Checker::new(&tree, env, dir);
     checker.run(&mut parts);
     diagnostics.extend(checker.diagnostics);
@@ -144,7 +163,10 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
     let manifest = parts.manifest;
     Ok(Loaded {
         manifest,
-        source: SourceText { name: name.to_owned(), text: shown },
+        source: SourceText {
+            name: name.to_owned(),
+            text: shown,
+        },
         warnings: diagnostics,
         dir: dir.to_path_buf(),
     })
@@ -169,29 +191,36 @@ const SECRET_KEYS: &[&str] = &["access_key", "secret_key", "token", "password"];
 /// Secrets written as literal text, with their positions. A value that is
 /// exactly one `${VAR}` reference is not a literal secret.
 fn literal_secrets(tree: &Node) -> Vec<(FieldPath, Span)> {
-    let mut out = Vec::new();
-    let mut stack = vec![(tree, FieldPath::root())];
-    while let Some((node, path)) = stack.pop() {
+    fn walk<'a>(node: &'a Node, path: &mut Vec<SegRef<'a>>, out: &mut Vec<(FieldPath, Span)>) {
         match node {
             Node::Map(entries, _) => {
                 for e in entries {
-                    let p = path.key(&e.key);
+                    path.push(SegRef::Key(&e.key));
                     match &e.value {
                         Node::Scalar(s) if SECRET_KEYS.contains(&e.key.as_str()) => {
-                            if !s.text.trim().is_empty() && !interpolate::is_single_reference(&s.text) {
-                                out.push((p, s.span));
+                            if !s.text.trim().is_empty()
+                                && !interpolate::is_single_reference(&s.text)
+                            {
+                                out.push((FieldPath::from_refs(path), s.span));
                             }
                         }
-                        other => stack.push((other, p)),
+                        other => walk(other, path, out),
                     }
+                    path.pop();
                 }
             }
             Node::Seq(items, _) => {
-                stack.extend(items.iter().enumerate().map(|(i, n)| (n, path.index(i))));
+                for (i, n) in items.iter().enumerate() {
+                    path.push(SegRef::Index(i));
+                    walk(n, path, out);
+                    path.pop();
+                }
             }
             Node::Scalar(_) => {}
         }
     }
+    let mut out = Vec::new();
+    walk(tree, &mut Vec::new(), &mut out);
     out
 }
 
@@ -208,7 +237,9 @@ fn mask_secret_lines(text: &str) -> String {
             let value = after.trim_start_matches([' ', '\t']);
             out.push_str(key);
             out.push_str(&after[..after.len() - value.len()]);
-            let end = value.find([',', '}', ']', '\n', '\r']).unwrap_or(value.len());
+            let end = value
+                .find([',', '}', ']', '\n', '\r'])
+                .unwrap_or(value.len());
             let end = value[..end].find(" #").unwrap_or(end);
             if value.trim_start_matches(['"', '\'']).starts_with("${") {
                 out.push_str(&value[..end]);
@@ -227,7 +258,12 @@ fn secret_key_end(text: &str) -> Option<usize> {
     SECRET_KEYS
         .iter()
         .flat_map(|key| text.match_indices(key).map(move |(i, _)| (i, key.len())))
-        .filter(|&(i, _)| text[..i].chars().last().is_none_or(|c| !(c.is_alphanumeric() || c == '_')))
+        .filter(|&(i, _)| {
+            text[..i]
+                .chars()
+                .last()
+                .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+        })
         .filter_map(|(i, len)| {
             let after = &text[i + len..];
             let gap = after.len() - after.trim_start_matches([' ', '"', '\'']).len();
@@ -256,39 +292,55 @@ fn mask(text: &str, spans: impl Iterator<Item = Span>) -> String {
     out
 }
 
-fn interpolate_tree(node: &mut Node, path: &FieldPath, env: Env, out: &mut Vec<Diagnostic>) {
+/// Resolves `${VAR}` in every scalar value; returns the spans of the
+/// scalars that failed, with their errors.
+fn interpolate_tree(
+    node: &mut Node,
+    env: Env,
+    failed: &mut Vec<(Span, Vec<interpolate::InterpolateError>)>,
+) {
     match node {
+        Node::Scalar(s) if !s.text.contains('$') => {}
         Node::Scalar(s) => {
             let whole_reference = interpolate::is_single_reference(&s.text);
-            let result = interpolate::interpolate(&s.text, env).map(|value| {
-                s.text = value;
-                if whole_reference && s.tag.is_none() {
-                    s.plain = true;
-                    s.from_env = true;
+            match interpolate::interpolate(&s.text, env) {
+                Ok(value) => {
+                    s.text = value;
+                    if whole_reference && s.tag.is_none() {
+                        s.plain = true;
+                        s.from_env = true;
+                    }
                 }
+                Err(errors) => failed.push((s.span, errors)),
+            }
+        }
+        Node::Seq(items, _) => items
+            .iter_mut()
+            .for_each(|n| interpolate_tree(n, env, failed)),
+        Node::Map(entries, _) => entries
+            .iter_mut()
+            .for_each(|e| interpolate_tree(&mut e.value, env, failed)),
+    }
+}
+
+fn interpolation_diagnostics(
+    tree: &Node,
+    failed: Vec<(Span, Vec<interpolate::InterpolateError>)>,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (span, errors) in failed {
+        let path = path::path_of_scalar(tree, span)
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        for e in errors {
+            let d = Diagnostic::error(e.to_string()).at(path.clone(), Some(location(span)));
+            out.push(match e {
+                interpolate::InterpolateError::Unset(name) => d.hint(format!(
+                    "export {name}=..., or write `${{{name}:-default}}` for a fallback"
+                )),
+                _ => d.hint("write `$$` for a literal `$`"),
             });
-            if let Err(errors) = result {
-                for e in errors {
-                    let d = Diagnostic::error(e.to_string()).at(path.to_string(), Some(location(s.span)));
-                    out.push(match e {
-                        interpolate::InterpolateError::Unset(name) => d.hint(format!(
-                            "export {name}=..., or write `${{{name}:-default}}` for a fallback"
-                        )),
-                        _ => d.hint("write `$$` for a literal `$`"),
-                    });
-                }
-            }
-        }
-        Node::Seq(items, _) => {
-            for (i, n) in items.iter_mut().enumerate() {
-                interpolate_tree(n, &path.index(i), env, out);
-            }
-        }
-        Node::Map(entries, _) => {
-            for e in entries {
-                let p = path.key(&e.key);
-                interpolate_tree(&mut e.value, &p, env, out);
-            }
         }
     }
+    out
 }

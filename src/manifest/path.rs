@@ -9,10 +9,40 @@ pub enum Seg {
     Index(usize),
 }
 
+/// A segment borrowed from the tree, for walks over every node: building
+/// an owned [`FieldPath`] per node is most of the cost of loading a large
+/// manifest, so walks keep a stack of these and convert only for a diagnostic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegRef<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldPath(pub Vec<Seg>);
 
 impl FieldPath {
+    pub fn from_refs(refs: &[SegRef<'_>]) -> Self {
+        FieldPath(
+            refs.iter()
+                .map(|r| match r {
+                    SegRef::Key(k) => Seg::Key((*k).to_owned()),
+                    SegRef::Index(i) => Seg::Index(*i),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn refs(&self) -> Vec<SegRef<'_>> {
+        self.0
+            .iter()
+            .map(|s| match s {
+                Seg::Key(k) => SegRef::Key(k),
+                Seg::Index(i) => SegRef::Index(*i),
+            })
+            .collect()
+    }
+
     pub fn root() -> Self {
         FieldPath(Vec::new())
     }
@@ -49,7 +79,9 @@ impl fmt::Display for FieldPath {
 }
 
 fn is_plain_key(k: &str) -> bool {
-    !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-'))
+    !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-'))
 }
 
 /// What a path points at in the source.
@@ -85,6 +117,32 @@ pub fn span_of(root: &Node, path: &FieldPath, target: Target) -> Span {
     }
 }
 
+/// The path of the scalar at `span`, found by a search of the tree (for the
+/// rare diagnostic of a walk that does not track paths).
+pub fn path_of_scalar(root: &Node, span: Span) -> Option<FieldPath> {
+    fn search<'a>(node: &'a Node, span: Span, path: &mut Vec<SegRef<'a>>) -> bool {
+        match node {
+            Node::Scalar(s) => s.span == span,
+            Node::Seq(items, _) => items.iter().enumerate().any(|(i, n)| {
+                path.push(SegRef::Index(i));
+                search(n, span, path) || {
+                    path.pop();
+                    false
+                }
+            }),
+            Node::Map(entries, _) => entries.iter().any(|e| {
+                path.push(SegRef::Key(&e.key));
+                search(&e.value, span, path) || {
+                    path.pop();
+                    false
+                }
+            }),
+        }
+    }
+    let mut path = Vec::new();
+    search(root, span, &mut path).then(|| FieldPath::from_refs(&path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,9 +150,20 @@ mod tests {
 
     #[test]
     fn formats_like_a_field_access() {
-        let p = FieldPath::root().key("instances").key("my inst").key("api").index(2);
+        let p = FieldPath::root()
+            .key("instances")
+            .key("my inst")
+            .key("api")
+            .index(2);
         assert_eq!(p.to_string(), "instances[\"my inst\"].api[2]");
-        assert_eq!(FieldPath::root().key("databases").index(3).key("name").to_string(), "databases[3].name");
+        assert_eq!(
+            FieldPath::root()
+                .key("databases")
+                .index(3)
+                .key("name")
+                .to_string(),
+            "databases[3].name"
+        );
     }
 
     #[test]

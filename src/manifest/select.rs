@@ -17,9 +17,17 @@ impl FromStr for Shard {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let (k, n) = s.split_once('/').ok_or_else(|| format!("`{s}` is not K/N, e.g. 2/4"))?;
-        let index: u32 = k.trim().parse().map_err(|_| format!("`{k}` is not a number"))?;
-        let count: u32 = n.trim().parse().map_err(|_| format!("`{n}` is not a number"))?;
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not K/N, e.g. 2/4"))?;
+        let index: u32 = k
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{k}` is not a number"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{n}` is not a number"))?;
         if count == 0 || index == 0 || index > count {
             return Err(format!("shard {index}/{count}: K must be between 1 and N"));
         }
@@ -39,7 +47,11 @@ impl Shard {
     /// without talking to the others.
     pub fn owns(&self, instance: &str, name: &str) -> bool {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in instance.bytes().chain([0]).chain(name.to_lowercase().bytes()) {
+        for b in instance
+            .bytes()
+            .chain([0])
+            .chain(name.to_lowercase().bytes())
+        {
             hash ^= u64::from(b);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -62,7 +74,9 @@ impl Selection {
         let names: Vec<String> = m.databases.iter().map(|d| d.name.clone()).collect();
         for only in &self.only {
             if !names.iter().any(|n| n.eq_ignore_ascii_case(only)) {
-                let hint = closest(only, &names).map(|n| format!("; did you mean `{n}`?")).unwrap_or_default();
+                let hint = closest(only, &names)
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
                 return Err(format!("--only {only}: no database of that name{hint}"));
             }
         }
@@ -71,11 +85,12 @@ impl Selection {
                 return Err(format!("--tag {tag}: no database has that tag"));
             }
         }
-        Ok(m
-            .databases
+        Ok(m.databases
             .iter()
             .enumerate()
-            .filter(|(_, d)| self.only.is_empty() || self.only.iter().any(|o| o.eq_ignore_ascii_case(&d.name)))
+            .filter(|(_, d)| {
+                self.only.is_empty() || self.only.iter().any(|o| o.eq_ignore_ascii_case(&d.name))
+            })
             .filter(|(_, d)| self.tags.is_empty() || self.tags.iter().any(|t| d.tags.contains(t)))
             .filter(|(_, d)| self.shard.is_none_or(|s| s.owns(&d.instance, &d.name)))
             .map(|(i, _)| i)
@@ -92,16 +107,25 @@ mod tests {
         let names: Vec<String> = (0..1000).map(|i| format!("db{i}")).collect();
         let shards: Vec<Shard> = (1..=4).map(|k| format!("{k}/4").parse().unwrap()).collect();
         for name in &names {
-            assert_eq!(shards.iter().filter(|s| s.owns("prod", name)).count(), 1, "{name}");
+            assert_eq!(
+                shards.iter().filter(|s| s.owns("prod", name)).count(),
+                1,
+                "{name}"
+            );
         }
-        let sizes: Vec<usize> =
-            shards.iter().map(|s| names.iter().filter(|n| s.owns("prod", n)).count()).collect();
+        let sizes: Vec<usize> = shards
+            .iter()
+            .map(|s| names.iter().filter(|n| s.owns("prod", n)).count())
+            .collect();
         assert!(sizes.iter().all(|&n| n > 200), "{sizes:?}");
     }
 
     #[test]
     fn parses_k_of_n() {
-        assert_eq!("2/4".parse::<Shard>().unwrap(), Shard { index: 2, count: 4 });
+        assert_eq!(
+            "2/4".parse::<Shard>().unwrap(),
+            Shard { index: 2, count: 4 }
+        );
         for bad in ["0/4", "5/4", "1/0", "x", "1-2"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }

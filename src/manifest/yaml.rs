@@ -99,7 +99,10 @@ pub struct YamlError {
 
 impl YamlError {
     fn at(span: Span, message: impl Into<String>) -> Self {
-        YamlError { message: message.into(), span }
+        YamlError {
+            message: message.into(),
+            span,
+        }
     }
 }
 
@@ -122,7 +125,12 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
         let (event, yspan) = event.map_err(|e| {
             let m = e.marker();
             YamlError::at(
-                Span { line: m.line(), col: m.col(), start: m.index(), end: m.index() },
+                Span {
+                    line: m.line(),
+                    col: m.col(),
+                    start: m.index(),
+                    end: m.index(),
+                },
                 format!("YAML syntax error: {}", e.info()),
             )
         })?;
@@ -183,7 +191,9 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => None,
         };
 
-        let Some((node, anchor)) = finished else { continue };
+        let Some((node, anchor)) = finished else {
+            continue;
+        };
         nodes += 1;
         if nodes > MAX_NODES {
             return Err(too_many_nodes(span));
@@ -216,7 +226,11 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                         ));
                     }
                 },
-                Some((key, key_span)) => entries.push(Entry { key, key_span, value: node }),
+                Some((key, key_span)) => entries.push(Entry {
+                    key,
+                    key_span,
+                    value: node,
+                }),
             },
         }
     }
@@ -236,7 +250,10 @@ fn push_open(stack: &mut Vec<Open>, open: Open, span: Span) -> Result<(), YamlEr
 }
 
 fn close(start: Span, end: Span) -> Span {
-    Span { end: end.end.max(start.start), ..start }
+    Span {
+        end: end.end.max(start.start),
+        ..start
+    }
 }
 
 fn too_many_nodes(span: Span) -> YamlError {
@@ -264,9 +281,21 @@ impl Scalar {
         let t = self.text.as_str();
         match self.tag.as_deref() {
             Some("str") => return Ok(Typed::Str(t)),
-            Some("int") => return int(t).map(Typed::Int).ok_or_else(|| format!("`{t}` is not an integer")),
-            Some("float") => return float(t).map(Typed::Float).ok_or_else(|| format!("`{t}` is not a number")),
-            Some("bool") => return bool_(t).map(Typed::Bool).ok_or_else(|| format!("`{t}` is not true or false")),
+            Some("int") => {
+                return int(t)
+                    .map(Typed::Int)
+                    .ok_or_else(|| format!("`{t}` is not an integer"));
+            }
+            Some("float") => {
+                return float(t)
+                    .map(Typed::Float)
+                    .ok_or_else(|| format!("`{t}` is not a number"));
+            }
+            Some("bool") => {
+                return bool_(t)
+                    .map(Typed::Bool)
+                    .ok_or_else(|| format!("`{t}` is not true or false"));
+            }
             Some("null") => return Ok(Typed::Null),
             Some(other) => return Err(format!("the YAML tag `!{other}` is not supported here")),
             None => {}
@@ -326,7 +355,8 @@ fn float(t: &str) -> Option<f64> {
     // Rust accepts "inf", "nan" and "1e5" alike; YAML's core schema wants a
     // digit somewhere and no bare words.
     let looks_numeric = t.bytes().any(|b| b.is_ascii_digit())
-        && t.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
     if looks_numeric { t.parse().ok() } else { None }
 }
 
@@ -339,7 +369,9 @@ mod tests {
         let doc = parse("a: 1\nb:\n  - x\n  - 'y'\n").unwrap();
         let b = doc.get("b").unwrap();
         assert_eq!((b.key_span.line, b.key_span.col), (2, 0));
-        let Node::Seq(items, _) = &b.value else { panic!("b is a list") };
+        let Node::Seq(items, _) = &b.value else {
+            panic!("b is a list")
+        };
         assert_eq!(items[1].span().line, 4);
         let Node::Scalar(y) = &items[1] else { panic!() };
         assert!(!y.plain);
@@ -347,7 +379,8 @@ mod tests {
 
     #[test]
     fn types_plain_scalars_by_the_core_schema() {
-        let doc = parse("a: 12\nb: '12'\nc: true\nd: ~\ne: 1.5\nf: 0x1F\ng: hello\nh: !!str 7\n").unwrap();
+        let doc = parse("a: 12\nb: '12'\nc: true\nd: ~\ne: 1.5\nf: 0x1F\ng: hello\nh: !!str 7\n")
+            .unwrap();
         let typed = |k: &str| match &doc.get(k).unwrap().value {
             Node::Scalar(s) => format!("{:?}", s.typed().unwrap()),
             _ => unreachable!(),
@@ -378,7 +411,11 @@ mod tests {
             ));
         }
         let err = parse(&doc).unwrap_err();
-        assert!(err.message.contains("expands to more than"), "{}", err.message);
+        assert!(
+            err.message.contains("expands to more than"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -393,8 +430,18 @@ mod tests {
 
     #[test]
     fn refuses_duplicate_keys_and_several_documents() {
-        assert!(parse("a: 1\na: 2\n").unwrap_err().message.contains("duplicate key `a`"));
-        assert!(parse("a: 1\n---\nb: 2\n").unwrap_err().message.contains("several"));
+        assert!(
+            parse("a: 1\na: 2\n")
+                .unwrap_err()
+                .message
+                .contains("duplicate key `a`")
+        );
+        assert!(
+            parse("a: 1\n---\nb: 2\n")
+                .unwrap_err()
+                .message
+                .contains("several")
+        );
         assert!(parse("").unwrap_err().message.contains("empty"));
     }
 }

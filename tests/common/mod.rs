@@ -18,7 +18,11 @@ pub fn bin() -> Command {
 }
 
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = cmd.output().expect("the binary runs");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("the binary runs");
     (
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&stdout).into_owned(),
@@ -37,7 +41,10 @@ pub fn samples() -> Option<PathBuf> {
     if dir.join("singlerestore_full.bak").is_file() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: {} is absent; the real-sample checks did not run", dir.display());
+        eprintln!(
+            "SKIPPED: {} is absent; the real-sample checks did not run",
+            dir.display()
+        );
         None
     }
 }
