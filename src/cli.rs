@@ -63,6 +63,7 @@ the offending line, the field path and a hint. Exit 0 when valid (warnings allow
     /// is free, the files exist and are readable, the backups are real,
     /// unencrypted, complete stripe sets starting with a full backup.
     Plan {
+        /// The manifest (YAML).
         manifest: PathBuf,
         #[command(flatten)]
         select: SelectArgs,
@@ -108,6 +109,7 @@ pub struct SelectArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct ApplyArgs {
+    /// The manifest (YAML).
     pub manifest: PathBuf,
     #[command(flatten)]
     pub select: SelectArgs,
