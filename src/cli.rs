@@ -2,6 +2,7 @@
 
 use crate::manifest::select::Shard;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
@@ -84,8 +85,11 @@ stripe set. Exit 1 when a file cannot be read as a backup (the others are still 
     },
     /// Print the manifest's JSON Schema (also in schemas/manifest.schema.json).
     Schema,
-    /// Run the local STACKIT stand-in: REST API, S3 and the SQL Server protocol.
-    Emulator,
+    /// Run the local STACKIT stand-in: REST API, S3 and the SQL Server protocol,
+    /// over one in-memory model of instances, databases and restores.
+    #[command(after_help = "Without --print-env it prints how to point the tool and other clients \
+at it. Ctrl-C or SIGTERM stops it. Everything listens on loopback unless told otherwise.")]
+    Emulator(EmulatorArgs),
     /// Start the emulator in-process, upload generated backups and apply
     /// examples/demo.yaml against it.
     Demo,
@@ -105,6 +109,59 @@ pub struct SelectArgs {
     /// runners splitting one manifest.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EmulatorArgs {
+    /// REST API address; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub api_addr: SocketAddr,
+    /// S3 address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub s3_addr: SocketAddr,
+    /// SQL Server address of the first instance; instance N listens on
+    /// port + N (each on a free port when the port is 0).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub tds_addr: SocketAddr,
+    /// Folder for the bucket and the service-account key (default: a
+    /// temporary folder, removed when the emulator stops).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Number of Flex instances.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub instances: u16,
+    /// How long one restore takes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = non_negative)]
+    pub restore_seconds: f64,
+    /// Fraction of API requests answered 500, 503 or 429 (some POSTs after
+    /// the restore was accepted).
+    #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = fraction)]
+    pub fault_rate: f64,
+    /// Fraction of API requests and SQL logins/imports whose connection is
+    /// dropped without an answer.
+    #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = fraction)]
+    pub reset_rate: f64,
+    /// Seed of the fault injector and of the ids, for reproducible runs.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+    /// Print KEY=VALUE lines for a shell (STACKIT_API_ENDPOINT, S3_*, SQL_*, ...)
+    /// once all listeners are up, instead of the summary.
+    #[arg(long)]
+    pub print_env: bool,
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{s}` is not a fraction between 0 and 1")),
+    }
+}
+
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 0.0 && f <= 86_400.0 => Ok(f),
+        _ => Err(format!("`{s}` is not a number of seconds between 0 and 86400")),
+    }
 }
 
 #[derive(Debug, Args, Clone)]

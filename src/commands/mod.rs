@@ -1,5 +1,6 @@
 //! One function per subcommand; `main` only parses and dispatches here.
 
+mod emulator;
 mod inspect;
 mod validate;
 
@@ -31,7 +32,7 @@ pub fn run(cli: Cli) -> Exit {
         }
         Command::Plan { .. } => not_built("plan"),
         Command::Apply(_) => not_built("apply"),
-        Command::Emulator => not_built("emulator"),
+        Command::Emulator(args) => emulator::run(&args),
         Command::Demo => not_built("demo"),
     }
 }
@@ -39,7 +40,7 @@ pub fn run(cli: Cli) -> Exit {
 fn not_built(command: &str) -> Exit {
     eprintln!(
         "error: `sqlflex-import {command}` is not built yet in this version; \
-         `validate`, `inspect` and `schema` are."
+         `validate`, `inspect`, `schema` and `emulator` are."
     );
     Exit::Invalid
 }

@@ -1,0 +1,113 @@
+use crate::Exit;
+use crate::cli::EmulatorArgs;
+use crate::emulator::{self, Config, Emulator};
+use std::io::Write;
+use std::time::Duration;
+
+pub fn run(args: &EmulatorArgs) -> Exit {
+    let config = Config {
+        api_addr: args.api_addr,
+        s3_addr: args.s3_addr,
+        tds_addr: args.tds_addr,
+        data_dir: args.data_dir.clone(),
+        instances: usize::from(args.instances),
+        restore_duration: Duration::from_secs_f64(args.restore_seconds),
+        fault_rate: args.fault_rate,
+        reset_rate: args.reset_rate,
+        seed: args.seed,
+        credentials: None,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Failed;
+        }
+    };
+    runtime.block_on(async {
+        let emulator = match emulator::start(config).await {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("error: cannot start the emulator: {e}");
+                return Exit::Failed;
+            }
+        };
+        if args.print_env {
+            let mut out = std::io::stdout().lock();
+            for (key, value) in emulator.env() {
+                let _ = writeln!(out, "{key}={}", shell_quote(&value));
+            }
+            let _ = out.flush();
+        } else {
+            println!("{}", summary(&emulator));
+        }
+        wait_for_stop().await;
+        eprintln!("stopping the emulator");
+        emulator.stop().await;
+        Exit::Success
+    })
+}
+
+/// Single quotes, so `. ./emulator.env` and `eval` take values verbatim.
+fn shell_quote(value: &str) -> String {
+    if value.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:,@".contains(c)) {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+fn summary(e: &Emulator) -> String {
+    let c = &e.credentials;
+    let sql: Vec<String> =
+        e.tds.iter().zip(&e.instance_ids).map(|(addr, id)| format!("  {addr:<22} instance {id}")).collect();
+    format!(
+        "sqlflex-import emulator is running; Ctrl-C stops it.\n\n\
+         REST API   {api}   project {project}, region {region}\n\
+         token      {token}   (or the key flow with {key})\n\
+         S3         {s3}   bucket {bucket}, access key {ak}, secret {sk}\n\
+         SQL Server (user {user}, password {pw}, no TLS):\n{sql}\n\n\
+         Point sqlflex-import at it (the manifests read these variables):\n  \
+         sqlflex-import emulator --print-env > emulator.env &\n  \
+         set -a; . ./emulator.env; set +a\n  \
+         sqlflex-import apply examples/demo.yaml\n\n\
+         Other clients: any S3 client with path-style addressing and region {region};\n\
+         sqlcmd -S {sql_host},{sql_port} -U {user} -P '{pw}' -N disable",
+        api = e.api_endpoint(),
+        project = e.project_id,
+        region = emulator::REGION,
+        token = c.token,
+        key = e.key_path.display(),
+        s3 = e.s3_endpoint(),
+        bucket = emulator::BUCKET,
+        ak = c.s3_access_key,
+        sk = c.s3_secret_key,
+        user = c.sql_user,
+        pw = c.sql_password,
+        sql = sql.join("\n"),
+        sql_host = e.tds[0].ip(),
+        sql_port = e.tds[0].port(),
+    )
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

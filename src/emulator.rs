@@ -1,1 +1,0 @@
-//! The local STACKIT stand-in (REST API, S3, TDS). Not built yet.

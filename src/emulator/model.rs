@@ -1,0 +1,354 @@
+//! The one in-memory model behind all three doors of the emulator: the
+//! instances, their databases and the restores running on them. A restore
+//! started through the REST API is visible through TDS and the other way
+//! round, because both call [`Model::submit`].
+
+use crate::backup::{self, stripes};
+use crate::manifest::names::check_database_name;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How the emulator's own S3 store is reached, for restores reading from it.
+#[derive(Debug, Clone)]
+pub struct OwnS3 {
+    /// `host:port` of the S3 listener, as it appears in `s3://host/bucket/key`.
+    pub authority: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// The folder that holds `bucket/key` files.
+    pub root: PathBuf,
+}
+
+/// What an import asks for, whichever door it came through.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    pub database: String,
+    pub owner: String,
+    /// Full URIs of all files, in stripe order: `s3://host/bucket/key`
+    /// (`http(s)://host/bucket/key` is accepted as the API's example shows).
+    pub files: Vec<String>,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("instance {0} not found")]
+    UnknownInstance(String),
+    #[error("Database '{0}' already exists. Choose a different database name.")]
+    Exists(String),
+    #[error("Database '{0}' is being restored.")]
+    Restoring(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseInfo {
+    pub id: i64,
+    pub name: String,
+    pub owner: String,
+    pub created: SystemTime,
+    /// ONLINE or RESTORING, as `sys.databases.state_desc` says.
+    pub state: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreInfo {
+    pub database: String,
+    pub percent: u32,
+    pub started: SystemTime,
+    pub estimated_completion: SystemTime,
+}
+
+struct Restore {
+    name: String,
+    owner: String,
+    id: i64,
+    started: Instant,
+    started_at: SystemTime,
+}
+
+#[derive(Default)]
+struct Instance {
+    /// By lower-cased name: SQL Server's default collation ignores case.
+    databases: BTreeMap<String, DatabaseInfo>,
+    restores: BTreeMap<String, Restore>,
+    submissions: BTreeMap<String, u64>,
+    failed: BTreeMap<String, String>,
+    max_concurrent: usize,
+    status_requests: u64,
+    next_id: i64,
+}
+
+pub struct Model {
+    pub project_id: String,
+    pub region: String,
+    pub s3: OwnS3,
+    restore_duration: Duration,
+    instances: Mutex<BTreeMap<String, Instance>>,
+}
+
+/// The system databases every instance shows in `sys.databases`.
+const SYSTEM_DATABASES: [&str; 4] = ["master", "tempdb", "model", "msdb"];
+
+impl Model {
+    pub fn new(project_id: String, region: String, instance_ids: &[String], s3: OwnS3, restore_duration: Duration) -> Self {
+        let instances = instance_ids
+            .iter()
+            .map(|id| (id.clone(), Instance { next_id: 5, ..Instance::default() }))
+            .collect();
+        Model { project_id, region, s3, restore_duration, instances: Mutex::new(instances) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Instance>> {
+        // A panic while holding the lock must not take the whole emulator down.
+        self.instances.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn instance_ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    pub fn has_instance(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// Starts an import. Refused at once when the instance is unknown, the
+    /// name is invalid, or the database exists or is being restored;
+    /// otherwise the checks of the files run asynchronously, as on STACKIT.
+    pub fn submit(self: &Arc<Self>, instance: &str, request: ImportRequest) -> Result<(), SubmitError> {
+        check_database_name(&request.database).map_err(SubmitError::Invalid)?;
+        if request.files.is_empty() {
+            return Err(SubmitError::Invalid("no backup files given".into()));
+        }
+        let key = request.database.to_lowercase();
+        {
+            let mut all = self.lock();
+            let inst = all.get_mut(instance).ok_or_else(|| SubmitError::UnknownInstance(instance.to_owned()))?;
+            if let Some(db) = inst.databases.get(&key) {
+                return Err(SubmitError::Exists(db.name.clone()));
+            }
+            if let Some(r) = inst.restores.get(&key) {
+                return Err(SubmitError::Restoring(r.name.clone()));
+            }
+            let id = inst.next_id;
+            inst.next_id += 1;
+            inst.restores.insert(
+                key.clone(),
+                Restore {
+                    name: request.database.clone(),
+                    owner: request.owner.clone(),
+                    id,
+                    started: Instant::now(),
+                    started_at: SystemTime::now(),
+                },
+            );
+            inst.failed.remove(&key);
+            *inst.submissions.entry(request.database.clone()).or_default() += 1;
+            inst.max_concurrent = inst.max_concurrent.max(inst.restores.len());
+        }
+        let model = Arc::clone(self);
+        let instance = instance.to_owned();
+        tokio::spawn(async move { model.run_restore(instance, key, request).await });
+        Ok(())
+    }
+
+    async fn run_restore(self: Arc<Self>, instance: String, key: String, request: ImportRequest) {
+        let outcome = self.check_files(&request).await;
+        if let Err(reason) = outcome {
+            tracing::info!(instance, database = request.database, reason, "restore failed");
+            let mut all = self.lock();
+            if let Some(inst) = all.get_mut(&instance) {
+                inst.restores.remove(&key);
+                inst.failed.insert(request.database.clone(), reason);
+            }
+            return;
+        }
+        let started = self.lock().get(&instance).and_then(|i| i.restores.get(&key).map(|r| r.started));
+        if let Some(started) = started {
+            tokio::time::sleep_until((started + self.restore_duration).into()).await;
+        }
+        let mut all = self.lock();
+        let Some(inst) = all.get_mut(&instance) else { return };
+        if let Some(r) = inst.restores.remove(&key) {
+            inst.databases.insert(
+                key,
+                DatabaseInfo { id: r.id, name: r.name, owner: r.owner, created: SystemTime::now(), state: "ONLINE" },
+            );
+        }
+    }
+
+    /// What SQL Server's RESTORE would find wrong with the files, in its
+    /// order: access, existence, then the backup headers.
+    async fn check_files(&self, request: &ImportRequest) -> Result<(), String> {
+        if request.access_key != self.s3.access_key || request.secret_key != self.s3.secret_key {
+            return Err("Access denied to S3: the access key or secret is wrong".into());
+        }
+        let mut headers = Vec::new();
+        for uri in &request.files {
+            let path = self.local_path(uri)?;
+            let bytes = read_prefix(&path)
+                .await
+                .map_err(|e| format!("Cannot open backup device '{uri}': {e}"))?;
+            let header = backup::read_header(&bytes).map_err(|e| format!("'{uri}' is not a usable backup: {e}"))?;
+            headers.push((uri.clone(), header));
+        }
+        let set = stripes::analyze(&headers).map_err(|problems| {
+            let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            format!("The media set is not complete or consistent: {}", text.join("; "))
+        })?;
+        stripes::readiness(&set).map_err(|r| r.to_string())
+    }
+
+    /// The file behind an `s3://host/bucket/key` URI, if it is in this
+    /// emulator's bucket.
+    fn local_path(&self, uri: &str) -> Result<PathBuf, String> {
+        let rest = ["s3://", "http://", "https://"]
+            .iter()
+            .find_map(|scheme| uri.strip_prefix(scheme))
+            .ok_or_else(|| format!("'{uri}' is not an s3:// URI"))?;
+        let (host, path) = rest.split_once('/').ok_or_else(|| format!("'{uri}' names no bucket"))?;
+        if !same_authority(host, &self.s3.authority) {
+            return Err(format!("S3 host '{host}' is not reachable from the instance (only {} is)", self.s3.authority));
+        }
+        let (bucket, key) = path.split_once('/').ok_or_else(|| format!("'{uri}' names no object"))?;
+        if bucket != self.s3.bucket {
+            return Err(format!("The bucket '{bucket}' does not exist"));
+        }
+        let key_path = Path::new(key);
+        if key.is_empty() || key_path.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(format!("'{key}' is not a valid object key"));
+        }
+        Ok(self.s3.root.join(bucket).join(key_path))
+    }
+
+    pub fn databases(&self, instance: &str) -> Option<Vec<DatabaseInfo>> {
+        self.lock().get(instance).map(|i| i.databases.values().cloned().collect())
+    }
+
+    pub fn database(&self, instance: &str, name: &str) -> Option<DatabaseInfo> {
+        self.lock().get(instance)?.databases.get(&name.to_lowercase()).cloned()
+    }
+
+    pub fn delete_database(&self, instance: &str, name: &str) -> bool {
+        self.lock().get_mut(instance).and_then(|i| i.databases.remove(&name.to_lowercase())).is_some()
+    }
+
+    pub fn running_restores(&self, instance: &str) -> Option<Vec<RestoreInfo>> {
+        let all = self.lock();
+        let inst = all.get(instance)?;
+        Some(
+            inst.restores
+                .values()
+                .map(|r| {
+                    let elapsed = r.started.elapsed().as_secs_f64();
+                    let total = self.restore_duration.as_secs_f64().max(1e-3);
+                    RestoreInfo {
+                        database: r.name.clone(),
+                        // Never 100 while it runs: 100 would mean done.
+                        percent: ((elapsed / total * 100.0) as u32).min(99),
+                        started: r.started_at,
+                        estimated_completion: r.started_at + self.restore_duration,
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// `sys.databases` of an instance: system databases, online ones and
+    /// those being restored (state RESTORING), optionally one by name.
+    pub fn sys_databases(&self, instance: &str, name: Option<&str>) -> Vec<DatabaseInfo> {
+        let all = self.lock();
+        let Some(inst) = all.get(instance) else { return Vec::new() };
+        let boot = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        let system = SYSTEM_DATABASES.iter().enumerate().map(|(i, n)| DatabaseInfo {
+            id: i as i64 + 1,
+            name: (*n).to_owned(),
+            owner: "sa".into(),
+            created: boot,
+            state: "ONLINE",
+        });
+        let restoring = inst.restores.values().map(|r| DatabaseInfo {
+            id: r.id,
+            name: r.name.clone(),
+            owner: r.owner.clone(),
+            created: r.started_at,
+            state: "RESTORING",
+        });
+        let mut rows: Vec<DatabaseInfo> =
+            system.chain(inst.databases.values().cloned()).chain(restoring).collect();
+        if let Some(name) = name {
+            rows.retain(|d| d.name.eq_ignore_ascii_case(name));
+        }
+        rows.sort_by_key(|d| d.id);
+        rows
+    }
+
+    pub fn count_status_request(&self, instance: &str) {
+        if let Some(inst) = self.lock().get_mut(instance) {
+            inst.status_requests += 1;
+        }
+    }
+
+    /// The `/_emulator/stats` document.
+    pub fn stats(&self) -> Value {
+        let all = self.lock();
+        let instances: serde_json::Map<String, Value> = all
+            .iter()
+            .map(|(id, i)| {
+                let databases: Vec<&str> = i.databases.values().map(|d| d.name.as_str()).collect();
+                (
+                    id.clone(),
+                    json!({
+                        "databases": databases,
+                        "restore_submissions": i.submissions,
+                        "max_concurrent_restores": i.max_concurrent,
+                        "status_requests": i.status_requests,
+                        "failed_restores": i.failed,
+                    }),
+                )
+            })
+            .collect();
+        json!({ "instances": instances })
+    }
+}
+
+/// `127.0.0.1:9000`, `localhost:9000` and `[::1]:9000` are the same place.
+fn same_authority(a: &str, b: &str) -> bool {
+    fn normal(x: &str) -> String {
+        let x = x.to_ascii_lowercase();
+        let (host, port) = x.rsplit_once(':').unwrap_or((&x, ""));
+        let host = match host {
+            "localhost" | "[::1]" | "127.0.0.1" => "loopback",
+            other => other,
+        };
+        format!("{host}:{port}")
+    }
+    normal(a) == normal(b)
+}
+
+async fn read_prefix(path: &Path) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await?;
+    let mut bytes = Vec::with_capacity(backup::HEADER_PREFIX);
+    file.take(backup::HEADER_PREFIX as u64).read_to_end(&mut bytes).await?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_names_are_one_authority() {
+        assert!(same_authority("localhost:9000", "127.0.0.1:9000"));
+        assert!(!same_authority("localhost:9001", "127.0.0.1:9000"));
+        assert!(!same_authority("s3.example.com:9000", "127.0.0.1:9000"));
+    }
+}

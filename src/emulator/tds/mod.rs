@@ -1,0 +1,331 @@
+//! The SQL Server door: a TDS 7.4 server that tiberius and other standard
+//! clients can log into with SQL authentication, without TLS. One listener
+//! per instance, as every Flex instance has its own SQL endpoint.
+
+mod sql;
+mod wire;
+
+use super::faults::Faults;
+use super::model::{DatabaseInfo, ImportRequest, Model, SubmitError};
+use sql::{Arg, DbColumn, Statement};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::net::TcpStream;
+use wire::{Cell, ColumnType, Param, Tokens, WireError};
+
+/// SQL Server 2022, as the Flex instances run it.
+const VERSION: (u8, u8, u16) = (16, 0, 4135);
+const SERVER_NAME: &str = "SQLFLEX-EMULATOR";
+
+pub struct TdsDoor {
+    pub model: Arc<Model>,
+    pub faults: Arc<Faults>,
+    pub instance: String,
+    pub user: String,
+    pub password: String,
+}
+
+impl TdsDoor {
+    pub async fn session(self: Arc<Self>, mut stream: TcpStream) {
+        if let Err(e) = self.converse(&mut stream).await {
+            tracing::debug!(instance = self.instance, "TDS session ended: {e}");
+        }
+    }
+
+    async fn converse(&self, stream: &mut TcpStream) -> Result<(), WireError> {
+        let (mut reader, mut writer) = stream.split();
+        let Some((kind, payload)) = wire::read_message(&mut reader).await? else { return Ok(()) };
+        if kind != wire::PACKET_PRELOGIN {
+            return Err(WireError::Malformed("session (it must start with PRELOGIN)"));
+        }
+        let prelogin = wire::parse_prelogin(&payload)?;
+        if prelogin.requires_encryption {
+            tracing::info!(instance = self.instance, "client requires TLS, which the emulator does not offer");
+        }
+        wire::write_message(&mut writer, wire::PACKET_REPLY, &wire::prelogin_response(VERSION), 4096).await?;
+
+        let Some((kind, payload)) = wire::read_message(&mut reader).await? else { return Ok(()) };
+        if kind != wire::PACKET_LOGIN7 {
+            return Err(WireError::Malformed("login (expected LOGIN7; TLS is not supported)"));
+        }
+        let login = wire::parse_login7(&payload)?;
+        if self.faults.drop_connection() {
+            return Ok(()); // Injected: the connection dies during login.
+        }
+        let mut t = Tokens::default();
+        if login.user != self.user || login.password != self.password {
+            t.message(true, 18456, 14, &format!("Login failed for user '{}'.", login.user), SERVER_NAME);
+            t.done(0xFD, wire::DONE_ERROR, 0);
+            wire::write_message(&mut writer, wire::PACKET_REPLY, &t.0, 4096).await?;
+            return Ok(());
+        }
+        let packet_size = (login.packet_size as usize).clamp(512, 32767);
+        let database = if login.database.is_empty() { "master".to_owned() } else { login.database };
+        t.env_change(1, &database, "master");
+        t.message(false, 5701, 0, &format!("Changed database context to '{database}'."), SERVER_NAME);
+        t.env_collation();
+        t.login_ack(VERSION);
+        t.env_change(4, &packet_size.to_string(), "4096");
+        t.done(0xFD, wire::DONE_FINAL, 0);
+        wire::write_message(&mut writer, wire::PACKET_REPLY, &t.0, packet_size).await?;
+
+        loop {
+            let Some((kind, payload)) = wire::read_message(&mut reader).await? else { return Ok(()) };
+            let mut t = Tokens::default();
+            let drop_after = match kind {
+                wire::PACKET_SQL_BATCH => match wire::parse_sql_batch(&payload) {
+                    Ok(text) => self.batch(&mut t, &text, &HashMap::new(), 0xFD),
+                    Err(e) => self.fail(&mut t, 0xFD, &e.to_string()),
+                },
+                wire::PACKET_RPC => {
+                    let dropped = match wire::parse_rpc(&payload) {
+                        Ok(rpc) => self.rpc(&mut t, rpc),
+                        Err(e) => self.fail(&mut t, 0xFF, &e.to_string()),
+                    };
+                    t.return_status(0);
+                    t.done(0xFE, wire::DONE_FINAL, 0);
+                    dropped
+                }
+                wire::PACKET_ATTENTION => {
+                    t.done(0xFD, wire::DONE_ATTN, 0);
+                    false
+                }
+                other => {
+                    self.fail(&mut t, 0xFD, &format!("TDS message type 0x{other:02x} is not supported by the emulator"))
+                }
+            };
+            if drop_after {
+                return Ok(()); // Injected: the import was accepted, the answer never arrives.
+            }
+            wire::write_message(&mut writer, wire::PACKET_REPLY, &t.0, packet_size).await?;
+        }
+    }
+
+    fn fail(&self, t: &mut Tokens, done: u8, message: &str) -> bool {
+        t.message(true, 50000, 16, message, SERVER_NAME);
+        t.done(done, wire::DONE_ERROR, 0);
+        false
+    }
+
+    /// An RPC: `sp_executesql` with a statement and its parameters, or the
+    /// import procedure called by name with named parameters.
+    fn rpc(&self, t: &mut Tokens, rpc: wire::Rpc) -> bool {
+        if rpc.procedure == "sp_executesql" {
+            let mut params = rpc.params.into_iter();
+            let Some(Param::Text(statement)) = params.next().map(|(_, v)| v) else {
+                return self.fail(t, 0xFF, "sp_executesql needs the statement as its first parameter");
+            };
+            let _declarations = params.next();
+            let values: HashMap<String, Param> = params.filter(|(n, _)| !n.is_empty()).collect();
+            return self.batch(t, &statement, &values, 0xFF);
+        }
+        if sql::is_import_procedure(&sql::procedure_parts(&rpc.procedure)) {
+            let args = rpc
+                .params
+                .into_iter()
+                .map(|(name, value)| {
+                    let arg = match value {
+                        Param::Null => Arg::Null,
+                        Param::Text(s) => Arg::Text(s),
+                        Param::Int(n) => Arg::Num(n),
+                    };
+                    (name, arg)
+                })
+                .collect();
+            let outcome = self.import(t, args, &HashMap::new());
+            let error = if outcome == Import::Refused { wire::DONE_ERROR } else { 0 };
+            t.done(0xFF, error, 0);
+            return outcome == Import::StartedThenDrop;
+        }
+        self.fail(t, 0xFF, &format!("procedure {} is not supported by the emulator", rpc.procedure))
+    }
+
+    /// Runs every statement of a batch; `done` is the token that closes each
+    /// (DONE for a batch, DONEINPROC inside sp_executesql).
+    fn batch(&self, t: &mut Tokens, text: &str, params: &HashMap<String, Param>, done: u8) -> bool {
+        let statements = sql::parse_batch(text);
+        let count = statements.len();
+        let mut dropped = false;
+        for (i, statement) in statements.into_iter().enumerate() {
+            let more = if i + 1 < count { wire::DONE_MORE } else { 0 };
+            let resolve = |arg: &Arg| -> Result<Option<String>, String> {
+                match arg {
+                    Arg::Null => Ok(None),
+                    Arg::Text(s) => Ok(Some(s.clone())),
+                    Arg::Num(n) => Ok(Some(n.to_string())),
+                    Arg::Var(v) => match params.get(v) {
+                        Some(Param::Text(s)) => Ok(Some(s.clone())),
+                        Some(Param::Int(n)) => Ok(Some(n.to_string())),
+                        Some(Param::Null) => Ok(None),
+                        None => Err(format!("Must declare the scalar variable \"@{v}\".")),
+                    },
+                }
+            };
+            match statement {
+                Statement::Import(args) => {
+                    let outcome = self.import(t, args, params);
+                    dropped |= outcome == Import::StartedThenDrop;
+                    let error = if outcome == Import::Refused { wire::DONE_ERROR } else { 0 };
+                    t.done(done, more | error, 0);
+                }
+                Statement::SysDatabases { columns, name } => {
+                    self.model.count_status_request(&self.instance);
+                    match name.as_ref().map(resolve).transpose() {
+                        Ok(name) => {
+                            let rows = self.model.sys_databases(&self.instance, name.flatten().as_deref());
+                            result_set(t, &columns, &rows);
+                            t.done(done, more | wire::DONE_COUNT, rows.len() as u64);
+                        }
+                        Err(e) => {
+                            t.message(true, 137, 15, &e, SERVER_NAME);
+                            t.done(done, more | wire::DONE_ERROR, 0);
+                        }
+                    }
+                }
+                Statement::DbId(arg) => {
+                    self.model.count_status_request(&self.instance);
+                    match resolve(&arg) {
+                        Ok(name) => {
+                            let id = name.and_then(|n| self.model.sys_databases(&self.instance, Some(&n)).first().map(|d| d.id));
+                            t.columns(&[("", ColumnType::Int)]);
+                            t.row(&[id.map_or(Cell::Null, |i| Cell::Int(i as i32))]);
+                            t.done(done, more | wire::DONE_COUNT, 1);
+                        }
+                        Err(e) => {
+                            t.message(true, 137, 15, &e, SERVER_NAME);
+                            t.done(done, more | wire::DONE_ERROR, 0);
+                        }
+                    }
+                }
+                Statement::Version => {
+                    t.columns(&[("", ColumnType::NVarChar(300))]);
+                    t.row(&[Cell::Text(format!(
+                        "Microsoft SQL Server 2022 (RTM-CU12) - {}.{}.{}.1 (X64) - sqlflex-import emulator of STACKIT SQLServer Flex",
+                        VERSION.0, VERSION.1, VERSION.2
+                    ))]);
+                    t.done(done, more | wire::DONE_COUNT, 1);
+                }
+                Statement::SelectNumber(n) => {
+                    t.columns(&[("", ColumnType::Int)]);
+                    t.row(&[Cell::Int(n as i32)]);
+                    t.done(done, more | wire::DONE_COUNT, 1);
+                }
+                Statement::NoOp => t.done(done, more, 0),
+                Statement::Unsupported(why) => {
+                    t.message(true, 50000, 16, &why, SERVER_NAME);
+                    t.done(done, more | wire::DONE_ERROR, 0);
+                }
+            }
+        }
+        dropped
+    }
+
+    /// `[msdb].[stackit].[import_database]`.
+    fn import(&self, t: &mut Tokens, args: Vec<(String, Arg)>, params: &HashMap<String, Param>) -> Import {
+        let mut named: HashMap<&str, Option<String>> = HashMap::new();
+        for (i, (name, arg)) in args.iter().enumerate() {
+            let key = if name.is_empty() {
+                match sql::IMPORT_PARAMETERS.get(i) {
+                    Some(k) => *k,
+                    None => return self.proc_error(t, 8144, "Procedure or function import_database has too many arguments specified."),
+                }
+            } else if let Some(k) = sql::IMPORT_PARAMETERS.iter().find(|k| **k == name.as_str()) {
+                *k
+            } else {
+                return self.proc_error(t, 8145, &format!("@{name} is not a parameter for procedure import_database."));
+            };
+            let value = match arg {
+                Arg::Null => None,
+                Arg::Text(s) => Some(s.clone()),
+                Arg::Num(n) => Some(n.to_string()),
+                Arg::Var(v) => match params.get(v) {
+                    Some(Param::Text(s)) => Some(s.clone()),
+                    Some(Param::Int(n)) => Some(n.to_string()),
+                    Some(Param::Null) => None,
+                    None => return self.proc_error(t, 137, &format!("Must declare the scalar variable \"@{v}\".")),
+                },
+            };
+            named.insert(key, value);
+        }
+        for required in ["database_name", "s3_url", "s3_access_key_id", "s3_secret_key_id"] {
+            if named.get(required).is_none_or(Option::is_none) {
+                return self.proc_error(
+                    t,
+                    201,
+                    &format!("Procedure or function 'import_database' expects parameter '@{required}', which was not supplied."),
+                );
+            }
+        }
+        let take = |k: &str| named.get(k).cloned().flatten().unwrap_or_default();
+        let database = take("database_name");
+        if database.chars().count() > 80 {
+            return self.proc_error(t, 50000, "@database_name is longer than NVARCHAR(80)");
+        }
+        let owner = named.get("owner_name").cloned().flatten().unwrap_or_else(|| "dbo".to_owned());
+        let files: Vec<String> = take("s3_url").split(',').map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect();
+        let request = ImportRequest {
+            database: database.clone(),
+            owner,
+            files,
+            access_key: take("s3_access_key_id"),
+            secret_key: take("s3_secret_key_id"),
+        };
+        match self.model.submit(&self.instance, request) {
+            Ok(()) => {
+                t.message(false, 0, 0, &format!("Import of database '{database}' started."), SERVER_NAME);
+                if self.faults.drop_connection() { Import::StartedThenDrop } else { Import::Started }
+            }
+            Err(e @ (SubmitError::Exists(_) | SubmitError::Restoring(_))) => self.proc_error(t, 1801, &e.to_string()),
+            Err(e) => self.proc_error(t, 50000, &e.to_string()),
+        }
+    }
+
+    fn proc_error(&self, t: &mut Tokens, number: i32, message: &str) -> Import {
+        t.message(true, number, 16, message, SERVER_NAME);
+        Import::Refused
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Import {
+    Started,
+    /// Started, and the fault injector drops the connection before the answer.
+    StartedThenDrop,
+    Refused,
+}
+
+fn result_set(t: &mut Tokens, columns: &[DbColumn], rows: &[DatabaseInfo]) {
+    let meta: Vec<(&str, ColumnType)> = columns
+        .iter()
+        .map(|c| match c {
+            DbColumn::Name => ("name", ColumnType::NVarChar(128)),
+            DbColumn::StateDesc => ("state_desc", ColumnType::NVarChar(60)),
+            DbColumn::State => ("state", ColumnType::Int),
+            DbColumn::DatabaseId => ("database_id", ColumnType::Int),
+            DbColumn::CreateDate => ("create_date", ColumnType::DateTime),
+        })
+        .collect();
+    t.columns(&meta);
+    for row in rows {
+        let cells: Vec<Cell> = columns
+            .iter()
+            .map(|c| match c {
+                DbColumn::Name => Cell::Text(row.name.clone()),
+                DbColumn::StateDesc => Cell::Text(row.state.to_owned()),
+                DbColumn::State => Cell::Int(if row.state == "ONLINE" { 0 } else { 1 }),
+                DbColumn::DatabaseId => Cell::Int(row.id as i32),
+                DbColumn::CreateDate => datetime(row.created),
+            })
+            .collect();
+        t.row(&cells);
+    }
+}
+
+/// DATETIME: days since 1900-01-01 and 1/300 s since midnight.
+fn datetime(t: SystemTime) -> Cell {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let days = (secs / 86_400) as i32 + 25_567;
+    let ticks = (secs % 86_400) as u32 * 300;
+    Cell::DateTime(days, ticks)
+}

@@ -1,0 +1,127 @@
+//! Clients of the emulator for tests: an S3 client (rusty-s3 signs, reqwest
+//! sends), a SQL client (tiberius), and helpers to wait for state.
+#![allow(dead_code)]
+
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use sqlflex_import::emulator::{self, Config, Emulator};
+use std::time::Duration;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+pub const SIGN_FOR: Duration = Duration::from_secs(300);
+
+/// An emulator with fast restores and recognisable credentials.
+pub async fn start(restore: Duration) -> Emulator {
+    emulator::start(Config {
+        restore_duration: restore,
+        credentials: Some(emulator::Credentials {
+            token: "TEST-TOKEN-5ec7e7".into(),
+            s3_access_key: "TESTACCESSKEY".into(),
+            s3_secret_key: "TEST-S3-SECRET-5ec7e7".into(),
+            sql_user: "importer".into(),
+            sql_password: "TEST-SQL-PASSWORD-5ec7e7".into(),
+        }),
+        ..Config::default()
+    })
+    .await
+    .expect("the emulator starts")
+}
+
+pub struct S3 {
+    pub bucket: Bucket,
+    pub credentials: Credentials,
+    pub http: reqwest::Client,
+}
+
+impl S3 {
+    pub fn new(e: &Emulator) -> Self {
+        Self::with_secret(e, &e.credentials.s3_secret_key)
+    }
+
+    pub fn with_secret(e: &Emulator, secret: &str) -> Self {
+        let bucket = Bucket::new(e.s3_endpoint().parse().unwrap(), UrlStyle::Path, emulator::BUCKET, emulator::REGION).unwrap();
+        S3 { bucket, credentials: Credentials::new(e.credentials.s3_access_key.clone(), secret), http: reqwest::Client::new() }
+    }
+
+    pub async fn put(&self, key: &str, body: Vec<u8>) -> reqwest::Response {
+        let url = self.bucket.put_object(Some(&self.credentials), key).sign(SIGN_FOR);
+        self.http.put(url).body(body).send().await.unwrap()
+    }
+
+    pub async fn get(&self, key: &str, range: Option<&str>) -> reqwest::Response {
+        let url = self.bucket.get_object(Some(&self.credentials), key).sign(SIGN_FOR);
+        let mut request = self.http.get(url);
+        if let Some(range) = range {
+            request = request.header("Range", range);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn head(&self, key: &str) -> reqwest::Response {
+        let url = self.bucket.head_object(Some(&self.credentials), key).sign(SIGN_FOR);
+        self.http.head(url).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, key: &str) -> reqwest::Response {
+        let url = self.bucket.delete_object(Some(&self.credentials), key).sign(SIGN_FOR);
+        self.http.delete(url).send().await.unwrap()
+    }
+
+    /// One page of ListObjectsV2: (keys, continuation token).
+    pub async fn list(&self, prefix: &str, max: usize, token: Option<&str>) -> (Vec<String>, Option<String>) {
+        let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
+        action.with_prefix(prefix);
+        action.with_max_keys(max);
+        if let Some(t) = token {
+            action.with_continuation_token(t);
+        }
+        let response = self.http.get(action.sign(SIGN_FOR)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&response.text().await.unwrap()).unwrap();
+        (parsed.contents.into_iter().map(|c| c.key).collect(), parsed.next_continuation_token)
+    }
+
+    /// `s3://host/bucket/key`, as the import takes it.
+    pub fn uri(e: &Emulator, key: &str) -> String {
+        format!("s3://{}/{}/{}", e.s3, emulator::BUCKET, key)
+    }
+}
+
+pub type Sql = tiberius::Client<Compat<tokio::net::TcpStream>>;
+
+pub async fn sql(e: &Emulator, instance: usize, password: &str) -> tiberius::Result<Sql> {
+    let mut config = tiberius::Config::new();
+    config.host(e.tds[instance].ip().to_string());
+    config.port(e.tds[instance].port());
+    config.authentication(tiberius::AuthMethod::sql_server(&e.credentials.sql_user, password));
+    config.encryption(tiberius::EncryptionLevel::NotSupported);
+    let tcp = tokio::net::TcpStream::connect(e.tds[instance]).await?;
+    tcp.set_nodelay(true)?;
+    tiberius::Client::connect(config, tcp.compat_write()).await
+}
+
+/// The instance-scoped API URL.
+pub fn api(e: &Emulator, instance: usize, version: &str, path: &str) -> String {
+    format!("{}/{version}/projects/{}/regions/eu01/instances/{}{path}", e.api_endpoint(), e.project_id, e.instance_ids[instance])
+}
+
+pub async fn stats(e: &Emulator) -> serde_json::Value {
+    reqwest::get(format!("{}/_emulator/stats", e.api_endpoint())).await.unwrap().json().await.unwrap()
+}
+
+/// Polls `probe` every 50 ms until it returns Some, at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = probe().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
