@@ -87,8 +87,10 @@ stripe set. Exit 1 when a file cannot be read as a backup (the others are still 
     Schema,
     /// Run the local STACKIT stand-in: REST API, S3 and the SQL Server protocol,
     /// over one in-memory model of instances, databases and restores.
-    #[command(after_help = "Without --print-env it prints how to point the tool and other clients \
-at it. Ctrl-C or SIGTERM stops it. Everything listens on loopback unless told otherwise.")]
+    #[command(
+        after_help = "Without --print-env it prints how to point the tool and other clients \
+at it. Ctrl-C or SIGTERM stops it. Everything listens on loopback unless told otherwise."
+    )]
     Emulator(EmulatorArgs),
     /// Start the emulator in-process, upload generated backups and apply
     /// examples/demo.yaml against it.
@@ -159,8 +161,10 @@ fn fraction(s: &str) -> Result<f64, String> {
 
 fn non_negative(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(f) if f.is_finite() && f >= 0.0 && f <= 86_400.0 => Ok(f),
-        _ => Err(format!("`{s}` is not a number of seconds between 0 and 86400")),
+        Ok(f) if (0.0..=86_400.0).contains(&f) => Ok(f),
+        _ => Err(format!(
+            "`{s}` is not a number of seconds between 0 and 86400"
+        )),
     }
 }
 

@@ -8,12 +8,33 @@ use common::{bin, run};
 fn help_explains_commands_and_exit_codes() {
     let (code, stdout, _) = run(bin().arg("--help"));
     assert_eq!(code, 0);
-    for word in ["validate", "plan", "apply", "inspect", "schema", "emulator", "demo", "completions", "--format", "Exit codes"] {
+    for word in [
+        "validate",
+        "plan",
+        "apply",
+        "inspect",
+        "schema",
+        "emulator",
+        "demo",
+        "completions",
+        "--format",
+        "Exit codes",
+    ] {
         assert!(stdout.contains(word), "--help lacks {word}:\n{stdout}");
     }
     let (code, stdout, _) = run(bin().args(["apply", "--help"]));
     assert_eq!(code, 0);
-    for flag in ["--max-parallel", "--state", "--report", "--junit", "--yes", "--only", "--tag", "--shard", "--skip-invalid"] {
+    for flag in [
+        "--max-parallel",
+        "--state",
+        "--report",
+        "--junit",
+        "--yes",
+        "--only",
+        "--tag",
+        "--shard",
+        "--skip-invalid",
+    ] {
         assert!(stdout.contains(flag), "apply --help lacks {flag}");
     }
 }
@@ -23,7 +44,10 @@ fn completions_are_generated_for_each_shell() {
     for shell in ["bash", "zsh", "fish"] {
         let (code, stdout, _) = run(bin().args(["completions", shell]));
         assert_eq!(code, 0, "{shell}");
-        assert!(stdout.contains("validate") && stdout.contains("inspect"), "{shell}: {stdout}");
+        assert!(
+            stdout.contains("validate") && stdout.contains("inspect"),
+            "{shell}: {stdout}"
+        );
     }
 }
 

@@ -12,6 +12,7 @@ use sqlflex_import::emulator::Emulator;
 use std::time::Duration;
 
 const FAST: Duration = Duration::from_millis(400);
+const RUNNING: Duration = Duration::from_secs(3);
 const WAIT: Duration = Duration::from_secs(20);
 
 /// The real striped sample when ../shared is there, else a generated one.
@@ -19,12 +20,21 @@ fn striped_backup() -> (String, Vec<Vec<u8>>) {
     match common::samples() {
         Some(dir) => (
             "RestoreTimeStripe".into(),
-            ["restoretimestripe_stripe1of2.bak", "restoretimestripe_stripe2of2.bak"]
+            [
+                "restoretimestripe_stripe1of2.bak",
+                "restoretimestripe_stripe2of2.bak",
+            ]
+            .iter()
+            .map(|f| std::fs::read(dir.join(f)).unwrap())
+            .collect(),
+        ),
+        None => (
+            "Generated".into(),
+            BackupSpec::striped("Generated", 2)
                 .iter()
-                .map(|f| std::fs::read(dir.join(f)).unwrap())
+                .map(writer::write)
                 .collect(),
         ),
-        None => ("Generated".into(), BackupSpec::striped("Generated", 2).iter().map(writer::write).collect()),
     }
 }
 
@@ -68,17 +78,26 @@ async fn post_restore(e: &Emulator, version: &str, body: &Value) -> reqwest::Res
 }
 
 async fn get_json(e: &Emulator, url: &str) -> (u16, Value) {
-    let r = reqwest::Client::new().get(url).bearer_auth(&e.credentials.token).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(&e.credentials.token)
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]
 async fn a_striped_backup_imports_through_the_api() {
-    let e = start(Duration::from_secs(1)).await;
+    // Long enough that the "still running" checks hold on a loaded machine.
+    let e = start(RUNNING).await;
     let files = upload_stripes(&e, "api").await;
     let response = post_restore(&e, "v3alpha1", &restore_body(&e, "StripedViaApi", &files)).await;
     assert_eq!(response.status(), 202);
-    assert!(response.text().await.unwrap().is_empty(), "202 has an empty body");
+    assert!(
+        response.text().await.unwrap().is_empty(),
+        "202 has an empty body"
+    );
 
     // While it runs it is a restore job with a percent, and not a database yet.
     let (status, jobs) = get_json(&e, &api(&e, 0, "v3alpha1", "/restore-jobs")).await;
@@ -90,7 +109,12 @@ async fn a_striped_backup_imports_through_the_api() {
     for key in ["start_time", "estimated_completion_time"] {
         assert!(job[key].as_str().unwrap().len() == 19, "{job}");
     }
-    assert_eq!(get_json(&e, &api(&e, 0, "v3alpha1", "/databases/StripedViaApi")).await.0, 404);
+    assert_eq!(
+        get_json(&e, &api(&e, 0, "v3alpha1", "/databases/StripedViaApi"))
+            .await
+            .0,
+        404
+    );
 
     let online = eventually(WAIT, || async {
         let (status, db) = get_json(&e, &api(&e, 0, "v3", "/databases/StripedViaApi")).await;
@@ -105,7 +129,10 @@ async fn a_striped_backup_imports_through_the_api() {
     // The same database is visible through the SQL door.
     let mut client = sql(&e, 0, &e.credentials.sql_password).await.unwrap();
     let rows = client
-        .query("SELECT name, state_desc FROM sys.databases WHERE name = @P1", &[&"StripedViaApi"])
+        .query(
+            "SELECT name, state_desc FROM sys.databases WHERE name = @P1",
+            &[&"StripedViaApi"],
+        )
         .await
         .unwrap()
         .into_first_result()
@@ -124,14 +151,20 @@ async fn a_striped_backup_imports_through_the_api() {
 
 #[tokio::test]
 async fn a_striped_backup_imports_through_the_procedure() {
-    let e = start(Duration::from_secs(1)).await;
+    let e = start(RUNNING).await;
     let files = upload_stripes(&e, "sql").await;
     let mut client = sql(&e, 0, &e.credentials.sql_password).await.unwrap();
     client
         .execute(
             "EXEC [msdb].[stackit].[import_database] @database_name = @P1, @owner_name = @P2, \
              @s3_url = @P3, @s3_access_key_id = @P4, @s3_secret_key_id = @P5",
-            &[&"StripedViaSql", &"app_owner", &files.join(","), &e.credentials.s3_access_key.as_str(), &e.credentials.s3_secret_key.as_str()],
+            &[
+                &"StripedViaSql",
+                &"app_owner",
+                &files.join(","),
+                &e.credentials.s3_access_key.as_str(),
+                &e.credentials.s3_secret_key.as_str(),
+            ],
         )
         .await
         .unwrap();
@@ -139,7 +172,10 @@ async fn a_striped_backup_imports_through_the_procedure() {
     // RESTORING in sys.databases and in the API's restore jobs while it runs.
     async fn state(client: &mut emu::Sql) -> Vec<tiberius::Row> {
         let stream = client
-            .query("SELECT name, state_desc, database_id FROM sys.databases WHERE name = @P1", &[&"StripedViaSql"])
+            .query(
+                "SELECT name, state_desc, database_id FROM sys.databases WHERE name = @P1",
+                &[&"StripedViaSql"],
+            )
             .await
             .unwrap();
         stream.into_first_result().await.unwrap()
@@ -158,13 +194,54 @@ async fn a_striped_backup_imports_through_the_procedure() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(online, "the database comes online");
-    let id = client.query("SELECT DB_ID(@P1)", &[&"StripedViaSql"]).await.unwrap().into_row().await.unwrap().unwrap();
-    assert!(id.get::<i32, _>(0).unwrap() > 4, "after the system databases");
-    let none = client.query("SELECT DB_ID(N'nope')", &[]).await.unwrap().into_row().await.unwrap().unwrap();
+    let id = client
+        .query("SELECT DB_ID(@P1)", &[&"StripedViaSql"])
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        id.get::<i32, _>(0).unwrap() > 4,
+        "after the system databases"
+    );
+    let none = client
+        .query("SELECT DB_ID(N'nope')", &[])
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(none.get::<i32, _>(0), None);
 
     let (status, db) = get_json(&e, &api(&e, 0, "v3alpha1", "/databases/StripedViaSql")).await;
     assert_eq!((status, db["owner"].as_str()), (200, Some("app_owner")));
+    let created = client
+        .query(
+            "SELECT create_date FROM sys.databases WHERE name = @P1",
+            &[&"StripedViaSql"],
+        )
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    let Some(tiberius::ColumnData::DateTime(Some(date))) = created.into_iter().next() else {
+        panic!("a DATETIME")
+    };
+    let today = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 86_400) as i32;
+    assert_eq!(
+        date.days(),
+        today + 25_567,
+        "DATETIME counts days from 1900-01-01"
+    );
 
     // A second import of the same name: SQL Server's error 1801.
     let again = client
@@ -174,9 +251,15 @@ async fn a_striped_backup_imports_through_the_procedure() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(&again, tiberius::error::Error::Server(t) if t.code() == 1801), "{again:?}");
+    assert!(
+        matches!(&again, tiberius::error::Error::Server(t) if t.code() == 1801),
+        "{again:?}"
+    );
     assert!(again.to_string().contains("already exists"), "{again}");
-    assert_eq!(stats(&e).await["instances"][&e.instance_ids[0]]["restore_submissions"]["StripedViaSql"], 1);
+    assert_eq!(
+        stats(&e).await["instances"][&e.instance_ids[0]]["restore_submissions"]["StripedViaSql"],
+        1
+    );
 }
 
 #[tokio::test]
@@ -193,10 +276,34 @@ async fn the_api_refuses_what_the_service_refuses() {
         assert!(body.get(key).is_some(), "Error body has {key}: {body}");
     }
     let unknown_instance = url.replace(&e.instance_ids[0], "00000000-0000-0000-0000-000000000000");
-    assert_eq!(http.get(&unknown_instance).bearer_auth(&e.credentials.token).send().await.unwrap().status(), 404);
+    assert_eq!(
+        http.get(&unknown_instance)
+            .bearer_auth(&e.credentials.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let unknown_project = url.replace(&e.project_id, "11111111-0000-0000-0000-000000000000");
-    assert_eq!(http.get(&unknown_project).bearer_auth(&e.credentials.token).send().await.unwrap().status(), 404);
-    assert_eq!(http.get(url.replace("v3alpha1", "v9")).bearer_auth(&e.credentials.token).send().await.unwrap().status(), 404);
+    assert_eq!(
+        http.get(&unknown_project)
+            .bearer_auth(&e.credentials.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        http.get(url.replace("v3alpha1", "v9"))
+            .bearer_auth(&e.credentials.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 
     let malformed = http
         .post(api(&e, 0, "v3alpha1", "/restores"))
@@ -209,23 +316,40 @@ async fn the_api_refuses_what_the_service_refuses() {
 
     let files = upload_stripes(&e, "refusals").await;
     let mut body = restore_body(&e, "x", &files);
-    body["source"]["s3_details"].as_object_mut().unwrap().remove("s3_files");
+    body["source"]["s3_details"]
+        .as_object_mut()
+        .unwrap()
+        .remove("s3_files");
     let missing = post_restore(&e, "v3alpha1", &body).await;
     assert_eq!(missing.status(), 422);
     let v: Value = missing.json().await.unwrap();
     assert_eq!(v["code"], 422);
     assert_eq!(v["validation"][0]["field"], "source.s3_details.s3_files");
 
-    let bad_name = post_restore(&e, "v3alpha1", &restore_body(&e, "x]; DROP DATABASE y", &files)).await;
+    let bad_name = post_restore(
+        &e,
+        "v3alpha1",
+        &restore_body(&e, "x]; DROP DATABASE y", &files),
+    )
+    .await;
     assert_eq!(bad_name.status(), 400);
 
     // The same name while it is being restored, and again once it exists.
-    assert_eq!(post_restore(&e, "v3alpha1", &restore_body(&e, "Twice", &files)).await.status(), 202);
+    assert_eq!(
+        post_restore(&e, "v3alpha1", &restore_body(&e, "Twice", &files))
+            .await
+            .status(),
+        202
+    );
     let conflict = post_restore(&e, "v3alpha1", &restore_body(&e, "twice", &files)).await;
     assert_eq!(conflict.status(), 409);
     assert!(conflict.text().await.unwrap().contains("being restored"));
     let s = stats(&e).await;
-    assert_eq!(s["instances"][&e.instance_ids[0]]["restore_submissions"], json!({"Twice": 1}), "refusals are not submissions");
+    assert_eq!(
+        s["instances"][&e.instance_ids[0]]["restore_submissions"],
+        json!({"Twice": 1}),
+        "refusals are not submissions"
+    );
 }
 
 #[tokio::test]
@@ -239,28 +363,74 @@ async fn restores_of_bad_backups_fail_with_a_queryable_reason() {
     let mut diff = BackupSpec::full("diffonly");
     diff.backup_type = sqlflex_import::backup::BackupType::Differential;
     let stripes = BackupSpec::striped("partial", 3);
-    for (key, spec) in [("locked.bak", &locked), ("sealed.bak", &sealed), ("diff.bak", &diff), ("partial_1.bak", &stripes[0]), ("partial_3.bak", &stripes[2])] {
+    for (key, spec) in [
+        ("locked.bak", &locked),
+        ("sealed.bak", &sealed),
+        ("diff.bak", &diff),
+        ("partial_1.bak", &stripes[0]),
+        ("partial_3.bak", &stripes[2]),
+    ] {
         assert_eq!(s3.put(key, writer::write(spec)).await.status(), 200);
     }
     s3.put("text.bak", b"not a backup at all".to_vec()).await;
     let good = S3::uri(&e, "partial_1.bak");
 
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("Locked", restore_body(&e, "Locked", &[S3::uri(&e, "locked.bak")]), "password protected"),
-        ("Sealed", restore_body(&e, "Sealed", &[S3::uri(&e, "sealed.bak")]), "encrypted"),
-        ("DiffOnly", restore_body(&e, "DiffOnly", &[S3::uri(&e, "diff.bak")]), "differential backup"),
-        ("Partial", restore_body(&e, "Partial", &[good.clone(), S3::uri(&e, "partial_3.bak")]), "stripe 2 of 3 is missing"),
-        ("Missing", restore_body(&e, "Missing", &[S3::uri(&e, "nope.bak")]), "Cannot open backup device"),
-        ("Garbage", restore_body(&e, "Garbage", &[S3::uri(&e, "text.bak")]), "not a SQL Server backup"),
-        ("Elsewhere", restore_body(&e, "Elsewhere", &["s3://s3.example.com/sqlflex-backups/partial_1.bak".into()]), "not reachable"),
-        ("WrongSecret", {
-            let mut b = restore_body(&e, "WrongSecret", &[good.clone()]);
-            b["source"]["s3_details"]["s3_access_secret"] = json!("wrong");
-            b
-        }, "Access denied"),
+        (
+            "Locked",
+            restore_body(&e, "Locked", &[S3::uri(&e, "locked.bak")]),
+            "password protected",
+        ),
+        (
+            "Sealed",
+            restore_body(&e, "Sealed", &[S3::uri(&e, "sealed.bak")]),
+            "encrypted",
+        ),
+        (
+            "DiffOnly",
+            restore_body(&e, "DiffOnly", &[S3::uri(&e, "diff.bak")]),
+            "differential backup",
+        ),
+        (
+            "Partial",
+            restore_body(&e, "Partial", &[good.clone(), S3::uri(&e, "partial_3.bak")]),
+            "stripe 2 of 3 is missing",
+        ),
+        (
+            "Missing",
+            restore_body(&e, "Missing", &[S3::uri(&e, "nope.bak")]),
+            "Cannot open backup device",
+        ),
+        (
+            "Garbage",
+            restore_body(&e, "Garbage", &[S3::uri(&e, "text.bak")]),
+            "not a SQL Server backup",
+        ),
+        (
+            "Elsewhere",
+            restore_body(
+                &e,
+                "Elsewhere",
+                &["s3://s3.example.com/sqlflex-backups/partial_1.bak".into()],
+            ),
+            "not reachable",
+        ),
+        (
+            "WrongSecret",
+            {
+                let mut b = restore_body(&e, "WrongSecret", std::slice::from_ref(&good));
+                b["source"]["s3_details"]["s3_access_secret"] = json!("wrong");
+                b
+            },
+            "Access denied",
+        ),
     ];
     for (name, body, _) in &cases {
-        assert_eq!(post_restore(&e, "v3", body).await.status(), 202, "{name} is accepted, then fails");
+        assert_eq!(
+            post_restore(&e, "v3", body).await.status(),
+            202,
+            "{name} is accepted, then fails"
+        );
     }
     let failed = eventually(WAIT, || async {
         let s = stats(&e).await;
@@ -285,28 +455,84 @@ async fn database_lists_are_paginated_and_sorted() {
     let s3 = S3::new(&e);
     for i in 0..25 {
         let name = format!("db_{i:02}");
-        s3.put(&format!("{name}.bak"), writer::write(&BackupSpec::full(&name))).await;
-        assert_eq!(post_restore(&e, "v3alpha1", &restore_body(&e, &name, &[S3::uri(&e, &format!("{name}.bak"))])).await.status(), 202);
+        s3.put(
+            &format!("{name}.bak"),
+            writer::write(&BackupSpec::full(&name)),
+        )
+        .await;
+        assert_eq!(
+            post_restore(
+                &e,
+                "v3alpha1",
+                &restore_body(&e, &name, &[S3::uri(&e, &format!("{name}.bak"))])
+            )
+            .await
+            .status(),
+            202
+        );
     }
-    eventually(WAIT, || async { (stats(&e).await["instances"][&e.instance_ids[0]]["databases"].as_array().unwrap().len() == 25).then_some(()) })
-        .await
-        .expect("all 25 online");
+    eventually(WAIT, || async {
+        (stats(&e).await["instances"][&e.instance_ids[0]]["databases"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 25)
+            .then_some(())
+    })
+    .await
+    .expect("all 25 online");
     let mut seen = Vec::new();
     for page in 1..=3 {
-        let (status, v) = get_json(&e, &api(&e, 0, "v3alpha1", &format!("/databases?page={page}&size=10&sort=database_name.desc"))).await;
+        let (status, v) = get_json(
+            &e,
+            &api(
+                &e,
+                0,
+                "v3alpha1",
+                &format!("/databases?page={page}&size=10&sort=database_name.desc"),
+            ),
+        )
+        .await;
         assert_eq!(status, 200);
-        assert_eq!(v["pagination"], json!({"page": page, "size": 10, "sort": "database_name.desc", "totalRows": 25, "totalPages": 3}));
-        seen.extend(v["databases"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_owned()));
+        assert_eq!(
+            v["pagination"],
+            json!({"page": page, "size": 10, "sort": "database_name.desc", "totalRows": 25, "totalPages": 3})
+        );
+        seen.extend(
+            v["databases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["name"].as_str().unwrap().to_owned()),
+        );
     }
     let mut expected: Vec<String> = (0..25).map(|i| format!("db_{i:02}")).collect();
     expected.reverse();
     assert_eq!(seen, expected);
-    assert_eq!(get_json(&e, &api(&e, 0, "v3alpha1", "/databases?size=0")).await.0, 400);
-    assert_eq!(get_json(&e, &api(&e, 0, "v3alpha1", "/databases?sort=colour.asc")).await.0, 400);
+    assert_eq!(
+        get_json(&e, &api(&e, 0, "v3alpha1", "/databases?size=0"))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        get_json(&e, &api(&e, 0, "v3alpha1", "/databases?sort=colour.asc"))
+            .await
+            .0,
+        400
+    );
 
-    let deleted = reqwest::Client::new().delete(api(&e, 0, "v3", "/databases/db_00")).bearer_auth(&e.credentials.token).send().await.unwrap();
+    let deleted = reqwest::Client::new()
+        .delete(api(&e, 0, "v3", "/databases/db_00"))
+        .bearer_auth(&e.credentials.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status(), 202);
-    assert_eq!(get_json(&e, &api(&e, 0, "v3", "/databases/db_00")).await.0, 404);
+    assert_eq!(
+        get_json(&e, &api(&e, 0, "v3", "/databases/db_00")).await.0,
+        404
+    );
     let (status, instance) = get_json(&e, &api(&e, 0, "v3", "")).await;
     assert_eq!((status, instance["status"].as_str()), (200, Some("READY")));
 }
@@ -315,20 +541,60 @@ async fn database_lists_are_paginated_and_sorted() {
 async fn the_sql_door_answers_errors_and_keeps_the_connection() {
     let e = start(FAST).await;
     let wrong = sql(&e, 0, "not the password").await.unwrap_err();
-    assert!(matches!(&wrong, tiberius::error::Error::Server(t) if t.code() == 18456), "{wrong:?}");
+    assert!(
+        matches!(&wrong, tiberius::error::Error::Server(t) if t.code() == 18456),
+        "{wrong:?}"
+    );
 
     let mut client = sql(&e, 1, &e.credentials.sql_password).await.unwrap();
-    let version = client.simple_query("SELECT @@VERSION").await.unwrap().into_row().await.unwrap().unwrap();
-    assert!(version.get::<&str, _>(0).unwrap().contains("SQL Server 2022"));
-    let unsupported = client.simple_query("DROP DATABASE sales").await.unwrap_err();
-    assert!(unsupported.to_string().contains("does not support this statement: DROP DATABASE sales"), "{unsupported}");
-    let missing = client
-        .execute("EXEC [msdb].[stackit].[import_database] @database_name = @P1", &[&"x"])
+    let version = client
+        .simple_query("SELECT @@VERSION")
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        version
+            .get::<&str, _>(0)
+            .unwrap()
+            .contains("SQL Server 2022")
+    );
+    let unsupported = client
+        .simple_query("DROP DATABASE sales")
         .await
         .unwrap_err();
-    assert!(missing.to_string().contains("expects parameter '@s3_url'"), "{missing}");
-    let one = client.simple_query("SELECT 1").await.unwrap().into_row().await.unwrap().unwrap();
-    assert_eq!(one.get::<i32, _>(0), Some(1), "the connection survives errors");
+    assert!(
+        unsupported
+            .to_string()
+            .contains("does not support this statement: DROP DATABASE sales"),
+        "{unsupported}"
+    );
+    let missing = client
+        .execute(
+            "EXEC [msdb].[stackit].[import_database] @database_name = @P1",
+            &[&"x"],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        missing.to_string().contains("expects parameter '@s3_url'"),
+        "{missing}"
+    );
+    let one = client
+        .simple_query("SELECT 1")
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        one.get::<i32, _>(0),
+        Some(1),
+        "the connection survives errors"
+    );
 
     // Literal arguments work too, as a DBA would type them; a failure is asynchronous.
     client
@@ -339,12 +605,36 @@ async fn the_sql_door_answers_errors_and_keeps_the_connection() {
         ))
         .await
         .unwrap();
-    let failed = eventually(WAIT, || async { stats(&e).await["instances"][&e.instance_ids[1]]["failed_restores"]["Literal"].as_str().map(str::to_owned) }).await;
+    let failed = eventually(WAIT, || async {
+        stats(&e).await["instances"][&e.instance_ids[1]]["failed_restores"]["Literal"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
     assert!(failed.unwrap().contains("Access denied"));
-    let status_requests = stats(&e).await["instances"][&e.instance_ids[1]]["status_requests"].as_u64().unwrap();
-    client.query("SELECT name FROM sys.databases", &[]).await.unwrap().into_first_result().await.unwrap();
-    client.query("SELECT DB_ID(@P1)", &[&"x"]).await.unwrap().into_first_result().await.unwrap();
-    assert_eq!(stats(&e).await["instances"][&e.instance_ids[1]]["status_requests"].as_u64().unwrap(), status_requests + 2);
+    let status_requests = stats(&e).await["instances"][&e.instance_ids[1]]["status_requests"]
+        .as_u64()
+        .unwrap();
+    client
+        .query("SELECT name FROM sys.databases", &[])
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    client
+        .query("SELECT DB_ID(@P1)", &[&"x"])
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats(&e).await["instances"][&e.instance_ids[1]]["status_requests"]
+            .as_u64()
+            .unwrap(),
+        status_requests + 2
+    );
 }
 
 #[tokio::test]
@@ -378,22 +668,57 @@ async fn s3_checks_signatures_and_serves_ranges_lists_and_multipart() {
 
     // Multipart upload, as large backups are uploaded.
     use rusty_s3::S3Action;
-    let create = s3.bucket.create_multipart_upload(Some(&s3.credentials), "big.bak");
-    let text = s3.http.post(create.sign(emu::SIGN_FOR)).send().await.unwrap().text().await.unwrap();
+    let create = s3
+        .bucket
+        .create_multipart_upload(Some(&s3.credentials), "big.bak");
+    let text = s3
+        .http
+        .post(create.sign(emu::SIGN_FOR))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let upload = rusty_s3::actions::CreateMultipartUpload::parse_response(&text).unwrap();
     let part_size = 5 * 1024 * 1024;
     let data: Vec<u8> = (0..part_size + 1000).map(|i| (i % 253) as u8).collect();
     let mut etags = Vec::new();
     for (n, chunk) in data.chunks(part_size).enumerate() {
-        let url = s3.bucket.upload_part(Some(&s3.credentials), "big.bak", n as u16 + 1, upload.upload_id()).sign(emu::SIGN_FOR);
+        let url = s3
+            .bucket
+            .upload_part(
+                Some(&s3.credentials),
+                "big.bak",
+                n as u16 + 1,
+                upload.upload_id(),
+            )
+            .sign(emu::SIGN_FOR);
         let r = s3.http.put(url).body(chunk.to_vec()).send().await.unwrap();
         assert_eq!(r.status(), 200);
         etags.push(r.headers()["etag"].to_str().unwrap().to_owned());
     }
-    let complete = s3.bucket.complete_multipart_upload(Some(&s3.credentials), "big.bak", upload.upload_id(), etags.iter().map(String::as_str));
+    let complete = s3.bucket.complete_multipart_upload(
+        Some(&s3.credentials),
+        "big.bak",
+        upload.upload_id(),
+        etags.iter().map(String::as_str),
+    );
     let url = complete.sign(emu::SIGN_FOR);
-    assert_eq!(s3.http.post(url).body(complete.body()).send().await.unwrap().status(), 200);
-    assert_eq!(s3.get("big.bak", None).await.bytes().await.unwrap().len(), data.len());
+    assert_eq!(
+        s3.http
+            .post(url)
+            .body(complete.body())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        s3.get("big.bak", None).await.bytes().await.unwrap().len(),
+        data.len()
+    );
 
     assert_eq!(s3.delete("dir/a.bak").await.status(), 204);
     assert_eq!(s3.head("dir/a.bak").await.status(), 404);
@@ -405,7 +730,10 @@ async fn the_key_flow_issues_tokens_the_api_accepts() {
     let e = start(FAST).await;
     let key: Value = serde_json::from_str(&std::fs::read_to_string(&e.key_path).unwrap()).unwrap();
     let c = &key["credentials"];
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let claims = json!({"iss": c["iss"], "sub": c["sub"], "aud": c["aud"], "jti": "t1", "iat": now, "exp": now + 600});
     let mut header = Header::new(Algorithm::RS512);
     header.kid = c["kid"].as_str().map(str::to_owned);
@@ -414,17 +742,48 @@ async fn the_key_flow_issues_tokens_the_api_accepts() {
 
     let http = reqwest::Client::new();
     let endpoint = key["tokenEndpoint"].as_str().unwrap();
-    let form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())];
-    let token: Value = http.post(endpoint).form(&form).send().await.unwrap().json().await.unwrap();
+    let form = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+        ("assertion", assertion.as_str()),
+    ];
+    let token: Value = http
+        .post(endpoint)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(token["token_type"], "Bearer");
     let access = token["access_token"].as_str().unwrap();
-    let listed = http.get(api(&e, 0, "v3alpha1", "/databases")).bearer_auth(access).send().await.unwrap();
+    let listed = http
+        .get(api(&e, 0, "v3alpha1", "/databases"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.status(), 200);
 
-    let forged = jsonwebtoken::encode(&header, &json!({"iss": "x", "sub": "y", "aud": c["aud"], "exp": now + 600}), &signing).unwrap();
-    let refused = http.post(endpoint).form(&[("grant_type", form[0].1), ("assertion", forged.as_str())]).send().await.unwrap();
+    let forged = jsonwebtoken::encode(
+        &header,
+        &json!({"iss": "x", "sub": "y", "aud": c["aud"], "exp": now + 600}),
+        &signing,
+    )
+    .unwrap();
+    let refused = http
+        .post(endpoint)
+        .form(&[("grant_type", form[0].1), ("assertion", forged.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 401);
-    let bad_grant = http.post(endpoint).form(&[("grant_type", "password")]).send().await.unwrap();
+    let bad_grant = http
+        .post(endpoint)
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad_grant.status(), 400);
 }
 
@@ -440,28 +799,93 @@ async fn faults_are_injected_but_never_on_stats() {
     let http = reqwest::Client::new();
     let mut statuses = std::collections::BTreeSet::new();
     for _ in 0..30 {
-        let r = http.get(api(&e, 0, "v3alpha1", "/databases")).bearer_auth(&e.credentials.token).send().await.unwrap();
+        let r = http
+            .get(api(&e, 0, "v3alpha1", "/databases"))
+            .bearer_auth(&e.credentials.token)
+            .send()
+            .await
+            .unwrap();
         if matches!(r.status().as_u16(), 429 | 503) {
             assert_eq!(r.headers()["retry-after"], "1");
         }
         statuses.insert(r.status().as_u16());
     }
     assert_eq!(statuses, [429, 500, 503].into_iter().collect());
-    assert_eq!(http.get(format!("{}/_emulator/stats", e.api_endpoint())).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(format!("{}/_emulator/stats", e.api_endpoint()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
-    let resets = sqlflex_import::emulator::start(sqlflex_import::emulator::Config { reset_rate: 1.0, ..Default::default() })
-        .await
-        .unwrap();
-    let dropped = http.get(api(&resets, 0, "v3alpha1", "/databases")).bearer_auth(&resets.credentials.token).send().await;
-    assert!(dropped.is_err(), "the connection is dropped without an answer: {dropped:?}");
-    assert!(sql(&resets, 0, &resets.credentials.sql_password).await.is_err(), "SQL logins are dropped too");
+    // Every POST fails, yet some were accepted before the error: the case a
+    // client must not answer with a blind resubmission.
+    let s3 = S3::new(&e);
+    for i in 0..20 {
+        let name = format!("f{i}");
+        s3.put(
+            &format!("{name}.bak"),
+            writer::write(&BackupSpec::full(&name)),
+        )
+        .await;
+        let r = post_restore(
+            &e,
+            "v3alpha1",
+            &restore_body(&e, &name, &[S3::uri(&e, &format!("{name}.bak"))]),
+        )
+        .await;
+        assert!(
+            r.status().is_server_error() || r.status() == 429,
+            "{}",
+            r.status()
+        );
+    }
+    let accepted = stats(&e).await["instances"][&e.instance_ids[0]]["restore_submissions"]
+        .as_object()
+        .unwrap()
+        .len();
+    assert!(
+        (3..=17).contains(&accepted),
+        "about half are accepted behind the error: {accepted}"
+    );
+
+    let resets = sqlflex_import::emulator::start(sqlflex_import::emulator::Config {
+        reset_rate: 1.0,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dropped = http
+        .get(api(&resets, 0, "v3alpha1", "/databases"))
+        .bearer_auth(&resets.credentials.token)
+        .send()
+        .await;
+    assert!(
+        dropped.is_err(),
+        "the connection is dropped without an answer: {dropped:?}"
+    );
+    assert!(
+        sql(&resets, 0, &resets.credentials.sql_password)
+            .await
+            .is_err(),
+        "SQL logins are dropped too"
+    );
 }
 
 #[test]
 fn the_command_prints_env_and_stops_on_sigterm() {
     use std::io::{BufRead, BufReader};
     let mut child = common::bin()
-        .args(["emulator", "--print-env", "--instances", "3", "--restore-seconds", "0.5"])
+        .args([
+            "emulator",
+            "--print-env",
+            "--instances",
+            "3",
+            "--restore-seconds",
+            "0.5",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -474,16 +898,35 @@ fn the_command_prints_env_and_stops_on_sigterm() {
         env.insert(k.to_owned(), v.trim_matches('\'').to_owned());
     }
     for key in [
-        "STACKIT_API_ENDPOINT", "STACKIT_SERVICE_ACCOUNT_TOKEN", "STACKIT_PROJECT_ID", "STACKIT_REGION", "STACKIT_INSTANCE_ID",
-        "STACKIT_INSTANCE_IDS", "STACKIT_SERVICE_ACCOUNT_KEY_PATH", "S3_ENDPOINT", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY",
-        "SQL_HOST", "SQL_PORT", "SQL_USER", "SQL_PASSWORD",
+        "STACKIT_API_ENDPOINT",
+        "STACKIT_SERVICE_ACCOUNT_TOKEN",
+        "STACKIT_PROJECT_ID",
+        "STACKIT_REGION",
+        "STACKIT_INSTANCE_ID",
+        "STACKIT_INSTANCE_IDS",
+        "STACKIT_SERVICE_ACCOUNT_KEY_PATH",
+        "S3_ENDPOINT",
+        "S3_BUCKET",
+        "S3_ACCESS_KEY",
+        "S3_SECRET_KEY",
+        "SQL_HOST",
+        "SQL_PORT",
+        "SQL_USER",
+        "SQL_PASSWORD",
     ] {
-        assert!(env.get(key).is_some_and(|v| !v.is_empty()), "{key} missing: {env:?}");
+        assert!(
+            env.get(key).is_some_and(|v| !v.is_empty()),
+            "{key} missing: {env:?}"
+        );
     }
     assert_eq!(env["STACKIT_INSTANCE_IDS"].split(',').count(), 3);
     assert!(std::path::Path::new(&env["STACKIT_SERVICE_ACCOUNT_KEY_PATH"]).is_file());
-    let listening = std::net::TcpStream::connect(env["STACKIT_API_ENDPOINT"].trim_start_matches("http://"));
-    assert!(listening.is_ok(), "all listeners are up once the lines are printed");
+    let listening =
+        std::net::TcpStream::connect(env["STACKIT_API_ENDPOINT"].trim_start_matches("http://"));
+    assert!(
+        listening.is_ok(),
+        "all listeners are up once the lines are printed"
+    );
 
     // SAFETY: kill only sends a signal to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

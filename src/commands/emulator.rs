@@ -50,7 +50,10 @@ pub fn run(args: &EmulatorArgs) -> Exit {
 
 /// Single quotes, so `. ./emulator.env` and `eval` take values verbatim.
 fn shell_quote(value: &str) -> String {
-    if value.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:,@".contains(c)) {
+    if value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:,@".contains(c))
+    {
         value.to_owned()
     } else {
         format!("'{}'", value.replace('\'', r"'\''"))
@@ -59,8 +62,12 @@ fn shell_quote(value: &str) -> String {
 
 fn summary(e: &Emulator) -> String {
     let c = &e.credentials;
-    let sql: Vec<String> =
-        e.tds.iter().zip(&e.instance_ids).map(|(addr, id)| format!("  {addr:<22} instance {id}")).collect();
+    let sql: Vec<String> = e
+        .tds
+        .iter()
+        .zip(&e.instance_ids)
+        .map(|(addr, id)| format!("  {addr:<22} instance {id}"))
+        .collect();
     format!(
         "sqlflex-import emulator is running; Ctrl-C stops it.\n\n\
          REST API   {api}   project {project}, region {region}\n\

@@ -33,15 +33,27 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let api = Router::new()
         .route(scoped, get(get_instance))
         .route(&format!("{scoped}/databases"), get(list_databases))
-        .route(&format!("{scoped}/databases/{{name}}"), get(get_database).delete(delete_database))
+        .route(
+            &format!("{scoped}/databases/{{name}}"),
+            get(get_database).delete(delete_database),
+        )
         .route(&format!("{scoped}/restore-jobs"), get(restore_jobs))
         .route(&format!("{scoped}/restores"), post(restore))
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authorize));
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authorize,
+        ));
     let faulty = api
         .route("/token", post(token))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), inject_faults));
-    Router::new().route("/_emulator/stats", get(stats)).merge(faulty).with_state(state)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            inject_faults,
+        ));
+    Router::new()
+        .route("/_emulator/stats", get(stats))
+        .merge(faulty)
+        .with_state(state)
 }
 
 fn trace_id() -> String {
@@ -63,15 +75,33 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let body = json!({"code": status.as_u16(), "message": message.into(), "type": kind, "traceId": trace_id()});
     let mut response = (status, axum::Json(body)).into_response();
     if matches!(status.as_u16(), 429 | 503) {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response
 }
 
+/// A refusal on its way to becoming an `Error` body.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
 /// The `ValidationError` body: every field that is wrong.
 fn invalid(fields: Vec<(String, String)>) -> Response {
-    let validation: Vec<Value> = fields.into_iter().map(|(field, message)| json!({"field": field, "message": message})).collect();
-    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"code": 422, "validation": validation}))).into_response()
+    let validation: Vec<Value> = fields
+        .into_iter()
+        .map(|(field, message)| json!({"field": field, "message": message}))
+        .collect();
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({"code": 422, "validation": validation})),
+    )
+        .into_response()
 }
 
 async fn inject_faults(State(state): Shared, request: Request, next: Next) -> Response {
@@ -79,10 +109,16 @@ async fn inject_faults(State(state): Shared, request: Request, next: Next) -> Re
     let kill = request.extensions().get::<ConnectionKill>().cloned();
     match state.faults.draw(does_work) {
         Fault::None => next.run(request).await,
-        Fault::Status(status) => error(StatusCode::from_u16(status).expect("valid status"), "injected fault"),
+        Fault::Status(status) => error(
+            StatusCode::from_u16(status).expect("valid status"),
+            "injected fault",
+        ),
         Fault::StatusAfterWork(status) => {
             let _ = next.run(request).await;
-            error(StatusCode::from_u16(status).expect("valid status"), "injected fault after the work was done")
+            error(
+                StatusCode::from_u16(status).expect("valid status"),
+                "injected fault after the work was done",
+            )
         }
         Fault::Reset => reset(kill).await,
         Fault::ResetAfterWork => {
@@ -103,7 +139,12 @@ async fn reset(kill: Option<ConnectionKill>) -> Response {
     }
 }
 
-async fn authorize(State(state): Shared, headers: HeaderMap, request: Request, next: Next) -> Response {
+async fn authorize(
+    State(state): Shared,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -111,7 +152,9 @@ async fn authorize(State(state): Shared, headers: HeaderMap, request: Request, n
         .map(str::trim);
     match bearer {
         None => error(StatusCode::UNAUTHORIZED, "missing bearer token"),
-        Some(t) if t == state.token || state.account.accepts_access_token(t) => next.run(request).await,
+        Some(t) if t == state.token || state.account.accepts_access_token(t) => {
+            next.run(request).await
+        }
         Some(_) => error(StatusCode::UNAUTHORIZED, "the bearer token is not valid"),
     }
 }
@@ -127,18 +170,30 @@ struct Scope {
 
 impl Scope {
     /// The instance id, once version, project, region and instance exist.
-    fn check(&self, state: &ApiState) -> Result<String, Response> {
+    fn check(&self, state: &ApiState) -> Result<String, ApiError> {
         if !matches!(self.version.as_str(), "v3alpha1" | "v3") {
-            return Err(error(StatusCode::NOT_FOUND, format!("API version {} does not exist", self.version)));
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("API version {} does not exist", self.version),
+            ));
         }
         if self.region != state.model.region {
-            return Err(error(StatusCode::BAD_REQUEST, format!("region {} is not valid (eu01)", self.region)));
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("region {} is not valid (eu01)", self.region),
+            ));
         }
         if self.project != state.model.project_id {
-            return Err(error(StatusCode::NOT_FOUND, format!("project {} not found", self.project)));
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("project {} not found", self.project),
+            ));
         }
         if !state.model.has_instance(&self.instance) {
-            return Err(error(StatusCode::NOT_FOUND, format!("instance {} not found", self.instance)));
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("instance {} not found", self.instance),
+            ));
         }
         Ok(self.instance.clone())
     }
@@ -150,13 +205,16 @@ fn rfc3339(t: SystemTime) -> String {
 
 /// `2023-09-25T12:14:48`, the restore-jobs format.
 fn plain_time(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string().trim_end_matches('Z').to_owned()
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .trim_end_matches('Z')
+        .to_owned()
 }
 
 async fn get_instance(State(state): Shared, Path(scope): Path<Scope>) -> Response {
     let instance = match scope.check(&state) {
         Ok(i) => i,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     axum::Json(json!({
         "id": instance,
@@ -175,34 +233,47 @@ async fn get_instance(State(state): Shared, Path(scope): Path<Scope>) -> Respons
     .into_response()
 }
 
-async fn list_databases(State(state): Shared, Path(scope): Path<Scope>, Query(query): Query<HashMap<String, String>>) -> Response {
+async fn list_databases(
+    State(state): Shared,
+    Path(scope): Path<Scope>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let instance = match scope.check(&state) {
         Ok(i) => i,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     state.model.count_status_request(&instance);
-    let number = |key: &str, default: usize| -> Result<usize, Response> {
+    let number = |key: &str, default: usize| -> Result<usize, ApiError> {
         match query.get(key) {
             None => Ok(default),
             Some(v) => match v.parse::<usize>() {
                 Ok(n) if n >= 1 => Ok(n),
-                _ => Err(error(StatusCode::BAD_REQUEST, format!("{key} must be a whole number of at least 1"))),
+                _ => Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("{key} must be a whole number of at least 1"),
+                )),
             },
         }
     };
     let (page, size) = match (number("page", 1), number("size", 10)) {
         (Ok(p), Ok(s)) => (p, s.min(1000)),
-        (Err(e), _) | (_, Err(e)) => return e,
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
     };
     let sort = query.get("sort").map_or("index.asc", String::as_str);
     let mut databases = state.model.databases(&instance).unwrap_or_default();
-    let by: fn(&DatabaseInfo, &DatabaseInfo) -> std::cmp::Ordering = match sort.rsplit_once('.').map_or(sort, |(k, _)| k) {
-        "created_at" => |a, b| a.created.cmp(&b.created),
-        "database_name" => |a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()),
-        "database_owner" => |a, b| a.owner.cmp(&b.owner),
-        "database_id" | "index" => |a, b| a.id.cmp(&b.id),
-        _ => return error(StatusCode::BAD_REQUEST, format!("sort {sort} is not supported")),
-    };
+    let by: fn(&DatabaseInfo, &DatabaseInfo) -> std::cmp::Ordering =
+        match sort.rsplit_once('.').map_or(sort, |(k, _)| k) {
+            "created_at" => |a, b| a.created.cmp(&b.created),
+            "database_name" => |a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+            "database_owner" => |a, b| a.owner.cmp(&b.owner),
+            "database_id" | "index" => |a, b| a.id.cmp(&b.id),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("sort {sort} is not supported"),
+                );
+            }
+        };
     databases.sort_by(by);
     if sort.ends_with(".desc") {
         databases.reverse();
@@ -231,7 +302,7 @@ struct DatabaseScope {
 async fn get_database(State(state): Shared, Path(p): Path<DatabaseScope>) -> Response {
     let instance = match p.scope.check(&state) {
         Ok(i) => i,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     state.model.count_status_request(&instance);
     match state.model.database(&instance, &p.name) {
@@ -243,26 +314,32 @@ async fn get_database(State(state): Shared, Path(p): Path<DatabaseScope>) -> Res
             "compatibilityLevel": 160,
         }))
         .into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("database {} not found", p.name)),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("database {} not found", p.name),
+        ),
     }
 }
 
 async fn delete_database(State(state): Shared, Path(p): Path<DatabaseScope>) -> Response {
     let instance = match p.scope.check(&state) {
         Ok(i) => i,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     if state.model.delete_database(&instance, &p.name) {
         StatusCode::ACCEPTED.into_response()
     } else {
-        error(StatusCode::NOT_FOUND, format!("database {} not found", p.name))
+        error(
+            StatusCode::NOT_FOUND,
+            format!("database {} not found", p.name),
+        )
     }
 }
 
 async fn restore_jobs(State(state): Shared, Path(scope): Path<Scope>) -> Response {
     let instance = match scope.check(&state) {
         Ok(i) => i,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     state.model.count_status_request(&instance);
     let jobs: Vec<Value> = state
@@ -286,11 +363,16 @@ async fn restore_jobs(State(state): Shared, Path(scope): Path<Scope>) -> Respons
 async fn restore(State(state): Shared, Path(scope): Path<Scope>, body: Bytes) -> Response {
     let instance = match scope.check(&state) {
         Ok(i) => i,
-        Err(e) => return e,
+        Err(e) => return e.into_response(),
     };
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not valid JSON: {e}"),
+            );
+        }
     };
     let request = match import_request(&body) {
         Ok(r) => r,
@@ -299,9 +381,13 @@ async fn restore(State(state): Shared, Path(scope): Path<Scope>, body: Bytes) ->
     };
     match state.model.submit(&instance, request) {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
-        Err(e @ (SubmitError::Exists(_) | SubmitError::Restoring(_))) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ (SubmitError::Exists(_) | SubmitError::Restoring(_))) => {
+            error(StatusCode::CONFLICT, e.to_string())
+        }
         Err(e @ SubmitError::UnknownInstance(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
-        Err(SubmitError::Invalid(why)) => error(StatusCode::BAD_REQUEST, format!("database_name: {why}")),
+        Err(SubmitError::Invalid(why)) => {
+            error(StatusCode::BAD_REQUEST, format!("database_name: {why}"))
+        }
     }
 }
 
@@ -334,8 +420,15 @@ fn import_request(body: &Value) -> Result<ImportRequest, Refused> {
     let kind = text(body, "source.type", &mut problems);
     match kind.as_str() {
         "EXTERNAL_S3" | "" => {}
-        "BACKUP" => return Err(Refused::NotEmulated("restores from managed backups are not emulated".into())),
-        other => problems.push(("source.type".into(), format!("must be EXTERNAL_S3 or BACKUP, not {other}"))),
+        "BACKUP" => {
+            return Err(Refused::NotEmulated(
+                "restores from managed backups are not emulated".into(),
+            ));
+        }
+        other => problems.push((
+            "source.type".into(),
+            format!("must be EXTERNAL_S3 or BACKUP, not {other}"),
+        )),
     }
     let owner = text(body, "source.database_owner", &mut problems);
     let access_key = text(body, "source.s3_details.s3_access_key", &mut problems);
@@ -356,18 +449,33 @@ fn import_request(body: &Value) -> Result<ImportRequest, Refused> {
                 }
             }
         }
-        Some(Value::Array(_)) => problems.push(("source.s3_details.s3_files".into(), "must have at least one file".into())),
+        Some(Value::Array(_)) => problems.push((
+            "source.s3_details.s3_files".into(),
+            "must have at least one file".into(),
+        )),
         Some(_) => problems.push(("source.s3_details.s3_files".into(), "must be a list".into())),
-        None => problems.push(("source.s3_details.s3_files".into(), "this field is required".into())),
+        None => problems.push((
+            "source.s3_details.s3_files".into(),
+            "this field is required".into(),
+        )),
     }
     files.sort();
     if files.windows(2).any(|w| w[0].0 == w[1].0) {
-        problems.push(("source.s3_details.s3_files".into(), "file_number values must be unique".into()));
+        problems.push((
+            "source.s3_details.s3_files".into(),
+            "file_number values must be unique".into(),
+        ));
     }
     if !problems.is_empty() {
         return Err(Refused::Fields(problems));
     }
-    Ok(ImportRequest { database, owner, files: files.into_iter().map(|(_, p)| p).collect(), access_key, secret_key })
+    Ok(ImportRequest {
+        database,
+        owner,
+        files: files.into_iter().map(|(_, p)| p).collect(),
+        access_key,
+        secret_key,
+    })
 }
 
 async fn stats(State(state): Shared) -> Response {
@@ -377,13 +485,27 @@ async fn stats(State(state): Shared) -> Response {
 /// `POST /token`: the service-account key flow's token endpoint.
 async fn token(State(state): Shared, Form(form): Form<HashMap<String, String>>) -> Response {
     let oauth_error = |status: StatusCode, code: &str, description: String| {
-        (status, axum::Json(json!({"error": code, "error_description": description}))).into_response()
+        (
+            status,
+            axum::Json(json!({"error": code, "error_description": description})),
+        )
+            .into_response()
     };
-    if form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "use urn:ietf:params:oauth:grant-type:jwt-bearer".into());
+    if form.get("grant_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "use urn:ietf:params:oauth:grant-type:jwt-bearer".into(),
+        );
     }
     let Some(assertion) = form.get("assertion") else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "assertion is required".into());
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "assertion is required".into(),
+        );
     };
     match state.account.verify_assertion(assertion) {
         Ok(()) => axum::Json(json!({

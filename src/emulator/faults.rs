@@ -28,7 +28,11 @@ pub struct Faults {
 
 impl Faults {
     pub fn new(rate: f64, reset_rate: f64, seed: u64) -> Self {
-        Faults { rate: rate.clamp(0.0, 1.0), reset_rate: reset_rate.clamp(0.0, 1.0), rng: Mutex::new(StdRng::seed_from_u64(seed)) }
+        Faults {
+            rate: rate.clamp(0.0, 1.0),
+            reset_rate: reset_rate.clamp(0.0, 1.0),
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+        }
     }
 
     fn roll(&self) -> (f64, f64, u32) {
@@ -46,9 +50,17 @@ impl Faults {
         let after = does_work && half < 0.5;
         if p < self.rate {
             let status = [500, 503, 429][pick as usize];
-            if after { Fault::StatusAfterWork(status) } else { Fault::Status(status) }
+            if after {
+                Fault::StatusAfterWork(status)
+            } else {
+                Fault::Status(status)
+            }
         } else if p < self.rate + self.reset_rate {
-            if after { Fault::ResetAfterWork } else { Fault::Reset }
+            if after {
+                Fault::ResetAfterWork
+            } else {
+                Fault::Reset
+            }
         } else {
             Fault::None
         }
@@ -72,8 +84,14 @@ mod tests {
         };
         let a = draw(7);
         assert_eq!(a, draw(7));
-        let statuses = a.iter().filter(|f| matches!(f, Fault::Status(_) | Fault::StatusAfterWork(_))).count();
-        let resets = a.iter().filter(|f| matches!(f, Fault::Reset | Fault::ResetAfterWork)).count();
+        let statuses = a
+            .iter()
+            .filter(|f| matches!(f, Fault::Status(_) | Fault::StatusAfterWork(_)))
+            .count();
+        let resets = a
+            .iter()
+            .filter(|f| matches!(f, Fault::Reset | Fault::ResetAfterWork))
+            .count();
         assert!((1800..2200).contains(&statuses), "{statuses}");
         assert!((400..600).contains(&resets), "{resets}");
         assert!(a.contains(&Fault::StatusAfterWork(503)) && a.contains(&Fault::ResetAfterWork));

@@ -18,9 +18,16 @@ pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 fn key_pair() -> &'static (String, String) {
     static KEY: OnceLock<(String, String)> = OnceLock::new();
     KEY.get_or_init(|| {
-        let private = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key generation");
-        let private_pem = private.to_pkcs8_pem(LineEnding::LF).expect("PEM encoding").to_string();
-        let public_pem = private.to_public_key().to_public_key_pem(LineEnding::LF).expect("PEM encoding");
+        let private =
+            RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key generation");
+        let private_pem = private
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("PEM encoding")
+            .to_string();
+        let public_pem = private
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .expect("PEM encoding");
         (private_pem, public_pem)
     })
 }
@@ -101,7 +108,12 @@ impl ServiceAccount {
         if data.claims.sub != self.subject {
             return Err("invalid assertion: unknown subject".into());
         }
-        if data.header.kid.as_deref().is_some_and(|kid| kid != self.key_id) {
+        if data
+            .header
+            .kid
+            .as_deref()
+            .is_some_and(|kid| kid != self.key_id)
+        {
             return Err("invalid assertion: unknown key id".into());
         }
         Ok(())
@@ -109,15 +121,31 @@ impl ServiceAccount {
 
     /// A short-lived access token (a JWT, so clients can read its `exp`).
     pub fn issue_access_token(&self) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let claims = AccessClaims { sub: self.subject.clone(), iat: now, exp: now + ACCESS_TOKEN_LIFETIME.as_secs() };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&self.access_secret))
-            .expect("HS256 signing")
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let claims = AccessClaims {
+            sub: self.subject.clone(),
+            iat: now,
+            exp: now + ACCESS_TOKEN_LIFETIME.as_secs(),
+        };
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.access_secret),
+        )
+        .expect("HS256 signing")
     }
 
     pub fn accepts_access_token(&self, token: &str) -> bool {
         let validation = Validation::new(Algorithm::HS256);
-        jsonwebtoken::decode::<AccessClaims>(token, &DecodingKey::from_secret(&self.access_secret), &validation).is_ok()
+        jsonwebtoken::decode::<AccessClaims>(
+            token,
+            &DecodingKey::from_secret(&self.access_secret),
+            &validation,
+        )
+        .is_ok()
     }
 }
 

@@ -101,7 +101,14 @@ pub struct Emulator {
 
 /// Ids that look like STACKIT's UUIDs and are the same for the same seed.
 fn id(seed: u64, n: u64) -> String {
-    format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", 0x5f1e_c0de ^ (seed as u32), (seed >> 32) as u16, n & 0xfff, seed & 0xfff, n)
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        0x5f1e_c0de ^ (seed as u32),
+        (seed >> 32) as u16,
+        n & 0xfff,
+        seed & 0xfff,
+        n
+    )
 }
 
 fn authority(addr: SocketAddr) -> String {
@@ -112,7 +119,9 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
     let (data_dir, temp) = match &config.data_dir {
         Some(dir) => (dir.clone(), None),
         None => {
-            let temp = tempfile::Builder::new().prefix("sqlflex-emulator-").tempdir()?;
+            let temp = tempfile::Builder::new()
+                .prefix("sqlflex-emulator-")
+                .tempdir()?;
             (temp.path().to_path_buf(), Some(temp))
         }
     };
@@ -131,11 +140,19 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
     }
     let api = api_listener.local_addr()?;
     let s3 = s3_listener.local_addr()?;
-    let tds: Vec<SocketAddr> = tds_listeners.iter().map(TcpListener::local_addr).collect::<Result<_, _>>()?;
+    let tds: Vec<SocketAddr> = tds_listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<Result<_, _>>()?;
 
-    let credentials = config.credentials.clone().unwrap_or_else(Credentials::generate);
+    let credentials = config
+        .credentials
+        .clone()
+        .unwrap_or_else(Credentials::generate);
     let project_id = id(config.seed, 0xfff);
-    let instance_ids: Vec<String> = (0..tds.len()).map(|i| id(config.seed, i as u64 + 1)).collect();
+    let instance_ids: Vec<String> = (0..tds.len())
+        .map(|i| id(config.seed, i as u64 + 1))
+        .collect();
     let model = Arc::new(Model::new(
         project_id.clone(),
         REGION.into(),
@@ -160,7 +177,11 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
     .map_err(std::io::Error::other)??;
 
     let shutdown = CancellationToken::new();
-    let faults = Arc::new(faults::Faults::new(config.fault_rate, config.reset_rate, config.seed));
+    let faults = Arc::new(faults::Faults::new(
+        config.fault_rate,
+        config.reset_rate,
+        config.seed,
+    ));
     let mut tasks = Vec::new();
 
     let state = Arc::new(api::ApiState {
@@ -169,15 +190,24 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
         account,
         faults: faults::Faults::new(config.fault_rate, config.reset_rate, config.seed),
     });
-    tasks.push(tokio::spawn(serve::serve_router(api_listener, api::router(state), shutdown.clone())));
+    tasks.push(tokio::spawn(serve::serve_router(
+        api_listener,
+        api::router(state),
+        shutdown.clone(),
+    )));
 
-    let fs = s3s_fs::FileSystem::new(&s3_root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+    let fs =
+        s3s_fs::FileSystem::new(&s3_root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
     let mut builder = s3s::service::S3ServiceBuilder::new(fs);
     builder.set_auth(s3s::auth::SimpleAuth::from_single(
         credentials.s3_access_key.clone(),
         credentials.s3_secret_key.clone(),
     ));
-    tasks.push(tokio::spawn(serve::serve_s3(s3_listener, builder.build(), shutdown.clone())));
+    tasks.push(tokio::spawn(serve::serve_s3(
+        s3_listener,
+        builder.build(),
+        shutdown.clone(),
+    )));
 
     for (listener, instance) in tds_listeners.into_iter().zip(&instance_ids) {
         let door = Arc::new(tds::TdsDoor {
@@ -187,9 +217,11 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
             user: credentials.sql_user.clone(),
             password: credentials.sql_password.clone(),
         });
-        tasks.push(tokio::spawn(serve::accept_loop(listener, shutdown.clone(), move |stream, _| {
-            Arc::clone(&door).session(stream)
-        })));
+        tasks.push(tokio::spawn(serve::accept_loop(
+            listener,
+            shutdown.clone(),
+            move |stream, _| Arc::clone(&door).session(stream),
+        )));
     }
 
     Ok(Emulator {
@@ -227,14 +259,24 @@ impl Emulator {
             ("STACKIT_REGION", REGION.into()),
             ("STACKIT_INSTANCE_ID", self.instance_ids[0].clone()),
             ("STACKIT_INSTANCE_IDS", self.instance_ids.join(",")),
-            ("STACKIT_SERVICE_ACCOUNT_KEY_PATH", self.key_path.display().to_string()),
+            (
+                "STACKIT_SERVICE_ACCOUNT_KEY_PATH",
+                self.key_path.display().to_string(),
+            ),
             ("S3_ENDPOINT", self.s3_endpoint()),
             ("S3_BUCKET", BUCKET.into()),
             ("S3_ACCESS_KEY", c.s3_access_key.clone()),
             ("S3_SECRET_KEY", c.s3_secret_key.clone()),
             ("SQL_HOST", self.tds[0].ip().to_string()),
             ("SQL_PORT", self.tds[0].port().to_string()),
-            ("SQL_PORTS", self.tds.iter().map(|a| a.port().to_string()).collect::<Vec<_>>().join(",")),
+            (
+                "SQL_PORTS",
+                self.tds
+                    .iter()
+                    .map(|a| a.port().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("SQL_USER", c.sql_user.clone()),
             ("SQL_PASSWORD", c.sql_password.clone()),
         ]

@@ -98,12 +98,32 @@ pub struct Model {
 const SYSTEM_DATABASES: [&str; 4] = ["master", "tempdb", "model", "msdb"];
 
 impl Model {
-    pub fn new(project_id: String, region: String, instance_ids: &[String], s3: OwnS3, restore_duration: Duration) -> Self {
+    pub fn new(
+        project_id: String,
+        region: String,
+        instance_ids: &[String],
+        s3: OwnS3,
+        restore_duration: Duration,
+    ) -> Self {
         let instances = instance_ids
             .iter()
-            .map(|id| (id.clone(), Instance { next_id: 5, ..Instance::default() }))
+            .map(|id| {
+                (
+                    id.clone(),
+                    Instance {
+                        next_id: 5,
+                        ..Instance::default()
+                    },
+                )
+            })
             .collect();
-        Model { project_id, region, s3, restore_duration, instances: Mutex::new(instances) }
+        Model {
+            project_id,
+            region,
+            s3,
+            restore_duration,
+            instances: Mutex::new(instances),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Instance>> {
@@ -122,7 +142,11 @@ impl Model {
     /// Starts an import. Refused at once when the instance is unknown, the
     /// name is invalid, or the database exists or is being restored;
     /// otherwise the checks of the files run asynchronously, as on STACKIT.
-    pub fn submit(self: &Arc<Self>, instance: &str, request: ImportRequest) -> Result<(), SubmitError> {
+    pub fn submit(
+        self: &Arc<Self>,
+        instance: &str,
+        request: ImportRequest,
+    ) -> Result<(), SubmitError> {
         check_database_name(&request.database).map_err(SubmitError::Invalid)?;
         if request.files.is_empty() {
             return Err(SubmitError::Invalid("no backup files given".into()));
@@ -130,7 +154,9 @@ impl Model {
         let key = request.database.to_lowercase();
         {
             let mut all = self.lock();
-            let inst = all.get_mut(instance).ok_or_else(|| SubmitError::UnknownInstance(instance.to_owned()))?;
+            let inst = all
+                .get_mut(instance)
+                .ok_or_else(|| SubmitError::UnknownInstance(instance.to_owned()))?;
             if let Some(db) = inst.databases.get(&key) {
                 return Err(SubmitError::Exists(db.name.clone()));
             }
@@ -150,7 +176,10 @@ impl Model {
                 },
             );
             inst.failed.remove(&key);
-            *inst.submissions.entry(request.database.clone()).or_default() += 1;
+            *inst
+                .submissions
+                .entry(request.database.clone())
+                .or_default() += 1;
             inst.max_concurrent = inst.max_concurrent.max(inst.restores.len());
         }
         let model = Arc::clone(self);
@@ -162,7 +191,12 @@ impl Model {
     async fn run_restore(self: Arc<Self>, instance: String, key: String, request: ImportRequest) {
         let outcome = self.check_files(&request).await;
         if let Err(reason) = outcome {
-            tracing::info!(instance, database = request.database, reason, "restore failed");
+            tracing::info!(
+                instance,
+                database = request.database,
+                reason,
+                "restore failed"
+            );
             let mut all = self.lock();
             if let Some(inst) = all.get_mut(&instance) {
                 inst.restores.remove(&key);
@@ -170,16 +204,27 @@ impl Model {
             }
             return;
         }
-        let started = self.lock().get(&instance).and_then(|i| i.restores.get(&key).map(|r| r.started));
+        let started = self
+            .lock()
+            .get(&instance)
+            .and_then(|i| i.restores.get(&key).map(|r| r.started));
         if let Some(started) = started {
             tokio::time::sleep_until((started + self.restore_duration).into()).await;
         }
         let mut all = self.lock();
-        let Some(inst) = all.get_mut(&instance) else { return };
+        let Some(inst) = all.get_mut(&instance) else {
+            return;
+        };
         if let Some(r) = inst.restores.remove(&key) {
             inst.databases.insert(
                 key,
-                DatabaseInfo { id: r.id, name: r.name, owner: r.owner, created: SystemTime::now(), state: "ONLINE" },
+                DatabaseInfo {
+                    id: r.id,
+                    name: r.name,
+                    owner: r.owner,
+                    created: SystemTime::now(),
+                    state: "ONLINE",
+                },
             );
         }
     }
@@ -196,12 +241,16 @@ impl Model {
             let bytes = read_prefix(&path)
                 .await
                 .map_err(|e| format!("Cannot open backup device '{uri}': {e}"))?;
-            let header = backup::read_header(&bytes).map_err(|e| format!("'{uri}' is not a usable backup: {e}"))?;
+            let header = backup::read_header(&bytes)
+                .map_err(|e| format!("'{uri}' is not a usable backup: {e}"))?;
             headers.push((uri.clone(), header));
         }
         let set = stripes::analyze(&headers).map_err(|problems| {
             let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            format!("The media set is not complete or consistent: {}", text.join("; "))
+            format!(
+                "The media set is not complete or consistent: {}",
+                text.join("; ")
+            )
         })?;
         stripes::readiness(&set).map_err(|r| r.to_string())
     }
@@ -213,31 +262,51 @@ impl Model {
             .iter()
             .find_map(|scheme| uri.strip_prefix(scheme))
             .ok_or_else(|| format!("'{uri}' is not an s3:// URI"))?;
-        let (host, path) = rest.split_once('/').ok_or_else(|| format!("'{uri}' names no bucket"))?;
+        let (host, path) = rest
+            .split_once('/')
+            .ok_or_else(|| format!("'{uri}' names no bucket"))?;
         if !same_authority(host, &self.s3.authority) {
-            return Err(format!("S3 host '{host}' is not reachable from the instance (only {} is)", self.s3.authority));
+            return Err(format!(
+                "S3 host '{host}' is not reachable from the instance (only {} is)",
+                self.s3.authority
+            ));
         }
-        let (bucket, key) = path.split_once('/').ok_or_else(|| format!("'{uri}' names no object"))?;
+        let (bucket, key) = path
+            .split_once('/')
+            .ok_or_else(|| format!("'{uri}' names no object"))?;
         if bucket != self.s3.bucket {
             return Err(format!("The bucket '{bucket}' does not exist"));
         }
         let key_path = Path::new(key);
-        if key.is_empty() || key_path.components().any(|c| !matches!(c, Component::Normal(_))) {
+        if key.is_empty()
+            || key_path
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_)))
+        {
             return Err(format!("'{key}' is not a valid object key"));
         }
         Ok(self.s3.root.join(bucket).join(key_path))
     }
 
     pub fn databases(&self, instance: &str) -> Option<Vec<DatabaseInfo>> {
-        self.lock().get(instance).map(|i| i.databases.values().cloned().collect())
+        self.lock()
+            .get(instance)
+            .map(|i| i.databases.values().cloned().collect())
     }
 
     pub fn database(&self, instance: &str, name: &str) -> Option<DatabaseInfo> {
-        self.lock().get(instance)?.databases.get(&name.to_lowercase()).cloned()
+        self.lock()
+            .get(instance)?
+            .databases
+            .get(&name.to_lowercase())
+            .cloned()
     }
 
     pub fn delete_database(&self, instance: &str, name: &str) -> bool {
-        self.lock().get_mut(instance).and_then(|i| i.databases.remove(&name.to_lowercase())).is_some()
+        self.lock()
+            .get_mut(instance)
+            .and_then(|i| i.databases.remove(&name.to_lowercase()))
+            .is_some()
     }
 
     pub fn running_restores(&self, instance: &str) -> Option<Vec<RestoreInfo>> {
@@ -265,15 +334,20 @@ impl Model {
     /// those being restored (state RESTORING), optionally one by name.
     pub fn sys_databases(&self, instance: &str, name: Option<&str>) -> Vec<DatabaseInfo> {
         let all = self.lock();
-        let Some(inst) = all.get(instance) else { return Vec::new() };
+        let Some(inst) = all.get(instance) else {
+            return Vec::new();
+        };
         let boot = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
-        let system = SYSTEM_DATABASES.iter().enumerate().map(|(i, n)| DatabaseInfo {
-            id: i as i64 + 1,
-            name: (*n).to_owned(),
-            owner: "sa".into(),
-            created: boot,
-            state: "ONLINE",
-        });
+        let system = SYSTEM_DATABASES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| DatabaseInfo {
+                id: i as i64 + 1,
+                name: (*n).to_owned(),
+                owner: "sa".into(),
+                created: boot,
+                state: "ONLINE",
+            });
         let restoring = inst.restores.values().map(|r| DatabaseInfo {
             id: r.id,
             name: r.name.clone(),
@@ -281,8 +355,10 @@ impl Model {
             created: r.started_at,
             state: "RESTORING",
         });
-        let mut rows: Vec<DatabaseInfo> =
-            system.chain(inst.databases.values().cloned()).chain(restoring).collect();
+        let mut rows: Vec<DatabaseInfo> = system
+            .chain(inst.databases.values().cloned())
+            .chain(restoring)
+            .collect();
         if let Some(name) = name {
             rows.retain(|d| d.name.eq_ignore_ascii_case(name));
         }
@@ -337,7 +413,9 @@ async fn read_prefix(path: &Path) -> std::io::Result<Vec<u8>> {
     use tokio::io::AsyncReadExt;
     let file = tokio::fs::File::open(path).await?;
     let mut bytes = Vec::with_capacity(backup::HEADER_PREFIX);
-    file.take(backup::HEADER_PREFIX as u64).read_to_end(&mut bytes).await?;
+    file.take(backup::HEADER_PREFIX as u64)
+        .read_to_end(&mut bytes)
+        .await?;
     Ok(bytes)
 }
 

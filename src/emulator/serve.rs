@@ -62,23 +62,33 @@ where
 pub async fn serve_router(listener: TcpListener, router: Router, shutdown: CancellationToken) {
     accept_loop(listener, shutdown, move |stream, kill| {
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(kill.clone());
-            router.clone().oneshot(request)
-        });
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(kill.clone());
+                router.clone().oneshot(request)
+            },
+        );
         async move {
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         }
     })
     .await;
 }
 
 /// Serves the S3 service.
-pub async fn serve_s3(listener: TcpListener, service: s3s::service::S3Service, shutdown: CancellationToken) {
+pub async fn serve_s3(
+    listener: TcpListener,
+    service: s3s::service::S3Service,
+    shutdown: CancellationToken,
+) {
     accept_loop(listener, shutdown, move |stream, _| {
         let service = service.clone();
         async move {
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         }
     })
     .await;

@@ -38,17 +38,33 @@ impl S3 {
     }
 
     pub fn with_secret(e: &Emulator, secret: &str) -> Self {
-        let bucket = Bucket::new(e.s3_endpoint().parse().unwrap(), UrlStyle::Path, emulator::BUCKET, emulator::REGION).unwrap();
-        S3 { bucket, credentials: Credentials::new(e.credentials.s3_access_key.clone(), secret), http: reqwest::Client::new() }
+        let bucket = Bucket::new(
+            e.s3_endpoint().parse().unwrap(),
+            UrlStyle::Path,
+            emulator::BUCKET,
+            emulator::REGION,
+        )
+        .unwrap();
+        S3 {
+            bucket,
+            credentials: Credentials::new(e.credentials.s3_access_key.clone(), secret),
+            http: reqwest::Client::new(),
+        }
     }
 
     pub async fn put(&self, key: &str, body: Vec<u8>) -> reqwest::Response {
-        let url = self.bucket.put_object(Some(&self.credentials), key).sign(SIGN_FOR);
+        let url = self
+            .bucket
+            .put_object(Some(&self.credentials), key)
+            .sign(SIGN_FOR);
         self.http.put(url).body(body).send().await.unwrap()
     }
 
     pub async fn get(&self, key: &str, range: Option<&str>) -> reqwest::Response {
-        let url = self.bucket.get_object(Some(&self.credentials), key).sign(SIGN_FOR);
+        let url = self
+            .bucket
+            .get_object(Some(&self.credentials), key)
+            .sign(SIGN_FOR);
         let mut request = self.http.get(url);
         if let Some(range) = range {
             request = request.header("Range", range);
@@ -57,17 +73,28 @@ impl S3 {
     }
 
     pub async fn head(&self, key: &str) -> reqwest::Response {
-        let url = self.bucket.head_object(Some(&self.credentials), key).sign(SIGN_FOR);
+        let url = self
+            .bucket
+            .head_object(Some(&self.credentials), key)
+            .sign(SIGN_FOR);
         self.http.head(url).send().await.unwrap()
     }
 
     pub async fn delete(&self, key: &str) -> reqwest::Response {
-        let url = self.bucket.delete_object(Some(&self.credentials), key).sign(SIGN_FOR);
+        let url = self
+            .bucket
+            .delete_object(Some(&self.credentials), key)
+            .sign(SIGN_FOR);
         self.http.delete(url).send().await.unwrap()
     }
 
     /// One page of ListObjectsV2: (keys, continuation token).
-    pub async fn list(&self, prefix: &str, max: usize, token: Option<&str>) -> (Vec<String>, Option<String>) {
+    pub async fn list(
+        &self,
+        prefix: &str,
+        max: usize,
+        token: Option<&str>,
+    ) -> (Vec<String>, Option<String>) {
         let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
         action.with_prefix(prefix);
         action.with_max_keys(max);
@@ -76,8 +103,13 @@ impl S3 {
         }
         let response = self.http.get(action.sign(SIGN_FOR)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-        let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&response.text().await.unwrap()).unwrap();
-        (parsed.contents.into_iter().map(|c| c.key).collect(), parsed.next_continuation_token)
+        let parsed =
+            rusty_s3::actions::ListObjectsV2::parse_response(&response.text().await.unwrap())
+                .unwrap();
+        (
+            parsed.contents.into_iter().map(|c| c.key).collect(),
+            parsed.next_continuation_token,
+        )
     }
 
     /// `s3://host/bucket/key`, as the import takes it.
@@ -92,7 +124,10 @@ pub async fn sql(e: &Emulator, instance: usize, password: &str) -> tiberius::Res
     let mut config = tiberius::Config::new();
     config.host(e.tds[instance].ip().to_string());
     config.port(e.tds[instance].port());
-    config.authentication(tiberius::AuthMethod::sql_server(&e.credentials.sql_user, password));
+    config.authentication(tiberius::AuthMethod::sql_server(
+        &e.credentials.sql_user,
+        password,
+    ));
     config.encryption(tiberius::EncryptionLevel::NotSupported);
     let tcp = tokio::net::TcpStream::connect(e.tds[instance]).await?;
     tcp.set_nodelay(true)?;
@@ -101,11 +136,21 @@ pub async fn sql(e: &Emulator, instance: usize, password: &str) -> tiberius::Res
 
 /// The instance-scoped API URL.
 pub fn api(e: &Emulator, instance: usize, version: &str, path: &str) -> String {
-    format!("{}/{version}/projects/{}/regions/eu01/instances/{}{path}", e.api_endpoint(), e.project_id, e.instance_ids[instance])
+    format!(
+        "{}/{version}/projects/{}/regions/eu01/instances/{}{path}",
+        e.api_endpoint(),
+        e.project_id,
+        e.instance_ids[instance]
+    )
 }
 
 pub async fn stats(e: &Emulator) -> serde_json::Value {
-    reqwest::get(format!("{}/_emulator/stats", e.api_endpoint())).await.unwrap().json().await.unwrap()
+    reqwest::get(format!("{}/_emulator/stats", e.api_endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Polls `probe` every 50 ms until it returns Some, at most `limit`.

@@ -35,19 +35,36 @@ impl TdsDoor {
 
     async fn converse(&self, stream: &mut TcpStream) -> Result<(), WireError> {
         let (mut reader, mut writer) = stream.split();
-        let Some((kind, payload)) = wire::read_message(&mut reader).await? else { return Ok(()) };
+        let Some((kind, payload)) = wire::read_message(&mut reader).await? else {
+            return Ok(());
+        };
         if kind != wire::PACKET_PRELOGIN {
-            return Err(WireError::Malformed("session (it must start with PRELOGIN)"));
+            return Err(WireError::Malformed(
+                "session (it must start with PRELOGIN)",
+            ));
         }
         let prelogin = wire::parse_prelogin(&payload)?;
         if prelogin.requires_encryption {
-            tracing::info!(instance = self.instance, "client requires TLS, which the emulator does not offer");
+            tracing::info!(
+                instance = self.instance,
+                "client requires TLS, which the emulator does not offer"
+            );
         }
-        wire::write_message(&mut writer, wire::PACKET_REPLY, &wire::prelogin_response(VERSION), 4096).await?;
+        wire::write_message(
+            &mut writer,
+            wire::PACKET_REPLY,
+            &wire::prelogin_response(VERSION),
+            4096,
+        )
+        .await?;
 
-        let Some((kind, payload)) = wire::read_message(&mut reader).await? else { return Ok(()) };
+        let Some((kind, payload)) = wire::read_message(&mut reader).await? else {
+            return Ok(());
+        };
         if kind != wire::PACKET_LOGIN7 {
-            return Err(WireError::Malformed("login (expected LOGIN7; TLS is not supported)"));
+            return Err(WireError::Malformed(
+                "login (expected LOGIN7; TLS is not supported)",
+            ));
         }
         let login = wire::parse_login7(&payload)?;
         if self.faults.drop_connection() {
@@ -55,15 +72,31 @@ impl TdsDoor {
         }
         let mut t = Tokens::default();
         if login.user != self.user || login.password != self.password {
-            t.message(true, 18456, 14, &format!("Login failed for user '{}'.", login.user), SERVER_NAME);
+            t.message(
+                true,
+                18456,
+                14,
+                &format!("Login failed for user '{}'.", login.user),
+                SERVER_NAME,
+            );
             t.done(0xFD, wire::DONE_ERROR, 0);
             wire::write_message(&mut writer, wire::PACKET_REPLY, &t.0, 4096).await?;
             return Ok(());
         }
         let packet_size = (login.packet_size as usize).clamp(512, 32767);
-        let database = if login.database.is_empty() { "master".to_owned() } else { login.database };
+        let database = if login.database.is_empty() {
+            "master".to_owned()
+        } else {
+            login.database
+        };
         t.env_change(1, &database, "master");
-        t.message(false, 5701, 0, &format!("Changed database context to '{database}'."), SERVER_NAME);
+        t.message(
+            false,
+            5701,
+            0,
+            &format!("Changed database context to '{database}'."),
+            SERVER_NAME,
+        );
         t.env_collation();
         t.login_ack(VERSION);
         t.env_change(4, &packet_size.to_string(), "4096");
@@ -71,7 +104,9 @@ impl TdsDoor {
         wire::write_message(&mut writer, wire::PACKET_REPLY, &t.0, packet_size).await?;
 
         loop {
-            let Some((kind, payload)) = wire::read_message(&mut reader).await? else { return Ok(()) };
+            let Some((kind, payload)) = wire::read_message(&mut reader).await? else {
+                return Ok(());
+            };
             let mut t = Tokens::default();
             let drop_after = match kind {
                 wire::PACKET_SQL_BATCH => match wire::parse_sql_batch(&payload) {
@@ -91,9 +126,11 @@ impl TdsDoor {
                     t.done(0xFD, wire::DONE_ATTN, 0);
                     false
                 }
-                other => {
-                    self.fail(&mut t, 0xFD, &format!("TDS message type 0x{other:02x} is not supported by the emulator"))
-                }
+                other => self.fail(
+                    &mut t,
+                    0xFD,
+                    &format!("TDS message type 0x{other:02x} is not supported by the emulator"),
+                ),
             };
             if drop_after {
                 return Ok(()); // Injected: the import was accepted, the answer never arrives.
@@ -114,7 +151,11 @@ impl TdsDoor {
         if rpc.procedure == "sp_executesql" {
             let mut params = rpc.params.into_iter();
             let Some(Param::Text(statement)) = params.next().map(|(_, v)| v) else {
-                return self.fail(t, 0xFF, "sp_executesql needs the statement as its first parameter");
+                return self.fail(
+                    t,
+                    0xFF,
+                    "sp_executesql needs the statement as its first parameter",
+                );
             };
             let _declarations = params.next();
             let values: HashMap<String, Param> = params.filter(|(n, _)| !n.is_empty()).collect();
@@ -134,11 +175,22 @@ impl TdsDoor {
                 })
                 .collect();
             let outcome = self.import(t, args, &HashMap::new());
-            let error = if outcome == Import::Refused { wire::DONE_ERROR } else { 0 };
+            let error = if outcome == Import::Refused {
+                wire::DONE_ERROR
+            } else {
+                0
+            };
             t.done(0xFF, error, 0);
             return outcome == Import::StartedThenDrop;
         }
-        self.fail(t, 0xFF, &format!("procedure {} is not supported by the emulator", rpc.procedure))
+        self.fail(
+            t,
+            0xFF,
+            &format!(
+                "procedure {} is not supported by the emulator",
+                rpc.procedure
+            ),
+        )
     }
 
     /// Runs every statement of a batch; `done` is the token that closes each
@@ -166,14 +218,20 @@ impl TdsDoor {
                 Statement::Import(args) => {
                     let outcome = self.import(t, args, params);
                     dropped |= outcome == Import::StartedThenDrop;
-                    let error = if outcome == Import::Refused { wire::DONE_ERROR } else { 0 };
+                    let error = if outcome == Import::Refused {
+                        wire::DONE_ERROR
+                    } else {
+                        0
+                    };
                     t.done(done, more | error, 0);
                 }
                 Statement::SysDatabases { columns, name } => {
                     self.model.count_status_request(&self.instance);
                     match name.as_ref().map(resolve).transpose() {
                         Ok(name) => {
-                            let rows = self.model.sys_databases(&self.instance, name.flatten().as_deref());
+                            let rows = self
+                                .model
+                                .sys_databases(&self.instance, name.flatten().as_deref());
                             result_set(t, &columns, &rows);
                             t.done(done, more | wire::DONE_COUNT, rows.len() as u64);
                         }
@@ -187,7 +245,12 @@ impl TdsDoor {
                     self.model.count_status_request(&self.instance);
                     match resolve(&arg) {
                         Ok(name) => {
-                            let id = name.and_then(|n| self.model.sys_databases(&self.instance, Some(&n)).first().map(|d| d.id));
+                            let id = name.and_then(|n| {
+                                self.model
+                                    .sys_databases(&self.instance, Some(&n))
+                                    .first()
+                                    .map(|d| d.id)
+                            });
                             t.columns(&[("", ColumnType::Int)]);
                             t.row(&[id.map_or(Cell::Null, |i| Cell::Int(i as i32))]);
                             t.done(done, more | wire::DONE_COUNT, 1);
@@ -222,18 +285,31 @@ impl TdsDoor {
     }
 
     /// `[msdb].[stackit].[import_database]`.
-    fn import(&self, t: &mut Tokens, args: Vec<(String, Arg)>, params: &HashMap<String, Param>) -> Import {
+    fn import(
+        &self,
+        t: &mut Tokens,
+        args: Vec<(String, Arg)>,
+        params: &HashMap<String, Param>,
+    ) -> Import {
         let mut named: HashMap<&str, Option<String>> = HashMap::new();
         for (i, (name, arg)) in args.iter().enumerate() {
             let key = if name.is_empty() {
                 match sql::IMPORT_PARAMETERS.get(i) {
                     Some(k) => *k,
-                    None => return self.proc_error(t, 8144, "Procedure or function import_database has too many arguments specified."),
+                    None => return self.proc_error(
+                        t,
+                        8144,
+                        "Procedure or function import_database has too many arguments specified.",
+                    ),
                 }
             } else if let Some(k) = sql::IMPORT_PARAMETERS.iter().find(|k| **k == name.as_str()) {
                 *k
             } else {
-                return self.proc_error(t, 8145, &format!("@{name} is not a parameter for procedure import_database."));
+                return self.proc_error(
+                    t,
+                    8145,
+                    &format!("@{name} is not a parameter for procedure import_database."),
+                );
             };
             let value = match arg {
                 Arg::Null => None,
@@ -243,12 +319,23 @@ impl TdsDoor {
                     Some(Param::Text(s)) => Some(s.clone()),
                     Some(Param::Int(n)) => Some(n.to_string()),
                     Some(Param::Null) => None,
-                    None => return self.proc_error(t, 137, &format!("Must declare the scalar variable \"@{v}\".")),
+                    None => {
+                        return self.proc_error(
+                            t,
+                            137,
+                            &format!("Must declare the scalar variable \"@{v}\"."),
+                        );
+                    }
                 },
             };
             named.insert(key, value);
         }
-        for required in ["database_name", "s3_url", "s3_access_key_id", "s3_secret_key_id"] {
+        for required in [
+            "database_name",
+            "s3_url",
+            "s3_access_key_id",
+            "s3_secret_key_id",
+        ] {
             if named.get(required).is_none_or(Option::is_none) {
                 return self.proc_error(
                     t,
@@ -262,8 +349,16 @@ impl TdsDoor {
         if database.chars().count() > 80 {
             return self.proc_error(t, 50000, "@database_name is longer than NVARCHAR(80)");
         }
-        let owner = named.get("owner_name").cloned().flatten().unwrap_or_else(|| "dbo".to_owned());
-        let files: Vec<String> = take("s3_url").split(',').map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect();
+        let owner = named
+            .get("owner_name")
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| "dbo".to_owned());
+        let files: Vec<String> = take("s3_url")
+            .split(',')
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty())
+            .collect();
         let request = ImportRequest {
             database: database.clone(),
             owner,
@@ -273,10 +368,22 @@ impl TdsDoor {
         };
         match self.model.submit(&self.instance, request) {
             Ok(()) => {
-                t.message(false, 0, 0, &format!("Import of database '{database}' started."), SERVER_NAME);
-                if self.faults.drop_connection() { Import::StartedThenDrop } else { Import::Started }
+                t.message(
+                    false,
+                    0,
+                    0,
+                    &format!("Import of database '{database}' started."),
+                    SERVER_NAME,
+                );
+                if self.faults.drop_connection() {
+                    Import::StartedThenDrop
+                } else {
+                    Import::Started
+                }
             }
-            Err(e @ (SubmitError::Exists(_) | SubmitError::Restoring(_))) => self.proc_error(t, 1801, &e.to_string()),
+            Err(e @ (SubmitError::Exists(_) | SubmitError::Restoring(_))) => {
+                self.proc_error(t, 1801, &e.to_string())
+            }
             Err(e) => self.proc_error(t, 50000, &e.to_string()),
         }
     }
@@ -328,4 +435,96 @@ fn datetime(t: SystemTime) -> Cell {
     let days = (secs / 86_400) as i32 + 25_567;
     let ticks = (secs % 86_400) as u32 * 300;
     Cell::DateTime(days, ticks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::model::OwnS3;
+    use std::time::Duration;
+
+    fn door(dir: &std::path::Path) -> TdsDoor {
+        let model = Model::new(
+            "p".into(),
+            "eu01".into(),
+            &["i1".to_owned()],
+            OwnS3 {
+                authority: "127.0.0.1:1".into(),
+                bucket: "b".into(),
+                access_key: "a".into(),
+                secret_key: "s".into(),
+                root: dir.into(),
+            },
+            Duration::from_secs(60),
+        );
+        TdsDoor {
+            model: Arc::new(model),
+            faults: Arc::new(Faults::new(0.0, 0.0, 0)),
+            instance: "i1".into(),
+            user: "u".into(),
+            password: "p".into(),
+        }
+    }
+
+    /// An RPC message as a client sends it: ALL_HEADERS, the procedure by
+    /// name, option flags, then NVARCHAR parameters by name.
+    fn rpc_payload(procedure: &str, params: &[(&str, &str)]) -> Vec<u8> {
+        let utf16 = |s: &str| {
+            s.encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<u8>>()
+        };
+        let mut p = vec![
+            22, 0, 0, 0, 18, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+        ];
+        p.extend_from_slice(&(procedure.encode_utf16().count() as u16).to_le_bytes());
+        p.extend(utf16(procedure));
+        p.extend_from_slice(&[0, 0]);
+        for (name, value) in params {
+            p.push(name.encode_utf16().count() as u8);
+            p.extend(utf16(name));
+            p.push(0);
+            p.push(0xE7);
+            p.extend_from_slice(&8000u16.to_le_bytes());
+            p.extend_from_slice(&[0x09, 0x04, 0xD0, 0x00, 0x34]);
+            let v = utf16(value);
+            p.extend_from_slice(&(v.len() as u16).to_le_bytes());
+            p.extend(v);
+        }
+        p
+    }
+
+    #[tokio::test]
+    async fn the_procedure_runs_when_called_by_name_as_an_rpc() {
+        let dir = tempfile::tempdir().unwrap();
+        let door = door(dir.path());
+        let payload = rpc_payload(
+            "[msdb].[stackit].[import_database]",
+            &[
+                ("@database_name", "ByName"),
+                ("@owner_name", "o"),
+                ("@s3_url", "s3://127.0.0.1:1/b/x.bak"),
+                ("@s3_access_key_id", "a"),
+                ("@s3_secret_key_id", "s"),
+            ],
+        );
+        let rpc = wire::parse_rpc(&payload).unwrap();
+        assert_eq!(
+            rpc.params[0],
+            ("database_name".to_owned(), Param::Text("ByName".into()))
+        );
+        let mut t = Tokens::default();
+        assert!(!door.rpc(&mut t, rpc));
+        assert!(!t.0.contains(&0xAA), "no ERROR token");
+        let restoring = door.model.sys_databases("i1", Some("byname"));
+        assert_eq!(restoring[0].state, "RESTORING");
+
+        let unknown = wire::parse_rpc(&rpc_payload("dbo.other", &[])).unwrap();
+        let mut t = Tokens::default();
+        door.rpc(&mut t, unknown);
+        assert_eq!(
+            t.0[0], 0xAA,
+            "an unknown procedure is an ERROR, not a dropped connection"
+        );
+    }
 }

@@ -71,10 +71,14 @@ fn lex(sql: &str) -> Result<Vec<Tok>, String> {
                 // `@name` is a parameter; `@@name` a system function, kept as `@name`.
                 let start = i + 1;
                 let mut j = start + usize::from(chars.get(start) == Some(&'@'));
-                while j < chars.len() && (chars[j].is_alphanumeric() || matches!(chars[j], '_' | '#' | '$')) {
+                while j < chars.len()
+                    && (chars[j].is_alphanumeric() || matches!(chars[j], '_' | '#' | '$'))
+                {
                     j += 1;
                 }
-                out.push(Tok::Var(chars[start..j].iter().collect::<String>().to_lowercase()));
+                out.push(Tok::Var(
+                    chars[start..j].iter().collect::<String>().to_lowercase(),
+                ));
                 i = j;
             }
             c if c.is_ascii_digit() => {
@@ -83,11 +87,17 @@ fn lex(sql: &str) -> Result<Vec<Tok>, String> {
                     i += 1;
                 }
                 let digits: String = chars[start..i].iter().collect();
-                out.push(Tok::Num(digits.parse().map_err(|_| format!("number {digits} is too large"))?));
+                out.push(Tok::Num(
+                    digits
+                        .parse()
+                        .map_err(|_| format!("number {digits} is too large"))?,
+                ));
             }
             c if c.is_alphabetic() || c == '_' || c == '#' => {
                 let start = i;
-                while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '#' | '$')) {
+                while i < chars.len()
+                    && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '#' | '$'))
+                {
                     i += 1;
                 }
                 out.push(Tok::Word(chars[start..i].iter().collect()));
@@ -144,7 +154,10 @@ pub enum Statement {
     /// `EXEC [msdb].[stackit].[import_database] ...`: (parameter name or
     /// empty for positional, value).
     Import(Vec<(String, Arg)>),
-    SysDatabases { columns: Vec<DbColumn>, name: Option<Arg> },
+    SysDatabases {
+        columns: Vec<DbColumn>,
+        name: Option<Arg>,
+    },
     DbId(Arg),
     Version,
     SelectNumber(i64),
@@ -157,14 +170,22 @@ pub enum Statement {
 pub fn parse_batch(sql: &str) -> Vec<Statement> {
     let tokens = match lex(sql) {
         Ok(t) => t,
-        Err(e) => return vec![Statement::Unsupported(format!("cannot read the statement: {e}"))],
+        Err(e) => {
+            return vec![Statement::Unsupported(format!(
+                "cannot read the statement: {e}"
+            ))];
+        }
     };
     let statements: Vec<Statement> = tokens
         .split(|t| *t == Tok::Punct(';'))
         .filter(|s| !s.is_empty())
         .map(|s| parse_statement(s, sql))
         .collect();
-    if statements.is_empty() { vec![Statement::NoOp] } else { statements }
+    if statements.is_empty() {
+        vec![Statement::NoOp]
+    } else {
+        statements
+    }
 }
 
 fn word(t: Option<&Tok>, w: &str) -> bool {
@@ -175,7 +196,9 @@ fn parse_statement(t: &[Tok], sql: &str) -> Statement {
     let unsupported = || {
         let text: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
         let short: String = text.chars().take(80).collect();
-        Statement::Unsupported(format!("the emulator does not support this statement: {short}"))
+        Statement::Unsupported(format!(
+            "the emulator does not support this statement: {short}"
+        ))
     };
     if word(t.first(), "SET") || word(t.first(), "USE") {
         return Statement::NoOp;
@@ -190,8 +213,12 @@ fn parse_statement(t: &[Tok], sql: &str) -> Statement {
     match rest {
         [Tok::Var(v)] | [Tok::Var(v), ..] if v == "@version" => Statement::Version,
         [Tok::Num(n)] => Statement::SelectNumber(*n),
-        [Tok::Num(n), Tok::Word(as_), Tok::Word(_)] if as_.eq_ignore_ascii_case("AS") => Statement::SelectNumber(*n),
-        [Tok::Word(f), Tok::Punct('('), arg, Tok::Punct(')'), ..] if f.eq_ignore_ascii_case("DB_ID") => {
+        [Tok::Num(n), Tok::Word(as_), Tok::Word(_)] if as_.eq_ignore_ascii_case("AS") => {
+            Statement::SelectNumber(*n)
+        }
+        [Tok::Word(f), Tok::Punct('('), arg, Tok::Punct(')'), ..]
+            if f.eq_ignore_ascii_case("DB_ID") =>
+        {
             arg_of(arg).map(Statement::DbId).unwrap_or_else(unsupported)
         }
         _ => parse_sys_databases(rest).unwrap_or_else(unsupported),
@@ -215,7 +242,13 @@ fn parse_sys_databases(t: &[Tok]) -> Option<Statement> {
     for item in t[..from].split(|x| *x == Tok::Punct(',')) {
         let name = match item {
             [Tok::Punct('*')] => {
-                columns.extend([DbColumn::Name, DbColumn::DatabaseId, DbColumn::CreateDate, DbColumn::State, DbColumn::StateDesc]);
+                columns.extend([
+                    DbColumn::Name,
+                    DbColumn::DatabaseId,
+                    DbColumn::CreateDate,
+                    DbColumn::State,
+                    DbColumn::StateDesc,
+                ]);
                 continue;
             }
             [Tok::Word(w)] => w,
@@ -236,14 +269,19 @@ fn parse_sys_databases(t: &[Tok]) -> Option<Statement> {
     if word(rest.first(), "master") && rest.get(1) == Some(&Tok::Punct('.')) {
         rest = &rest[2..];
     }
-    if !(word(rest.first(), "sys") && rest.get(1) == Some(&Tok::Punct('.')) && word(rest.get(2), "databases")) {
+    if !(word(rest.first(), "sys")
+        && rest.get(1) == Some(&Tok::Punct('.'))
+        && word(rest.get(2), "databases"))
+    {
         return None;
     }
     rest = &rest[3..];
-    if let Some(Tok::Word(alias)) = rest.first() {
-        if !["WHERE", "ORDER"].iter().any(|k| alias.eq_ignore_ascii_case(k)) {
-            rest = &rest[1..];
-        }
+    if let Some(Tok::Word(alias)) = rest.first()
+        && !["WHERE", "ORDER"]
+            .iter()
+            .any(|k| alias.eq_ignore_ascii_case(k))
+    {
+        rest = &rest[1..];
     }
     let mut name = None;
     if word(rest.first(), "WHERE") {
@@ -252,7 +290,9 @@ fn parse_sys_databases(t: &[Tok]) -> Option<Statement> {
             cond = tail;
         }
         match cond {
-            [Tok::Word(col), Tok::Punct('='), value, tail @ ..] if col.eq_ignore_ascii_case("name") => {
+            [Tok::Word(col), Tok::Punct('='), value, tail @ ..]
+                if col.eq_ignore_ascii_case("name") =>
+            {
                 name = Some(arg_of(value)?);
                 rest = tail;
             }
@@ -266,13 +306,23 @@ fn parse_sys_databases(t: &[Tok]) -> Option<Statement> {
 }
 
 /// The procedure's parameters, in declaration order (for positional calls).
-pub const IMPORT_PARAMETERS: [&str; 5] = ["database_name", "owner_name", "s3_url", "s3_access_key_id", "s3_secret_key_id"];
+pub const IMPORT_PARAMETERS: [&str; 5] = [
+    "database_name",
+    "owner_name",
+    "s3_url",
+    "s3_access_key_id",
+    "s3_secret_key_id",
+];
 
 /// Whether a procedure name means `[msdb].[stackit].[import_database]`.
 pub fn is_import_procedure(parts: &[String]) -> bool {
     let lower: Vec<String> = parts.iter().map(|p| p.to_lowercase()).collect();
     matches!(
-        lower.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+        lower
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
         ["msdb", "stackit", "import_database"] | ["msdb", "", "import_database"]
     )
 }
@@ -335,11 +385,17 @@ mod tests {
             "EXEC [msdb].[stackit].[import_database] @database_name = @P1, @owner_name = @P2, \
              @s3_url = @P3, @s3_access_key_id = @P4, @s3_secret_key_id = @P5",
         );
-        let Statement::Import(args) = &s[0] else { panic!("{s:?}") };
+        let Statement::Import(args) = &s[0] else {
+            panic!("{s:?}")
+        };
         assert_eq!(args[0], ("database_name".into(), Arg::Var("p1".into())));
         assert_eq!(args.len(), 5);
-        let s = parse_batch("execute msdb.stackit.import_database N'sales', NULL, N's3://h/b/k.bak', 'ak', 'sk';");
-        let Statement::Import(args) = &s[0] else { panic!("{s:?}") };
+        let s = parse_batch(
+            "execute msdb.stackit.import_database N'sales', NULL, N's3://h/b/k.bak', 'ak', 'sk';",
+        );
+        let Statement::Import(args) = &s[0] else {
+            panic!("{s:?}")
+        };
         assert_eq!(args[0], (String::new(), Arg::Text("sales".into())));
         assert_eq!(args[1], (String::new(), Arg::Null));
     }
@@ -348,13 +404,23 @@ mod tests {
     fn recognises_status_queries() {
         assert_eq!(
             parse_batch("SELECT name, state_desc FROM sys.databases WHERE name = @P1")[0],
-            Statement::SysDatabases { columns: vec![DbColumn::Name, DbColumn::StateDesc], name: Some(Arg::Var("p1".into())) }
+            Statement::SysDatabases {
+                columns: vec![DbColumn::Name, DbColumn::StateDesc],
+                name: Some(Arg::Var("p1".into()))
+            }
         );
         assert_eq!(
-            parse_batch("select d.name, d.database_id from master.sys.databases d order by name")[0],
-            Statement::SysDatabases { columns: vec![DbColumn::Name, DbColumn::DatabaseId], name: None }
+            parse_batch("select d.name, d.database_id from master.sys.databases d order by name")
+                [0],
+            Statement::SysDatabases {
+                columns: vec![DbColumn::Name, DbColumn::DatabaseId],
+                name: None
+            }
         );
-        assert_eq!(parse_batch("SELECT DB_ID(N'it''s')")[0], Statement::DbId(Arg::Text("it's".into())));
+        assert_eq!(
+            parse_batch("SELECT DB_ID(N'it''s')")[0],
+            Statement::DbId(Arg::Text("it's".into()))
+        );
         assert_eq!(parse_batch("SELECT @@VERSION")[0], Statement::Version);
         assert_eq!(parse_batch("SELECT 1")[0], Statement::SelectNumber(1));
         assert_eq!(parse_batch("SET NOCOUNT ON; SELECT 1").len(), 2);
@@ -362,9 +428,17 @@ mod tests {
 
     #[test]
     fn names_what_it_does_not_support() {
-        let Statement::Unsupported(why) = &parse_batch("DROP DATABASE sales")[0] else { panic!() };
+        let Statement::Unsupported(why) = &parse_batch("DROP DATABASE sales")[0] else {
+            panic!()
+        };
         assert!(why.contains("DROP DATABASE sales"), "{why}");
-        assert!(matches!(parse_batch("SELECT 'unterminated")[0], Statement::Unsupported(_)));
-        assert!(matches!(parse_batch("EXEC [msdb].[dbo].[other]")[0], Statement::Unsupported(_)));
+        assert!(matches!(
+            parse_batch("SELECT 'unterminated")[0],
+            Statement::Unsupported(_)
+        ));
+        assert!(matches!(
+            parse_batch("EXEC [msdb].[dbo].[other]")[0],
+            Statement::Unsupported(_)
+        ));
     }
 }

@@ -26,14 +26,18 @@ pub enum WireError {
 }
 
 /// Reads one message (all packets up to end-of-message): (type, payload).
-pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<(u8, Vec<u8>)>, WireError> {
+pub async fn read_message<R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> Result<Option<(u8, Vec<u8>)>, WireError> {
     let mut payload = Vec::new();
     let mut kind = None;
     loop {
         let mut header = [0u8; HEADER];
         match r.read_exact(&mut header).await {
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && kind.is_none() => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && kind.is_none() => {
+                return Ok(None);
+            }
             Err(e) => return Err(e.into()),
         }
         let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
@@ -41,7 +45,9 @@ pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<(u8,
             return Err(WireError::Malformed("packet header (length below 8)"));
         }
         if *kind.get_or_insert(header[0]) != header[0] {
-            return Err(WireError::Malformed("message (packet types change mid-message)"));
+            return Err(WireError::Malformed(
+                "message (packet types change mid-message)",
+            ));
         }
         if payload.len() + length > MAX_MESSAGE {
             return Err(WireError::Malformed("message (larger than 4 MiB)"));
@@ -56,10 +62,19 @@ pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<(u8,
 }
 
 /// Writes a reply message split into packets of at most `packet_size`.
-pub async fn write_message<W: AsyncWrite + Unpin>(w: &mut W, kind: u8, payload: &[u8], packet_size: usize) -> std::io::Result<()> {
+pub async fn write_message<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    kind: u8,
+    payload: &[u8],
+    packet_size: usize,
+) -> std::io::Result<()> {
     let chunk = packet_size.clamp(512, 32767) - HEADER;
     let mut out = Vec::with_capacity(payload.len() + HEADER * (payload.len() / chunk + 1));
-    let pieces: Vec<&[u8]> = if payload.is_empty() { vec![&[][..]] } else { payload.chunks(chunk).collect() };
+    let pieces: Vec<&[u8]> = if payload.is_empty() {
+        vec![&[][..]]
+    } else {
+        payload.chunks(chunk).collect()
+    };
     for (i, piece) in pieces.iter().enumerate() {
         let last = i + 1 == pieces.len();
         out.push(kind);
@@ -88,7 +103,11 @@ impl<'a> Reader<'a> {
         self.data.len() - self.pos
     }
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or(WireError::Malformed(what))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or(WireError::Malformed(what))?;
         let bytes = &self.data[self.pos..end];
         self.pos = end;
         Ok(bytes)
@@ -109,7 +128,10 @@ impl<'a> Reader<'a> {
     }
     /// UTF-16LE text of `chars` characters.
     pub fn utf16(&mut self, chars: usize, what: &'static str) -> Result<String, WireError> {
-        Ok(utf16(self.take(chars.checked_mul(2).ok_or(WireError::Malformed(what))?, what)?))
+        Ok(utf16(self.take(
+            chars.checked_mul(2).ok_or(WireError::Malformed(what))?,
+            what,
+        )?))
     }
     /// B_VARCHAR: a length in characters (one byte), then UTF-16LE.
     pub fn b_varchar(&mut self, what: &'static str) -> Result<String, WireError> {
@@ -119,13 +141,21 @@ impl<'a> Reader<'a> {
     /// Skips ALL_HEADERS (TDS 7.2+): a total length that includes itself.
     pub fn skip_all_headers(&mut self) -> Result<(), WireError> {
         let total = self.u32("ALL_HEADERS")? as usize;
-        self.take(total.checked_sub(4).ok_or(WireError::Malformed("ALL_HEADERS"))?, "ALL_HEADERS")?;
+        self.take(
+            total
+                .checked_sub(4)
+                .ok_or(WireError::Malformed("ALL_HEADERS"))?,
+            "ALL_HEADERS",
+        )?;
         Ok(())
     }
 }
 
 pub fn utf16(bytes: &[u8]) -> String {
-    let units: Vec<u16> = bytes.chunks_exact(2).map(|w| u16::from_le_bytes([w[0], w[1]])).collect();
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|w| u16::from_le_bytes([w[0], w[1]]))
+        .collect();
     String::from_utf16_lossy(&units)
 }
 
@@ -147,11 +177,15 @@ pub fn parse_prelogin(payload: &[u8]) -> Result<PreLogin, WireError> {
         let offset = usize::from(u16::from_be_bytes([b[0], b[1]]));
         let length = usize::from(u16::from_be_bytes([b[2], b[3]]));
         if token == 0x01 && length >= 1 {
-            let level = *payload.get(offset).ok_or(WireError::Malformed("PRELOGIN encryption"))?;
+            let level = *payload
+                .get(offset)
+                .ok_or(WireError::Malformed("PRELOGIN encryption"))?;
             requires_encryption = matches!(level, 0x01 | 0x03);
         }
     }
-    Ok(PreLogin { requires_encryption })
+    Ok(PreLogin {
+        requires_encryption,
+    })
 }
 
 /// The PRELOGIN answer: server version, and that this server does not
@@ -209,12 +243,19 @@ pub fn parse_login7(payload: &[u8]) -> Result<Login, WireError> {
     let _library = field("LOGIN7 library name")?;
     let _language = field("LOGIN7 language")?;
     let database = field("LOGIN7 database")?;
-    let text = |(offset, chars): (usize, usize), what: &'static str| -> Result<Vec<u8>, WireError> {
-        let end = offset.checked_add(chars * 2).filter(|&e| e <= payload.len()).ok_or(WireError::Malformed(what))?;
-        Ok(payload[offset..end].to_vec())
-    };
+    let text =
+        |(offset, chars): (usize, usize), what: &'static str| -> Result<Vec<u8>, WireError> {
+            let end = offset
+                .checked_add(chars * 2)
+                .filter(|&e| e <= payload.len())
+                .ok_or(WireError::Malformed(what))?;
+            Ok(payload[offset..end].to_vec())
+        };
     // The password is obfuscated: every byte XOR 0xA5, nibbles swapped.
-    let password: Vec<u8> = text(password, "LOGIN7 password")?.iter().map(|b| (b ^ 0xA5).rotate_left(4)).collect();
+    let password: Vec<u8> = text(password, "LOGIN7 password")?
+        .iter()
+        .map(|b| (b ^ 0xA5).rotate_left(4))
+        .collect();
     Ok(Login {
         user: utf16(&text(user, "LOGIN7 user name")?),
         password: utf16(&password),
@@ -300,7 +341,9 @@ fn read_typed_value(r: &mut Reader<'_>) -> Result<Param, WireError> {
                 _ => return Err(WireError::Malformed("integer parameter")),
             })
         }
-        _ => Err(WireError::Malformed("parameter (only string and integer parameters are emulated)")),
+        _ => Err(WireError::Malformed(
+            "parameter (only string and integer parameters are emulated)",
+        )),
     }
 }
 
@@ -324,7 +367,13 @@ fn read_plp(r: &mut Reader<'_>) -> Result<Option<Vec<u8>>, WireError> {
 pub fn parse_sql_batch(payload: &[u8]) -> Result<String, WireError> {
     let mut r = Reader::new(payload);
     // Headers are present from TDS 7.2 on; tell by the plausible total length.
-    let total = u32::from_le_bytes(payload.get(..4).ok_or(WireError::Malformed("SQL batch"))?.try_into().expect("4 bytes"));
+    let total = u32::from_le_bytes(
+        payload
+            .get(..4)
+            .ok_or(WireError::Malformed("SQL batch"))?
+            .try_into()
+            .expect("4 bytes"),
+    );
     if (22..=payload.len() as u32).contains(&total) {
         r.skip_all_headers()?;
     }
@@ -513,7 +562,9 @@ mod tests {
     async fn messages_are_split_into_packets_and_reassembled() {
         let payload: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let mut wire = Vec::new();
-        write_message(&mut wire, PACKET_REPLY, &payload, 4096).await.unwrap();
+        write_message(&mut wire, PACKET_REPLY, &payload, 4096)
+            .await
+            .unwrap();
         assert_eq!(wire.len(), payload.len() + 3 * HEADER);
         let (kind, back) = read_message(&mut wire.as_slice()).await.unwrap().unwrap();
         assert_eq!((kind, back), (PACKET_REPLY, payload));
