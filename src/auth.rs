@@ -1,2 +1,185 @@
-//! STACKIT authentication: static token or the service-account key flow.
-//! Not built yet.
+//! STACKIT authentication: a static bearer token, or the service-account key
+//! flow (a self-signed RS512 assertion exchanged for short-lived access
+//! tokens, cached and refreshed before they expire, one refresh at a time).
+
+use crate::manifest::checks::{KEY_PATH_ENV, TOKEN_ENV};
+use crate::manifest::model::Api;
+use crate::retry::Backoff;
+use crate::secret::Secret;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// STACKIT's token endpoint, unless the key file or the environment names another.
+pub const DEFAULT_TOKEN_URL: &str = "https://service-account.api.stackit.cloud/token";
+pub const TOKEN_URL_ENV: &str = "STACKIT_TOKEN_BASEURL";
+pub const PRIVATE_KEY_PATH_ENV: &str = "STACKIT_PRIVATE_KEY_PATH";
+/// Refresh this long before the access token expires.
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot read the service-account key {path}: {reason}")]
+    KeyFile { path: PathBuf, reason: String },
+    #[error("the token endpoint {url} refused the service-account key: {reason}")]
+    Refused { url: String, reason: String },
+    #[error("cannot reach the token endpoint {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+}
+
+pub enum TokenSource {
+    Static(Secret),
+    KeyFlow(Box<KeyFlow>),
+}
+
+impl TokenSource {
+    /// The instance's token source, in the documented order: `api.token`
+    /// (or `token_file`, already read), `api.service_account_key_path`,
+    /// then the environment.
+    pub fn for_instance(api: Option<&Api>, dir: &Path, env: &dyn Fn(&str) -> Option<String>, http: reqwest::Client) -> Result<Self, AuthError> {
+        if let Some(token) = api.and_then(|a| a.token.clone()) {
+            return Ok(TokenSource::Static(token));
+        }
+        let key_path = api
+            .and_then(|a| a.service_account_key_path.clone())
+            .map(|p| dir.join(p))
+            .or_else(|| env(KEY_PATH_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
+        if let Some(path) = key_path {
+            return KeyFlow::load(&path, env, http).map(|k| TokenSource::KeyFlow(Box::new(k)));
+        }
+        match env(TOKEN_ENV).filter(|v| !v.is_empty()) {
+            Some(token) => Ok(TokenSource::Static(Secret::new(token))),
+            // Validation guarantees a source; this is only reachable through the library.
+            None => Err(AuthError::KeyFile { path: PathBuf::new(), reason: "no token source is configured".into() }),
+        }
+    }
+
+    pub async fn bearer(&self) -> Result<Secret, AuthError> {
+        match self {
+            TokenSource::Static(token) => Ok(token.clone()),
+            TokenSource::KeyFlow(flow) => flow.access_token().await,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct KeyFile {
+    credentials: Credentials,
+    #[serde(rename = "tokenEndpoint")]
+    token_endpoint: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    kid: String,
+    iss: String,
+    sub: String,
+    aud: String,
+    #[serde(rename = "privateKey")]
+    private_key: Option<Secret>,
+}
+
+pub struct KeyFlow {
+    credentials: Credentials,
+    signing: EncodingKey,
+    token_url: String,
+    http: reqwest::Client,
+    cached: tokio::sync::Mutex<Option<(Secret, Instant)>>,
+}
+
+impl KeyFlow {
+    fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>, http: reqwest::Client) -> Result<Self, AuthError> {
+        let fail = |reason: String| AuthError::KeyFile { path: path.to_owned(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        // serde_json's error names line and column, never the content.
+        let key: KeyFile = serde_json::from_str(&text).map_err(|e| fail(format!("not a STACKIT service-account key ({e})")))?;
+        let pem = match &key.credentials.private_key {
+            Some(pem) => pem.clone(),
+            None => {
+                let pem_path = env(PRIVATE_KEY_PATH_ENV)
+                    .ok_or_else(|| fail(format!("the key has no privateKey; set {PRIVATE_KEY_PATH_ENV}")))?;
+                Secret::new(std::fs::read_to_string(&pem_path).map_err(|e| fail(format!("{pem_path}: {e}")))?)
+            }
+        };
+        let signing = EncodingKey::from_rsa_pem(pem.expose().as_bytes()).map_err(|e| fail(format!("the private key is not an RSA PEM key ({e})")))?;
+        let token_url = key
+            .token_endpoint
+            .clone()
+            .or_else(|| env(TOKEN_URL_ENV).filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| DEFAULT_TOKEN_URL.to_owned());
+        Ok(KeyFlow { credentials: key.credentials, signing, token_url, http, cached: tokio::sync::Mutex::new(None) })
+    }
+
+    /// A valid access token; at most one refresh runs at a time, and every
+    /// task waiting for it gets the refreshed token.
+    async fn access_token(&self) -> Result<Secret, AuthError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((token, expires)) = cached.as_ref()
+            && expires.saturating_duration_since(Instant::now()) > REFRESH_MARGIN
+        {
+            return Ok(token.clone());
+        }
+        let (token, lifetime) = self.fetch().await?;
+        *cached = Some((token.clone(), Instant::now() + lifetime));
+        Ok(token)
+    }
+
+    fn assertion(&self) -> Result<String, AuthError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let c = &self.credentials;
+        let claims = serde_json::json!({
+            "iss": c.iss, "sub": c.sub, "aud": c.aud,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "iat": now, "exp": now + 600,
+        });
+        let mut header = Header::new(Algorithm::RS512);
+        header.kid = Some(c.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.signing)
+            .map_err(|e| AuthError::Refused { url: self.token_url.clone(), reason: format!("cannot sign the assertion: {e}") })
+    }
+
+    async fn fetch(&self) -> Result<(Secret, Duration), AuthError> {
+        #[derive(Deserialize)]
+        struct TokenResponse {
+            access_token: Secret,
+            expires_in: Option<u64>,
+        }
+        let mut backoff = Backoff::default();
+        loop {
+            let assertion = self.assertion()?;
+            let form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())];
+            let outcome = self.http.post(&self.token_url).form(&form).send().await;
+            let retry_after = match outcome {
+                Ok(r) if r.status().is_success() => {
+                    let body: TokenResponse = r.json().await.map_err(|e| AuthError::Refused {
+                        url: self.token_url.clone(),
+                        reason: format!("unreadable token response: {e}"),
+                    })?;
+                    let lifetime = Duration::from_secs(body.expires_in.unwrap_or(600).max(1));
+                    return Ok((body.access_token, lifetime));
+                }
+                Ok(r) if r.status().is_server_error() || r.status() == 429 => crate::retry::retry_after(r.headers()),
+                Ok(r) => {
+                    let status = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    let reason = format!("HTTP {status}: {}", body.chars().take(300).collect::<String>());
+                    return Err(AuthError::Refused { url: self.token_url.clone(), reason });
+                }
+                Err(e) => {
+                    tracing::debug!("token endpoint: {e}");
+                    None
+                }
+            };
+            match backoff.next_delay(retry_after) {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => {
+                    return Err(AuthError::Unreachable {
+                        url: self.token_url.clone(),
+                        reason: format!("no answer after {} attempts", backoff.attempts()),
+                    });
+                }
+            }
+        }
+    }
+}

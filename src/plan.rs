@@ -1,2 +1,312 @@
-//! `plan`: every online prerequisite check, read-only. Not built yet (its
-//! issue builds it on the backup reader, S3 client and targets).
+//! `plan`: every online prerequisite, read-only. One inventory call per
+//! instance and import path, one HEAD and one ranged GET per file, and the
+//! backup module's verdict on each database's file set.
+
+use crate::auth::TokenSource;
+use crate::backup::{self, stripes};
+use crate::journal::{Prior, PriorStates};
+use crate::manifest::model::{Database, Files, Method, OnExists};
+use crate::manifest::{Env, Loaded};
+use crate::s3::S3;
+use crate::target::api::ApiTarget;
+use crate::target::sql::SqlTarget;
+use crate::target::{Inventory, Presence, Target};
+use futures::StreamExt;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// S3 requests in flight at once while planning.
+const S3_CONCURRENCY: usize = 32;
+
+/// An instance and an import path: what one target serves.
+pub type Lane = (String, Method);
+
+/// Everything remote a run talks to, built once from the manifest.
+pub struct Context {
+    pub loaded: Loaded,
+    pub s3: Arc<S3>,
+    pub targets: HashMap<Lane, Arc<dyn Target>>,
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .user_agent(concat!("sqlflex-import/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client builds")
+}
+
+impl Context {
+    /// Targets for the lanes the selected databases use, sharing token
+    /// sources between instances that use the same key.
+    pub fn new(loaded: Loaded, selected: &[usize], env: Env) -> Result<Self, String> {
+        let http = http_client();
+        let m = &loaded.manifest;
+        let s3 = Arc::new(S3::new(&m.s3, http.clone())?);
+        let mut targets: HashMap<Lane, Arc<dyn Target>> = HashMap::new();
+        let mut tokens: HashMap<String, Arc<TokenSource>> = HashMap::new();
+        for &i in selected {
+            let db = &m.databases[i];
+            let method = m.method_of(db);
+            let lane = (db.instance.clone(), method);
+            if targets.contains_key(&lane) {
+                continue;
+            }
+            let inst = &m.instances[&db.instance];
+            let target: Arc<dyn Target> = match method {
+                Method::Api => {
+                    let api = inst.api.as_ref();
+                    let identity = api
+                        .and_then(|a| a.service_account_key_path.as_ref().map(|p| format!("key:{}", p.display())))
+                        .unwrap_or_else(|| format!("instance:{}", db.instance));
+                    let auth = match tokens.get(&identity) {
+                        Some(t) => Arc::clone(t),
+                        None => {
+                            let t = Arc::new(TokenSource::for_instance(api, &loaded.dir, env, http.clone()).map_err(|e| e.to_string())?);
+                            tokens.insert(identity, Arc::clone(&t));
+                            t
+                        }
+                    };
+                    let region = inst.region.clone().unwrap_or_default();
+                    let endpoint = api.and_then(|a| a.endpoint.clone()).unwrap_or_else(|| ApiTarget::default_endpoint(&region));
+                    Arc::new(ApiTarget::new(
+                        http.clone(),
+                        &endpoint,
+                        api.and_then(|a| a.api_version).unwrap_or_default(),
+                        inst.project_id.as_deref().unwrap_or_default(),
+                        &region,
+                        inst.instance_id.as_deref().unwrap_or_default(),
+                        auth,
+                        format!("instance {} (API)", db.instance),
+                    ))
+                }
+                Method::Sql => {
+                    let sql = inst.sql.as_ref().ok_or_else(|| format!("instance {} has no sql section", db.instance))?;
+                    Arc::new(SqlTarget::new(sql, format!("instance {} (SQL)", db.instance)))
+                }
+            };
+            targets.insert(lane, target);
+        }
+        Ok(Context { loaded, s3, targets })
+    }
+
+    pub fn lane_of(&self, db: &Database) -> Lane {
+        (db.instance.clone(), self.loaded.manifest.method_of(db))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// All checks passed: it will be imported.
+    Ready,
+    /// `on_exists: skip` and it is there.
+    Skip,
+    /// An earlier run (the journal) imported it.
+    Done,
+    /// An earlier run submitted it and it is still restoring: wait for it.
+    Attach,
+    NotReady,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedFile {
+    pub key: String,
+    pub uri: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanItem {
+    #[serde(skip)]
+    pub index: usize,
+    pub database: String,
+    pub instance: String,
+    pub method: Method,
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+    /// In stripe order when the set is complete.
+    pub files: Vec<PlannedFile>,
+    pub size: u64,
+    /// What the backup says about itself, when it could be read.
+    pub backup: Option<BackupSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupSummary {
+    pub database_name: String,
+    pub backup_type: backup::BackupType,
+    pub stripes: u16,
+    pub sql_server: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub manifest: String,
+    pub items: Vec<PlanItem>,
+}
+
+impl Plan {
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.items.iter().filter(|i| i.verdict == verdict).count()
+    }
+
+    pub fn all_ready(&self) -> bool {
+        self.count(Verdict::NotReady) == 0
+    }
+}
+
+pub async fn plan(ctx: &Context, selected: &[usize], prior: &PriorStates) -> Plan {
+    let m = &ctx.loaded.manifest;
+    let mut lanes: Vec<Lane> = selected.iter().map(|&i| ctx.lane_of(&m.databases[i])).collect();
+    lanes.sort();
+    lanes.dedup();
+    let inventories: BTreeMap<Lane, Result<Inventory, String>> = futures::future::join_all(lanes.into_iter().map(|lane| async {
+        let result = ctx.targets[&lane].inventory(true).await;
+        (lane, result)
+    }))
+    .await
+    .into_iter()
+    .collect();
+
+    let s3_slots = Arc::new(tokio::sync::Semaphore::new(S3_CONCURRENCY));
+    let items: Vec<PlanItem> = futures::stream::iter(selected.iter().map(|&index| {
+        let inventories = &inventories;
+        let s3_slots = Arc::clone(&s3_slots);
+        async move { plan_one(ctx, index, inventories, prior, &s3_slots).await }
+    }))
+    .buffered(64)
+    .collect()
+    .await;
+    Plan { manifest: ctx.loaded.source.name.clone(), items }
+}
+
+async fn plan_one(
+    ctx: &Context,
+    index: usize,
+    inventories: &BTreeMap<Lane, Result<Inventory, String>>,
+    prior: &PriorStates,
+    s3_slots: &tokio::sync::Semaphore,
+) -> PlanItem {
+    let m = &ctx.loaded.manifest;
+    let db = &m.databases[index];
+    let lane = ctx.lane_of(db);
+    let mut item = PlanItem {
+        index,
+        database: db.name.clone(),
+        instance: db.instance.clone(),
+        method: lane.1,
+        verdict: Verdict::NotReady,
+        reasons: Vec::new(),
+        files: Vec::new(),
+        size: 0,
+        backup: None,
+    };
+    let earlier = prior.get(&(db.instance.clone(), db.name.to_lowercase())).copied();
+    let ours = earlier.is_some_and(Prior::may_have_started);
+    let target = ctx.targets[&lane].label().to_owned();
+    match &inventories[&lane] {
+        Err(e) => item.reasons.push(format!("cannot read the databases of {target}: {e}")),
+        Ok(inventory) => match inventory.presence(&db.name) {
+            Presence::Online if ours => item.verdict = Verdict::Done,
+            Presence::Online | Presence::Restoring(_) if m.on_exists_of(db) == OnExists::Skip && !ours => {
+                item.verdict = Verdict::Skip;
+                item.reasons.push("already there".into());
+            }
+            Presence::Online => item.reasons.push(format!("database {} already exists on {target}", db.name)),
+            Presence::Restoring(_) if ours => item.verdict = Verdict::Attach,
+            Presence::Restoring(_) => item.reasons.push(format!("database {} is being restored on {target}", db.name)),
+            Presence::Other => item.reasons.push(format!("database {} exists on {target} but is not online", db.name)),
+            Presence::Absent | Presence::Unknown if earlier.is_some_and(|p| matches!(p, Prior::Submitted | Prior::TimedOut)) => {
+                item.reasons.push(format!(
+                    "an earlier run submitted {} (see the journal), but it is neither restoring nor online: \
+                     the restore failed on the server; use another --state folder to import it again",
+                    db.name
+                ));
+            }
+            Presence::Absent | Presence::Unknown => check_files(ctx, db, &mut item, s3_slots).await,
+        },
+    }
+    item
+}
+
+async fn check_files(ctx: &Context, db: &Database, item: &mut PlanItem, s3_slots: &tokio::sync::Semaphore) {
+    let s3 = &ctx.s3;
+    let keys: Vec<String> = match &db.files {
+        Files::List(entries) => entries.iter().filter_map(|e| ctx.loaded.manifest.s3.key_of(e).ok()).collect(),
+        Files::Prefix(p) => {
+            let _slot = s3_slots.acquire().await.expect("never closed");
+            match s3.list_backups(&p.prefix).await {
+                Ok(keys) if keys.is_empty() => {
+                    item.reasons.push(format!("there is no .bak file under {}", p.prefix));
+                    return;
+                }
+                Ok(keys) => keys,
+                Err(e) => {
+                    item.reasons.push(e.to_string());
+                    return;
+                }
+            }
+        }
+    };
+    let checked = futures::future::join_all(keys.iter().map(|key| async move {
+        let _slot = s3_slots.acquire().await.expect("never closed");
+        let size = s3.head(key).await?;
+        let prefix = s3.read_prefix(key, backup::HEADER_PREFIX).await?;
+        Ok::<_, crate::s3::S3Error>((size, backup::read_header(&prefix)))
+    }))
+    .await;
+    let mut headers = Vec::new();
+    for (key, result) in keys.iter().zip(checked) {
+        match result {
+            Err(e) => item.reasons.push(e.to_string()),
+            Ok((size, Err(e))) => {
+                item.size += size;
+                item.reasons.push(format!("{key}: {e}"));
+            }
+            Ok((size, Ok(header))) => {
+                item.size += size;
+                item.files.push(PlannedFile { key: key.clone(), uri: s3.uri(key), size });
+                headers.push((key.clone(), header));
+            }
+        }
+    }
+    if !item.reasons.is_empty() {
+        return;
+    }
+    if let Some((_, first)) = headers.first() {
+        item.backup = Some(BackupSummary {
+            database_name: first.database_name.clone(),
+            backup_type: first.backup_type,
+            stripes: first.family_count,
+            sql_server: first.software_version.clone(),
+        });
+    }
+    match stripes::analyze(&headers) {
+        Err(problems) => item.reasons.extend(problems.iter().map(ToString::to_string)),
+        Ok(set) => match stripes::readiness(&set) {
+            Err(refusal) => item.reasons.push(refusal.to_string()),
+            Ok(()) => {
+                // STACKIT numbers the files; give them in stripe order.
+                let by_key: HashMap<&str, &PlannedFile> = item.files.iter().map(|f| (f.key.as_str(), f)).collect();
+                item.files = set.files_in_order.iter().filter_map(|k| by_key.get(k.as_str()).map(|f| (*f).clone())).collect();
+                item.verdict = Verdict::Ready;
+            }
+        },
+    }
+}
+
+/// Bytes for people: `1.4 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}

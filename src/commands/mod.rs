@@ -1,7 +1,11 @@
 //! One function per subcommand; `main` only parses and dispatches here.
 
+mod apply;
+mod demo;
 mod emulator;
+mod engine;
 mod inspect;
+mod plan;
 mod validate;
 
 use crate::Exit;
@@ -30,19 +34,11 @@ pub fn run(cli: Cli) -> Exit {
             );
             Exit::Success
         }
-        Command::Plan { .. } => not_built("plan"),
-        Command::Apply(_) => not_built("apply"),
+        Command::Plan { manifest, select } => plan::run(global, &manifest, &select),
+        Command::Apply(args) => apply::run(global, &args),
         Command::Emulator(args) => emulator::run(&args),
-        Command::Demo => not_built("demo"),
+        Command::Demo => demo::run(global),
     }
-}
-
-fn not_built(command: &str) -> Exit {
-    eprintln!(
-        "error: `sqlflex-import {command}` is not built yet in this version; \
-         `validate`, `inspect`, `schema` and `emulator` are."
-    );
-    Exit::Invalid
 }
 
 /// Logs go to stderr; `-v`/`-q` pick the level, RUST_LOG overrides.
@@ -55,7 +51,9 @@ pub fn init_logging(global: &Global) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // tiberius warns on every login without TLS; `encrypt: false` is the
+    // manifest's explicit choice, so only its errors are shown.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{level},tiberius=error")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -32,6 +32,17 @@ pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
     let valid = !diagnostics.iter().any(Diagnostic::is_error);
     let source = source.as_source();
     diagnostics.sort_by_key(|d| d.severity == Severity::Warning);
+    print_diagnostics_json_or_human(global, &source, &diagnostics, valid, summary);
+    if valid { Exit::Success } else { Exit::Invalid }
+}
+
+fn print_diagnostics_json_or_human(
+    global: &Global,
+    source: &diagnostic::Source,
+    diagnostics: &[Diagnostic],
+    valid: bool,
+    summary: Option<(usize, usize, usize)>,
+) {
 
     if is_json(global) {
         #[derive(serde::Serialize)]
@@ -47,16 +58,10 @@ pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
             valid,
             databases: summary.map(|s| s.1),
             selected: summary.map(|s| s.0),
-            diagnostics: diagnostic::to_json(&source, &diagnostics),
+            diagnostics: diagnostic::to_json(source, diagnostics),
         });
     } else {
-        let styled = diagnostic::stderr_is_styled();
-        for d in &diagnostics {
-            if global.quiet && !d.is_error() {
-                continue;
-            }
-            eprintln!("{}\n", diagnostic::render(&source, d, styled));
-        }
+        print_human(global, source, diagnostics);
         let errors = diagnostics.iter().filter(|d| d.is_error()).count();
         let warnings = diagnostics.len() - errors;
         match summary {
@@ -90,7 +95,17 @@ pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
             ),
         }
     }
-    if valid { Exit::Success } else { Exit::Invalid }
+}
+
+/// Diagnostics as rustc shows them, on stderr.
+pub fn print_human(global: &Global, source: &diagnostic::Source, diagnostics: &[Diagnostic]) {
+    let styled = diagnostic::stderr_is_styled();
+    for d in diagnostics {
+        if global.quiet && !d.is_error() {
+            continue;
+        }
+        eprintln!("{}\n", diagnostic::render(source, d, styled));
+    }
 }
 
 fn plural(n: usize) -> &'static str {

@@ -1,0 +1,119 @@
+//! `demo`: the whole job on a laptop. Starts the emulator in-process,
+//! uploads generated backups (a striped set among them) through its S3,
+//! and applies examples/demo.yaml with both import paths.
+
+use super::engine::{self, RunSettings};
+use crate::Exit;
+use crate::backup::writer::{self, BackupSpec};
+use crate::cli::Global;
+use crate::emulator::{self, Config};
+use crate::manifest;
+use crate::plan::Verdict;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const MANIFEST: &str = include_str!("../../examples/demo.yaml");
+
+/// Keys and backups for examples/demo.yaml.
+fn backups() -> Vec<(String, BackupSpec)> {
+    let sized = |mut s: BackupSpec| {
+        s.size = 512 * 1024;
+        s
+    };
+    let mut out: Vec<(String, BackupSpec)> = BackupSpec::striped("sales", 3)
+        .into_iter()
+        .map(|s| (format!("demo/sales_{}.bak", s.family_sequence), sized(s)))
+        .collect();
+    for name in ["crm", "hr", "inventory"] {
+        out.push((format!("demo/{name}.bak"), sized(BackupSpec::full(name))));
+    }
+    out.extend(
+        BackupSpec::striped("billing", 2)
+            .into_iter()
+            .map(|s| (format!("demo/billing/billing_{}of2.bak", s.family_sequence), sized(s))),
+    );
+    out
+}
+
+pub fn run(global: &Global) -> Exit {
+    let runtime = match engine::runtime() {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    runtime.block_on(async {
+        let emu = match emulator::start(Config { restore_duration: Duration::from_secs(4), instances: 1, ..Config::default() }).await {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("error: cannot start the emulator: {e}");
+                return Exit::Failed;
+            }
+        };
+        eprintln!(
+            "Started the STACKIT emulator: API {}, S3 {}, SQL Server {} (all on loopback).",
+            emu.api_endpoint(),
+            emu.s3_endpoint(),
+            emu.tds[0]
+        );
+        let vars: HashMap<&str, String> = emu.env().into_iter().collect();
+        let env = move |name: &str| vars.get(name).cloned();
+        let dir = std::env::current_dir().unwrap_or_default();
+        let loaded = match manifest::load_str("examples/demo.yaml", MANIFEST, &dir, &env) {
+            Ok(l) => l,
+            Err(rejected) => {
+                super::validate::print_human(global, &rejected.source.as_source(), &rejected.diagnostics);
+                return Exit::Failed;
+            }
+        };
+        let s3 = match crate::s3::S3::new(&loaded.manifest.s3, crate::plan::http_client()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Failed;
+            }
+        };
+        let files = backups();
+        for (key, spec) in &files {
+            if let Err(e) = s3.put(key, writer::write(spec).into()).await {
+                eprintln!("error: cannot upload {key}: {e}");
+                return Exit::Failed;
+            }
+        }
+        eprintln!("Uploaded {} generated backups (sales is a 3-stripe set, billing a 2-stripe set under a prefix).\n", files.len());
+
+        let selected: Vec<usize> = (0..loaded.manifest.databases.len()).collect();
+        let max_parallel = loaded.manifest.concurrency.max_parallel as usize;
+        let ctx = match engine::context(loaded, &selected, &env) {
+            Ok(c) => c,
+            Err(exit) => return exit,
+        };
+        let plan = crate::plan::plan(&ctx, &selected, &Default::default()).await;
+        println!("{}\n", engine::plan_table(&plan));
+        if !plan.all_ready() {
+            eprintln!("error: the demo plan is not ready; this is a bug in the demo");
+            return Exit::Failed;
+        }
+        let state = tempfile::tempdir().ok();
+        let journal = state.as_ref().and_then(|d| {
+            crate::journal::Journal::open(&d.path().join("demo.jsonl"), "examples/demo.yaml", "demo").ok().map(|o| o.journal)
+        });
+        let settings = RunSettings { max_parallel, skip_invalid: false, stop_submitting: CancellationToken::new() };
+        let (records, _) = engine::execute(global, ctx, &plan, journal, &settings).await;
+        engine::print_summary(global, &records);
+        let exit = engine::exit_code(&records, false);
+        let imported = plan.count(Verdict::Ready);
+        println!(
+            "\n{}\n\nTo do the same against STACKIT: put your backups in a STACKIT object storage bucket, \
+             copy examples/migration.yaml, set the instance ids and export S3_ACCESS_KEY, S3_SECRET_KEY, \
+             STACKIT_PROJECT_ID and STACKIT_SERVICE_ACCOUNT_KEY_PATH (or a token), then:\n  \
+             sqlflex-import validate my.yaml && sqlflex-import plan my.yaml && sqlflex-import apply my.yaml",
+            if exit == Exit::Success {
+                format!("Demo done: {imported} databases imported through both paths (3 via the REST API, 2 via the stored procedure).")
+            } else {
+                "Demo finished with failures (see above).".to_owned()
+            }
+        );
+        emu.stop().await;
+        exit
+    })
+}

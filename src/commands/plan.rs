@@ -1,0 +1,29 @@
+use super::engine;
+use crate::Exit;
+use crate::cli::{Format, Global, SelectArgs};
+use crate::manifest;
+use std::path::Path;
+
+pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
+    let (loaded, selected) = match engine::load(global, path, select, &manifest::process_env) {
+        Ok(x) => x,
+        Err(exit) => return exit,
+    };
+    let runtime = match engine::runtime() {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    runtime.block_on(async {
+        let ctx = match engine::context(loaded, &selected, &manifest::process_env) {
+            Ok(c) => c,
+            Err(exit) => return exit,
+        };
+        let plan = crate::plan::plan(&ctx, &selected, &Default::default()).await;
+        if global.format == Format::Json {
+            println!("{}", serde_json::to_string_pretty(&plan).expect("JSON"));
+        } else {
+            println!("{}", engine::plan_table(&plan));
+        }
+        if plan.all_ready() { Exit::Success } else { Exit::Failed }
+    })
+}

@@ -1,0 +1,227 @@
+//! The journal: one JSON line per state change, appended and flushed before
+//! the engine goes on, so `apply` can resume after a crash or Ctrl-C. The
+//! first line says which manifest (and shard) it belongs to; a journal of
+//! another manifest is refused rather than trusted.
+
+use crate::manifest::Manifest;
+use crate::manifest::select::Shard;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const FORMAT: u64 = 1;
+
+/// What an earlier run last recorded for a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prior {
+    /// About to submit; the outcome was not recorded.
+    Submitting,
+    Submitted,
+    Online,
+    Failed,
+    TimedOut,
+    Skipped,
+}
+
+impl Prior {
+    /// Whether the earlier run may have started an import of it.
+    pub fn may_have_started(self) -> bool {
+        matches!(self, Prior::Submitting | Prior::Submitted | Prior::Online | Prior::TimedOut)
+    }
+}
+
+/// (instance key, lower-cased database name) -> last state.
+pub type PriorStates = HashMap<(String, String), Prior>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot use the journal {path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+    #[error(
+        "the journal {path} belongs to another manifest ({other}); \
+         use another --state folder, or remove the journal to start over"
+    )]
+    OtherManifest { path: PathBuf, other: String },
+    #[error("the journal {path} is damaged at line {line}: {reason}; move it aside to start over")]
+    Damaged { path: PathBuf, line: usize, reason: String },
+}
+
+/// What identifies a manifest for resuming: targets and file sets, not
+/// formatting or comments. FNV-1a, stable across versions and machines.
+pub fn fingerprint(m: &Manifest) -> String {
+    let mut text = String::new();
+    for db in &m.databases {
+        let inst = m.instances.get(&db.instance);
+        text.push_str(&format!(
+            "{}|{}|{}|{}|{:?}\n",
+            db.instance,
+            inst.and_then(|i| i.instance_id.as_deref()).unwrap_or(""),
+            inst.and_then(|i| i.project_id.as_deref()).unwrap_or(""),
+            db.name.to_lowercase(),
+            db.files
+        ));
+    }
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    format!("{hash:016x}")
+}
+
+/// `<state>/<manifest stem>[.shard-K-of-N].jsonl`
+pub fn path_for(state_dir: &Path, manifest: &Path, shard: Option<Shard>) -> PathBuf {
+    let stem = manifest.file_stem().and_then(|s| s.to_str()).unwrap_or("manifest");
+    let shard = shard.map(|s| format!(".shard-{}-of-{}", s.index, s.count)).unwrap_or_default();
+    state_dir.join(format!("{stem}{shard}.jsonl"))
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+pub struct Opened {
+    pub journal: Journal,
+    pub prior: PriorStates,
+    /// Explanations for the user (a cut last line, a resumed run).
+    pub notes: Vec<String>,
+}
+
+impl Journal {
+    /// Opens (or starts) the journal for this manifest and reads what
+    /// earlier runs recorded.
+    pub fn open(path: &Path, manifest_name: &str, fingerprint: &str) -> Result<Opened, JournalError> {
+        let io = |e: std::io::Error| JournalError::Io { path: path.to_owned(), reason: e.to_string() };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut prior = PriorStates::new();
+        let mut notes = Vec::new();
+        let existing = match std::fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(e)),
+        };
+        let mut cut_at = None;
+        if let Some(bytes) = &existing {
+            let text = String::from_utf8_lossy(bytes);
+            let complete = text.ends_with('\n');
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                let last = i + 1 == lines.len();
+                let value: Value = match serde_json::from_str(line) {
+                    Ok(v) => v,
+                    Err(e) if last && !complete => {
+                        notes.push(format!(
+                            "the last line of {} was cut off (the previous run was killed while writing); it is ignored",
+                            path.display()
+                        ));
+                        cut_at = Some(bytes.len() - line.len());
+                        let _ = e;
+                        break;
+                    }
+                    Err(e) => return Err(JournalError::Damaged { path: path.to_owned(), line: i + 1, reason: e.to_string() }),
+                };
+                if i == 0 {
+                    if value["journal"].as_u64() != Some(FORMAT) {
+                        return Err(JournalError::Damaged { path: path.to_owned(), line: 1, reason: "not a sqlflex-import journal".into() });
+                    }
+                    if value["fingerprint"].as_str() != Some(fingerprint) {
+                        let other = value["manifest"].as_str().unwrap_or("unknown").to_owned();
+                        return Err(JournalError::OtherManifest { path: path.to_owned(), other });
+                    }
+                    continue;
+                }
+                let (Some(event), Some(db), Some(instance)) =
+                    (value["event"].as_str(), value["database"].as_str(), value["instance"].as_str())
+                else {
+                    continue;
+                };
+                let state = match event {
+                    "submitting" => Prior::Submitting,
+                    "submitted" | "attached" | "progress" => Prior::Submitted,
+                    "online" => Prior::Online,
+                    "failed" => Prior::Failed,
+                    "timed_out" => Prior::TimedOut,
+                    "skipped" => Prior::Skipped,
+                    _ => continue,
+                };
+                prior.insert((instance.to_owned(), db.to_lowercase()), state);
+            }
+            if !prior.is_empty() {
+                notes.push(format!("resuming from {} ({} databases recorded)", path.display(), prior.len()));
+            }
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        if let Some(at) = cut_at {
+            // Drop the cut line, so the journal stays one JSON value per line.
+            file.set_len(at as u64).map_err(io)?;
+        }
+        let journal = Journal { path: path.to_owned(), file: Mutex::new(file) };
+        if existing.is_none() || cut_at == Some(0) {
+            journal.write(&json!({
+                "journal": FORMAT,
+                "manifest": manifest_name,
+                "fingerprint": fingerprint,
+                "tool": env!("CARGO_PKG_VERSION"),
+            }))?;
+        }
+        Ok(Opened { journal, prior, notes })
+    }
+
+    /// Appends one line and flushes it to the operating system before
+    /// returning: a kill -9 right after loses nothing written.
+    pub fn write(&self, value: &Value) -> Result<(), JournalError> {
+        let mut line = serde_json::to_vec(value).expect("JSON");
+        line.push(b'\n');
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(&line)
+            .and_then(|()| file.flush())
+            .map_err(|e| JournalError::Io { path: self.path.clone(), reason: e.to_string() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_states_and_survives_a_cut_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        let opened = Journal::open(&path, "m.yaml", "abc").unwrap();
+        opened.journal.write(&json!({"event": "submitting", "database": "Sales", "instance": "prod"})).unwrap();
+        opened.journal.write(&json!({"event": "submitted", "database": "Sales", "instance": "prod"})).unwrap();
+        opened.journal.write(&json!({"event": "online", "database": "hr", "instance": "prod"})).unwrap();
+        drop(opened);
+        // A kill in the middle of a write.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"event":"online","datab"#).unwrap();
+        drop(f);
+
+        let again = Journal::open(&path, "m.yaml", "abc").unwrap();
+        assert_eq!(again.prior[&("prod".into(), "sales".into())], Prior::Submitted);
+        assert_eq!(again.prior[&("prod".into(), "hr".into())], Prior::Online);
+        assert!(again.notes.iter().any(|n| n.contains("cut off")), "{:?}", again.notes);
+        again.journal.write(&json!({"event": "failed", "database": "x", "instance": "prod"})).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "{text}");
+    }
+
+    #[test]
+    fn refuses_another_manifests_journal_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        drop(Journal::open(&path, "one.yaml", "abc").unwrap());
+        let err = Journal::open(&path, "two.yaml", "def").err().unwrap();
+        assert!(err.to_string().contains("belongs to another manifest (one.yaml)"), "{err}");
+
+        std::fs::write(&path, "{\"journal\":1,\"fingerprint\":\"abc\"}\nnot json\n{}\n").unwrap();
+        let err = Journal::open(&path, "one.yaml", "abc").err().unwrap();
+        assert!(err.to_string().contains("damaged at line 2"), "{err}");
+    }
+}

@@ -1,0 +1,67 @@
+//! Retries with exponential backoff and full jitter, honouring the server's
+//! `Retry-After`. Shared by every remote call: S3, the API, SQL, tokens.
+
+use std::time::Duration;
+
+/// Attempts of one call before its error is final.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    attempt: u32,
+    base: Duration,
+    cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { attempt: 0, base: Duration::from_millis(200), cap: Duration::from_secs(20) }
+    }
+}
+
+impl Backoff {
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The delay before the next attempt, or None when attempts are used up.
+    /// Full jitter (a random delay up to the exponential bound) keeps many
+    /// clients that failed together from retrying together.
+    pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
+        self.attempt += 1;
+        if self.attempt >= MAX_ATTEMPTS {
+            return None;
+        }
+        let bound = self.base.saturating_mul(1 << self.attempt.min(16)).min(self.cap);
+        let jitter = bound.mul_f64(rand::random::<f64>());
+        Some(retry_after.map_or(jitter, |r| r.min(Duration::from_secs(120)).max(jitter)))
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare for APIs; ignored).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_stay_jittered_and_end() {
+        let mut b = Backoff::default();
+        let delays: Vec<Duration> = std::iter::from_fn(|| b.next_delay(None)).collect();
+        assert_eq!(delays.len() as u32, MAX_ATTEMPTS - 1);
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(20)));
+        let mut b = Backoff::default();
+        assert!(b.next_delay(Some(Duration::from_secs(3))).unwrap() >= Duration::from_secs(3));
+    }
+}

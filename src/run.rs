@@ -1,2 +1,0 @@
-//! `apply`'s engine: scheduling, submission, waiting, retries and the
-//! journal. Not built yet.

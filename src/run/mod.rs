@@ -1,0 +1,249 @@
+//! `apply`'s engine: schedule, submit, wait, retry. A global bound and a
+//! bound per instance, without head-of-line blocking: an import first takes
+//! its instance's slot, and only then a global one, so an import waiting for
+//! a busy instance never holds a global slot. It keeps both from submission
+//! until its database is online or it failed.
+
+pub mod events;
+mod poll;
+
+use crate::manifest::model::Method;
+use crate::plan::{Context, Lane, Plan, Verdict};
+use crate::retry::Backoff;
+use crate::target::{Import, Presence, SubmitError, Target};
+use events::{Event, Events};
+use poll::{Finished, Poller};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub struct Options {
+    pub max_parallel: usize,
+    /// Cancelled on the first Ctrl-C: nothing new is submitted, running
+    /// imports are still followed.
+    pub stop_submitting: CancellationToken,
+    /// Run the databases that are ready even if others are not.
+    pub skip_invalid: bool,
+}
+
+/// Runs the imports of a plan and reports every step through `events`.
+pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Arc<Events>) {
+    let m = &ctx.loaded.manifest;
+    let global = Arc::new(Semaphore::new(options.max_parallel.max(1)));
+    let mut per_instance: HashMap<String, Arc<Semaphore>> = HashMap::new();
+    let mut pollers: HashMap<Lane, Arc<Poller>> = HashMap::new();
+    let stop_polling = CancellationToken::new();
+    let mut poller_tasks = Vec::new();
+    let mut jobs = tokio::task::JoinSet::new();
+
+    for item in &plan.items {
+        let (database, instance) = (item.database.clone(), item.instance.clone());
+        match item.verdict {
+            Verdict::Skip => events.emit(Event::Skipped { database, instance, reason: "already there".into() }),
+            Verdict::Done => events.emit(Event::Skipped { database, instance, reason: "imported by an earlier run".into() }),
+            Verdict::NotReady => {
+                let reason = format!("not ready: {}", item.reasons.join("; "));
+                events.emit(Event::Skipped { database, instance, reason });
+            }
+            Verdict::Ready | Verdict::Attach => {
+                events.emit(Event::Planned {
+                    database: database.clone(),
+                    instance: instance.clone(),
+                    method: item.method,
+                    files: item.files.len(),
+                    size: item.size,
+                });
+                let db = &m.databases[item.index];
+                let lane = ctx.lane_of(db);
+                let target = Arc::clone(&ctx.targets[&lane]);
+                let poller = pollers
+                    .entry(lane)
+                    .or_insert_with(|| {
+                        let p = Poller::new(Arc::clone(&target), Arc::clone(&events));
+                        poller_tasks.push(tokio::spawn(Arc::clone(&p).run(stop_polling.clone())));
+                        p
+                    })
+                    .clone();
+                let slots = per_instance
+                    .entry(instance.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(m.per_instance_limit(&instance) as usize)))
+                    .clone();
+                let job = Job {
+                    import: Import {
+                        database,
+                        owner: m.owner_of(db).map(str::to_owned),
+                        files: item.files.iter().map(|f| f.uri.clone()).collect(),
+                        bucket_uri: ctx.s3.bucket_uri(),
+                        access_key: m.s3.access_key.clone(),
+                        secret_key: m.s3.secret_key.clone().unwrap_or_default(),
+                    },
+                    instance,
+                    method: item.method,
+                    attach: item.verdict == Verdict::Attach,
+                    timeout: m.timeout_of(db),
+                };
+                let (events, global, stop) = (Arc::clone(&events), Arc::clone(&global), options.stop_submitting.clone());
+                jobs.spawn(async move { job.run(target, poller, slots, global, stop, events).await });
+            }
+        }
+    }
+    while jobs.join_next().await.is_some() {}
+    stop_polling.cancel();
+    for task in poller_tasks {
+        let _ = task.await;
+    }
+}
+
+struct Job {
+    import: Import,
+    instance: String,
+    #[allow(dead_code)]
+    method: Method,
+    attach: bool,
+    timeout: Duration,
+}
+
+enum Submission {
+    Sent(Instant),
+    Failed(String),
+    Interrupted,
+}
+
+impl Job {
+    fn event_ids(&self) -> (String, String) {
+        (self.import.database.clone(), self.instance.clone())
+    }
+
+    async fn run(
+        self,
+        target: Arc<dyn Target>,
+        poller: Arc<Poller>,
+        instance_slots: Arc<Semaphore>,
+        global_slots: Arc<Semaphore>,
+        stop: CancellationToken,
+        events: Arc<Events>,
+    ) {
+        let (database, instance) = self.event_ids();
+        // Instance slot first, then a global one: no head-of-line blocking.
+        let slots = async {
+            let i = instance_slots.acquire_owned().await.ok()?;
+            let g = global_slots.acquire_owned().await.ok()?;
+            Some((i, g))
+        };
+        let _slots = tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            s = slots => s,
+        };
+        if _slots.is_none() {
+            events.emit(Event::Interrupted { database, instance });
+            return;
+        }
+        let submitted = if self.attach {
+            events.emit(Event::Attached { database: database.clone(), instance: instance.clone() });
+            Instant::now()
+        } else {
+            match self.submit(target.as_ref(), &stop, &events).await {
+                Submission::Sent(at) => at,
+                Submission::Failed(reason) => {
+                    events.emit(Event::Failed { database, instance, reason });
+                    return;
+                }
+                Submission::Interrupted => {
+                    events.emit(Event::Interrupted { database, instance });
+                    return;
+                }
+            }
+        };
+        let finished = poller.watch(&database, &instance, submitted);
+        match tokio::time::timeout_at(submitted + self.timeout, finished).await {
+            Ok(Ok(Finished::Online)) => {
+                let seconds = submitted.elapsed().as_secs_f64();
+                events.emit(Event::Online { database, instance, seconds });
+            }
+            Ok(Ok(Finished::Failed(reason))) => events.emit(Event::Failed { database, instance, reason }),
+            Ok(Err(_)) => events.emit(Event::Failed { database, instance, reason: "status polling stopped".into() }),
+            Err(_) => {
+                poller.forget(&database);
+                events.emit(Event::TimedOut { database, instance, after_seconds: self.timeout.as_secs_f64() });
+            }
+        }
+    }
+
+    /// Submits, never twice blindly: after an unknown outcome it looks
+    /// whether the import started, and only submits again when the
+    /// database is certainly absent.
+    async fn submit(&self, target: &dyn Target, stop: &CancellationToken, events: &Events) -> Submission {
+        let (database, instance) = self.event_ids();
+        let mut backoff = Backoff::default();
+        let mut attempt = 0;
+        let mut uncertain = false;
+        loop {
+            attempt += 1;
+            events.emit(Event::Submitting { database: database.clone(), instance: instance.clone(), attempt });
+            let sent_at = Instant::now();
+            let (reason, retry_after) = match target.submit(&self.import).await {
+                Ok(()) => {
+                    events.emit(Event::Submitted { database, instance, attempt });
+                    return Submission::Sent(sent_at);
+                }
+                Err(SubmitError::Refused(why)) => return Submission::Failed(format!("{} refused the import: {why}", target.label())),
+                Err(SubmitError::Exists(why)) if uncertain => {
+                    // Our earlier, unanswered attempt got through.
+                    tracing::info!("{database}: {why}; an earlier attempt was accepted");
+                    events.emit(Event::Submitted { database, instance, attempt });
+                    return Submission::Sent(sent_at);
+                }
+                Err(SubmitError::Exists(why)) => return Submission::Failed(format!("{}: {why}", target.label())),
+                Err(SubmitError::Unknown { message, retry_after }) => (message, retry_after),
+            };
+            uncertain = true;
+            match look(target, &database).await {
+                Ok(true) => {
+                    events.emit(Event::Submitted { database, instance, attempt });
+                    return Submission::Sent(sent_at);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    return Submission::Failed(format!(
+                        "the import may or may not have started ({reason}), and {} cannot tell ({e}); \
+                         not submitting again",
+                        target.label()
+                    ));
+                }
+            }
+            let Some(delay) = backoff.next_delay(retry_after) else {
+                return Submission::Failed(format!("gave up after {attempt} attempts: {reason}"));
+            };
+            events.emit(Event::Retried {
+                database: database.clone(),
+                instance: instance.clone(),
+                attempt,
+                reason: reason.clone(),
+                delay_ms: delay.as_millis() as u64,
+            });
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stop.cancelled() => return Submission::Interrupted,
+            }
+        }
+    }
+}
+
+/// Whether the database now exists or is being restored. Absent twice, a
+/// second apart, counts as absent: a restore may take a moment to show.
+async fn look(target: &dyn Target, database: &str) -> Result<bool, String> {
+    for round in 0..2 {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let inventory = target.inventory(true).await?;
+        if !matches!(inventory.presence(database), Presence::Absent | Presence::Unknown) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

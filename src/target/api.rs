@@ -1,0 +1,247 @@
+//! Imports through STACKIT's REST API: `POST .../restores`, with
+//! `restore-jobs` and the paginated database list as the status round.
+
+use super::{Import, Inventory, SubmitError, Target};
+use crate::auth::TokenSource;
+use crate::manifest::model::ApiVersion;
+use crate::retry::Backoff;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// API answers are small; a larger body is a broken or hostile server.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+const PAGE_SIZE: u32 = 100;
+/// Pages followed at most (100,000 databases): a server that claims more is wrong.
+const MAX_PAGES: u32 = 1000;
+
+pub struct ApiTarget {
+    http: reqwest::Client,
+    /// `{endpoint}/{version}/projects/{p}/regions/{r}/instances/{i}`
+    base: String,
+    auth: Arc<TokenSource>,
+    label: String,
+}
+
+impl ApiTarget {
+    pub fn new(
+        http: reqwest::Client,
+        endpoint: &str,
+        version: ApiVersion,
+        project: &str,
+        region: &str,
+        instance_id: &str,
+        auth: Arc<TokenSource>,
+        label: String,
+    ) -> Self {
+        let version = match version {
+            ApiVersion::V3alpha1 => "v3alpha1",
+            ApiVersion::V3 => "v3",
+        };
+        let base = format!(
+            "{}/{version}/projects/{project}/regions/{region}/instances/{instance_id}",
+            endpoint.trim_end_matches('/')
+        );
+        ApiTarget { http, base, auth, label }
+    }
+
+    /// The default endpoint of a region.
+    pub fn default_endpoint(region: &str) -> String {
+        format!("https://mssql-flex-service.api.{region}.stackit.cloud")
+    }
+
+    /// A GET with retries; the body as JSON of type T.
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        let url = format!("{}{path}", self.base);
+        let mut backoff = Backoff::default();
+        loop {
+            let token = self.auth.bearer().await.map_err(|e| e.to_string())?;
+            let (retry_after, why) = match self.http.get(&url).bearer_auth(token.expose()).send().await {
+                Ok(r) if r.status().is_success() => {
+                    let body = crate::s3::read_limited(r, MAX_BODY + 1).await.map_err(|e| format!("GET {path}: {e}"))?;
+                    if body.len() > MAX_BODY {
+                        return Err(format!("GET {path}: the answer is larger than {} MiB", MAX_BODY >> 20));
+                    }
+                    return serde_json::from_slice(&body).map_err(|e| format!("GET {path}: the answer does not fit the API contract ({e})"));
+                }
+                Ok(r) if r.status().is_server_error() || r.status() == 429 => {
+                    let retry_after = crate::retry::retry_after(r.headers());
+                    (retry_after, service_error(r).await)
+                }
+                Ok(r) => return Err(format!("GET {path}: {}", service_error(r).await)),
+                Err(e) => (None, e.to_string()),
+            };
+            match backoff.next_delay(retry_after) {
+                Some(delay) => {
+                    tracing::debug!("{}: GET {path} failed ({why}); retrying in {delay:?}", self.label);
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(format!("GET {path}: {why} (after {} attempts)", backoff.attempts())),
+            }
+        }
+    }
+}
+
+/// The service's own message: `Error` (with traceId) or `ValidationError`.
+async fn service_error(response: reqwest::Response) -> String {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        message: Option<String>,
+        #[serde(rename = "traceId")]
+        trace_id: Option<String>,
+        validation: Option<Vec<FieldError>>,
+    }
+    #[derive(Deserialize)]
+    struct FieldError {
+        field: String,
+        message: String,
+    }
+    let status = response.status();
+    let body = crate::s3::read_limited(response, 64 * 1024).await.unwrap_or_default();
+    match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(ErrorBody { validation: Some(fields), .. }) if !fields.is_empty() => {
+            let list: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
+            format!("HTTP {status}: {}", list.join("; "))
+        }
+        Ok(ErrorBody { message: Some(m), trace_id, .. }) => match trace_id {
+            Some(t) => format!("HTTP {status}: {m} (traceId {t})"),
+            None => format!("HTTP {status}: {m}"),
+        },
+        _ => {
+            let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+            if text.trim().is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {}", text.trim()) }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RestoreJobs {
+    #[serde(rename = "runningRestores")]
+    running: Vec<RunningRestore>,
+}
+
+#[derive(Deserialize)]
+struct RunningRestore {
+    database_name: String,
+    percent_complete: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct DatabasePage {
+    databases: Vec<ListedDatabase>,
+    pagination: Pagination,
+}
+
+#[derive(Deserialize)]
+struct ListedDatabase {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Pagination {
+    #[serde(rename = "totalPages")]
+    total_pages: i64,
+}
+
+impl Target for ApiTarget {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn min_poll_gap(&self) -> Duration {
+        // A round is one or two requests: at most two requests a second.
+        Duration::from_millis(1000)
+    }
+
+    fn inventory(&self, with_online: bool) -> BoxFuture<'_, Result<Inventory, String>> {
+        Box::pin(async move {
+            let jobs: RestoreJobs = self.get("/restore-jobs").await?;
+            let restoring: HashMap<String, Option<u32>> = jobs
+                .running
+                .into_iter()
+                .map(|j| (j.database_name.to_lowercase(), j.percent_complete.map(|p| p.clamp(0, 100) as u32)))
+                .collect();
+            let online = if with_online {
+                let mut names = HashSet::new();
+                let mut page = 1;
+                loop {
+                    let p: DatabasePage = self.get(&format!("/databases?page={page}&size={PAGE_SIZE}&sort=index.asc")).await?;
+                    names.extend(p.databases.into_iter().map(|d| d.name.to_lowercase()));
+                    if i64::from(page) >= p.pagination.total_pages || page >= MAX_PAGES {
+                        break;
+                    }
+                    page += 1;
+                }
+                Some(names)
+            } else {
+                None
+            };
+            Ok(Inventory { restoring, online, other: HashMap::new() })
+        })
+    }
+
+    fn submit<'a>(&'a self, import: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>> {
+        Box::pin(async move {
+            let files: Vec<_> = import
+                .files
+                .iter()
+                .enumerate()
+                .map(|(i, path)| json!({"file_number": i + 1, "file_path": path}))
+                .collect();
+            // The only place the S3 secret leaves the process on this path.
+            let body = json!({
+                "database_name": import.database,
+                "source": {
+                    "type": "EXTERNAL_S3",
+                    "database_owner": import.owner,
+                    "logging_guid": uuid::Uuid::new_v4().to_string(),
+                    "s3_details": {
+                        "s3_access_key": import.access_key.expose(),
+                        "s3_access_secret": import.secret_key.expose(),
+                        "s3_bucket": import.bucket_uri,
+                        "s3_files": files,
+                    }
+                }
+            });
+            let token = self
+                .auth
+                .bearer()
+                .await
+                .map_err(|e| SubmitError::Unknown { message: e.to_string(), retry_after: None })?;
+            let response = self.http.post(format!("{}/restores", self.base)).bearer_auth(token.expose()).json(&body).send().await;
+            match response {
+                Ok(r) if r.status().as_u16() == 202 || r.status().is_success() => Ok(()),
+                Ok(r) if r.status() == 409 => Err(SubmitError::Exists(service_error(r).await)),
+                Ok(r) if r.status().is_server_error() || r.status() == 429 => {
+                    let retry_after = crate::retry::retry_after(r.headers());
+                    Err(SubmitError::Unknown { message: service_error(r).await, retry_after })
+                }
+                Ok(r) => Err(SubmitError::Refused(service_error(r).await)),
+                Err(e) => Err(SubmitError::Unknown { message: without_url(&e), retry_after: None }),
+            }
+        })
+    }
+}
+
+/// reqwest errors name the URL; ours carry no secret, but keep them short.
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_request() || e.is_body() {
+        "the connection broke"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() { kind.to_owned() } else { format!("{kind}: {detail}") }
+}

@@ -1,0 +1,163 @@
+//! Imports through `[msdb].[stackit].[import_database]` over the SQL Server
+//! protocol (tiberius), always with typed parameters; status from one
+//! `sys.databases` query per round.
+
+use super::{Import, Inventory, SubmitError, Target};
+use crate::manifest::model::Sql as SqlConfig;
+use futures::future::BoxFuture;
+use std::collections::HashSet;
+use std::time::Duration;
+use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+const IMPORT: &str = "EXEC [msdb].[stackit].[import_database] @database_name = @P1, @owner_name = @P2, \
+                      @s3_url = @P3, @s3_access_key_id = @P4, @s3_secret_key_id = @P5";
+
+type Connection = Client<Compat<TcpStream>>;
+
+pub struct SqlTarget {
+    host: String,
+    port: u16,
+    config: Config,
+    /// The status connection, kept between rounds.
+    status: tokio::sync::Mutex<Option<Connection>>,
+    label: String,
+}
+
+impl SqlTarget {
+    pub fn new(sql: &SqlConfig, label: String) -> Self {
+        let host = sql.host.clone().unwrap_or_default();
+        let mut config = Config::new();
+        config.host(&host);
+        config.port(sql.port);
+        config.application_name("sqlflex-import");
+        let password = sql.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
+        config.authentication(AuthMethod::sql_server(sql.user.clone().unwrap_or_default(), password));
+        if sql.encrypt {
+            config.encryption(EncryptionLevel::Required);
+            if sql.trust_server_certificate {
+                config.trust_cert();
+            }
+        } else {
+            config.encryption(EncryptionLevel::NotSupported);
+        }
+        SqlTarget { host, port: sql.port, config, status: tokio::sync::Mutex::new(None), label }
+    }
+
+    async fn connect(&self) -> Result<Connection, String> {
+        let attempt = async {
+            let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| e.to_string())?;
+            tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+            Client::connect(self.config.clone(), tcp.compat_write()).await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(format!("cannot log in to {}:{}: {e}", self.host, self.port)),
+            Err(_) => Err(format!("cannot log in to {}:{}: timed out", self.host, self.port)),
+        }
+    }
+
+    async fn query_states(&self) -> Result<Vec<(String, String)>, String> {
+        let mut slot = self.status.lock().await;
+        if slot.is_none() {
+            *slot = Some(self.connect().await?);
+        }
+        let client = slot.as_mut().expect("connected above");
+        let run = async {
+            let rows = client
+                .simple_query("SELECT name, state_desc FROM sys.databases")
+                .await?
+                .into_first_result()
+                .await?;
+            Ok::<_, tiberius::error::Error>(
+                rows.iter()
+                    .map(|r| {
+                        let name: Option<&str> = r.get(0);
+                        let state: Option<&str> = r.get(1);
+                        (name.unwrap_or_default().to_owned(), state.unwrap_or_default().to_owned())
+                    })
+                    .collect(),
+            )
+        };
+        match tokio::time::timeout(QUERY_TIMEOUT, run).await {
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err(e)) => {
+                *slot = None; // Reconnect next round.
+                Err(format!("sys.databases: {e}"))
+            }
+            Err(_) => {
+                *slot = None;
+                Err("sys.databases: timed out".into())
+            }
+        }
+    }
+}
+
+impl Target for SqlTarget {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn min_poll_gap(&self) -> Duration {
+        Duration::from_millis(500)
+    }
+
+    fn inventory(&self, _with_online: bool) -> BoxFuture<'_, Result<Inventory, String>> {
+        Box::pin(async move {
+            let mut backoff = crate::retry::Backoff::default();
+            let rows = loop {
+                match self.query_states().await {
+                    Ok(rows) => break rows,
+                    Err(e) => match backoff.next_delay(None) {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => return Err(e),
+                    },
+                }
+            };
+            let mut inventory = Inventory { online: Some(HashSet::new()), ..Inventory::default() };
+            for (name, state) in rows {
+                let key = name.to_lowercase();
+                match state.as_str() {
+                    "ONLINE" => {
+                        inventory.online.get_or_insert_default().insert(key);
+                    }
+                    "RESTORING" | "RECOVERING" | "RECOVERY_PENDING" => {
+                        inventory.restoring.insert(key, None);
+                    }
+                    _ => {
+                        inventory.other.insert(key, state);
+                    }
+                }
+            }
+            Ok(inventory)
+        })
+    }
+
+    fn submit<'a>(&'a self, import: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>> {
+        Box::pin(async move {
+            // A login that fails never reached the procedure: safe to retry.
+            let mut client = self
+                .connect()
+                .await
+                .map_err(|message| SubmitError::Unknown { message, retry_after: None })?;
+            let urls = import.files.join(",");
+            let (database, owner) = (import.database.as_str(), import.owner.as_deref());
+            let (access_key, secret_key) = (import.access_key.expose(), import.secret_key.expose());
+            let params: [&dyn tiberius::ToSql; 5] = [&database, &owner, &urls.as_str(), &access_key, &secret_key];
+            let run = client.execute(IMPORT, &params);
+            match tokio::time::timeout(QUERY_TIMEOUT, run).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(tiberius::error::Error::Server(e))) if e.code() == 1801 => Err(SubmitError::Exists(e.message().to_owned())),
+                Ok(Err(tiberius::error::Error::Server(e))) => {
+                    Err(SubmitError::Refused(format!("SQL Server error {}: {}", e.code(), e.message())))
+                }
+                Ok(Err(e)) => Err(SubmitError::Unknown { message: e.to_string(), retry_after: None }),
+                Err(_) => Err(SubmitError::Unknown { message: "the procedure call timed out".into(), retry_after: None }),
+            }
+        })
+    }
+}
