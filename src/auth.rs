@@ -37,21 +37,33 @@ impl TokenSource {
     /// The instance's token source, in the documented order: `api.token`
     /// (or `token_file`, already read), `api.service_account_key_path`,
     /// then the environment.
-    pub fn for_instance(api: Option<&Api>, dir: &Path, env: &dyn Fn(&str) -> Option<String>, http: reqwest::Client) -> Result<Self, AuthError> {
+    pub fn for_instance(
+        api: Option<&Api>,
+        dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        http: reqwest::Client,
+    ) -> Result<Self, AuthError> {
         if let Some(token) = api.and_then(|a| a.token.clone()) {
             return Ok(TokenSource::Static(token));
         }
         let key_path = api
             .and_then(|a| a.service_account_key_path.clone())
             .map(|p| dir.join(p))
-            .or_else(|| env(KEY_PATH_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
+            .or_else(|| {
+                env(KEY_PATH_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            });
         if let Some(path) = key_path {
             return KeyFlow::load(&path, env, http).map(|k| TokenSource::KeyFlow(Box::new(k)));
         }
         match env(TOKEN_ENV).filter(|v| !v.is_empty()) {
             Some(token) => Ok(TokenSource::Static(Secret::new(token))),
             // Validation guarantees a source; this is only reachable through the library.
-            None => Err(AuthError::KeyFile { path: PathBuf::new(), reason: "no token source is configured".into() }),
+            None => Err(AuthError::KeyFile {
+                path: PathBuf::new(),
+                reason: "no token source is configured".into(),
+            }),
         }
     }
 
@@ -89,26 +101,47 @@ pub struct KeyFlow {
 }
 
 impl KeyFlow {
-    fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>, http: reqwest::Client) -> Result<Self, AuthError> {
-        let fail = |reason: String| AuthError::KeyFile { path: path.to_owned(), reason };
+    fn load(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        http: reqwest::Client,
+    ) -> Result<Self, AuthError> {
+        let fail = |reason: String| AuthError::KeyFile {
+            path: path.to_owned(),
+            reason,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
         // serde_json's error names line and column, never the content.
-        let key: KeyFile = serde_json::from_str(&text).map_err(|e| fail(format!("not a STACKIT service-account key ({e})")))?;
+        let key: KeyFile = serde_json::from_str(&text)
+            .map_err(|e| fail(format!("not a STACKIT service-account key ({e})")))?;
         let pem = match &key.credentials.private_key {
             Some(pem) => pem.clone(),
             None => {
-                let pem_path = env(PRIVATE_KEY_PATH_ENV)
-                    .ok_or_else(|| fail(format!("the key has no privateKey; set {PRIVATE_KEY_PATH_ENV}")))?;
-                Secret::new(std::fs::read_to_string(&pem_path).map_err(|e| fail(format!("{pem_path}: {e}")))?)
+                let pem_path = env(PRIVATE_KEY_PATH_ENV).ok_or_else(|| {
+                    fail(format!(
+                        "the key has no privateKey; set {PRIVATE_KEY_PATH_ENV}"
+                    ))
+                })?;
+                Secret::new(
+                    std::fs::read_to_string(&pem_path)
+                        .map_err(|e| fail(format!("{pem_path}: {e}")))?,
+                )
             }
         };
-        let signing = EncodingKey::from_rsa_pem(pem.expose().as_bytes()).map_err(|e| fail(format!("the private key is not an RSA PEM key ({e})")))?;
+        let signing = EncodingKey::from_rsa_pem(pem.expose().as_bytes())
+            .map_err(|e| fail(format!("the private key is not an RSA PEM key ({e})")))?;
         let token_url = key
             .token_endpoint
             .clone()
             .or_else(|| env(TOKEN_URL_ENV).filter(|v| !v.is_empty()))
             .unwrap_or_else(|| DEFAULT_TOKEN_URL.to_owned());
-        Ok(KeyFlow { credentials: key.credentials, signing, token_url, http, cached: tokio::sync::Mutex::new(None) })
+        Ok(KeyFlow {
+            credentials: key.credentials,
+            signing,
+            token_url,
+            http,
+            cached: tokio::sync::Mutex::new(None),
+        })
     }
 
     /// A valid access token; at most one refresh runs at a time, and every
@@ -126,7 +159,10 @@ impl KeyFlow {
     }
 
     fn assertion(&self) -> Result<String, AuthError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         let c = &self.credentials;
         let claims = serde_json::json!({
             "iss": c.iss, "sub": c.sub, "aud": c.aud,
@@ -135,8 +171,10 @@ impl KeyFlow {
         });
         let mut header = Header::new(Algorithm::RS512);
         header.kid = Some(c.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.signing)
-            .map_err(|e| AuthError::Refused { url: self.token_url.clone(), reason: format!("cannot sign the assertion: {e}") })
+        jsonwebtoken::encode(&header, &claims, &self.signing).map_err(|e| AuthError::Refused {
+            url: self.token_url.clone(),
+            reason: format!("cannot sign the assertion: {e}"),
+        })
     }
 
     async fn fetch(&self) -> Result<(Secret, Duration), AuthError> {
@@ -148,7 +186,10 @@ impl KeyFlow {
         let mut backoff = Backoff::default();
         loop {
             let assertion = self.assertion()?;
-            let form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())];
+            let form = [
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion.as_str()),
+            ];
             let outcome = self.http.post(&self.token_url).form(&form).send().await;
             let retry_after = match outcome {
                 Ok(r) if r.status().is_success() => {
@@ -159,12 +200,20 @@ impl KeyFlow {
                     let lifetime = Duration::from_secs(body.expires_in.unwrap_or(600).max(1));
                     return Ok((body.access_token, lifetime));
                 }
-                Ok(r) if r.status().is_server_error() || r.status() == 429 => crate::retry::retry_after(r.headers()),
+                Ok(r) if r.status().is_server_error() || r.status() == 429 => {
+                    crate::retry::retry_after(r.headers())
+                }
                 Ok(r) => {
                     let status = r.status();
                     let body = r.text().await.unwrap_or_default();
-                    let reason = format!("HTTP {status}: {}", body.chars().take(300).collect::<String>());
-                    return Err(AuthError::Refused { url: self.token_url.clone(), reason });
+                    let reason = format!(
+                        "HTTP {status}: {}",
+                        body.chars().take(300).collect::<String>()
+                    );
+                    return Err(AuthError::Refused {
+                        url: self.token_url.clone(),
+                        reason,
+                    });
                 }
                 Err(e) => {
                     tracing::debug!("token endpoint: {e}");

@@ -29,7 +29,10 @@ pub enum Prior {
 impl Prior {
     /// Whether the earlier run may have started an import of it.
     pub fn may_have_started(self) -> bool {
-        matches!(self, Prior::Submitting | Prior::Submitted | Prior::Online | Prior::TimedOut)
+        matches!(
+            self,
+            Prior::Submitting | Prior::Submitted | Prior::Online | Prior::TimedOut
+        )
     }
 }
 
@@ -46,7 +49,11 @@ pub enum JournalError {
     )]
     OtherManifest { path: PathBuf, other: String },
     #[error("the journal {path} is damaged at line {line}: {reason}; move it aside to start over")]
-    Damaged { path: PathBuf, line: usize, reason: String },
+    Damaged {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
 }
 
 /// What identifies a manifest for resuming: targets and file sets, not
@@ -64,14 +71,21 @@ pub fn fingerprint(m: &Manifest) -> String {
             db.files
         ));
     }
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
     format!("{hash:016x}")
 }
 
 /// `<state>/<manifest stem>[.shard-K-of-N].jsonl`
 pub fn path_for(state_dir: &Path, manifest: &Path, shard: Option<Shard>) -> PathBuf {
-    let stem = manifest.file_stem().and_then(|s| s.to_str()).unwrap_or("manifest");
-    let shard = shard.map(|s| format!(".shard-{}-of-{}", s.index, s.count)).unwrap_or_default();
+    let stem = manifest
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("manifest");
+    let shard = shard
+        .map(|s| format!(".shard-{}-of-{}", s.index, s.count))
+        .unwrap_or_default();
     state_dir.join(format!("{stem}{shard}.jsonl"))
 }
 
@@ -90,8 +104,15 @@ pub struct Opened {
 impl Journal {
     /// Opens (or starts) the journal for this manifest and reads what
     /// earlier runs recorded.
-    pub fn open(path: &Path, manifest_name: &str, fingerprint: &str) -> Result<Opened, JournalError> {
-        let io = |e: std::io::Error| JournalError::Io { path: path.to_owned(), reason: e.to_string() };
+    pub fn open(
+        path: &Path,
+        manifest_name: &str,
+        fingerprint: &str,
+    ) -> Result<Opened, JournalError> {
+        let io = |e: std::io::Error| JournalError::Io {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
@@ -120,21 +141,36 @@ impl Journal {
                         let _ = e;
                         break;
                     }
-                    Err(e) => return Err(JournalError::Damaged { path: path.to_owned(), line: i + 1, reason: e.to_string() }),
+                    Err(e) => {
+                        return Err(JournalError::Damaged {
+                            path: path.to_owned(),
+                            line: i + 1,
+                            reason: e.to_string(),
+                        });
+                    }
                 };
                 if i == 0 {
                     if value["journal"].as_u64() != Some(FORMAT) {
-                        return Err(JournalError::Damaged { path: path.to_owned(), line: 1, reason: "not a sqlflex-import journal".into() });
+                        return Err(JournalError::Damaged {
+                            path: path.to_owned(),
+                            line: 1,
+                            reason: "not a sqlflex-import journal".into(),
+                        });
                     }
                     if value["fingerprint"].as_str() != Some(fingerprint) {
                         let other = value["manifest"].as_str().unwrap_or("unknown").to_owned();
-                        return Err(JournalError::OtherManifest { path: path.to_owned(), other });
+                        return Err(JournalError::OtherManifest {
+                            path: path.to_owned(),
+                            other,
+                        });
                     }
                     continue;
                 }
-                let (Some(event), Some(db), Some(instance)) =
-                    (value["event"].as_str(), value["database"].as_str(), value["instance"].as_str())
-                else {
+                let (Some(event), Some(db), Some(instance)) = (
+                    value["event"].as_str(),
+                    value["database"].as_str(),
+                    value["instance"].as_str(),
+                ) else {
                     continue;
                 };
                 let state = match event {
@@ -149,15 +185,26 @@ impl Journal {
                 prior.insert((instance.to_owned(), db.to_lowercase()), state);
             }
             if !prior.is_empty() {
-                notes.push(format!("resuming from {} ({} databases recorded)", path.display(), prior.len()));
+                notes.push(format!(
+                    "resuming from {} ({} databases recorded)",
+                    path.display(),
+                    prior.len()
+                ));
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
         if let Some(at) = cut_at {
             // Drop the cut line, so the journal stays one JSON value per line.
             file.set_len(at as u64).map_err(io)?;
         }
-        let journal = Journal { path: path.to_owned(), file: Mutex::new(file) };
+        let journal = Journal {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+        };
         if existing.is_none() || cut_at == Some(0) {
             journal.write(&json!({
                 "journal": FORMAT,
@@ -166,7 +213,11 @@ impl Journal {
                 "tool": env!("CARGO_PKG_VERSION"),
             }))?;
         }
-        Ok(Opened { journal, prior, notes })
+        Ok(Opened {
+            journal,
+            prior,
+            notes,
+        })
     }
 
     /// Appends one line and flushes it to the operating system before
@@ -177,7 +228,10 @@ impl Journal {
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         file.write_all(&line)
             .and_then(|()| file.flush())
-            .map_err(|e| JournalError::Io { path: self.path.clone(), reason: e.to_string() })
+            .map_err(|e| JournalError::Io {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            })
     }
 
     pub fn path(&self) -> &Path {
@@ -194,9 +248,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
         let opened = Journal::open(&path, "m.yaml", "abc").unwrap();
-        opened.journal.write(&json!({"event": "submitting", "database": "Sales", "instance": "prod"})).unwrap();
-        opened.journal.write(&json!({"event": "submitted", "database": "Sales", "instance": "prod"})).unwrap();
-        opened.journal.write(&json!({"event": "online", "database": "hr", "instance": "prod"})).unwrap();
+        opened
+            .journal
+            .write(&json!({"event": "submitting", "database": "Sales", "instance": "prod"}))
+            .unwrap();
+        opened
+            .journal
+            .write(&json!({"event": "submitted", "database": "Sales", "instance": "prod"}))
+            .unwrap();
+        opened
+            .journal
+            .write(&json!({"event": "online", "database": "hr", "instance": "prod"}))
+            .unwrap();
         drop(opened);
         // A kill in the middle of a write.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -204,12 +267,26 @@ mod tests {
         drop(f);
 
         let again = Journal::open(&path, "m.yaml", "abc").unwrap();
-        assert_eq!(again.prior[&("prod".into(), "sales".into())], Prior::Submitted);
+        assert_eq!(
+            again.prior[&("prod".into(), "sales".into())],
+            Prior::Submitted
+        );
         assert_eq!(again.prior[&("prod".into(), "hr".into())], Prior::Online);
-        assert!(again.notes.iter().any(|n| n.contains("cut off")), "{:?}", again.notes);
-        again.journal.write(&json!({"event": "failed", "database": "x", "instance": "prod"})).unwrap();
+        assert!(
+            again.notes.iter().any(|n| n.contains("cut off")),
+            "{:?}",
+            again.notes
+        );
+        again
+            .journal
+            .write(&json!({"event": "failed", "database": "x", "instance": "prod"}))
+            .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "{text}");
+        assert!(
+            text.lines()
+                .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+            "{text}"
+        );
     }
 
     #[test]
@@ -218,9 +295,17 @@ mod tests {
         let path = dir.path().join("m.jsonl");
         drop(Journal::open(&path, "one.yaml", "abc").unwrap());
         let err = Journal::open(&path, "two.yaml", "def").err().unwrap();
-        assert!(err.to_string().contains("belongs to another manifest (one.yaml)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("belongs to another manifest (one.yaml)"),
+            "{err}"
+        );
 
-        std::fs::write(&path, "{\"journal\":1,\"fingerprint\":\"abc\"}\nnot json\n{}\n").unwrap();
+        std::fs::write(
+            &path,
+            "{\"journal\":1,\"fingerprint\":\"abc\"}\nnot json\n{}\n",
+        )
+        .unwrap();
         let err = Journal::open(&path, "one.yaml", "abc").err().unwrap();
         assert!(err.to_string().contains("damaged at line 2"), "{err}");
     }

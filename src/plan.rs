@@ -60,37 +60,59 @@ impl Context {
                 Method::Api => {
                     let api = inst.api.as_ref();
                     let identity = api
-                        .and_then(|a| a.service_account_key_path.as_ref().map(|p| format!("key:{}", p.display())))
+                        .and_then(|a| {
+                            a.service_account_key_path
+                                .as_ref()
+                                .map(|p| format!("key:{}", p.display()))
+                        })
                         .unwrap_or_else(|| format!("instance:{}", db.instance));
                     let auth = match tokens.get(&identity) {
                         Some(t) => Arc::clone(t),
                         None => {
-                            let t = Arc::new(TokenSource::for_instance(api, &loaded.dir, env, http.clone()).map_err(|e| e.to_string())?);
+                            let t = Arc::new(
+                                TokenSource::for_instance(api, &loaded.dir, env, http.clone())
+                                    .map_err(|e| e.to_string())?,
+                            );
                             tokens.insert(identity, Arc::clone(&t));
                             t
                         }
                     };
                     let region = inst.region.clone().unwrap_or_default();
-                    let endpoint = api.and_then(|a| a.endpoint.clone()).unwrap_or_else(|| ApiTarget::default_endpoint(&region));
-                    Arc::new(ApiTarget::new(
-                        http.clone(),
+                    let endpoint = api
+                        .and_then(|a| a.endpoint.clone())
+                        .unwrap_or_else(|| ApiTarget::default_endpoint(&region));
+                    let base = crate::target::api::instance_url(
                         &endpoint,
                         api.and_then(|a| a.api_version).unwrap_or_default(),
                         inst.project_id.as_deref().unwrap_or_default(),
                         &region,
                         inst.instance_id.as_deref().unwrap_or_default(),
+                    );
+                    Arc::new(ApiTarget::new(
+                        http.clone(),
+                        base,
                         auth,
                         format!("instance {} (API)", db.instance),
                     ))
                 }
                 Method::Sql => {
-                    let sql = inst.sql.as_ref().ok_or_else(|| format!("instance {} has no sql section", db.instance))?;
-                    Arc::new(SqlTarget::new(sql, format!("instance {} (SQL)", db.instance)))
+                    let sql = inst
+                        .sql
+                        .as_ref()
+                        .ok_or_else(|| format!("instance {} has no sql section", db.instance))?;
+                    Arc::new(SqlTarget::new(
+                        sql,
+                        format!("instance {} (SQL)", db.instance),
+                    ))
                 }
             };
             targets.insert(lane, target);
         }
-        Ok(Context { loaded, s3, targets })
+        Ok(Context {
+            loaded,
+            s3,
+            targets,
+        })
     }
 
     pub fn lane_of(&self, db: &Database) -> Lane {
@@ -161,16 +183,20 @@ impl Plan {
 
 pub async fn plan(ctx: &Context, selected: &[usize], prior: &PriorStates) -> Plan {
     let m = &ctx.loaded.manifest;
-    let mut lanes: Vec<Lane> = selected.iter().map(|&i| ctx.lane_of(&m.databases[i])).collect();
+    let mut lanes: Vec<Lane> = selected
+        .iter()
+        .map(|&i| ctx.lane_of(&m.databases[i]))
+        .collect();
     lanes.sort();
     lanes.dedup();
-    let inventories: BTreeMap<Lane, Result<Inventory, String>> = futures::future::join_all(lanes.into_iter().map(|lane| async {
-        let result = ctx.targets[&lane].inventory(true).await;
-        (lane, result)
-    }))
-    .await
-    .into_iter()
-    .collect();
+    let inventories: BTreeMap<Lane, Result<Inventory, String>> =
+        futures::future::join_all(lanes.into_iter().map(|lane| async {
+            let result = ctx.targets[&lane].inventory(true).await;
+            (lane, result)
+        }))
+        .await
+        .into_iter()
+        .collect();
 
     let s3_slots = Arc::new(tokio::sync::Semaphore::new(S3_CONCURRENCY));
     let items: Vec<PlanItem> = futures::stream::iter(selected.iter().map(|&index| {
@@ -181,7 +207,10 @@ pub async fn plan(ctx: &Context, selected: &[usize], prior: &PriorStates) -> Pla
     .buffered(64)
     .collect()
     .await;
-    Plan { manifest: ctx.loaded.source.name.clone(), items }
+    Plan {
+        manifest: ctx.loaded.source.name.clone(),
+        items,
+    }
 }
 
 async fn plan_one(
@@ -205,22 +234,38 @@ async fn plan_one(
         size: 0,
         backup: None,
     };
-    let earlier = prior.get(&(db.instance.clone(), db.name.to_lowercase())).copied();
+    let earlier = prior
+        .get(&(db.instance.clone(), db.name.to_lowercase()))
+        .copied();
     let ours = earlier.is_some_and(Prior::may_have_started);
     let target = ctx.targets[&lane].label().to_owned();
     match &inventories[&lane] {
-        Err(e) => item.reasons.push(format!("cannot read the databases of {target}: {e}")),
+        Err(e) => item
+            .reasons
+            .push(format!("cannot read the databases of {target}: {e}")),
         Ok(inventory) => match inventory.presence(&db.name) {
             Presence::Online if ours => item.verdict = Verdict::Done,
-            Presence::Online | Presence::Restoring(_) if m.on_exists_of(db) == OnExists::Skip && !ours => {
+            Presence::Online | Presence::Restoring(_)
+                if m.on_exists_of(db) == OnExists::Skip && !ours =>
+            {
                 item.verdict = Verdict::Skip;
                 item.reasons.push("already there".into());
             }
-            Presence::Online => item.reasons.push(format!("database {} already exists on {target}", db.name)),
+            Presence::Online => item
+                .reasons
+                .push(format!("database {} already exists on {target}", db.name)),
             Presence::Restoring(_) if ours => item.verdict = Verdict::Attach,
-            Presence::Restoring(_) => item.reasons.push(format!("database {} is being restored on {target}", db.name)),
-            Presence::Other => item.reasons.push(format!("database {} exists on {target} but is not online", db.name)),
-            Presence::Absent | Presence::Unknown if earlier.is_some_and(|p| matches!(p, Prior::Submitted | Prior::TimedOut)) => {
+            Presence::Restoring(_) => item.reasons.push(format!(
+                "database {} is being restored on {target}",
+                db.name
+            )),
+            Presence::Other => item.reasons.push(format!(
+                "database {} exists on {target} but is not online",
+                db.name
+            )),
+            Presence::Absent | Presence::Unknown
+                if earlier.is_some_and(|p| matches!(p, Prior::Submitted | Prior::TimedOut)) =>
+            {
                 item.reasons.push(format!(
                     "an earlier run submitted {} (see the journal), but it is neither restoring nor online: \
                      the restore failed on the server; use another --state folder to import it again",
@@ -233,15 +278,24 @@ async fn plan_one(
     item
 }
 
-async fn check_files(ctx: &Context, db: &Database, item: &mut PlanItem, s3_slots: &tokio::sync::Semaphore) {
+async fn check_files(
+    ctx: &Context,
+    db: &Database,
+    item: &mut PlanItem,
+    s3_slots: &tokio::sync::Semaphore,
+) {
     let s3 = &ctx.s3;
     let keys: Vec<String> = match &db.files {
-        Files::List(entries) => entries.iter().filter_map(|e| ctx.loaded.manifest.s3.key_of(e).ok()).collect(),
+        Files::List(entries) => entries
+            .iter()
+            .filter_map(|e| ctx.loaded.manifest.s3.key_of(e).ok())
+            .collect(),
         Files::Prefix(p) => {
             let _slot = s3_slots.acquire().await.expect("never closed");
             match s3.list_backups(&p.prefix).await {
                 Ok(keys) if keys.is_empty() => {
-                    item.reasons.push(format!("there is no .bak file under {}", p.prefix));
+                    item.reasons
+                        .push(format!("there is no .bak file under {}", p.prefix));
                     return;
                 }
                 Ok(keys) => keys,
@@ -269,7 +323,11 @@ async fn check_files(ctx: &Context, db: &Database, item: &mut PlanItem, s3_slots
             }
             Ok((size, Ok(header))) => {
                 item.size += size;
-                item.files.push(PlannedFile { key: key.clone(), uri: s3.uri(key), size });
+                item.files.push(PlannedFile {
+                    key: key.clone(),
+                    uri: s3.uri(key),
+                    size,
+                });
                 headers.push((key.clone(), header));
             }
         }
@@ -286,13 +344,20 @@ async fn check_files(ctx: &Context, db: &Database, item: &mut PlanItem, s3_slots
         });
     }
     match stripes::analyze(&headers) {
-        Err(problems) => item.reasons.extend(problems.iter().map(ToString::to_string)),
+        Err(problems) => item
+            .reasons
+            .extend(problems.iter().map(ToString::to_string)),
         Ok(set) => match stripes::readiness(&set) {
             Err(refusal) => item.reasons.push(refusal.to_string()),
             Ok(()) => {
                 // STACKIT numbers the files; give them in stripe order.
-                let by_key: HashMap<&str, &PlannedFile> = item.files.iter().map(|f| (f.key.as_str(), f)).collect();
-                item.files = set.files_in_order.iter().filter_map(|k| by_key.get(k.as_str()).map(|f| (*f).clone())).collect();
+                let by_key: HashMap<&str, &PlannedFile> =
+                    item.files.iter().map(|f| (f.key.as_str(), f)).collect();
+                item.files = set
+                    .files_in_order
+                    .iter()
+                    .filter_map(|k| by_key.get(k.as_str()).map(|f| (*f).clone()))
+                    .collect();
                 item.verdict = Verdict::Ready;
             }
         },
@@ -308,5 +373,9 @@ pub fn human_size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

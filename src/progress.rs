@@ -46,12 +46,20 @@ impl Display {
         });
         let overall = multi.add(ProgressBar::new(total));
         overall.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:32.cyan/blue}] {pos}/{len} done {msg}  ETA {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:32.cyan/blue}] {pos}/{len} done {msg}  ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         overall.enable_steady_tick(Duration::from_millis(250));
-        Arc::new(Display { mode, multi, overall, running: Mutex::new(HashMap::new()), failed: Mutex::new(0) })
+        Arc::new(Display {
+            mode,
+            multi,
+            overall,
+            running: Mutex::new(HashMap::new()),
+            failed: Mutex::new(0),
+        })
     }
 
     pub fn consumer(self: &Arc<Self>) -> Consumer {
@@ -91,26 +99,44 @@ impl Display {
                     self.line(stamped, format!("skipped ({reason})"));
                 }
             }
-            Event::Submitting { attempt, .. } if *attempt > 1 => self.line(stamped, format!("submitting again (attempt {attempt})")),
+            Event::Submitting { attempt, .. } if *attempt > 1 => {
+                self.line(stamped, format!("submitting again (attempt {attempt})"))
+            }
             Event::Submitting { .. } => {}
             Event::Submitted { .. } | Event::Attached { .. } => {
                 let attached = matches!(stamped.event, Event::Attached { .. });
                 if self.mode == Mode::Bars {
-                    let bar = self.multi.insert_before(&self.overall, ProgressBar::new(100));
+                    let bar = self
+                        .multi
+                        .insert_before(&self.overall, ProgressBar::new(100));
                     bar.set_style(
-                        ProgressStyle::with_template("  {prefix:32!} {msg:10} [{bar:20}] {pos:>3}%  {elapsed}")
-                            .expect("valid template")
-                            .progress_chars("=> "),
+                        ProgressStyle::with_template(
+                            "  {prefix:32!} {msg:10} [{bar:20}] {pos:>3}%  {elapsed}",
+                        )
+                        .expect("valid template")
+                        .progress_chars("=> "),
                     );
                     bar.set_prefix(format!("{db}@{inst}"));
                     bar.set_message(if attached { "attached" } else { "restoring" });
                     bar.enable_steady_tick(Duration::from_millis(500));
                     running.insert(key, bar);
                 } else {
-                    self.line(stamped, if attached { "re-attached to the running import".into() } else { "submitted".into() });
+                    self.line(
+                        stamped,
+                        if attached {
+                            "re-attached to the running import".into()
+                        } else {
+                            "submitted".into()
+                        },
+                    );
                 }
             }
-            Event::Retried { reason, delay_ms, .. } => self.line(stamped, format!("{reason}; retrying in {:.1}s", *delay_ms as f64 / 1000.0)),
+            Event::Retried {
+                reason, delay_ms, ..
+            } => self.line(
+                stamped,
+                format!("{reason}; retrying in {:.1}s", *delay_ms as f64 / 1000.0),
+            ),
             Event::Progress { percent, .. } => match running.get(&key) {
                 Some(bar) => {
                     bar.set_message("restoring");
@@ -135,7 +161,10 @@ impl Display {
             Event::TimedOut { after_seconds, .. } => {
                 done(running.remove(&key));
                 self.count_failure();
-                self.line(stamped, format!("timed out after {after_seconds:.0}s (still running on the server)"));
+                self.line(
+                    stamped,
+                    format!("timed out after {after_seconds:.0}s (still running on the server)"),
+                );
             }
             Event::Interrupted { .. } => {
                 done(running.remove(&key));

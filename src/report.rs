@@ -57,7 +57,14 @@ pub struct Record {
 /// Builds the records from events, in the order databases first appear.
 #[derive(Default)]
 pub struct Collector {
-    inner: Mutex<(Vec<Record>, HashMap<(String, String), usize>)>,
+    inner: Mutex<Records>,
+}
+
+#[derive(Default)]
+struct Records {
+    list: Vec<Record>,
+    /// (instance, lower-cased database) -> position in `list`.
+    index: HashMap<(String, String), usize>,
 }
 
 impl Collector {
@@ -68,7 +75,10 @@ impl Collector {
 
     fn take(&self, stamped: &Stamped) {
         let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let (records, index) = &mut *guard;
+        let Records {
+            list: records,
+            index,
+        } = &mut *guard;
         let (database, instance) = stamped.event.database();
         let key = (instance.to_owned(), database.to_lowercase());
         let at = *index.entry(key).or_insert_with(|| {
@@ -94,7 +104,11 @@ impl Collector {
         match &stamped.event {
             Event::Planned { method, .. } => r.method = Some(*method),
             Event::Skipped { reason, .. } => {
-                let outcome = if reason.starts_with("not ready") { Outcome::NotReady } else { Outcome::Skipped };
+                let outcome = if reason.starts_with("not ready") {
+                    Outcome::NotReady
+                } else {
+                    Outcome::Skipped
+                };
                 finish(r, outcome, Some(reason.clone()));
             }
             Event::Submitting { attempt, .. } => {
@@ -113,20 +127,35 @@ impl Collector {
             }
             Event::Failed { reason, .. } => finish(r, Outcome::Failed, Some(reason.clone())),
             Event::TimedOut { after_seconds, .. } => {
-                let reason = format!("timed out after {}, still running on the server", humantime::format_duration(std::time::Duration::from_secs(*after_seconds as u64)));
+                let reason = format!(
+                    "timed out after {}, still running on the server",
+                    humantime::format_duration(std::time::Duration::from_secs(
+                        *after_seconds as u64
+                    ))
+                );
                 finish(r, Outcome::TimedOut, Some(reason));
             }
-            Event::Interrupted { .. } => finish(r, Outcome::NotStarted, Some("interrupted before it was submitted".into())),
+            Event::Interrupted { .. } => finish(
+                r,
+                Outcome::NotStarted,
+                Some("interrupted before it was submitted".into()),
+            ),
         }
     }
 
     pub fn records(&self) -> Vec<Record> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .list
+            .clone()
     }
 }
 
 pub fn summary_table(records: &[Record]) -> String {
-    let header = ["DATABASE", "INSTANCE", "METHOD", "OUTCOME", "TIME", "ATTEMPTS", "REASON"];
+    let header = [
+        "DATABASE", "INSTANCE", "METHOD", "OUTCOME", "TIME", "ATTEMPTS", "REASON",
+    ];
     let rows: Vec<[String; 7]> = records
         .iter()
         .map(|r| {
@@ -136,12 +165,24 @@ pub fn summary_table(records: &[Record]) -> String {
                 r.method.map_or("-", Method::as_str).to_owned(),
                 r.outcome.word().to_owned(),
                 r.seconds.map_or_else(|| "-".into(), |s| format!("{s:.1}s")),
-                if r.attempts == 0 { "-".into() } else { r.attempts.to_string() },
+                if r.attempts == 0 {
+                    "-".into()
+                } else {
+                    r.attempts.to_string()
+                },
                 r.reason.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).chain([header[c].len()]).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let line = |cells: &[&str]| {
         let mut out = String::new();
         for (c, cell) in cells.iter().enumerate() {
@@ -154,7 +195,10 @@ pub fn summary_table(records: &[Record]) -> String {
         out.trim_end().to_owned()
     };
     let mut out = vec![line(&header)];
-    out.extend(rows.iter().map(|r| line(&r.iter().map(String::as_str).collect::<Vec<_>>())));
+    out.extend(
+        rows.iter()
+            .map(|r| line(&r.iter().map(String::as_str).collect::<Vec<_>>())),
+    );
     let count = |o: Outcome| records.iter().filter(|r| r.outcome == o).count();
     out.push(format!(
         "\n{} online, {} skipped, {} failed, {} timed out, {} not ready, {} not started",
@@ -168,7 +212,12 @@ pub fn summary_table(records: &[Record]) -> String {
     out.join("\n")
 }
 
-pub fn json_report(manifest: &str, started: &str, finished: &str, records: &[Record]) -> serde_json::Value {
+pub fn json_report(
+    manifest: &str,
+    started: &str,
+    finished: &str,
+    records: &[Record],
+) -> serde_json::Value {
     let count = |o: Outcome| records.iter().filter(|r| r.outcome == o).count();
     serde_json::json!({
         "manifest": manifest,
@@ -204,7 +253,10 @@ fn xml_escape(s: &str) -> String {
 /// JUnit XML: one test case per database, for CI dashboards.
 pub fn junit(manifest: &str, records: &[Record]) -> String {
     let failures = records.iter().filter(|r| !r.outcome.is_success()).count();
-    let skipped = records.iter().filter(|r| r.outcome == Outcome::Skipped).count();
+    let skipped = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Skipped)
+        .count();
     let total: f64 = records.iter().filter_map(|r| r.seconds).sum();
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     xml.push_str(&format!(
@@ -226,7 +278,9 @@ pub fn junit(manifest: &str, records: &[Record]) -> String {
         let reason = xml_escape(r.reason.as_deref().unwrap_or(""));
         match r.outcome {
             Outcome::Online => xml.push_str("/>\n"),
-            Outcome::Skipped => xml.push_str(&format!(">\n      <skipped message=\"{reason}\"/>\n    </testcase>\n")),
+            Outcome::Skipped => xml.push_str(&format!(
+                ">\n      <skipped message=\"{reason}\"/>\n    </testcase>\n"
+            )),
             other => xml.push_str(&format!(
                 ">\n      <failure message=\"{}: {reason}\" type=\"{}\"/>\n    </testcase>\n",
                 other.word(),

@@ -15,7 +15,11 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { attempt: 0, base: Duration::from_millis(200), cap: Duration::from_secs(20) }
+        Backoff {
+            attempt: 0,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(20),
+        }
     }
 }
 
@@ -32,7 +36,10 @@ impl Backoff {
         if self.attempt >= MAX_ATTEMPTS {
             return None;
         }
-        let bound = self.base.saturating_mul(1 << self.attempt.min(16)).min(self.cap);
+        let bound = self
+            .base
+            .saturating_mul(1 << self.attempt.min(16))
+            .min(self.cap);
         let jitter = bound.mul_f64(rand::random::<f64>());
         Some(retry_after.map_or(jitter, |r| r.min(Duration::from_secs(120)).max(jitter)))
     }

@@ -19,7 +19,11 @@ pub enum S3Error {
     #[error("access to {key} is denied with the manifest's S3 key (HTTP {status})")]
     Denied { key: String, status: u16 },
     #[error("S3 answered HTTP {status} for {key}: {message}")]
-    Http { key: String, status: u16, message: String },
+    Http {
+        key: String,
+        status: u16,
+        message: String,
+    },
     #[error("cannot reach S3 for {key}: {message}")]
     Unreachable { key: String, message: String },
 }
@@ -33,12 +37,25 @@ pub struct S3 {
 
 impl S3 {
     pub fn new(config: &S3Config, http: reqwest::Client) -> Result<Self, String> {
-        let endpoint: url::Url = config.endpoint.parse().map_err(|e| format!("s3.endpoint: {e}"))?;
+        let endpoint: url::Url = config
+            .endpoint
+            .parse()
+            .map_err(|e| format!("s3.endpoint: {e}"))?;
         let region = config.region.clone().unwrap_or_else(|| "eu01".into());
-        let bucket = Bucket::new(endpoint, UrlStyle::Path, config.bucket.clone(), region).map_err(|e| format!("s3: {e}"))?;
-        let secret = config.secret_key.as_ref().map(|s| s.expose().to_owned()).unwrap_or_default();
+        let bucket = Bucket::new(endpoint, UrlStyle::Path, config.bucket.clone(), region)
+            .map_err(|e| format!("s3: {e}"))?;
+        let secret = config
+            .secret_key
+            .as_ref()
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_default();
         let credentials = Credentials::new(config.access_key.expose().to_owned(), secret);
-        Ok(S3 { http, bucket, credentials, config: config.clone() })
+        Ok(S3 {
+            http,
+            bucket,
+            credentials,
+            config: config.clone(),
+        })
     }
 
     /// `s3://host/bucket/key`, as STACKIT's import takes it.
@@ -53,28 +70,55 @@ impl S3 {
 
     /// Sends a request built by `build` (a fresh signature each attempt),
     /// retrying connection errors, 5xx and 429.
-    async fn send(&self, key: &str, build: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, S3Error> {
+    async fn send(
+        &self,
+        key: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, S3Error> {
         let mut backoff = Backoff::default();
         loop {
             let (retry_after, message) = match build().send().await {
                 Ok(r) if r.status().is_success() => return Ok(r),
-                Ok(r) if r.status() == 404 => return Err(S3Error::NotFound { key: key.to_owned() }),
+                Ok(r) if r.status() == 404 => {
+                    return Err(S3Error::NotFound {
+                        key: key.to_owned(),
+                    });
+                }
                 Ok(r) if matches!(r.status().as_u16(), 401 | 403) => {
-                    return Err(S3Error::Denied { key: key.to_owned(), status: r.status().as_u16() });
+                    return Err(S3Error::Denied {
+                        key: key.to_owned(),
+                        status: r.status().as_u16(),
+                    });
                 }
-                Ok(r) if r.status().is_server_error() || r.status() == 429 => {
-                    (crate::retry::retry_after(r.headers()), format!("HTTP {}", r.status()))
-                }
+                Ok(r) if r.status().is_server_error() || r.status() == 429 => (
+                    crate::retry::retry_after(r.headers()),
+                    format!("HTTP {}", r.status()),
+                ),
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let message: String = r.text().await.unwrap_or_default().chars().take(300).collect();
-                    return Err(S3Error::Http { key: key.to_owned(), status, message });
+                    let message: String = r
+                        .text()
+                        .await
+                        .unwrap_or_default()
+                        .chars()
+                        .take(300)
+                        .collect();
+                    return Err(S3Error::Http {
+                        key: key.to_owned(),
+                        status,
+                        message,
+                    });
                 }
                 Err(e) => (None, e.to_string()),
             };
             match backoff.next_delay(retry_after) {
                 Some(delay) => tokio::time::sleep(delay).await,
-                None => return Err(S3Error::Unreachable { key: key.to_owned(), message }),
+                None => {
+                    return Err(S3Error::Unreachable {
+                        key: key.to_owned(),
+                        message,
+                    });
+                }
             }
         }
     }
@@ -82,7 +126,13 @@ impl S3 {
     /// The object's size; also proves it exists and the key may read it.
     pub async fn head(&self, key: &str) -> Result<u64, S3Error> {
         let response = self
-            .send(key, || self.http.head(self.bucket.head_object(Some(&self.credentials), key).sign(SIGN_FOR)))
+            .send(key, || {
+                self.http.head(
+                    self.bucket
+                        .head_object(Some(&self.credentials), key)
+                        .sign(SIGN_FOR),
+                )
+            })
             .await?;
         // Not content_length(): for HEAD that is the (empty) body's length.
         Ok(response
@@ -98,17 +148,36 @@ impl S3 {
         let range = format!("bytes=0-{}", len.saturating_sub(1));
         let response = self
             .send(key, || {
-                self.http.get(self.bucket.get_object(Some(&self.credentials), key).sign(SIGN_FOR)).header("Range", &range)
+                self.http
+                    .get(
+                        self.bucket
+                            .get_object(Some(&self.credentials), key)
+                            .sign(SIGN_FOR),
+                    )
+                    .header("Range", &range)
             })
             .await?;
-        read_limited(response, len).await.map_err(|message| S3Error::Unreachable { key: key.to_owned(), message })
+        read_limited(response, len)
+            .await
+            .map_err(|message| S3Error::Unreachable {
+                key: key.to_owned(),
+                message,
+            })
     }
 
     /// Uploads an object (one PUT; the demo's backups are small).
     pub async fn put(&self, key: &str, body: bytes::Bytes) -> Result<(), S3Error> {
-        self.send(key, || self.http.put(self.bucket.put_object(Some(&self.credentials), key).sign(SIGN_FOR)).body(body.clone()))
-            .await
-            .map(|_| ())
+        self.send(key, || {
+            self.http
+                .put(
+                    self.bucket
+                        .put_object(Some(&self.credentials), key)
+                        .sign(SIGN_FOR),
+                )
+                .body(body.clone())
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Every `.bak` key under `prefix`, sorted, following continuation tokens.
@@ -128,14 +197,24 @@ impl S3 {
                 .await?;
             let body = read_limited(response, MAX_LIST_PAGE)
                 .await
-                .map_err(|message| S3Error::Unreachable { key: prefix.to_owned(), message })?;
+                .map_err(|message| S3Error::Unreachable {
+                    key: prefix.to_owned(),
+                    message,
+                })?;
             let text = String::from_utf8_lossy(&body);
-            let page = rusty_s3::actions::ListObjectsV2::parse_response(&text).map_err(|e| S3Error::Http {
-                key: prefix.to_owned(),
-                status: 200,
-                message: format!("unreadable listing: {e}"),
+            let page = rusty_s3::actions::ListObjectsV2::parse_response(&text).map_err(|e| {
+                S3Error::Http {
+                    key: prefix.to_owned(),
+                    status: 200,
+                    message: format!("unreadable listing: {e}"),
+                }
             })?;
-            keys.extend(page.contents.into_iter().map(|c| c.key).filter(|k| k.to_ascii_lowercase().ends_with(".bak")));
+            keys.extend(
+                page.contents
+                    .into_iter()
+                    .map(|c| c.key)
+                    .filter(|k| k.to_ascii_lowercase().ends_with(".bak")),
+            );
             match page.next_continuation_token {
                 Some(t) if Some(&t) != token.as_ref() => token = Some(t),
                 _ => break,
@@ -147,7 +226,10 @@ impl S3 {
 }
 
 /// The body, but never more than `limit` bytes held in memory.
-pub async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+pub async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
         let room = limit.saturating_sub(body.len());

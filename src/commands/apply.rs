@@ -11,13 +11,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
-    let (loaded, selected) = match engine::load(global, &args.manifest, &args.select, &manifest::process_env) {
-        Ok(x) => x,
-        Err(exit) => return exit,
-    };
-    let state_dir = args.state.clone().unwrap_or_else(|| loaded.dir.join(".sqlflex-import"));
+    let (loaded, selected) =
+        match engine::load(global, &args.manifest, &args.select, &manifest::process_env) {
+            Ok(x) => x,
+            Err(exit) => return exit,
+        };
+    let state_dir = args
+        .state
+        .clone()
+        .unwrap_or_else(|| loaded.dir.join(".sqlflex-import"));
     let journal_path = journal::path_for(&state_dir, &args.manifest, args.select.shard);
-    let opened = match Journal::open(&journal_path, &loaded.source.name, &journal::fingerprint(&loaded.manifest)) {
+    let opened = match Journal::open(
+        &journal_path,
+        &loaded.source.name,
+        &journal::fingerprint(&loaded.manifest),
+    ) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
@@ -27,7 +35,9 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
     for note in &opened.notes {
         eprintln!("note: {note}");
     }
-    let max_parallel = args.max_parallel.unwrap_or(loaded.manifest.concurrency.max_parallel) as usize;
+    let max_parallel = args
+        .max_parallel
+        .unwrap_or(loaded.manifest.concurrency.max_parallel) as usize;
     let manifest_name = loaded.source.name.clone();
     let runtime = match engine::runtime() {
         Ok(r) => r,
@@ -66,12 +76,19 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
         let stop = CancellationToken::new();
         let interrupted = Arc::new(AtomicBool::new(false));
         watch_ctrl_c(stop.clone(), Arc::clone(&interrupted));
-        let settings = RunSettings { max_parallel, skip_invalid: args.skip_invalid, stop_submitting: stop };
-        let (records, journal_error) = engine::execute(global, ctx, &plan, Some(opened.journal), &settings).await;
+        let settings = RunSettings {
+            max_parallel,
+            skip_invalid: args.skip_invalid,
+            stop_submitting: stop,
+        };
+        let (records, journal_error) =
+            engine::execute(global, ctx, &plan, Some(opened.journal), &settings).await;
         engine::print_summary(global, &records);
         write_reports(args, &manifest_name, &started, &records);
         if let Some(e) = journal_error {
-            eprintln!("error: the journal could not be written ({e}); a rerun may not resume correctly");
+            eprintln!(
+                "error: the journal could not be written ({e}); a rerun may not resume correctly"
+            );
             return Exit::Failed;
         }
         engine::exit_code(&records, interrupted.load(Ordering::SeqCst))
@@ -86,7 +103,8 @@ fn confirm(count: usize) -> bool {
     eprint!("Import {count} database(s)? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes" | "YES")
+    std::io::stdin().lock().read_line(&mut answer).is_ok()
+        && matches!(answer.trim(), "y" | "Y" | "yes" | "YES")
 }
 
 /// First Ctrl-C: submit nothing new, wait for what runs. Second: exit now;
@@ -96,9 +114,13 @@ fn watch_ctrl_c(stop: CancellationToken, interrupted: Arc<AtomicBool>) {
         if tokio::signal::ctrl_c().await.is_ok() {
             interrupted.store(true, Ordering::SeqCst);
             stop.cancel();
-            eprintln!("\ninterrupted: no new imports start; waiting for the running ones (Ctrl-C again exits at once; `apply` again resumes)");
+            eprintln!(
+                "\ninterrupted: no new imports start; waiting for the running ones (Ctrl-C again exits at once; `apply` again resumes)"
+            );
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("exiting; the running imports go on on the server and the next `apply` re-attaches to them");
+                eprintln!(
+                    "exiting; the running imports go on on the server and the next `apply` re-attaches to them"
+                );
                 std::process::exit(130);
             }
         }
@@ -108,13 +130,19 @@ fn watch_ctrl_c(stop: CancellationToken, interrupted: Arc<AtomicBool>) {
 fn write_reports(args: &ApplyArgs, manifest: &str, started: &str, records: &[Record]) {
     if let Some(path) = &args.report {
         let json = report::json_report(manifest, started, &now(), records);
-        if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&json).expect("JSON") + "\n") {
+        if let Err(e) = std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json).expect("JSON") + "\n",
+        ) {
             eprintln!("error: cannot write the report {}: {e}", path.display());
         }
     }
     if let Some(path) = &args.junit
         && let Err(e) = std::fs::write(path, report::junit(manifest, records))
     {
-        eprintln!("error: cannot write the JUnit report {}: {e}", path.display());
+        eprintln!(
+            "error: cannot write the JUnit report {}: {e}",
+            path.display()
+        );
     }
 }

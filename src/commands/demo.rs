@@ -28,11 +28,12 @@ fn backups() -> Vec<(String, BackupSpec)> {
     for name in ["crm", "hr", "inventory"] {
         out.push((format!("demo/{name}.bak"), sized(BackupSpec::full(name))));
     }
-    out.extend(
-        BackupSpec::striped("billing", 2)
-            .into_iter()
-            .map(|s| (format!("demo/billing/billing_{}of2.bak", s.family_sequence), sized(s))),
-    );
+    out.extend(BackupSpec::striped("billing", 2).into_iter().map(|s| {
+        (
+            format!("demo/billing/billing_{}of2.bak", s.family_sequence),
+            sized(s),
+        )
+    }));
     out
 }
 

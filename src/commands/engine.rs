@@ -8,8 +8,8 @@ use crate::diagnostic::Diagnostic;
 use crate::manifest::select::Selection;
 use crate::manifest::{self, Env, Loaded};
 use crate::plan::{self, Context, Plan, Verdict};
-use crate::report::Outcome;
 use crate::progress::{Display, Mode};
+use crate::report::Outcome;
 use crate::report::{self, Collector, Record};
 use crate::run::events::{Consumer, Events, Stamped};
 use std::path::Path;
@@ -18,17 +18,29 @@ use tokio_util::sync::CancellationToken;
 
 /// The manifest and the indexes of the selected databases, or the exit
 /// code after the diagnostics were shown.
-pub fn load(global: &Global, path: &Path, select: &SelectArgs, env: Env) -> Result<(Loaded, Vec<usize>), Exit> {
+pub fn load(
+    global: &Global,
+    path: &Path,
+    select: &SelectArgs,
+    env: Env,
+) -> Result<(Loaded, Vec<usize>), Exit> {
     let loaded = match manifest::load(path, env) {
         Ok(l) => l,
         Err(rejected) => {
             print_human(global, &rejected.source.as_source(), &rejected.diagnostics);
-            eprintln!("{}: invalid; run `sqlflex-import validate` for the details", rejected.source.name);
+            eprintln!(
+                "{}: invalid; run `sqlflex-import validate` for the details",
+                rejected.source.name
+            );
             return Err(Exit::Invalid);
         }
     };
     print_human(global, &loaded.source.as_source(), &loaded.warnings);
-    let selection = Selection { only: select.only.clone(), tags: select.tags.clone(), shard: select.shard };
+    let selection = Selection {
+        only: select.only.clone(),
+        tags: select.tags.clone(),
+        shard: select.shard,
+    };
     match selection.apply(&loaded.manifest) {
         Ok(selected) => Ok((loaded, selected)),
         Err(e) => {
@@ -46,14 +58,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
 }
 
 pub fn context(loaded: Loaded, selected: &[usize], env: Env) -> Result<Arc<Context>, Exit> {
-    Context::new(loaded, selected, env).map(Arc::new).map_err(|e| {
-        eprintln!("error: {e}");
-        Exit::Invalid
-    })
+    Context::new(loaded, selected, env)
+        .map(Arc::new)
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            Exit::Invalid
+        })
 }
 
 pub fn plan_table(plan: &Plan) -> String {
-    let header = ["DATABASE", "INSTANCE", "METHOD", "FILES", "SIZE", "VERDICT", "REASON"];
+    let header = [
+        "DATABASE", "INSTANCE", "METHOD", "FILES", "SIZE", "VERDICT", "REASON",
+    ];
     let rows: Vec<[String; 7]> = plan
         .items
         .iter()
@@ -63,7 +79,11 @@ pub fn plan_table(plan: &Plan) -> String {
                 i.instance.clone(),
                 i.method.as_str().into(),
                 i.files.len().to_string(),
-                if i.size == 0 { "-".into() } else { plan::human_size(i.size) },
+                if i.size == 0 {
+                    "-".into()
+                } else {
+                    plan::human_size(i.size)
+                },
                 match i.verdict {
                     Verdict::Ready => "ready",
                     Verdict::Skip => "skip",
@@ -80,8 +100,15 @@ pub fn plan_table(plan: &Plan) -> String {
             ]
         })
         .collect();
-    let widths: Vec<usize> =
-        (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).chain([header[c].len()]).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let line = |cells: Vec<&str>| {
         let mut out = String::new();
         for (c, cell) in cells.iter().enumerate() {
@@ -94,8 +121,16 @@ pub fn plan_table(plan: &Plan) -> String {
         out.trim_end().to_owned()
     };
     let mut out = vec![line(header.to_vec())];
-    out.extend(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())));
-    let total: u64 = plan.items.iter().filter(|i| i.verdict == Verdict::Ready).map(|i| i.size).sum();
+    out.extend(
+        rows.iter()
+            .map(|r| line(r.iter().map(String::as_str).collect())),
+    );
+    let total: u64 = plan
+        .items
+        .iter()
+        .filter(|i| i.verdict == Verdict::Ready)
+        .map(|i| i.size)
+        .sum();
     out.push(format!(
         "\n{} ready ({}), {} to wait for, {} skipped, {} done earlier, {} not ready",
         plan.count(Verdict::Ready),
@@ -123,9 +158,17 @@ pub async fn execute(
     journal: Option<crate::journal::Journal>,
     settings: &RunSettings,
 ) -> (Vec<Record>, Option<String>) {
-    let to_run = plan.items.iter().filter(|i| matches!(i.verdict, Verdict::Ready | Verdict::Attach)).count();
+    let to_run = plan
+        .items
+        .iter()
+        .filter(|i| matches!(i.verdict, Verdict::Ready | Verdict::Attach))
+        .count();
     let json = global.format == Format::Json;
-    let mode = if json { Mode::Silent } else { Mode::choose(global.no_progress, global.quiet) };
+    let mode = if json {
+        Mode::Silent
+    } else {
+        Mode::choose(global.no_progress, global.quiet)
+    };
     let display = Display::new(mode, to_run as u64);
     let collector = Arc::new(Collector::default());
     let mut consumers: Vec<Consumer> = vec![display.consumer(), collector.consumer()];
@@ -168,9 +211,10 @@ pub fn records_of_unrun_plan(plan: &Plan) -> Vec<Record> {
                 Verdict::NotReady => (Outcome::NotReady, i.reasons.join("; ")),
                 Verdict::Skip => (Outcome::Skipped, "already there".to_owned()),
                 Verdict::Done => (Outcome::Skipped, "imported by an earlier run".to_owned()),
-                Verdict::Ready | Verdict::Attach => {
-                    (Outcome::NotStarted, format!("nothing was submitted: {not_ready} database(s) are not ready"))
-                }
+                Verdict::Ready | Verdict::Attach => (
+                    Outcome::NotStarted,
+                    format!("nothing was submitted: {not_ready} database(s) are not ready"),
+                ),
             };
             Record {
                 database: i.database.clone(),

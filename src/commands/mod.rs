@@ -53,7 +53,8 @@ pub fn init_logging(global: &Global) {
     };
     // tiberius warns on every login without TLS; `encrypt: false` is the
     // manifest's explicit choice, so only its errors are shown.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{level},tiberius=error")));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},tiberius=error")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

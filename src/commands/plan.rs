@@ -24,6 +24,10 @@ pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
         } else {
             println!("{}", engine::plan_table(&plan));
         }
-        if plan.all_ready() { Exit::Success } else { Exit::Failed }
+        if plan.all_ready() {
+            Exit::Success
+        } else {
+            Exit::Failed
+        }
     })
 }

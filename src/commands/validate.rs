@@ -43,7 +43,6 @@ fn print_diagnostics_json_or_human(
     valid: bool,
     summary: Option<(usize, usize, usize)>,
 ) {
-
     if is_json(global) {
         #[derive(serde::Serialize)]
         struct Report<'a> {

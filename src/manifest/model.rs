@@ -36,7 +36,20 @@ pub struct Manifest {
 }
 
 /// How an import is carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+    Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     // STACKIT's REST API: `POST .../instances/{id}/restores`.

@@ -11,35 +11,99 @@ use std::time::SystemTime;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    Planned { database: String, instance: String, method: Method, files: usize, size: u64 },
-    Skipped { database: String, instance: String, reason: String },
+    Planned {
+        database: String,
+        instance: String,
+        method: Method,
+        files: usize,
+        size: u64,
+    },
+    Skipped {
+        database: String,
+        instance: String,
+        reason: String,
+    },
     /// About to send the import: written before the request goes out, so a
     /// crash in between is an unknown outcome, never a forgotten import.
-    Submitting { database: String, instance: String, attempt: u32 },
-    Submitted { database: String, instance: String, attempt: u32 },
-    Attached { database: String, instance: String },
-    Retried { database: String, instance: String, attempt: u32, reason: String, delay_ms: u64 },
-    Progress { database: String, instance: String, percent: Option<u32> },
-    Online { database: String, instance: String, seconds: f64 },
-    Failed { database: String, instance: String, reason: String },
-    TimedOut { database: String, instance: String, after_seconds: f64 },
+    Submitting {
+        database: String,
+        instance: String,
+        attempt: u32,
+    },
+    Submitted {
+        database: String,
+        instance: String,
+        attempt: u32,
+    },
+    Attached {
+        database: String,
+        instance: String,
+    },
+    Retried {
+        database: String,
+        instance: String,
+        attempt: u32,
+        reason: String,
+        delay_ms: u64,
+    },
+    Progress {
+        database: String,
+        instance: String,
+        percent: Option<u32>,
+    },
+    Online {
+        database: String,
+        instance: String,
+        seconds: f64,
+    },
+    Failed {
+        database: String,
+        instance: String,
+        reason: String,
+    },
+    TimedOut {
+        database: String,
+        instance: String,
+        after_seconds: f64,
+    },
     /// Not started: Ctrl-C came first.
-    Interrupted { database: String, instance: String },
+    Interrupted {
+        database: String,
+        instance: String,
+    },
 }
 
 impl Event {
     pub fn database(&self) -> (&str, &str) {
         match self {
-            Event::Planned { database, instance, .. }
-            | Event::Skipped { database, instance, .. }
-            | Event::Submitting { database, instance, .. }
-            | Event::Submitted { database, instance, .. }
+            Event::Planned {
+                database, instance, ..
+            }
+            | Event::Skipped {
+                database, instance, ..
+            }
+            | Event::Submitting {
+                database, instance, ..
+            }
+            | Event::Submitted {
+                database, instance, ..
+            }
             | Event::Attached { database, instance }
-            | Event::Retried { database, instance, .. }
-            | Event::Progress { database, instance, .. }
-            | Event::Online { database, instance, .. }
-            | Event::Failed { database, instance, .. }
-            | Event::TimedOut { database, instance, .. }
+            | Event::Retried {
+                database, instance, ..
+            }
+            | Event::Progress {
+                database, instance, ..
+            }
+            | Event::Online {
+                database, instance, ..
+            }
+            | Event::Failed {
+                database, instance, ..
+            }
+            | Event::TimedOut {
+                database, instance, ..
+            }
             | Event::Interrupted { database, instance } => (database, instance),
         }
     }
@@ -63,18 +127,28 @@ pub struct Events {
 
 impl Events {
     pub fn new(journal: Option<Journal>, consumers: Vec<Consumer>) -> Self {
-        Events { journal, consumers, journal_error: Mutex::new(None) }
+        Events {
+            journal,
+            consumers,
+            journal_error: Mutex::new(None),
+        }
     }
 
     /// Records the event in the journal (flushed) before anyone else sees it.
     pub fn emit(&self, event: Event) {
-        let stamped = Stamped { time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(), event };
+        let stamped = Stamped {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            event,
+        };
         if let Some(journal) = &self.journal
             && !matches!(stamped.event, Event::Planned { .. })
             && let Err(e) = journal.write(&serde_json::to_value(&stamped).expect("JSON"))
         {
             tracing::error!("{e}");
-            self.journal_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+            self.journal_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(e);
         }
         for consumer in &self.consumers {
             consumer(&stamped);
@@ -83,6 +157,10 @@ impl Events {
 
     /// The first journal write that failed, if any.
     pub fn journal_error(&self) -> Option<String> {
-        self.journal_error.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(ToString::to_string)
+        self.journal_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(ToString::to_string)
     }
 }

@@ -42,11 +42,23 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
     for item in &plan.items {
         let (database, instance) = (item.database.clone(), item.instance.clone());
         match item.verdict {
-            Verdict::Skip => events.emit(Event::Skipped { database, instance, reason: "already there".into() }),
-            Verdict::Done => events.emit(Event::Skipped { database, instance, reason: "imported by an earlier run".into() }),
+            Verdict::Skip => events.emit(Event::Skipped {
+                database,
+                instance,
+                reason: "already there".into(),
+            }),
+            Verdict::Done => events.emit(Event::Skipped {
+                database,
+                instance,
+                reason: "imported by an earlier run".into(),
+            }),
             Verdict::NotReady => {
                 let reason = format!("not ready: {}", item.reasons.join("; "));
-                events.emit(Event::Skipped { database, instance, reason });
+                events.emit(Event::Skipped {
+                    database,
+                    instance,
+                    reason,
+                });
             }
             Verdict::Ready | Verdict::Attach => {
                 events.emit(Event::Planned {
@@ -69,7 +81,9 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                     .clone();
                 let slots = per_instance
                     .entry(instance.clone())
-                    .or_insert_with(|| Arc::new(Semaphore::new(m.per_instance_limit(&instance) as usize)))
+                    .or_insert_with(|| {
+                        Arc::new(Semaphore::new(m.per_instance_limit(&instance) as usize))
+                    })
                     .clone();
                 let job = Job {
                     import: Import {
@@ -85,8 +99,14 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                     attach: item.verdict == Verdict::Attach,
                     timeout: m.timeout_of(db),
                 };
-                let (events, global, stop) = (Arc::clone(&events), Arc::clone(&global), options.stop_submitting.clone());
-                jobs.spawn(async move { job.run(target, poller, slots, global, stop, events).await });
+                let (events, global, stop) = (
+                    Arc::clone(&events),
+                    Arc::clone(&global),
+                    options.stop_submitting.clone(),
+                );
+                jobs.spawn(
+                    async move { job.run(target, poller, slots, global, stop, events).await },
+                );
             }
         }
     }
@@ -143,13 +163,20 @@ impl Job {
             return;
         }
         let submitted = if self.attach {
-            events.emit(Event::Attached { database: database.clone(), instance: instance.clone() });
+            events.emit(Event::Attached {
+                database: database.clone(),
+                instance: instance.clone(),
+            });
             Instant::now()
         } else {
             match self.submit(target.as_ref(), &stop, &events).await {
                 Submission::Sent(at) => at,
                 Submission::Failed(reason) => {
-                    events.emit(Event::Failed { database, instance, reason });
+                    events.emit(Event::Failed {
+                        database,
+                        instance,
+                        reason,
+                    });
                     return;
                 }
                 Submission::Interrupted => {
@@ -162,13 +189,29 @@ impl Job {
         match tokio::time::timeout_at(submitted + self.timeout, finished).await {
             Ok(Ok(Finished::Online)) => {
                 let seconds = submitted.elapsed().as_secs_f64();
-                events.emit(Event::Online { database, instance, seconds });
+                events.emit(Event::Online {
+                    database,
+                    instance,
+                    seconds,
+                });
             }
-            Ok(Ok(Finished::Failed(reason))) => events.emit(Event::Failed { database, instance, reason }),
-            Ok(Err(_)) => events.emit(Event::Failed { database, instance, reason: "status polling stopped".into() }),
+            Ok(Ok(Finished::Failed(reason))) => events.emit(Event::Failed {
+                database,
+                instance,
+                reason,
+            }),
+            Ok(Err(_)) => events.emit(Event::Failed {
+                database,
+                instance,
+                reason: "status polling stopped".into(),
+            }),
             Err(_) => {
                 poller.forget(&database);
-                events.emit(Event::TimedOut { database, instance, after_seconds: self.timeout.as_secs_f64() });
+                events.emit(Event::TimedOut {
+                    database,
+                    instance,
+                    after_seconds: self.timeout.as_secs_f64(),
+                });
             }
         }
     }
@@ -176,34 +219,65 @@ impl Job {
     /// Submits, never twice blindly: after an unknown outcome it looks
     /// whether the import started, and only submits again when the
     /// database is certainly absent.
-    async fn submit(&self, target: &dyn Target, stop: &CancellationToken, events: &Events) -> Submission {
+    async fn submit(
+        &self,
+        target: &dyn Target,
+        stop: &CancellationToken,
+        events: &Events,
+    ) -> Submission {
         let (database, instance) = self.event_ids();
         let mut backoff = Backoff::default();
         let mut attempt = 0;
         let mut uncertain = false;
         loop {
             attempt += 1;
-            events.emit(Event::Submitting { database: database.clone(), instance: instance.clone(), attempt });
+            events.emit(Event::Submitting {
+                database: database.clone(),
+                instance: instance.clone(),
+                attempt,
+            });
             let sent_at = Instant::now();
             let (reason, retry_after) = match target.submit(&self.import).await {
                 Ok(()) => {
-                    events.emit(Event::Submitted { database, instance, attempt });
+                    events.emit(Event::Submitted {
+                        database,
+                        instance,
+                        attempt,
+                    });
                     return Submission::Sent(sent_at);
                 }
-                Err(SubmitError::Refused(why)) => return Submission::Failed(format!("{} refused the import: {why}", target.label())),
+                Err(SubmitError::Refused(why)) => {
+                    return Submission::Failed(format!(
+                        "{} refused the import: {why}",
+                        target.label()
+                    ));
+                }
                 Err(SubmitError::Exists(why)) if uncertain => {
                     // Our earlier, unanswered attempt got through.
                     tracing::info!("{database}: {why}; an earlier attempt was accepted");
-                    events.emit(Event::Submitted { database, instance, attempt });
+                    events.emit(Event::Submitted {
+                        database,
+                        instance,
+                        attempt,
+                    });
                     return Submission::Sent(sent_at);
                 }
-                Err(SubmitError::Exists(why)) => return Submission::Failed(format!("{}: {why}", target.label())),
-                Err(SubmitError::Unknown { message, retry_after }) => (message, retry_after),
+                Err(SubmitError::Exists(why)) => {
+                    return Submission::Failed(format!("{}: {why}", target.label()));
+                }
+                Err(SubmitError::Unknown {
+                    message,
+                    retry_after,
+                }) => (message, retry_after),
             };
             uncertain = true;
             match look(target, &database).await {
                 Ok(true) => {
-                    events.emit(Event::Submitted { database, instance, attempt });
+                    events.emit(Event::Submitted {
+                        database,
+                        instance,
+                        attempt,
+                    });
                     return Submission::Sent(sent_at);
                 }
                 Ok(false) => {}
@@ -241,7 +315,10 @@ async fn look(target: &dyn Target, database: &str) -> Result<bool, String> {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         let inventory = target.inventory(true).await?;
-        if !matches!(inventory.presence(database), Presence::Absent | Presence::Unknown) {
+        if !matches!(
+            inventory.presence(database),
+            Presence::Absent | Presence::Unknown
+        ) {
             return Ok(true);
         }
     }

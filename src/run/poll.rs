@@ -46,7 +46,12 @@ pub struct Poller {
 
 impl Poller {
     pub fn new(target: Arc<dyn Target>, events: Arc<Events>) -> Arc<Self> {
-        Arc::new(Poller { target, events, watches: Mutex::new(HashMap::new()), wake: Notify::new() })
+        Arc::new(Poller {
+            target,
+            events,
+            watches: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        })
     }
 
     fn watches(&self) -> std::sync::MutexGuard<'_, HashMap<String, Watch>> {
@@ -54,7 +59,12 @@ impl Poller {
     }
 
     /// Follows an import until it is online or failed.
-    pub fn watch(&self, database: &str, instance: &str, submitted: Instant) -> oneshot::Receiver<Finished> {
+    pub fn watch(
+        &self,
+        database: &str,
+        instance: &str,
+        submitted: Instant,
+    ) -> oneshot::Receiver<Finished> {
         let (done, receiver) = oneshot::channel();
         let watch = Watch {
             database: database.to_owned(),
@@ -87,7 +97,12 @@ impl Poller {
             }
             let now = Instant::now();
             let mut next = now + interval;
-            if let Some(predicted) = self.watches().values().filter_map(|w| w.predicted_end).min() {
+            if let Some(predicted) = self
+                .watches()
+                .values()
+                .filter_map(|w| w.predicted_end)
+                .min()
+            {
                 next = next.min(predicted);
             }
             if let Some(last) = last_round {
@@ -105,7 +120,11 @@ impl Poller {
                     false
                 }
             };
-            interval = if changed { FIRST_INTERVAL } else { interval.mul_f64(1.5).min(MAX_INTERVAL) };
+            interval = if changed {
+                FIRST_INTERVAL
+            } else {
+                interval.mul_f64(1.5).min(MAX_INTERVAL)
+            };
         }
     }
 
@@ -114,7 +133,9 @@ impl Poller {
         let mut inventory = self.target.inventory(false).await?;
         let needs_online = {
             let watches = self.watches();
-            watches.values().any(|w| matches!(inventory.presence(&w.database), Presence::Unknown))
+            watches
+                .values()
+                .any(|w| matches!(inventory.presence(&w.database), Presence::Unknown))
         };
         if needs_online {
             inventory = self.target.inventory(true).await?;
@@ -130,26 +151,37 @@ impl Poller {
                     Presence::Online => finished.push((key.clone(), Finished::Online)),
                     Presence::Other => {
                         let state = inventory.other.get(key).cloned().unwrap_or_default();
-                        finished.push((key.clone(), Finished::Failed(format!("the database is {state} after the restore"))));
+                        finished.push((
+                            key.clone(),
+                            Finished::Failed(format!("the database is {state} after the restore")),
+                        ));
                     }
                     Presence::Restoring(percent) => {
                         w.missing = 0;
                         if percent != w.percent {
                             changed = true;
                             w.percent = percent;
-                            progress.push(Event::Progress { database: w.database.clone(), instance: w.instance.clone(), percent });
+                            progress.push(Event::Progress {
+                                database: w.database.clone(),
+                                instance: w.instance.clone(),
+                                percent,
+                            });
                         }
                         if let Some(p) = percent.filter(|p| (1..100).contains(p)) {
                             // Elapsed time scaled to 100 %, plus a margin so the
                             // round after the predicted end finds it done.
                             let elapsed = now.duration_since(w.submitted);
                             let total = elapsed.mul_f64(100.0 / f64::from(p));
-                            w.predicted_end = Some(w.submitted + total.mul_f64(1.03) + Duration::from_millis(100));
+                            w.predicted_end = Some(
+                                w.submitted + total.mul_f64(1.03) + Duration::from_millis(100),
+                            );
                         }
                     }
                     Presence::Absent | Presence::Unknown => {
                         w.missing += 1;
-                        if w.missing >= MISSING_ROUNDS && now.duration_since(w.submitted) >= MISSING_GRACE {
+                        if w.missing >= MISSING_ROUNDS
+                            && now.duration_since(w.submitted) >= MISSING_GRACE
+                        {
                             finished.push((
                                 key.clone(),
                                 Finished::Failed(format!(

@@ -27,25 +27,14 @@ pub struct ApiTarget {
 }
 
 impl ApiTarget {
-    pub fn new(
-        http: reqwest::Client,
-        endpoint: &str,
-        version: ApiVersion,
-        project: &str,
-        region: &str,
-        instance_id: &str,
-        auth: Arc<TokenSource>,
-        label: String,
-    ) -> Self {
-        let version = match version {
-            ApiVersion::V3alpha1 => "v3alpha1",
-            ApiVersion::V3 => "v3",
-        };
-        let base = format!(
-            "{}/{version}/projects/{project}/regions/{region}/instances/{instance_id}",
-            endpoint.trim_end_matches('/')
-        );
-        ApiTarget { http, base, auth, label }
+    /// `base` is the instance's URL, see [`instance_url`].
+    pub fn new(http: reqwest::Client, base: String, auth: Arc<TokenSource>, label: String) -> Self {
+        ApiTarget {
+            http,
+            base,
+            auth,
+            label,
+        }
     }
 
     /// The default endpoint of a region.
@@ -59,30 +48,64 @@ impl ApiTarget {
         let mut backoff = Backoff::default();
         loop {
             let token = self.auth.bearer().await.map_err(|e| e.to_string())?;
-            let (retry_after, why) = match self.http.get(&url).bearer_auth(token.expose()).send().await {
-                Ok(r) if r.status().is_success() => {
-                    let body = crate::s3::read_limited(r, MAX_BODY + 1).await.map_err(|e| format!("GET {path}: {e}"))?;
-                    if body.len() > MAX_BODY {
-                        return Err(format!("GET {path}: the answer is larger than {} MiB", MAX_BODY >> 20));
+            let (retry_after, why) =
+                match self.http.get(&url).bearer_auth(token.expose()).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let body = crate::s3::read_limited(r, MAX_BODY + 1)
+                            .await
+                            .map_err(|e| format!("GET {path}: {e}"))?;
+                        if body.len() > MAX_BODY {
+                            return Err(format!(
+                                "GET {path}: the answer is larger than {} MiB",
+                                MAX_BODY >> 20
+                            ));
+                        }
+                        return serde_json::from_slice(&body).map_err(|e| {
+                            format!("GET {path}: the answer does not fit the API contract ({e})")
+                        });
                     }
-                    return serde_json::from_slice(&body).map_err(|e| format!("GET {path}: the answer does not fit the API contract ({e})"));
-                }
-                Ok(r) if r.status().is_server_error() || r.status() == 429 => {
-                    let retry_after = crate::retry::retry_after(r.headers());
-                    (retry_after, service_error(r).await)
-                }
-                Ok(r) => return Err(format!("GET {path}: {}", service_error(r).await)),
-                Err(e) => (None, e.to_string()),
-            };
+                    Ok(r) if r.status().is_server_error() || r.status() == 429 => {
+                        let retry_after = crate::retry::retry_after(r.headers());
+                        (retry_after, service_error(r).await)
+                    }
+                    Ok(r) => return Err(format!("GET {path}: {}", service_error(r).await)),
+                    Err(e) => (None, e.to_string()),
+                };
             match backoff.next_delay(retry_after) {
                 Some(delay) => {
-                    tracing::debug!("{}: GET {path} failed ({why}); retrying in {delay:?}", self.label);
+                    tracing::debug!(
+                        "{}: GET {path} failed ({why}); retrying in {delay:?}",
+                        self.label
+                    );
                     tokio::time::sleep(delay).await;
                 }
-                None => return Err(format!("GET {path}: {why} (after {} attempts)", backoff.attempts())),
+                None => {
+                    return Err(format!(
+                        "GET {path}: {why} (after {} attempts)",
+                        backoff.attempts()
+                    ));
+                }
             }
         }
     }
+}
+
+/// `{endpoint}/{version}/projects/{project}/regions/{region}/instances/{instance}`
+pub fn instance_url(
+    endpoint: &str,
+    version: ApiVersion,
+    project: &str,
+    region: &str,
+    instance: &str,
+) -> String {
+    let version = match version {
+        ApiVersion::V3alpha1 => "v3alpha1",
+        ApiVersion::V3 => "v3",
+    };
+    format!(
+        "{}/{version}/projects/{project}/regions/{region}/instances/{instance}",
+        endpoint.trim_end_matches('/')
+    )
 }
 
 /// The service's own message: `Error` (with traceId) or `ValidationError`.
@@ -100,19 +123,35 @@ async fn service_error(response: reqwest::Response) -> String {
         message: String,
     }
     let status = response.status();
-    let body = crate::s3::read_limited(response, 64 * 1024).await.unwrap_or_default();
+    let body = crate::s3::read_limited(response, 64 * 1024)
+        .await
+        .unwrap_or_default();
     match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(ErrorBody { validation: Some(fields), .. }) if !fields.is_empty() => {
-            let list: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
+        Ok(ErrorBody {
+            validation: Some(fields),
+            ..
+        }) if !fields.is_empty() => {
+            let list: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect();
             format!("HTTP {status}: {}", list.join("; "))
         }
-        Ok(ErrorBody { message: Some(m), trace_id, .. }) => match trace_id {
+        Ok(ErrorBody {
+            message: Some(m),
+            trace_id,
+            ..
+        }) => match trace_id {
             Some(t) => format!("HTTP {status}: {m} (traceId {t})"),
             None => format!("HTTP {status}: {m}"),
         },
         _ => {
             let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-            if text.trim().is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {}", text.trim()) }
+            if text.trim().is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status}: {}", text.trim())
+            }
         }
     }
 }
@@ -162,13 +201,22 @@ impl Target for ApiTarget {
             let restoring: HashMap<String, Option<u32>> = jobs
                 .running
                 .into_iter()
-                .map(|j| (j.database_name.to_lowercase(), j.percent_complete.map(|p| p.clamp(0, 100) as u32)))
+                .map(|j| {
+                    (
+                        j.database_name.to_lowercase(),
+                        j.percent_complete.map(|p| p.clamp(0, 100) as u32),
+                    )
+                })
                 .collect();
             let online = if with_online {
                 let mut names = HashSet::new();
                 let mut page = 1;
                 loop {
-                    let p: DatabasePage = self.get(&format!("/databases?page={page}&size={PAGE_SIZE}&sort=index.asc")).await?;
+                    let p: DatabasePage = self
+                        .get(&format!(
+                            "/databases?page={page}&size={PAGE_SIZE}&sort=index.asc"
+                        ))
+                        .await?;
                     names.extend(p.databases.into_iter().map(|d| d.name.to_lowercase()));
                     if i64::from(page) >= p.pagination.total_pages || page >= MAX_PAGES {
                         break;
@@ -179,7 +227,11 @@ impl Target for ApiTarget {
             } else {
                 None
             };
-            Ok(Inventory { restoring, online, other: HashMap::new() })
+            Ok(Inventory {
+                restoring,
+                online,
+                other: HashMap::new(),
+            })
         })
     }
 
@@ -206,21 +258,32 @@ impl Target for ApiTarget {
                     }
                 }
             });
-            let token = self
-                .auth
-                .bearer()
-                .await
-                .map_err(|e| SubmitError::Unknown { message: e.to_string(), retry_after: None })?;
-            let response = self.http.post(format!("{}/restores", self.base)).bearer_auth(token.expose()).json(&body).send().await;
+            let token = self.auth.bearer().await.map_err(|e| SubmitError::Unknown {
+                message: e.to_string(),
+                retry_after: None,
+            })?;
+            let response = self
+                .http
+                .post(format!("{}/restores", self.base))
+                .bearer_auth(token.expose())
+                .json(&body)
+                .send()
+                .await;
             match response {
                 Ok(r) if r.status().as_u16() == 202 || r.status().is_success() => Ok(()),
                 Ok(r) if r.status() == 409 => Err(SubmitError::Exists(service_error(r).await)),
                 Ok(r) if r.status().is_server_error() || r.status() == 429 => {
                     let retry_after = crate::retry::retry_after(r.headers());
-                    Err(SubmitError::Unknown { message: service_error(r).await, retry_after })
+                    Err(SubmitError::Unknown {
+                        message: service_error(r).await,
+                        retry_after,
+                    })
                 }
                 Ok(r) => Err(SubmitError::Refused(service_error(r).await)),
-                Err(e) => Err(SubmitError::Unknown { message: without_url(&e), retry_after: None }),
+                Err(e) => Err(SubmitError::Unknown {
+                    message: without_url(&e),
+                    retry_after: None,
+                }),
             }
         })
     }
@@ -243,5 +306,9 @@ fn without_url(e: &reqwest::Error) -> String {
         detail = s.to_string();
         source = s.source();
     }
-    if detail.is_empty() { kind.to_owned() } else { format!("{kind}: {detail}") }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
 }

@@ -70,7 +70,10 @@ pub enum SubmitError {
     /// The request may or may not have been carried out (a reset, a timeout,
     /// a 5xx or 429 after sending): look before submitting again.
     #[error("{message}")]
-    Unknown { message: String, retry_after: Option<Duration> },
+    Unknown {
+        message: String,
+        retry_after: Option<Duration>,
+    },
 }
 
 pub trait Target: Send + Sync {

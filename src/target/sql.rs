@@ -35,8 +35,15 @@ impl SqlTarget {
         config.host(&host);
         config.port(sql.port);
         config.application_name("sqlflex-import");
-        let password = sql.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
-        config.authentication(AuthMethod::sql_server(sql.user.clone().unwrap_or_default(), password));
+        let password = sql
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+            .unwrap_or_default();
+        config.authentication(AuthMethod::sql_server(
+            sql.user.clone().unwrap_or_default(),
+            password,
+        ));
         if sql.encrypt {
             config.encryption(EncryptionLevel::Required);
             if sql.trust_server_certificate {
@@ -45,19 +52,32 @@ impl SqlTarget {
         } else {
             config.encryption(EncryptionLevel::NotSupported);
         }
-        SqlTarget { host, port: sql.port, config, status: tokio::sync::Mutex::new(None), label }
+        SqlTarget {
+            host,
+            port: sql.port,
+            config,
+            status: tokio::sync::Mutex::new(None),
+            label,
+        }
     }
 
     async fn connect(&self) -> Result<Connection, String> {
         let attempt = async {
-            let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| e.to_string())?;
+            let tcp = TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| e.to_string())?;
             tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-            Client::connect(self.config.clone(), tcp.compat_write()).await.map_err(|e| e.to_string())
+            Client::connect(self.config.clone(), tcp.compat_write())
+                .await
+                .map_err(|e| e.to_string())
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(format!("cannot log in to {}:{}: {e}", self.host, self.port)),
-            Err(_) => Err(format!("cannot log in to {}:{}: timed out", self.host, self.port)),
+            Err(_) => Err(format!(
+                "cannot log in to {}:{}: timed out",
+                self.host, self.port
+            )),
         }
     }
 
@@ -78,7 +98,10 @@ impl SqlTarget {
                     .map(|r| {
                         let name: Option<&str> = r.get(0);
                         let state: Option<&str> = r.get(1);
-                        (name.unwrap_or_default().to_owned(), state.unwrap_or_default().to_owned())
+                        (
+                            name.unwrap_or_default().to_owned(),
+                            state.unwrap_or_default().to_owned(),
+                        )
                     })
                     .collect(),
             )
@@ -118,7 +141,10 @@ impl Target for SqlTarget {
                     },
                 }
             };
-            let mut inventory = Inventory { online: Some(HashSet::new()), ..Inventory::default() };
+            let mut inventory = Inventory {
+                online: Some(HashSet::new()),
+                ..Inventory::default()
+            };
             for (name, state) in rows {
                 let key = name.to_lowercase();
                 match state.as_str() {
@@ -143,20 +169,34 @@ impl Target for SqlTarget {
             let mut client = self
                 .connect()
                 .await
-                .map_err(|message| SubmitError::Unknown { message, retry_after: None })?;
+                .map_err(|message| SubmitError::Unknown {
+                    message,
+                    retry_after: None,
+                })?;
             let urls = import.files.join(",");
             let (database, owner) = (import.database.as_str(), import.owner.as_deref());
             let (access_key, secret_key) = (import.access_key.expose(), import.secret_key.expose());
-            let params: [&dyn tiberius::ToSql; 5] = [&database, &owner, &urls.as_str(), &access_key, &secret_key];
+            let params: [&dyn tiberius::ToSql; 5] =
+                [&database, &owner, &urls.as_str(), &access_key, &secret_key];
             let run = client.execute(IMPORT, &params);
             match tokio::time::timeout(QUERY_TIMEOUT, run).await {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(tiberius::error::Error::Server(e))) if e.code() == 1801 => Err(SubmitError::Exists(e.message().to_owned())),
-                Ok(Err(tiberius::error::Error::Server(e))) => {
-                    Err(SubmitError::Refused(format!("SQL Server error {}: {}", e.code(), e.message())))
+                Ok(Err(tiberius::error::Error::Server(e))) if e.code() == 1801 => {
+                    Err(SubmitError::Exists(e.message().to_owned()))
                 }
-                Ok(Err(e)) => Err(SubmitError::Unknown { message: e.to_string(), retry_after: None }),
-                Err(_) => Err(SubmitError::Unknown { message: "the procedure call timed out".into(), retry_after: None }),
+                Ok(Err(tiberius::error::Error::Server(e))) => Err(SubmitError::Refused(format!(
+                    "SQL Server error {}: {}",
+                    e.code(),
+                    e.message()
+                ))),
+                Ok(Err(e)) => Err(SubmitError::Unknown {
+                    message: e.to_string(),
+                    retry_after: None,
+                }),
+                Err(_) => Err(SubmitError::Unknown {
+                    message: "the procedure call timed out".into(),
+                    retry_after: None,
+                }),
             }
         })
     }

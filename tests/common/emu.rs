@@ -9,18 +9,30 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
 pub const SIGN_FOR: Duration = Duration::from_secs(300);
 
+/// Recognisable secrets: tests assert they appear in no output.
+pub fn test_credentials() -> emulator::Credentials {
+    emulator::Credentials {
+        token: "TEST-TOKEN-5ec7e7".into(),
+        s3_access_key: "TESTACCESSKEY".into(),
+        s3_secret_key: "TEST-S3-SECRET-5ec7e7".into(),
+        sql_user: "importer".into(),
+        sql_password: "TEST-SQL-PASSWORD-5ec7e7".into(),
+    }
+}
+
 /// An emulator with fast restores and recognisable credentials.
 pub async fn start(restore: Duration) -> Emulator {
-    emulator::start(Config {
+    start_with(Config {
         restore_duration: restore,
-        credentials: Some(emulator::Credentials {
-            token: "TEST-TOKEN-5ec7e7".into(),
-            s3_access_key: "TESTACCESSKEY".into(),
-            s3_secret_key: "TEST-S3-SECRET-5ec7e7".into(),
-            sql_user: "importer".into(),
-            sql_password: "TEST-SQL-PASSWORD-5ec7e7".into(),
-        }),
         ..Config::default()
+    })
+    .await
+}
+
+pub async fn start_with(config: Config) -> Emulator {
+    emulator::start(Config {
+        credentials: Some(test_credentials()),
+        ..config
     })
     .await
     .expect("the emulator starts")

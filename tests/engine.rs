@@ -1,0 +1,456 @@
+//! `plan`, `apply` and `demo`: the real binary against an in-process emulator.
+
+mod common;
+#[path = "common/emu.rs"]
+mod emu;
+
+use emu::{S3, stats};
+use serde_json::Value;
+use sqlflex_import::backup::writer::{self, BackupSpec};
+use sqlflex_import::emulator::Emulator;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The secrets the test emulator uses; none may appear in any output.
+const SECRETS: [&str; 3] = [
+    "TEST-S3-SECRET-5ec7e7",
+    "TEST-TOKEN-5ec7e7",
+    "TEST-SQL-PASSWORD-5ec7e7",
+];
+
+struct Db<'a> {
+    name: &'a str,
+    instance: usize,
+    sql: bool,
+    keys: Vec<String>,
+}
+
+/// A manifest for the emulator: instances `i0`, `i1`, ... with both doors.
+fn manifest(e: &Emulator, max_parallel: u32, per_instance: u32, dbs: &[Db<'_>]) -> String {
+    let mut m = format!(
+        "version: 1\ndefaults: {{owner: app_owner, timeout: 2m}}\nconcurrency: {{max_parallel: {max_parallel}, per_instance: {per_instance}}}\n\
+         s3: {{endpoint: \"${{S3_ENDPOINT}}\", bucket: \"${{S3_BUCKET}}\", access_key: \"${{S3_ACCESS_KEY}}\", secret_key: \"${{S3_SECRET_KEY}}\"}}\ninstances:\n"
+    );
+    for (i, id) in e.instance_ids.iter().enumerate() {
+        m.push_str(&format!(
+            "  i{i}:\n    project_id: \"${{STACKIT_PROJECT_ID}}\"\n    region: eu01\n    instance_id: {id}\n    \
+             api: {{endpoint: \"${{STACKIT_API_ENDPOINT}}\", token: \"${{STACKIT_SERVICE_ACCOUNT_TOKEN}}\"}}\n    \
+             sql: {{host: 127.0.0.1, port: {}, user: \"${{SQL_USER}}\", password: \"${{SQL_PASSWORD}}\", encrypt: false}}\n",
+            e.tds[i].port()
+        ));
+    }
+    m.push_str("databases:\n");
+    for db in dbs {
+        let files: Vec<String> = db.keys.iter().map(|k| format!("\"{k}\"")).collect();
+        m.push_str(&format!(
+            "  - {{name: {}, instance: i{}, method: {}, files: [{}]}}\n",
+            db.name,
+            db.instance,
+            if db.sql { "sql" } else { "api" },
+            files.join(", ")
+        ));
+    }
+    m
+}
+
+fn write_manifest(dir: &Path, text: &str) -> PathBuf {
+    common::write(dir, "m.yaml", text)
+}
+
+/// The binary with the emulator's variables set.
+fn tool(e: &Emulator, args: &[&str]) -> Command {
+    let mut cmd = common::bin();
+    cmd.args(args).envs(e.env()).stdin(Stdio::null());
+    cmd
+}
+
+async fn run(mut cmd: Command) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || common::run(&mut cmd))
+        .await
+        .unwrap()
+}
+
+async fn upload(s3: &S3, key: &str, spec: &BackupSpec) {
+    assert_eq!(
+        s3.put(key, writer::write(spec)).await.status(),
+        200,
+        "{key}"
+    );
+}
+
+fn submissions(stats: &Value, e: &Emulator) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for id in &e.instance_ids {
+        for (db, n) in stats["instances"][id]["restore_submissions"]
+            .as_object()
+            .unwrap()
+        {
+            out.push((db.clone(), n.as_u64().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn assert_no_secrets(what: &str, text: &str) {
+    for secret in SECRETS {
+        assert!(!text.contains(secret), "{what} shows the secret {secret}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_flags_each_problem_and_apply_then_submits_nothing() {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let s3 = S3::new(&e);
+    upload(&s3, "ok.bak", &BackupSpec::full("ok")).await;
+    upload(&s3, "existing.bak", &BackupSpec::full("existing")).await;
+    let stripes = BackupSpec::striped("broken", 2);
+    upload(&s3, "broken_1.bak", &stripes[0]).await;
+    let mut locked = BackupSpec::full("locked");
+    locked.media_password = true;
+    upload(&s3, "locked.bak", &locked).await;
+    let dbs = [
+        Db {
+            name: "ok",
+            instance: 0,
+            sql: false,
+            keys: vec!["ok.bak".into()],
+        },
+        Db {
+            name: "existing",
+            instance: 0,
+            sql: true,
+            keys: vec!["existing.bak".into()],
+        },
+        Db {
+            name: "missing",
+            instance: 1,
+            sql: false,
+            keys: vec!["nowhere.bak".into()],
+        },
+        Db {
+            name: "broken",
+            instance: 1,
+            sql: true,
+            keys: vec!["broken_1.bak".into()],
+        },
+        Db {
+            name: "locked",
+            instance: 0,
+            sql: false,
+            keys: vec!["locked.bak".into()],
+        },
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_manifest(dir.path(), &manifest(&e, 4, 2, &dbs));
+
+    // Make `existing` exist, through the tool itself, as another run would
+    // (its own journal: to this manifest's journal it is someone else's).
+    let other_state = dir.path().join("other-run");
+    let (code, _, stderr) = run(tool(
+        &e,
+        &[
+            "apply",
+            "--yes",
+            "--no-progress",
+            "--only",
+            "existing",
+            "--state",
+            other_state.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, stdout, stderr) = run(tool(
+        &e,
+        &["--format", "json", "plan", path.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 1, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    let verdict = |name: &str| {
+        let item = plan["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["database"] == name)
+            .unwrap()
+            .clone();
+        (
+            item["verdict"].as_str().unwrap().to_owned(),
+            item["reasons"].to_string(),
+        )
+    };
+    assert_eq!(verdict("ok").0, "ready");
+    let (v, why) = verdict("existing");
+    assert!(v == "not_ready" && why.contains("already exists"), "{why}");
+    let (v, why) = verdict("missing");
+    assert!(
+        v == "not_ready" && why.contains("nowhere.bak does not exist"),
+        "{why}"
+    );
+    let (v, why) = verdict("broken");
+    assert!(
+        v == "not_ready" && why.contains("stripe 2 of 2 is missing"),
+        "{why}"
+    );
+    let (v, why) = verdict("locked");
+    assert!(
+        v == "not_ready" && why.contains("password protected"),
+        "{why}"
+    );
+
+    let before = submissions(&stats(&e).await, &e);
+    let (code, stdout, stderr) = run(tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("nothing was submitted: 4 database(s) are not ready"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("NOT READY"), "{stdout}");
+    assert_eq!(
+        submissions(&stats(&e).await, &e),
+        before,
+        "apply refused to start"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_databases_over_both_methods_import_once_within_the_bounds() {
+    let e = emu::start_with(sqlflex_import::emulator::Config {
+        instances: 3,
+        restore_duration: Duration::from_millis(800),
+        ..Default::default()
+    })
+    .await;
+    let s3 = S3::new(&e);
+    let names: Vec<String> = (0..30).map(|i| format!("db{i:02}")).collect();
+    let mut dbs = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let keys = if i % 5 == 0 {
+            let specs = BackupSpec::striped(name, 2);
+            for s in &specs {
+                upload(&s3, &format!("{name}/{name}_{}.bak", s.family_sequence), s).await;
+            }
+            vec![
+                format!("{name}/{name}_2.bak"),
+                format!("{name}/{name}_1.bak"),
+            ]
+        } else {
+            upload(&s3, &format!("{name}.bak"), &BackupSpec::full(name)).await;
+            vec![format!("{name}.bak")]
+        };
+        dbs.push(Db {
+            name,
+            instance: i % 3,
+            sql: i % 2 == 1,
+            keys,
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_manifest(dir.path(), &manifest(&e, 4, 2, &dbs));
+    let report = dir.path().join("report.json");
+    let junit = dir.path().join("junit.xml");
+    let args = [
+        "--format",
+        "json",
+        "apply",
+        "--yes",
+        path.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ];
+    let (code, stdout, stderr) = run(tool(&e, &args)).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    // Each database exactly once, every instance within its bound.
+    let s = stats(&e).await;
+    let sent = submissions(&s, &e);
+    assert_eq!(sent.len(), 30);
+    assert!(sent.iter().all(|(_, n)| *n == 1), "{sent:?}");
+    for id in &e.instance_ids {
+        let peak = s["instances"][id]["max_concurrent_restores"]
+            .as_u64()
+            .unwrap();
+        assert!((1..=2).contains(&peak), "per-instance bound 2, saw {peak}");
+        assert_eq!(
+            s["instances"][id]["databases"].as_array().unwrap().len(),
+            10
+        );
+    }
+    // The global bound, from the NDJSON event stream.
+    let mut running = 0i32;
+    let mut peak = 0;
+    for line in stdout.lines() {
+        let event: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("NDJSON: {e}: {line}"));
+        match event["event"].as_str().unwrap() {
+            "submitting" if event["attempt"] == 1 => running += 1,
+            "online" | "failed" | "timed_out" => running -= 1,
+            _ => {}
+        }
+        peak = peak.max(running);
+    }
+    assert!((3..=4).contains(&peak), "global bound 4, saw {peak}");
+
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["counts"]["online"], 30);
+    assert_eq!(r["success"], true);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 30);
+    assert!(!xml.contains("<failure"));
+    let journal = std::fs::read_to_string(dir.path().join(".sqlflex-import/m.jsonl")).unwrap();
+    assert_eq!(journal.matches("\"event\":\"online\"").count(), 30);
+    for (what, text) in [
+        ("stdout", &stdout),
+        ("stderr", &stderr),
+        ("report", &r.to_string()),
+        ("junit", &xml),
+        ("journal", &journal),
+    ] {
+        assert_no_secrets(what, text);
+    }
+
+    // A rerun submits nothing and succeeds.
+    let (code, _, stderr) = run(tool(
+        &e,
+        &[
+            "apply",
+            "--yes",
+            "--no-progress",
+            path.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(submissions(&stats(&e).await, &e), sent);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["counts"]["skipped"], 30);
+}
+
+async fn six_databases(e: &Emulator, dir: &Path) -> PathBuf {
+    let s3 = S3::new(e);
+    let mut dbs = Vec::new();
+    let names = ["r0", "r1", "r2", "r3", "r4", "r5"];
+    for (i, name) in names.iter().enumerate() {
+        upload(&s3, &format!("{name}.bak"), &BackupSpec::full(name)).await;
+        dbs.push(Db {
+            name,
+            instance: 0,
+            sql: i % 2 == 1,
+            keys: vec![format!("{name}.bak")],
+        });
+    }
+    write_manifest(dir, &manifest(e, 2, 2, &dbs))
+}
+
+async fn wait_for_submissions(e: &Emulator, n: usize) {
+    emu::eventually(Duration::from_secs(30), || async {
+        (submissions(&stats(e).await, e).len() >= n).then_some(())
+    })
+    .await
+    .expect("imports are submitted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_submitting_and_a_rerun_resumes() {
+    let e = emu::start(Duration::from_secs(3)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = six_databases(&e, dir.path()).await;
+    let child = tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for_submissions(&e, 2).await;
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: no new imports start"),
+        "{stderr}"
+    );
+    let after_interrupt = submissions(&stats(&e).await, &e);
+    assert_eq!(
+        after_interrupt.len(),
+        2,
+        "only the running imports, which it waited for: {after_interrupt:?}"
+    );
+    let online = stats(&e).await["instances"][&e.instance_ids[0]]["databases"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(online, 2, "it waited for the running imports");
+
+    let (code, _, stderr) = run(tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let sent = submissions(&stats(&e).await, &e);
+    assert_eq!(sent.len(), 6);
+    assert!(sent.iter().all(|(_, n)| *n == 1), "{sent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_then_a_rerun_reattaches_without_submitting_again() {
+    let e = emu::start(Duration::from_secs(3)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = six_databases(&e, dir.path()).await;
+    let mut child = tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_submissions(&e, 2).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (code, _, stderr) = run(tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("re-attached"),
+        "the running ones are followed, not resubmitted: {stderr}"
+    );
+    let sent = submissions(&stats(&e).await, &e);
+    assert_eq!(sent.len(), 6);
+    assert!(sent.iter().all(|(_, n)| *n == 1), "{sent:?}");
+}
+
+#[test]
+fn demo_imports_through_both_paths() {
+    let (code, stdout, stderr) = common::run(common::bin().arg("demo").arg("--no-progress"));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Demo done: 5 databases imported through both paths"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("5 online, 0 skipped, 0 failed"), "{stdout}");
+}
