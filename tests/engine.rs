@@ -454,3 +454,259 @@ fn demo_imports_through_both_paths() {
     );
     assert!(stdout.contains("5 online, 0 skipped, 0 failed"), "{stdout}");
 }
+
+fn with_defaults(manifest: String, defaults: &str) -> String {
+    manifest.replace("defaults: {owner: app_owner, timeout: 2m}", defaults)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeding_with_on_exists_skip_can_be_applied_again_and_again() {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = six_databases(&e, dir.path()).await;
+    let text = with_defaults(
+        std::fs::read_to_string(&path).unwrap(),
+        "defaults: {owner: app_owner, on_exists: skip}",
+    );
+    std::fs::write(&path, text).unwrap();
+    for run_number in 0..2 {
+        // A fresh state folder each time: no journal helps, on_exists does.
+        let state = dir.path().join(format!("state{run_number}"));
+        let (code, stdout, stderr) = run(tool(
+            &e,
+            &[
+                "apply",
+                "--yes",
+                "--no-progress",
+                "--state",
+                state.to_str().unwrap(),
+                path.to_str().unwrap(),
+            ],
+        ))
+        .await;
+        assert_eq!(code, 0, "{stderr}");
+        if run_number == 1 {
+            assert!(stdout.contains("0 online, 6 skipped"), "{stdout}");
+        }
+    }
+    assert!(
+        submissions(&stats(&e).await, &e)
+            .iter()
+            .all(|(_, n)| *n == 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_invalid_runs_the_ready_ones_and_still_fails() {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let s3 = S3::new(&e);
+    upload(&s3, "good.bak", &BackupSpec::full("good")).await;
+    let dbs = [
+        Db {
+            name: "good",
+            instance: 0,
+            sql: false,
+            keys: vec!["good.bak".into()],
+        },
+        Db {
+            name: "bad",
+            instance: 0,
+            sql: false,
+            keys: vec!["absent.bak".into()],
+        },
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_manifest(dir.path(), &manifest(&e, 2, 2, &dbs));
+    let (code, stdout, _) = run(tool(
+        &e,
+        &[
+            "apply",
+            "--yes",
+            "--no-progress",
+            "--skip-invalid",
+            path.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert_eq!(code, 1, "a database that was not imported fails the run");
+    assert!(
+        stdout.contains("1 online, 0 skipped, 0 failed, 0 timed out, 1 not ready"),
+        "{stdout}"
+    );
+    assert_eq!(
+        submissions(&stats(&e).await, &e),
+        vec![("good".to_owned(), 1)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_a_manifest_without_overlap() {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = six_databases(&e, dir.path()).await;
+    let mut seen = 0;
+    for shard in ["1/2", "2/2"] {
+        let (code, stdout, stderr) = run(tool(
+            &e,
+            &[
+                "apply",
+                "--yes",
+                "--no-progress",
+                "--shard",
+                shard,
+                path.to_str().unwrap(),
+            ],
+        ))
+        .await;
+        assert_eq!(code, 0, "{stderr}");
+        seen += stdout.lines().filter(|l| l.contains("  online")).count();
+    }
+    assert_eq!(seen, 6);
+    let sent = submissions(&stats(&e).await, &e);
+    assert_eq!(sent.len(), 6);
+    assert!(sent.iter().all(|(_, n)| *n == 1), "{sent:?}");
+    assert!(
+        dir.path()
+            .join(".sqlflex-import/m.shard-1-of-2.jsonl")
+            .is_file(),
+        "one journal per shard"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_import_is_never_resubmitted_and_a_rerun_waits_for_it() {
+    let e = emu::start(Duration::from_secs(4)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = six_databases(&e, dir.path()).await;
+    let original = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        with_defaults(
+            original.clone(),
+            "defaults: {owner: app_owner, timeout: 1s}",
+        ),
+    )
+    .unwrap();
+    let (code, stdout, _) = run(tool(
+        &e,
+        &[
+            "apply",
+            "--yes",
+            "--no-progress",
+            "--only",
+            "r0",
+            path.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("timed out after 1s, still running on the server"),
+        "{stdout}"
+    );
+    // The timeout is no part of the manifest's identity: the journal still applies.
+    std::fs::write(
+        &path,
+        with_defaults(original, "defaults: {owner: app_owner, timeout: 1m}"),
+    )
+    .unwrap();
+    let (code, _, stderr) = run(tool(
+        &e,
+        &[
+            "apply",
+            "--yes",
+            "--no-progress",
+            "--only",
+            "r0",
+            path.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("re-attached"), "{stderr}");
+    assert_eq!(
+        submissions(&stats(&e).await, &e),
+        vec![("r0".to_owned(), 1)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_flow_authenticates_the_api_path() {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = six_databases(&e, dir.path()).await;
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "token: \"${STACKIT_SERVICE_ACCOUNT_TOKEN}\"",
+        "service_account_key_path: \"${STACKIT_SERVICE_ACCOUNT_KEY_PATH}\"",
+    );
+    std::fs::write(&path, &text).unwrap();
+    let mut cmd = tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    );
+    cmd.env_remove("STACKIT_SERVICE_ACCOUNT_TOKEN");
+    let (code, _, stderr) = run(cmd).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(submissions(&stats(&e).await, &e).len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_path_encrypts_unless_the_manifest_says_not() {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = six_databases(&e, dir.path()).await;
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(", encrypt: false", ""),
+    )
+    .unwrap();
+    let (code, stdout, _) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
+    assert_eq!(
+        code, 1,
+        "the emulator offers no TLS, so a default (encrypted) login fails"
+    );
+    assert!(
+        stdout.contains("cannot read the databases of instance i0 (SQL): cannot log in"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_exits_at_once() {
+    let e = emu::start(Duration::from_secs(20)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = six_databases(&e, dir.path()).await;
+    let child = tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for_submissions(&e, 2).await;
+    let started = std::time::Instant::now();
+    // SAFETY: signals to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it did not wait for the 20 s restores"
+    );
+    let journal = std::fs::read_to_string(dir.path().join(".sqlflex-import/m.jsonl")).unwrap();
+    assert!(
+        journal
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "the journal is consistent"
+    );
+    assert_eq!(journal.matches("\"event\":\"submitted\"").count(), 2);
+}
