@@ -79,7 +79,8 @@ the offending line, the field path and a hint. Exit 0 when valid (warnings allow
 stripe set. Exit 1 when a file cannot be read as a backup (the others are still shown)."
     )]
     Inspect {
-        /// Local paths or s3:// URIs.
+        /// Local paths, or s3:// URIs (endpoint and keys from S3_ENDPOINT,
+        /// S3_ACCESS_KEY, S3_SECRET_KEY).
         #[arg(required = true)]
         files: Vec<String>,
     },

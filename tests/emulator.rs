@@ -933,3 +933,38 @@ fn the_command_prints_env_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_reads_backups_in_the_bucket() {
+    let e = start(FAST).await;
+    let s3 = S3::new(&e);
+    s3.put("dir/sales.bak", writer::write(&BackupSpec::full("sales")))
+        .await;
+    let uri = S3::uri(&e, "dir/sales.bak");
+    let short = format!("s3://{}/dir/sales.bak", sqlflex_import::emulator::BUCKET);
+    let mut cmd = common::bin();
+    cmd.args([
+        "--format",
+        "json",
+        "inspect",
+        &uri,
+        &short,
+        &S3::uri(&e, "dir/none.bak"),
+    ])
+    .envs(e.env());
+    let (code, stdout, _) = tokio::task::spawn_blocking(move || common::run(&mut cmd))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "one URI does not exist");
+    let items: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(items[0]["database_name"], "sales");
+    assert_eq!(items[1]["database_name"], "sales");
+    assert!(
+        items[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{}",
+        items[2]
+    );
+}

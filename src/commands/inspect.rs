@@ -37,11 +37,7 @@ pub fn run(global: &Global, paths: &[String]) -> Exit {
 
 fn inspect(path: &str) -> Inspected {
     if path.starts_with("s3://") {
-        return Inspected {
-            path: path.to_owned(),
-            size: None,
-            header: Err("reading s3:// URIs needs the S3 client, which is not built yet; download the file and inspect it locally".into()),
-        };
+        return inspect_s3(path);
     }
     let read = || -> std::io::Result<(u64, Vec<u8>)> {
         let file = std::fs::File::open(path)?;
@@ -63,6 +59,70 @@ fn inspect(path: &str) -> Inspected {
             header: Err(format!("cannot read: {e}")),
         },
     }
+}
+
+/// `s3://bucket/key` or `s3://host/bucket/key`, with the endpoint and keys
+/// from S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY (what the emulator's
+/// `--print-env` sets). One HEAD and one ranged GET, as `plan` does.
+fn inspect_s3(uri: &str) -> Inspected {
+    let fail = |e: String| Inspected {
+        path: uri.to_owned(),
+        size: None,
+        header: Err(e),
+    };
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (Some(endpoint), Some(access_key), Some(secret_key)) = (
+        var("S3_ENDPOINT"),
+        var("S3_ACCESS_KEY"),
+        var("S3_SECRET_KEY"),
+    ) else {
+        return fail("reading s3:// URIs needs S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY in the environment".into());
+    };
+    let parts: Vec<&str> = uri.trim_start_matches("s3://").splitn(3, '/').collect();
+    let authority = url::Url::parse(&endpoint).ok().and_then(|u| {
+        u.host_str().map(|h| match u.port() {
+            Some(p) => format!("{h}:{p}"),
+            None => h.to_owned(),
+        })
+    });
+    let (bucket, key) = match parts.as_slice() {
+        [host, bucket, key] if authority.as_deref() == Some(*host) => (*bucket, (*key).to_owned()),
+        [bucket, rest @ ..] if !rest.is_empty() => (*bucket, rest.join("/")),
+        _ => return fail("not an s3://bucket/key URI".into()),
+    };
+    let config = crate::manifest::model::S3 {
+        endpoint,
+        bucket: bucket.to_owned(),
+        access_key: crate::secret::Secret::new(access_key),
+        secret_key: Some(crate::secret::Secret::new(secret_key)),
+        secret_key_file: None,
+        region: var("S3_REGION"),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    runtime.block_on(async {
+        let s3 = match crate::s3::S3::new(&config, crate::plan::http_client()) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let size = match s3.head(&key).await {
+            Ok(size) => size,
+            Err(e) => return fail(e.to_string()),
+        };
+        match s3.read_prefix(&key, backup::HEADER_PREFIX).await {
+            Ok(prefix) => Inspected {
+                path: uri.to_owned(),
+                size: Some(size),
+                header: backup::read_header(&prefix).map_err(|e| e.to_string()),
+            },
+            Err(e) => fail(e.to_string()),
+        }
+    })
 }
 
 /// One file as `inspect --format json` shows it: `path` first, then the
