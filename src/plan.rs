@@ -30,10 +30,18 @@ pub struct Context {
     pub targets: HashMap<Lane, Arc<dyn Target>>,
 }
 
+/// Seconds one HTTP request may take, connection to last byte (default 60).
+pub const HTTP_TIMEOUT_ENV: &str = "SQLFLEX_IMPORT_HTTP_TIMEOUT";
+
 pub fn http_client() -> reqwest::Client {
+    let timeout = std::env::var(HTTP_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(60), Duration::from_secs_f64);
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .timeout(timeout)
         .user_agent(concat!("sqlflex-import/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the HTTP client builds")

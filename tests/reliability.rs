@@ -1,0 +1,372 @@
+//! "Every database imported exactly once, whatever the network does": the
+//! real binary against a faulty emulator, crashes, a damaged journal, and a
+//! server that breaks the API contract. Bounded in time: every test ends.
+
+mod common;
+#[path = "common/emu.rs"]
+mod emu;
+
+use emu::{S3, stats};
+use sqlflex_import::backup::writer::{self, BackupSpec};
+use sqlflex_import::emulator::{Config, Emulator};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const SECRETS: [&str; 3] = [
+    "TEST-S3-SECRET-5ec7e7",
+    "TEST-TOKEN-5ec7e7",
+    "TEST-SQL-PASSWORD-5ec7e7",
+];
+
+/// `count` databases spread over the emulator's instances, all API or all
+/// SQL, each with its own backup in the bucket.
+async fn setup(e: &Emulator, dir: &Path, count: usize, sql: bool, per_instance: u32) -> PathBuf {
+    let s3 = S3::new(e);
+    let mut m = format!(
+        "version: 1\ndefaults: {{owner: app_owner, method: {}, timeout: 5m}}\nconcurrency: {{max_parallel: 40, per_instance: {per_instance}}}\n\
+         s3: {{endpoint: \"${{S3_ENDPOINT}}\", bucket: \"${{S3_BUCKET}}\", access_key: \"${{S3_ACCESS_KEY}}\", secret_key: \"${{S3_SECRET_KEY}}\"}}\ninstances:\n",
+        if sql { "sql" } else { "api" }
+    );
+    for (i, id) in e.instance_ids.iter().enumerate() {
+        m.push_str(&format!(
+            "  i{i}: {{project_id: \"${{STACKIT_PROJECT_ID}}\", region: eu01, instance_id: {id}, \
+             api: {{endpoint: \"${{STACKIT_API_ENDPOINT}}\", token: \"${{STACKIT_SERVICE_ACCOUNT_TOKEN}}\"}}, \
+             sql: {{host: 127.0.0.1, port: {}, user: \"${{SQL_USER}}\", password: \"${{SQL_PASSWORD}}\", encrypt: false}}}}\n",
+            e.tds[i].port()
+        ));
+    }
+    m.push_str("databases:\n");
+    for n in 0..count {
+        let name = format!("db{n:03}");
+        assert_eq!(
+            s3.put(
+                &format!("{name}.bak"),
+                writer::write(&BackupSpec::full(&name))
+            )
+            .await
+            .status(),
+            200
+        );
+        m.push_str(&format!(
+            "  - {{name: {name}, instance: i{}, files: [{name}.bak]}}\n",
+            n % e.instance_ids.len()
+        ));
+    }
+    common::write(dir, "m.yaml", &m)
+}
+
+fn tool(e: &Emulator, args: &[&str]) -> Command {
+    let mut cmd = common::bin();
+    cmd.args(args).envs(e.env()).stdin(Stdio::null());
+    cmd
+}
+
+async fn run(mut cmd: Command) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || common::run(&mut cmd))
+        .await
+        .unwrap()
+}
+
+/// (database, times submitted) over all instances, and the online count.
+async fn tally(e: &Emulator) -> (Vec<(String, u64)>, usize) {
+    let s = stats(e).await;
+    let mut sent = Vec::new();
+    let mut online = 0;
+    for id in &e.instance_ids {
+        for (db, n) in s["instances"][id]["restore_submissions"]
+            .as_object()
+            .unwrap()
+        {
+            sent.push((db.clone(), n.as_u64().unwrap()));
+        }
+        online += s["instances"][id]["databases"].as_array().unwrap().len();
+    }
+    sent.sort();
+    (sent, online)
+}
+
+fn exactly_once(sent: &[(String, u64)], count: usize) {
+    assert_eq!(sent.len(), count, "{sent:?}");
+    let twice: Vec<_> = sent.iter().filter(|(_, n)| *n != 1).collect();
+    assert!(twice.is_empty(), "submitted more than once: {twice:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faulty_api_still_imports_each_database_exactly_once() {
+    let e = emu::start_with(Config {
+        instances: 2,
+        restore_duration: Duration::from_millis(1500),
+        fault_rate: 0.2,
+        reset_rate: 0.05,
+        seed: 20261127,
+        ..Config::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(&e, dir.path(), 40, false, 10).await;
+    let report = dir.path().join("r.json");
+    let (code, stdout, stderr) = run(tool(
+        &e,
+        &[
+            "apply",
+            "--yes",
+            "--no-progress",
+            path.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let (sent, online) = tally(&e).await;
+    exactly_once(&sent, 40);
+    assert_eq!(online, 40);
+    assert!(
+        stderr.contains("retrying in"),
+        "faults happened and were retried: {stderr}"
+    );
+    let journal = std::fs::read_to_string(dir.path().join(".sqlflex-import/m.jsonl")).unwrap();
+    for text in [
+        &stdout,
+        &stderr,
+        &journal,
+        &std::fs::read_to_string(&report).unwrap(),
+    ] {
+        for secret in SECRETS {
+            assert!(!text.contains(secret), "a secret leaked");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_dropped_on_the_sql_path_never_import_twice() {
+    let e = emu::start_with(Config {
+        instances: 2,
+        restore_duration: Duration::from_millis(1500),
+        reset_rate: 0.2,
+        seed: 7,
+        ..Config::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(&e, dir.path(), 20, true, 5).await;
+    let (code, stdout, stderr) = run(tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let (sent, online) = tally(&e).await;
+    exactly_once(&sent, 20);
+    assert_eq!(online, 20);
+}
+
+async fn crash_and_resume(signal: i32) {
+    let e = emu::start_with(Config {
+        instances: 2,
+        restore_duration: Duration::from_secs(2),
+        ..Config::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(&e, dir.path(), 30, false, 5).await;
+    let mut child = tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    if signal == libc::SIGINT {
+        // Ctrl-C waits for the running imports, at most a restore's time.
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.code(), Some(130));
+    } else {
+        child.wait().unwrap();
+    }
+    let (sent_before, _) = tally(&e).await;
+    assert!(
+        !sent_before.is_empty() && sent_before.len() < 30,
+        "stopped midway: {}",
+        sent_before.len()
+    );
+
+    let (code, _, stderr) = run(tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let (sent, online) = tally(&e).await;
+    exactly_once(&sent, 30);
+    assert_eq!(online, 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_middle_then_apply_again() {
+    crash_and_resume(libc::SIGKILL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_in_the_middle_then_apply_again() {
+    crash_and_resume(libc::SIGINT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_or_foreign_journal_is_explained_not_trusted() {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(&e, dir.path(), 4, false, 4).await;
+    let (code, _, stderr) = run(tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+
+    // A cut last line: explained, ignored, and the rerun is still right.
+    let journal = dir.path().join(".sqlflex-import/m.jsonl");
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    text.push_str("{\"event\":\"onl");
+    std::fs::write(&journal, &text).unwrap();
+    let (code, _, stderr) = run(tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("was cut off (the previous run was killed while writing); it is ignored"),
+        "{stderr}"
+    );
+    exactly_once(&tally(&e).await.0, 4);
+
+    // A journal of another manifest: refused with the reason, exit 2.
+    let other = common::write(
+        dir.path(),
+        "other.yaml",
+        &std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("db000", "zz000"),
+    );
+    std::fs::copy(&journal, dir.path().join(".sqlflex-import/other.jsonl")).unwrap();
+    let (code, _, stderr) = run(tool(
+        &e,
+        &["apply", "--yes", "--no-progress", other.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("belongs to another manifest"), "{stderr}");
+
+    // Garbage in the middle: damaged, not guessed at.
+    std::fs::write(&journal, "{\"journal\":1,\"fingerprint\":\"x\"}\n%%%\n").unwrap();
+    let (code, _, stderr) = run(tool(
+        &e,
+        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("journal")
+            && (stderr.contains("damaged") || stderr.contains("another manifest")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_appear_in_no_command_output() {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(&e, dir.path(), 3, false, 3).await;
+    let p = path.to_str().unwrap();
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["validate", p],
+        vec!["--format", "json", "validate", p],
+        vec!["plan", p],
+        vec!["--format", "json", "plan", p],
+        vec!["-vvv", "apply", "--yes", "--no-progress", p],
+        vec!["--format", "json", "-vvv", "apply", "--yes", p],
+    ] {
+        let (_, stdout, stderr) = run(tool(&e, &args)).await;
+        outputs.push(stdout);
+        outputs.push(stderr);
+    }
+    outputs.push(std::fs::read_to_string(dir.path().join(".sqlflex-import/m.jsonl")).unwrap());
+    for text in &outputs {
+        for secret in SECRETS {
+            assert!(!text.contains(secret), "{secret} appears in:\n{text}");
+        }
+    }
+}
+
+/// A server that answers the API's paths, but wrongly.
+async fn rogue_api(kind: &'static str) -> String {
+    use axum::body::Body;
+    use axum::response::Response;
+    let app = axum::Router::new().fallback(move || async move {
+        match kind {
+            "invalid-json" => Response::new(Body::from("{\"runningRestores\": [")),
+            "wrong-types" => Response::new(Body::from("{\"runningRestores\": \"none\"}")),
+            "huge" => {
+                let chunk = bytes::Bytes::from(vec![b' '; 1 << 20]);
+                let stream = futures::stream::iter(
+                    (0..200).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+                );
+                Response::new(Body::from_stream(stream))
+            }
+            _ => {
+                // Headers, then a byte now and then, forever.
+                let stream = futures::stream::unfold((), |()| async {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Some((Ok::<_, std::io::Error>(bytes::Bytes::from_static(b" ")), ()))
+                });
+                Response::new(Body::from_stream(stream))
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_that_break_the_contract_end_in_clear_errors() {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(&e, dir.path(), 1, false, 1).await;
+    let original = std::fs::read_to_string(&path).unwrap();
+    for (kind, expected) in [
+        ("invalid-json", "does not fit the API contract"),
+        ("wrong-types", "does not fit the API contract"),
+        ("huge", "larger than 16 MiB"),
+        ("slow", "GET /restore-jobs"),
+    ] {
+        let endpoint = rogue_api(kind).await;
+        std::fs::write(
+            &path,
+            original.replace("${STACKIT_API_ENDPOINT}", &endpoint),
+        )
+        .unwrap();
+        let mut cmd = tool(&e, &["plan", path.to_str().unwrap()]);
+        cmd.env(sqlflex_import::plan::HTTP_TIMEOUT_ENV, "1");
+        let started = std::time::Instant::now();
+        let (code, stdout, _) = run(cmd).await;
+        assert_eq!(code, 1, "{kind}");
+        assert!(stdout.contains(expected), "{kind}: {stdout}");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{kind} took {:?}",
+            started.elapsed()
+        );
+    }
+}
