@@ -199,7 +199,9 @@ pub async fn plan(ctx: &Context, selected: &[usize], prior: &PriorStates) -> Pla
     lanes.dedup();
     let inventories: BTreeMap<Lane, Result<Inventory, String>> =
         futures::future::join_all(lanes.into_iter().map(|lane| async {
-            let result = ctx.targets[&lane].inventory(true).await;
+            let result = ctx.targets[&lane]
+                .inventory(crate::target::Want::Both)
+                .await;
             (lane, result)
         }))
         .await

@@ -236,7 +236,6 @@ impl Job {
                 instance: instance.clone(),
                 attempt,
             });
-            let sent_at = Instant::now();
             let (reason, retry_after) = match target.submit(&self.import).await {
                 Ok(()) => {
                     events.emit(Event::Submitted {
@@ -244,7 +243,10 @@ impl Job {
                         instance,
                         attempt,
                     });
-                    return Submission::Sent(sent_at);
+                    // The server starts the restore while it answers: the
+                    // answer's arrival is the best estimate of that moment,
+                    // which the poller's completion estimates build on.
+                    return Submission::Sent(Instant::now());
                 }
                 Err(SubmitError::Refused(why)) => {
                     return Submission::Failed(format!(
@@ -260,7 +262,7 @@ impl Job {
                         instance,
                         attempt,
                     });
-                    return Submission::Sent(sent_at);
+                    return Submission::Sent(Instant::now());
                 }
                 Err(SubmitError::Exists(why)) => {
                     return Submission::Failed(format!("{}: {why}", target.label()));
@@ -278,7 +280,7 @@ impl Job {
                         instance,
                         attempt,
                     });
-                    return Submission::Sent(sent_at);
+                    return Submission::Sent(Instant::now());
                 }
                 Ok(false) => {}
                 Err(e) => {
@@ -314,7 +316,7 @@ async fn look(target: &dyn Target, database: &str) -> Result<bool, String> {
         if round > 0 {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let inventory = target.inventory(true).await?;
+        let inventory = target.inventory(crate::target::Want::Both).await?;
         if !matches!(
             inventory.presence(database),
             Presence::Absent | Presence::Unknown

@@ -6,7 +6,7 @@
 //! promptly without polling hard.
 
 use super::events::{Event, Events};
-use crate::target::{Presence, Target};
+use crate::target::{Presence, Target, Want};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +20,10 @@ const MAX_INTERVAL: Duration = Duration::from_secs(5);
 /// submission) has ended without its database: it failed.
 const MISSING_ROUNDS: u32 = 3;
 const MISSING_GRACE: Duration = Duration::from_secs(3);
+/// Estimated ends this close to the earliest one are waited for together.
+const CLUSTER: Duration = Duration::from_millis(300);
+/// Added to an estimated end, so the round there finds the restores done.
+const COMPLETION_MARGIN: Duration = Duration::from_millis(40);
 
 #[derive(Debug)]
 pub enum Finished {
@@ -42,6 +46,8 @@ pub struct Poller {
     events: Arc<Events>,
     watches: Mutex<HashMap<String, Watch>>,
     wake: Notify,
+    /// Imports registered since the last round: poll soon to learn their pace.
+    fresh: std::sync::atomic::AtomicBool,
 }
 
 impl Poller {
@@ -51,6 +57,7 @@ impl Poller {
             events,
             watches: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            fresh: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -76,6 +83,7 @@ impl Poller {
             done,
         };
         self.watches().insert(database.to_lowercase(), watch);
+        self.fresh.store(true, std::sync::atomic::Ordering::SeqCst);
         self.wake.notify_one();
         receiver
     }
@@ -86,41 +94,82 @@ impl Poller {
     }
 
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        use std::sync::atomic::Ordering;
         let mut interval = FIRST_INTERVAL;
         let mut last_round: Option<Instant> = None;
         loop {
             while self.watches().is_empty() {
                 tokio::select! {
-                    () = self.wake.notified() => interval = FIRST_INTERVAL,
+                    () = self.wake.notified() => {}
                     () = stop.cancelled() => return,
                 }
             }
+            if self.fresh.swap(false, Ordering::SeqCst) {
+                interval = FIRST_INTERVAL;
+            }
             let now = Instant::now();
-            let mut next = now + interval;
-            if let Some(predicted) = self
-                .watches()
-                .values()
-                .filter_map(|w| w.predicted_end)
-                .min()
-            {
+            let (unpredicted, earliest) = {
+                let watches = self.watches();
+                let mut ends: Vec<Instant> =
+                    watches.values().filter_map(|w| w.predicted_end).collect();
+                ends.sort();
+                // Restores started together finish together, and each
+                // estimate carries the rounding of an integer percent: the
+                // mean of the cluster around the earliest one is the best
+                // guess of when they are all done.
+                let cluster = ends.first().map(|&first| {
+                    let near: Vec<Instant> = ends
+                        .iter()
+                        .copied()
+                        .take_while(|&e| e <= first + CLUSTER)
+                        .collect();
+                    let mean = near
+                        .iter()
+                        .map(|e| e.duration_since(first))
+                        .sum::<Duration>()
+                        / near.len() as u32;
+                    first + mean + COMPLETION_MARGIN
+                });
+                (watches.values().any(|w| w.predicted_end.is_none()), cluster)
+            };
+            // While any restore's pace is unknown, poll on the interval; once
+            // all are known, wait for the earliest expected end (but show
+            // progress at least every MAX_INTERVAL).
+            let mut next = if unpredicted {
+                now + interval
+            } else {
+                now + MAX_INTERVAL
+            };
+            if let Some(predicted) = earliest {
                 next = next.min(predicted);
             }
             if let Some(last) = last_round {
                 next = next.max(last + self.target.min_poll_gap());
             }
+            tracing::debug!(
+                "{}: next status round in {} ms ({} running{})",
+                self.target.label(),
+                next.saturating_duration_since(now).as_millis(),
+                self.watches().len(),
+                if unpredicted {
+                    ", some without a pace yet"
+                } else {
+                    ""
+                }
+            );
             tokio::select! {
                 () = tokio::time::sleep_until(next) => {}
                 () = stop.cancelled() => return,
             }
             last_round = Some(Instant::now());
-            let changed = match self.round().await {
-                Ok(changed) => changed,
+            let finished = match self.round().await {
+                Ok(finished) => finished,
                 Err(e) => {
                     tracing::warn!("{}: status round failed: {e}", self.target.label());
                     false
                 }
             };
-            interval = if changed {
+            interval = if finished {
                 FIRST_INTERVAL
             } else {
                 interval.mul_f64(1.5).min(MAX_INTERVAL)
@@ -128,19 +177,29 @@ impl Poller {
         }
     }
 
-    /// One status round; true when anything moved.
+    /// One status round; true when an import finished.
     async fn round(&self) -> Result<bool, String> {
-        let mut inventory = self.target.inventory(false).await?;
-        let needs_online = {
+        // When every restore should be over, the database list alone usually
+        // settles them all (one request); otherwise the running restores
+        // first, and the list only for those that left it.
+        let now = Instant::now();
+        let all_due = self
+            .watches()
+            .values()
+            .all(|w| w.predicted_end.is_some_and(|p| p <= now));
+        let first = if all_due { Want::Online } else { Want::Running };
+        let mut inventory = self.target.inventory(first).await?;
+        tracing::debug!("{}: status round asked for {first:?}", self.target.label());
+        let unsettled = {
             let watches = self.watches();
             watches
                 .values()
                 .any(|w| matches!(inventory.presence(&w.database), Presence::Unknown))
         };
-        if needs_online {
-            inventory = self.target.inventory(true).await?;
+        if unsettled {
+            let second = if all_due { Want::Running } else { Want::Online };
+            inventory.merge(self.target.inventory(second).await?);
         }
-        let now = Instant::now();
         let mut changed = false;
         let mut finished = Vec::new();
         let mut progress = Vec::new();
@@ -159,7 +218,6 @@ impl Poller {
                     Presence::Restoring(percent) => {
                         w.missing = 0;
                         if percent != w.percent {
-                            changed = true;
                             w.percent = percent;
                             progress.push(Event::Progress {
                                 database: w.database.clone(),
@@ -168,12 +226,14 @@ impl Poller {
                             });
                         }
                         if let Some(p) = percent.filter(|p| (1..100).contains(p)) {
-                            // Elapsed time scaled to 100 %, plus a margin so the
-                            // round after the predicted end finds it done.
+                            // Elapsed time scaled to 100 %; a reported percent is
+                            // rounded down, so p + 0.5 is the unbiased guess.
                             let elapsed = now.duration_since(w.submitted);
-                            let total = elapsed.mul_f64(100.0 / f64::from(p));
-                            w.predicted_end = Some(
-                                w.submitted + total.mul_f64(1.03) + Duration::from_millis(100),
+                            let total = elapsed.mul_f64(100.0 / (f64::from(p) + 0.5));
+                            w.predicted_end = Some(w.submitted + total);
+                            tracing::trace!(
+                                "{}: {p}% after {elapsed:?}: expected to take {total:?}",
+                                w.database
                             );
                         }
                     }

@@ -1,7 +1,7 @@
 //! Imports through STACKIT's REST API: `POST .../restores`, with
 //! `restore-jobs` and the paginated database list as the status round.
 
-use super::{Import, Inventory, SubmitError, Target};
+use super::{Import, Inventory, SubmitError, Target, Want};
 use crate::auth::TokenSource;
 use crate::manifest::model::ApiVersion;
 use crate::retry::Backoff;
@@ -191,24 +191,30 @@ impl Target for ApiTarget {
     }
 
     fn min_poll_gap(&self) -> Duration {
-        // A round is one or two requests: at most two requests a second.
-        Duration::from_millis(1000)
+        // Rounds are rare (the poller waits for predicted ends); this only
+        // bounds the retry of a prediction that came a moment too early.
+        Duration::from_millis(100)
     }
 
-    fn inventory(&self, with_online: bool) -> BoxFuture<'_, Result<Inventory, String>> {
+    fn inventory(&self, want: Want) -> BoxFuture<'_, Result<Inventory, String>> {
         Box::pin(async move {
-            let jobs: RestoreJobs = self.get("/restore-jobs").await?;
-            let restoring: HashMap<String, Option<u32>> = jobs
-                .running
-                .into_iter()
-                .map(|j| {
-                    (
-                        j.database_name.to_lowercase(),
-                        j.percent_complete.map(|p| p.clamp(0, 100) as u32),
-                    )
-                })
-                .collect();
-            let online = if with_online {
+            let restoring = if want == Want::Online {
+                None
+            } else {
+                let jobs: RestoreJobs = self.get("/restore-jobs").await?;
+                let running: HashMap<String, Option<u32>> = jobs
+                    .running
+                    .into_iter()
+                    .map(|j| {
+                        (
+                            j.database_name.to_lowercase(),
+                            j.percent_complete.map(|p| p.clamp(0, 100) as u32),
+                        )
+                    })
+                    .collect();
+                Some(running)
+            };
+            let online = if want != Want::Running {
                 let mut names = HashSet::new();
                 let mut page = 1;
                 loop {

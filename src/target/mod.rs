@@ -21,11 +21,23 @@ pub struct Import {
     pub secret_key: crate::secret::Secret,
 }
 
+/// What a status round asks for. The SQL path answers everything with one
+/// query whatever is asked; the API path needs a request per part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Running restores only (`restore-jobs`).
+    Running,
+    /// Existing databases only (the database list).
+    Online,
+    Both,
+}
+
 /// What an instance holds, by lower-cased name (SQL Server ignores case).
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
-    /// Restores running, with their percent when the path reports one.
-    pub restoring: HashMap<String, Option<u32>>,
+    /// Restores running, with their percent when the path reports one;
+    /// None when not asked for.
+    pub restoring: Option<HashMap<String, Option<u32>>>,
     /// Databases that exist and are online; None when not asked for.
     pub online: Option<HashSet<String>>,
     /// Databases in another state (SUSPECT, OFFLINE, ...), with that state.
@@ -45,17 +57,29 @@ pub enum Presence {
 impl Inventory {
     pub fn presence(&self, database: &str) -> Presence {
         let key = database.to_lowercase();
-        if let Some(p) = self.restoring.get(&key) {
+        if let Some(p) = self.restoring.as_ref().and_then(|r| r.get(&key)) {
             return Presence::Restoring(*p);
         }
         if self.other.contains_key(&key) {
             return Presence::Other;
         }
-        match &self.online {
-            Some(online) if online.contains(&key) => Presence::Online,
-            Some(_) => Presence::Absent,
-            None => Presence::Unknown,
+        match (&self.online, &self.restoring) {
+            (Some(online), _) if online.contains(&key) => Presence::Online,
+            // Absent only when both lists were looked at.
+            (Some(_), Some(_)) => Presence::Absent,
+            _ => Presence::Unknown,
         }
+    }
+
+    /// Adds what another round of the same instant saw.
+    pub fn merge(&mut self, other: Inventory) {
+        if other.restoring.is_some() {
+            self.restoring = other.restoring;
+        }
+        if other.online.is_some() {
+            self.online = other.online;
+        }
+        self.other.extend(other.other);
     }
 }
 
@@ -79,9 +103,9 @@ pub enum SubmitError {
 pub trait Target: Send + Sync {
     /// "instance prod (API)", for messages.
     fn label(&self) -> &str;
-    /// Running restores and, when `with_online`, the databases that exist:
-    /// one status round, whatever the number of databases.
-    fn inventory(&self, with_online: bool) -> BoxFuture<'_, Result<Inventory, String>>;
+    /// Running restores and/or the databases that exist: one status round,
+    /// whatever the number of databases.
+    fn inventory(&self, want: Want) -> BoxFuture<'_, Result<Inventory, String>>;
     /// Starts one import. Never retried inside: the caller must look
     /// whether an unknown outcome happened before it submits again.
     fn submit<'a>(&'a self, import: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>>;

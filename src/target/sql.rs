@@ -2,7 +2,7 @@
 //! protocol (tiberius), always with typed parameters; status from one
 //! `sys.databases` query per round.
 
-use super::{Import, Inventory, SubmitError, Target};
+use super::{Import, Inventory, SubmitError, Target, Want};
 use crate::manifest::model::Sql as SqlConfig;
 use futures::future::BoxFuture;
 use std::collections::HashSet;
@@ -129,7 +129,7 @@ impl Target for SqlTarget {
         Duration::from_millis(500)
     }
 
-    fn inventory(&self, _with_online: bool) -> BoxFuture<'_, Result<Inventory, String>> {
+    fn inventory(&self, _want: Want) -> BoxFuture<'_, Result<Inventory, String>> {
         Box::pin(async move {
             let mut backoff = crate::retry::Backoff::default();
             let rows = loop {
@@ -152,7 +152,10 @@ impl Target for SqlTarget {
                         inventory.online.get_or_insert_default().insert(key);
                     }
                     "RESTORING" | "RECOVERING" | "RECOVERY_PENDING" => {
-                        inventory.restoring.insert(key, None);
+                        inventory
+                            .restoring
+                            .get_or_insert_default()
+                            .insert(key, None);
                     }
                     _ => {
                         inventory.other.insert(key, state);

@@ -1,0 +1,409 @@
+//! The engine's figures, on the emulator over loopback, release build:
+//! `cargo bench --bench engine` prints the table the README quotes.
+//!
+//! | scenario | target |
+//! |---|---|
+//! | 200 imports over 4 instances, per-instance bound 25, 2 s restore | makespan <= 1.05 x ideal (4 s) |
+//! | status requests per instance per second during that run | <= 2 |
+//! | plan of 1,000 databases (HEAD + header read each) | < 2 s |
+//! | apply of 10,000 imports (0.2 s restore, bound 200) | peak RSS < 150 MB |
+//! | the 200 imports by a naive curl + xargs -P 25 loop | both makespans and request counts |
+//!
+//! Nothing asserts a time: the machines are shared and noisy.
+
+use serde_json::Value;
+use sqlflex_import::backup::writer::{self, BackupSpec};
+use sqlflex_import::emulator::{self, Config, Emulator};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sqlflex-import");
+
+/// (user + system CPU seconds, peak RSS bytes) of the children so far.
+fn children_usage() -> (f64, u64) {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct we pass.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (
+        secs(u.ru_utime) + secs(u.ru_stime),
+        u.ru_maxrss as u64 * 1024,
+    )
+}
+
+async fn emulator(instances: usize, restore: Duration) -> Emulator {
+    emulator::start(Config {
+        instances,
+        restore_duration: restore,
+        ..Config::default()
+    })
+    .await
+    .expect("emulator")
+}
+
+/// Uploads one small backup per name (or `distinct` of them, shared).
+async fn upload(e: &Emulator, names: &[String], distinct: usize) -> Vec<String> {
+    let config = sqlflex_import::manifest::model::S3 {
+        endpoint: e.s3_endpoint(),
+        bucket: emulator::BUCKET.into(),
+        access_key: sqlflex_import::secret::Secret::new(e.credentials.s3_access_key.clone()),
+        secret_key: Some(sqlflex_import::secret::Secret::new(
+            e.credentials.s3_secret_key.clone(),
+        )),
+        secret_key_file: None,
+        region: None,
+    };
+    let s3 = sqlflex_import::s3::S3::new(&config, sqlflex_import::plan::http_client()).unwrap();
+    let mut keys = Vec::new();
+    let count = distinct.min(names.len());
+    let uploads = futures::future::join_all((0..count).map(|i| {
+        let s3 = &s3;
+        let name = &names[i];
+        async move {
+            let mut spec = BackupSpec::full(name);
+            spec.size = 0; // header only: the bench measures the tool, not byte copying
+            let key = format!("bench/{name}.bak");
+            s3.put(&key, writer::write(&spec).into())
+                .await
+                .expect("upload");
+            key
+        }
+    }))
+    .await;
+    for i in 0..names.len() {
+        keys.push(uploads[i % count].clone());
+    }
+    keys
+}
+
+fn env_of(e: &Emulator) -> impl Fn(&str) -> Option<String> + use<> {
+    let vars: std::collections::HashMap<&str, String> = e.env().into_iter().collect();
+    move |k| vars.get(k).cloned()
+}
+
+fn manifest_text(
+    e: &Emulator,
+    max_parallel: usize,
+    per_instance: usize,
+    dbs: &[(String, String)],
+) -> String {
+    let mut m = format!(
+        "version: 1\ndefaults: {{owner: app_owner, timeout: 30m}}\nconcurrency: {{max_parallel: {max_parallel}, per_instance: {per_instance}}}\n\
+         s3: {{endpoint: \"${{S3_ENDPOINT}}\", bucket: \"${{S3_BUCKET}}\", access_key: \"${{S3_ACCESS_KEY}}\", secret_key: \"${{S3_SECRET_KEY}}\"}}\ninstances:\n"
+    );
+    for (i, id) in e.instance_ids.iter().enumerate() {
+        m.push_str(&format!(
+            "  i{i}: {{project_id: \"${{STACKIT_PROJECT_ID}}\", region: eu01, instance_id: {id}, \
+             api: {{endpoint: \"${{STACKIT_API_ENDPOINT}}\", token: \"${{STACKIT_SERVICE_ACCOUNT_TOKEN}}\"}}}}\n"
+        ));
+    }
+    m.push_str("databases:\n");
+    for (i, (name, key)) in dbs.iter().enumerate() {
+        m.push_str(&format!(
+            "  - {{name: {name}, instance: i{}, files: [{key}]}}\n",
+            i % e.instance_ids.len()
+        ));
+    }
+    m
+}
+
+struct Run {
+    wall: f64,
+    cpu: f64,
+    peak_rss: u64,
+    stdout: String,
+    ok: bool,
+}
+
+async fn tool(e: &Emulator, args: &[&str]) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).envs(e.env()).stdin(Stdio::null());
+    match std::env::var("BENCH_TIMELINE") {
+        Ok(_) => cmd
+            .env(
+                "RUST_LOG",
+                "trace,tiberius=error,hyper=info,reqwest=info,h2=info,hyper_util=info,rustls=info",
+            )
+            .stderr(std::fs::File::create("/tmp/timeline.log").unwrap()),
+        Err(_) => cmd.stderr(Stdio::null()),
+    };
+    let (cpu_before, _) = children_usage();
+    let start = Instant::now();
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("the tool runs"))
+        .await
+        .unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    let (cpu_after, peak_rss) = children_usage();
+    Run {
+        wall,
+        cpu: cpu_after - cpu_before,
+        peak_rss,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        ok: out.status.success(),
+    }
+}
+
+/// First submission to last online, from the NDJSON events.
+fn makespan(ndjson: &str) -> f64 {
+    let mut first = None;
+    let mut last = None;
+    for line in ndjson.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let t = v["time"]
+            .as_str()
+            .and_then(|t| humantime::parse_rfc3339(t).ok());
+        match v["event"].as_str() {
+            Some("submitting") if first.is_none() => first = t,
+            Some("online") => last = t,
+            _ => {}
+        }
+    }
+    match (first, last) {
+        (Some(a), Some(b)) => b.duration_since(a).unwrap_or_default().as_secs_f64(),
+        _ => f64::NAN,
+    }
+}
+
+async fn stats(e: &Emulator) -> Value {
+    reqwest::get(format!("{}/_emulator/stats", e.api_endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn sum(stats: &Value, field: &str) -> u64 {
+    stats["instances"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|i| i[field].as_u64().unwrap_or(0))
+        .sum()
+}
+
+fn submissions(stats: &Value) -> u64 {
+    stats["instances"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|i| i["restore_submissions"].as_object().unwrap().values())
+        .map(|v| v.as_u64().unwrap())
+        .sum()
+}
+
+fn row(scenario: &str, figure: String, target: &str) {
+    println!("| {scenario} | {figure} | {target} |");
+}
+
+async fn two_hundred() {
+    let e = emulator(4, Duration::from_secs(2)).await;
+    let names: Vec<String> = (0..200).map(|i| format!("db{i:03}")).collect();
+    let keys = upload(&e, &names, 200).await;
+    let dbs: Vec<(String, String)> = names.into_iter().zip(keys).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.yaml");
+    std::fs::write(&path, manifest_text(&e, 100, 25, &dbs)).unwrap();
+    let before = stats(&e).await;
+    let run = tool(
+        &e,
+        &[
+            "--format",
+            "json",
+            "-q",
+            "apply",
+            "--yes",
+            path.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(run.ok, "the 200-import run failed:\n{}", run.stdout);
+    let after = stats(&e).await;
+    let span = makespan(&run.stdout);
+    if std::env::var("BENCH_TIMELINE").is_ok() {
+        std::fs::write("/tmp/timeline.ndjson", &run.stdout).unwrap();
+    }
+    let status = sum(&after, "status_requests") - sum(&before, "status_requests");
+    let peak: Vec<u64> = after["instances"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|i| i["max_concurrent_restores"].as_u64().unwrap())
+        .collect();
+    row(
+        "200 imports, 4 instances x 25, 2 s restore: makespan",
+        format!(
+            "{span:.2} s = {:.3} x ideal 4 s (whole command {:.2} s)",
+            span / 4.0,
+            run.wall
+        ),
+        "<= 1.05 x ideal",
+    );
+    row("  peak running per instance", format!("{peak:?}"), "25");
+    row(
+        "  status requests per instance per second",
+        format!(
+            "{:.2} ({status} in {:.2} s over 4 instances)",
+            status as f64 / 4.0 / run.wall,
+            run.wall
+        ),
+        "<= 2",
+    );
+    row(
+        "  CPU time per import",
+        format!(
+            "{:.2} ms ({:.2} s for 200)",
+            run.cpu / 200.0 * 1000.0,
+            run.cpu
+        ),
+        "",
+    );
+    row("  submissions", format!("{}", submissions(&after)), "200");
+    naive(span, status + submissions(&after)).await;
+}
+
+/// The same 200 imports by a shell loop: curl per database, started with
+/// xargs -P 25 per instance, polling each database once a second.
+async fn naive(ours: f64, our_requests: u64) {
+    let e = emulator(4, Duration::from_secs(2)).await;
+    let names: Vec<String> = (0..200).map(|i| format!("db{i:03}")).collect();
+    upload(&e, &names, 200).await;
+    let env = env_of(&e);
+    let token = env("STACKIT_SERVICE_ACCOUNT_TOKEN").unwrap();
+    let script = r#"
+base="$1"; token="$2"; s3="$3"; ak="$4"; sk="$5"; shift 5
+import_one() {
+  db="$1"
+  curl -s -o /dev/null -X POST "$base/restores" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"database_name\":\"$db\",\"source\":{\"type\":\"EXTERNAL_S3\",\"database_owner\":\"app_owner\",\"s3_details\":{\"s3_access_key\":\"$ak\",\"s3_access_secret\":\"$sk\",\"s3_bucket\":\"$s3/\",\"s3_files\":[{\"file_number\":1,\"file_path\":\"$s3/bench/$db.bak\"}]}}}"
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/databases/$db" -H "Authorization: Bearer $token")" = 200 ]; do sleep 1; done
+}
+export -f import_one; export base token s3 ak sk
+printf '%s\n' "$@" | xargs -P 25 -I{} bash -c 'import_one {}'
+"#;
+    let s3 = format!("s3://{}/{}", e.s3, emulator::BUCKET);
+    let start = Instant::now();
+    let mut children = Vec::new();
+    for (i, id) in e.instance_ids.iter().enumerate() {
+        let base = format!(
+            "{}/v3alpha1/projects/{}/regions/eu01/instances/{id}",
+            e.api_endpoint(),
+            e.project_id
+        );
+        let mine: Vec<String> = names.iter().skip(i).step_by(4).cloned().collect();
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(script)
+            .arg("naive")
+            .args([
+                &base,
+                &token,
+                &s3,
+                &e.credentials.s3_access_key,
+                &e.credentials.s3_secret_key,
+            ])
+            .args(&mine);
+        children.push(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("bash"),
+        );
+    }
+    tokio::task::spawn_blocking(move || children.into_iter().for_each(|mut c| drop(c.wait())))
+        .await
+        .unwrap();
+    let span = start.elapsed().as_secs_f64();
+    let s = stats(&e).await;
+    let requests = sum(&s, "status_requests") + submissions(&s);
+    row(
+        "naive curl + xargs -P 25 per instance: makespan",
+        format!("{span:.2} s (sqlflex-import: {ours:.2} s)"),
+        "compare",
+    );
+    row(
+        "  API requests (status + submit)",
+        format!("{requests} (sqlflex-import: {our_requests})"),
+        "compare",
+    );
+}
+
+async fn plan_thousand() {
+    let e = emulator(4, Duration::from_secs(2)).await;
+    let names: Vec<String> = (0..1000).map(|i| format!("p{i:04}")).collect();
+    let keys = upload(&e, &names, 1000).await;
+    let dbs: Vec<(String, String)> = names.into_iter().zip(keys).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.yaml");
+    std::fs::write(&path, manifest_text(&e, 100, 25, &dbs)).unwrap();
+    let mut walls = Vec::new();
+    for _ in 0..3 {
+        let run = tool(&e, &["--format", "json", "plan", path.to_str().unwrap()]).await;
+        assert!(run.ok, "plan failed");
+        walls.push(run.wall);
+    }
+    walls.sort_by(f64::total_cmp);
+    row(
+        "plan of 1,000 databases (HEAD + 64 KiB ranged GET each), median of 3",
+        format!("{:.2} s", walls[1]),
+        "< 2 s",
+    );
+}
+
+async fn ten_thousand() {
+    let e = emulator(4, Duration::from_millis(200)).await;
+    let names: Vec<String> = (0..10_000).map(|i| format!("t{i:05}")).collect();
+    let keys = upload(&e, &names, 100).await;
+    let dbs: Vec<(String, String)> = names.into_iter().zip(keys).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.yaml");
+    std::fs::write(&path, manifest_text(&e, 200, 50, &dbs)).unwrap();
+    let run = tool(
+        &e,
+        &[
+            "--format",
+            "json",
+            "-q",
+            "apply",
+            "--yes",
+            path.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(run.ok, "the 10,000-import run failed");
+    let s = stats(&e).await;
+    row(
+        "apply of 10,000 imports (0.2 s restore, bound 200 = 4 x 50)",
+        format!(
+            "peak RSS {:.1} MB, {:.1} s, {} submissions, CPU {:.2} ms per import",
+            run.peak_rss as f64 / 1e6,
+            run.wall,
+            submissions(&s),
+            run.cpu / 10.0
+        ),
+        "peak RSS < 150 MB",
+    );
+}
+
+fn main() {
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wants = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    println!("| scenario | measured | target |\n|---|---|---|");
+    runtime.block_on(async {
+        if wants("200") {
+            two_hundred().await;
+        }
+        if wants("plan") {
+            plan_thousand().await;
+        }
+        if wants("10k") {
+            ten_thousand().await;
+        }
+    });
+}
