@@ -21,6 +21,7 @@ pub mod retry;
 pub mod run;
 pub mod s3;
 pub mod secret;
+pub mod table;
 pub mod target;
 
 /// The exit codes of every command (a contract: CI scripts rely on them).

@@ -156,10 +156,10 @@ pub fn summary_table(records: &[Record]) -> String {
     let header = [
         "DATABASE", "INSTANCE", "METHOD", "OUTCOME", "TIME", "ATTEMPTS", "REASON",
     ];
-    let rows: Vec<[String; 7]> = records
+    let rows: Vec<Vec<String>> = records
         .iter()
         .map(|r| {
-            [
+            vec![
                 r.database.clone(),
                 r.instance.clone(),
                 r.method.map_or("-", Method::as_str).to_owned(),
@@ -174,31 +174,7 @@ pub fn summary_table(records: &[Record]) -> String {
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..6)
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([header[c].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[&str]| {
-        let mut out = String::new();
-        for (c, cell) in cells.iter().enumerate() {
-            if c < 6 {
-                out.push_str(&format!("{cell:<width$}  ", width = widths[c]));
-            } else {
-                out.push_str(cell);
-            }
-        }
-        out.trim_end().to_owned()
-    };
-    let mut out = vec![line(&header)];
-    out.extend(
-        rows.iter()
-            .map(|r| line(&r.iter().map(String::as_str).collect::<Vec<_>>())),
-    );
+    let mut out = vec![crate::table::render(&header, &rows)];
     let count = |o: Outcome| records.iter().filter(|r| r.outcome == o).count();
     out.push(format!(
         "\n{} online, {} skipped, {} failed, {} timed out, {} not ready, {} not started",

@@ -4,12 +4,12 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{S3, stats};
+use emu::{S3, run, stats, tool};
 use serde_json::Value;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::Emulator;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// The secrets the test emulator uses; none may appear in any output.
@@ -56,19 +56,6 @@ fn manifest(e: &Emulator, max_parallel: u32, per_instance: u32, dbs: &[Db<'_>]) 
 
 fn write_manifest(dir: &Path, text: &str) -> PathBuf {
     common::write(dir, "m.yaml", text)
-}
-
-/// The binary with the emulator's variables set.
-fn tool(e: &Emulator, args: &[&str]) -> Command {
-    let mut cmd = common::bin();
-    cmd.args(args).envs(e.env()).stdin(Stdio::null());
-    cmd
-}
-
-async fn run(mut cmd: Command) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || common::run(&mut cmd))
-        .await
-        .unwrap()
 }
 
 async fn upload(s3: &S3, key: &str, spec: &BackupSpec) {

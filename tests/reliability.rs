@@ -6,11 +6,11 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{S3, stats};
+use emu::{S3, run, stats, tool};
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::{Config, Emulator};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 const SECRETS: [&str; 3] = [
@@ -54,18 +54,6 @@ async fn setup(e: &Emulator, dir: &Path, count: usize, sql: bool, per_instance: 
         ));
     }
     common::write(dir, "m.yaml", &m)
-}
-
-fn tool(e: &Emulator, args: &[&str]) -> Command {
-    let mut cmd = common::bin();
-    cmd.args(args).envs(e.env()).stdin(Stdio::null());
-    cmd
-}
-
-async fn run(mut cmd: Command) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || common::run(&mut cmd))
-        .await
-        .unwrap()
 }
 
 /// (database, times submitted) over all instances, and the online count.

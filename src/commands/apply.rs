@@ -78,7 +78,6 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
         watch_ctrl_c(stop.clone(), Arc::clone(&interrupted));
         let settings = RunSettings {
             max_parallel,
-            skip_invalid: args.skip_invalid,
             stop_submitting: stop,
         };
         let (records, journal_error) =

@@ -98,7 +98,7 @@ pub fn run(global: &Global) -> Exit {
         let journal = state.as_ref().and_then(|d| {
             crate::journal::Journal::open(&d.path().join("demo.jsonl"), "examples/demo.yaml", "demo").ok().map(|o| o.journal)
         });
-        let settings = RunSettings { max_parallel, skip_invalid: false, stop_submitting: CancellationToken::new() };
+        let settings = RunSettings { max_parallel, stop_submitting: CancellationToken::new() };
         let (records, _) = engine::execute(global, ctx, &plan, journal, &settings).await;
         engine::print_summary(global, &records);
         let exit = engine::exit_code(&records, false);

@@ -70,11 +70,11 @@ pub fn plan_table(plan: &Plan) -> String {
     let header = [
         "DATABASE", "INSTANCE", "METHOD", "FILES", "SIZE", "VERDICT", "REASON",
     ];
-    let rows: Vec<[String; 7]> = plan
+    let rows: Vec<Vec<String>> = plan
         .items
         .iter()
         .map(|i| {
-            [
+            vec![
                 i.database.clone(),
                 i.instance.clone(),
                 i.method.as_str().into(),
@@ -100,31 +100,7 @@ pub fn plan_table(plan: &Plan) -> String {
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..6)
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([header[c].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (c, cell) in cells.iter().enumerate() {
-            if c < 6 {
-                out.push_str(&format!("{cell:<w$}  ", w = widths[c]));
-            } else {
-                out.push_str(cell);
-            }
-        }
-        out.trim_end().to_owned()
-    };
-    let mut out = vec![line(header.to_vec())];
-    out.extend(
-        rows.iter()
-            .map(|r| line(r.iter().map(String::as_str).collect())),
-    );
+    let mut out = vec![crate::table::render(&header, &rows)];
     let total: u64 = plan
         .items
         .iter()
@@ -145,7 +121,6 @@ pub fn plan_table(plan: &Plan) -> String {
 
 pub struct RunSettings {
     pub max_parallel: usize,
-    pub skip_invalid: bool,
     pub stop_submitting: CancellationToken,
 }
 
@@ -183,7 +158,6 @@ pub async fn execute(
     let options = crate::run::Options {
         max_parallel: settings.max_parallel,
         stop_submitting: settings.stop_submitting.clone(),
-        skip_invalid: settings.skip_invalid,
     };
     crate::run::apply(ctx, plan, &options, Arc::clone(&events)).await;
     display.finish();

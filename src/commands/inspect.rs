@@ -169,11 +169,11 @@ fn print_table(inspected: &[Inspected]) {
         "VERSION",
         "BACKUP START",
     ];
-    let mut rows: Vec<[String; 9]> = Vec::new();
+    let mut rows: Vec<Vec<String>> = Vec::new();
     let mut errors = Vec::new();
     for i in inspected {
         match &i.header {
-            Ok(h) => rows.push([
+            Ok(h) => rows.push(vec![
                 i.path.clone(),
                 h.database_name.clone(),
                 h.server_name.clone(),
@@ -193,29 +193,7 @@ fn print_table(inspected: &[Inspected]) {
         }
     }
     if !rows.is_empty() {
-        let widths: Vec<usize> = (0..header.len())
-            .map(|c| {
-                rows.iter()
-                    .map(|r| r[c].chars().count())
-                    .chain([header[c].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: Vec<&str>| {
-            cells
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_owned()
-        };
-        println!("{}", line(header.to_vec()));
-        for r in &rows {
-            println!("{}", line(r.iter().map(String::as_str).collect()));
-        }
+        println!("{}", crate::table::render(&header, &rows));
     }
     for e in errors {
         eprintln!("error: {e}");

@@ -7,7 +7,6 @@
 pub mod events;
 mod poll;
 
-use crate::manifest::model::Method;
 use crate::plan::{Context, Lane, Plan, Verdict};
 use crate::retry::Backoff;
 use crate::target::{Import, Presence, SubmitError, Target};
@@ -25,8 +24,6 @@ pub struct Options {
     /// Cancelled on the first Ctrl-C: nothing new is submitted, running
     /// imports are still followed.
     pub stop_submitting: CancellationToken,
-    /// Run the databases that are ready even if others are not.
-    pub skip_invalid: bool,
 }
 
 /// Runs the imports of a plan and reports every step through `events`.
@@ -95,7 +92,6 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                         secret_key: m.s3.secret_key.clone().unwrap_or_default(),
                     },
                     instance,
-                    method: item.method,
                     attach: item.verdict == Verdict::Attach,
                     timeout: m.timeout_of(db),
                 };
@@ -120,8 +116,6 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
 struct Job {
     import: Import,
     instance: String,
-    #[allow(dead_code)]
-    method: Method,
     attach: bool,
     timeout: Duration,
 }

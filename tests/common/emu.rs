@@ -9,6 +9,22 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
 pub const SIGN_FOR: Duration = Duration::from_secs(300);
 
+/// The binary with the emulator's variables set and no standard input.
+pub fn tool(e: &Emulator, args: &[&str]) -> std::process::Command {
+    let mut cmd = super::common::bin();
+    cmd.args(args)
+        .envs(e.env())
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Runs a command off the async runtime: (exit code, stdout, stderr).
+pub async fn run(mut cmd: std::process::Command) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || super::common::run(&mut cmd))
+        .await
+        .unwrap()
+}
+
 /// Recognisable secrets: tests assert they appear in no output.
 pub fn test_credentials() -> emulator::Credentials {
     emulator::Credentials {
