@@ -232,3 +232,102 @@ impl KeyFlow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A token endpoint that counts its calls and hands out tokens that
+    /// live `lifetime` seconds.
+    async fn token_server(lifetime: u64) -> (String, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    // Slow enough that concurrent callers overlap.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    axum::Json(serde_json::json!({"access_token": format!("token-{n}"), "expires_in": lifetime}))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/token"), calls)
+    }
+
+    fn key_file(dir: &Path, token_url: &str) -> PathBuf {
+        let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).unwrap();
+        let pem = rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&private, rsa::pkcs8::LineEnding::LF)
+            .unwrap();
+        let key = serde_json::json!({
+            "tokenEndpoint": token_url,
+            "credentials": {"kid": "k", "iss": "sa@sa.stackit.cloud", "sub": "s", "aud": "a", "privateKey": pem.as_str()}
+        });
+        let path = dir.join("key.json");
+        std::fs::write(&path, key.to_string()).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn tokens_are_cached_and_refreshed_once_for_everyone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, calls) = token_server(3600).await;
+        let flow = Arc::new(
+            KeyFlow::load(
+                &key_file(dir.path(), &url),
+                &|_| None,
+                reqwest::Client::new(),
+            )
+            .unwrap(),
+        );
+        let tokens = futures::future::join_all((0..10).map(|_| {
+            let flow = Arc::clone(&flow);
+            async move { flow.access_token().await.unwrap().expose().to_owned() }
+        }))
+        .await;
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "ten concurrent callers, one refresh"
+        );
+        assert!(tokens.iter().all(|t| t == "token-0"));
+
+        // A token that expires within the refresh margin is replaced at once.
+        let (url, calls) = token_server(30).await;
+        let flow = KeyFlow::load(
+            &key_file(dir.path(), &url),
+            &|_| None,
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        assert_eq!(flow.access_token().await.unwrap().expose(), "token-0");
+        assert_eq!(flow.access_token().await.unwrap().expose(), "token-1");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_broken_key_file_is_named_and_not_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.json");
+        std::fs::write(
+            &path,
+            "{\"credentials\": {\"privateKey\": \"SECRET-MATERIAL\"",
+        )
+        .unwrap();
+        let err = KeyFlow::load(&path, &|_| None, reqwest::Client::new())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("key.json") && err.contains("not a STACKIT service-account key"),
+            "{err}"
+        );
+        assert!(!err.contains("SECRET-MATERIAL"), "{err}");
+    }
+}
