@@ -107,10 +107,24 @@ fn confirm(count: usize) -> bool {
 }
 
 /// First Ctrl-C: submit nothing new, wait for what runs. Second: exit now;
-/// the journal is flushed after every change, so a rerun resumes.
+/// the journal is flushed after every change, so a rerun resumes. The
+/// handler is registered before this returns, so no Ctrl-C is missed.
 fn watch_ctrl_c(stop: CancellationToken, interrupted: Arc<AtomicBool>) {
+    #[cfg(unix)]
+    let mut interrupt =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("warning: Ctrl-C cannot be handled gracefully: {e}");
+                return;
+            }
+        };
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        #[cfg(unix)]
+        let mut next = async || interrupt.recv().await.is_some();
+        #[cfg(not(unix))]
+        let mut next = async || tokio::signal::ctrl_c().await.is_ok();
+        if next().await {
             interrupted.store(true, Ordering::SeqCst);
             stop.cancel();
             eprintln!(

@@ -32,6 +32,15 @@ pub fn run(args: &EmulatorArgs) -> Exit {
                 return Exit::Failed;
             }
         };
+        // Handlers first: a signal that comes right after the listeners are
+        // announced must stop the emulator cleanly, not kill it.
+        let stop = match StopSignals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot install signal handlers: {e}");
+                return Exit::Failed;
+            }
+        };
         if args.print_env {
             let mut out = std::io::stdout().lock();
             for (key, value) in emulator.env() {
@@ -41,7 +50,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
         } else {
             println!("{}", summary(&emulator));
         }
-        wait_for_stop().await;
+        stop.wait().await;
         eprintln!("stopping the emulator");
         emulator.stop().await;
         Exit::Success
@@ -97,24 +106,37 @@ fn summary(e: &Emulator) -> String {
     )
 }
 
-async fn wait_for_stop() {
+/// SIGINT and SIGTERM, registered as soon as this is created.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
