@@ -132,13 +132,14 @@ impl Journal {
                 let last = i + 1 == lines.len();
                 let value: Value = match serde_json::from_str(line) {
                     Ok(v) => v,
-                    Err(e) if last && !complete => {
+                    Err(_) if last && !complete => {
                         notes.push(format!(
                             "the last line of {} was cut off (the previous run was killed while writing); it is ignored",
                             path.display()
                         ));
-                        cut_at = Some(bytes.len() - line.len());
-                        let _ = e;
+                        // From the raw bytes: a kill in the middle of a UTF-8
+                        // character makes the decoded line longer than them.
+                        cut_at = Some(bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1));
                         break;
                     }
                     Err(e) => {
@@ -261,9 +262,10 @@ mod tests {
             .write(&json!({"event": "online", "database": "hr", "instance": "prod"}))
             .unwrap();
         drop(opened);
-        // A kill in the middle of a write.
+        // A kill in the middle of a write, inside a two-byte character.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"event":"online","datab"#).unwrap();
+        f.write_all(b"{\"event\":\"online\",\"database\":\"Umsatz\xc3")
+            .unwrap();
         drop(f);
 
         let again = Journal::open(&path, "m.yaml", "abc").unwrap();
