@@ -26,6 +26,8 @@ pub enum AuthError {
     Refused { url: String, reason: String },
     #[error("cannot reach the token endpoint {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    #[error("the token endpoint {url} is refused: {reason}")]
+    InsecureEndpoint { url: String, reason: String },
 }
 
 pub enum TokenSource {
@@ -96,6 +98,8 @@ pub struct KeyFlow {
     credentials: Credentials,
     signing: EncodingKey,
     token_url: String,
+    /// The endpoint as errors show it (no query string, no user info).
+    shown_url: String,
     http: reqwest::Client,
     cached: tokio::sync::Mutex<Option<(Secret, Instant)>>,
 }
@@ -110,7 +114,8 @@ impl KeyFlow {
             path: path.to_owned(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let text = crate::secret::read_bounded(path, crate::secret::MAX_KEY_FILE)
+            .map_err(|e| fail(e.to_string()))?;
         // serde_json's error names line and column, never the content.
         let key: KeyFile = serde_json::from_str(&text)
             .map_err(|e| fail(format!("not a STACKIT service-account key ({e})")))?;
@@ -123,7 +128,7 @@ impl KeyFlow {
                     ))
                 })?;
                 Secret::new(
-                    std::fs::read_to_string(&pem_path)
+                    crate::secret::read_bounded(Path::new(&pem_path), crate::secret::MAX_KEY_FILE)
                         .map_err(|e| fail(format!("{pem_path}: {e}")))?,
                 )
             }
@@ -135,9 +140,18 @@ impl KeyFlow {
             .clone()
             .or_else(|| env(TOKEN_URL_ENV).filter(|v| !v.is_empty()))
             .unwrap_or_else(|| DEFAULT_TOKEN_URL.to_owned());
+        // The signed assertion is a credential: the same rule as for the
+        // API and S3, checked before any connection is made.
+        crate::manifest::checks::check_endpoint(&token_url).map_err(|reason| {
+            AuthError::InsecureEndpoint {
+                url: crate::redact::text(&token_url),
+                reason,
+            }
+        })?;
         Ok(KeyFlow {
             credentials: key.credentials,
             signing,
+            shown_url: crate::redact::text(&token_url),
             token_url,
             http,
             cached: tokio::sync::Mutex::new(None),
@@ -172,7 +186,7 @@ impl KeyFlow {
         let mut header = Header::new(Algorithm::RS512);
         header.kid = Some(c.kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.signing).map_err(|e| AuthError::Refused {
-            url: self.token_url.clone(),
+            url: self.shown_url.clone(),
             reason: format!("cannot sign the assertion: {e}"),
         })
     }
@@ -184,6 +198,7 @@ impl KeyFlow {
             expires_in: Option<u64>,
         }
         let mut backoff = Backoff::default();
+        let mut last = String::from("no answer");
         loop {
             let assertion = self.assertion()?;
             let form = [
@@ -193,10 +208,18 @@ impl KeyFlow {
             let outcome = self.http.post(&self.token_url).form(&form).send().await;
             let retry_after = match outcome {
                 Ok(r) if r.status().is_success() => {
-                    let body: TokenResponse = r.json().await.map_err(|e| AuthError::Refused {
-                        url: self.token_url.clone(),
-                        reason: format!("unreadable token response: {e}"),
-                    })?;
+                    let bytes = crate::s3::read_limited(r, 64 * 1024)
+                        .await
+                        .map_err(|reason| AuthError::Unreachable {
+                            url: self.shown_url.clone(),
+                            reason,
+                        })?;
+                    // serde_json's error names line and column, never the content.
+                    let body: TokenResponse =
+                        serde_json::from_slice(&bytes).map_err(|e| AuthError::Refused {
+                            url: self.shown_url.clone(),
+                            reason: format!("unreadable token response: {e}"),
+                        })?;
                     let lifetime = Duration::from_secs(body.expires_in.unwrap_or(600).max(1));
                     return Ok((body.access_token, lifetime));
                 }
@@ -205,18 +228,25 @@ impl KeyFlow {
                 }
                 Ok(r) => {
                     let status = r.status();
-                    let body = r.text().await.unwrap_or_default();
-                    let reason = format!(
+                    let body = crate::s3::read_limited(r, 4096).await.unwrap_or_default();
+                    let reason = crate::redact::text(&format!(
                         "HTTP {status}: {}",
-                        body.chars().take(300).collect::<String>()
-                    );
+                        String::from_utf8_lossy(&body)
+                    ));
                     return Err(AuthError::Refused {
-                        url: self.token_url.clone(),
+                        url: self.shown_url.clone(),
                         reason,
                     });
                 }
                 Err(e) => {
-                    tracing::debug!("token endpoint: {e}");
+                    if let Some(reason) = crate::retry::permanent(&e) {
+                        return Err(AuthError::Unreachable {
+                            url: self.shown_url.clone(),
+                            reason,
+                        });
+                    }
+                    last = crate::redact::transport(&e);
+                    tracing::debug!("token endpoint: {last}");
                     None
                 }
             };
@@ -224,8 +254,8 @@ impl KeyFlow {
                 Some(delay) => tokio::time::sleep(delay).await,
                 None => {
                     return Err(AuthError::Unreachable {
-                        url: self.token_url.clone(),
-                        reason: format!("no answer after {} attempts", backoff.attempts()),
+                        url: self.shown_url.clone(),
+                        reason: format!("{last} (after {} attempts)", backoff.attempts()),
                     });
                 }
             }

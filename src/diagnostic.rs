@@ -65,15 +65,63 @@ impl Diagnostic {
 }
 
 /// The manifest text as diagnostics may show it: literal secrets are
-/// already replaced by `*`, so no snippet can print one.
+/// already replaced by a mask, so no snippet can print one.
 pub struct Source {
     pub name: String,
     pub text: String,
+    /// Byte offset of each line's start: finding a line is a lookup, not a
+    /// scan, so rendering many diagnostics stays linear.
+    line_starts: Vec<usize>,
+    shifts: Vec<Shift>,
+}
+
+/// From column `col` of line `line` (1-based, characters) on, the shown text
+/// is `delta` characters longer than the file (a secret replaced by a mask
+/// of another length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shift {
+    pub line: usize,
+    pub col: usize,
+    pub delta: isize,
 }
 
 impl Source {
+    pub fn new(name: String, text: String) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Source {
+            name,
+            text,
+            line_starts,
+            shifts: Vec::new(),
+        }
+    }
+
+    pub fn with_shifts(mut self, shifts: Vec<Shift>) -> Self {
+        self.shifts = shifts;
+        self
+    }
+
     fn line(&self, line: usize) -> Option<&str> {
-        self.text.lines().nth(line.checked_sub(1)?)
+        let start = *self.line_starts.get(line.checked_sub(1)?)?;
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |next| next - 1);
+        let text = &self.text[start..end.max(start)];
+        Some(text.strip_suffix('\r').unwrap_or(text))
+    }
+
+    /// A file column as a column of the shown text.
+    fn shown_column(&self, line: usize, col: usize) -> usize {
+        let delta: isize = self
+            .shifts
+            .iter()
+            .filter(|s| s.line == line && s.col <= col)
+            .map(|s| s.delta)
+            .sum();
+        col.saturating_add_signed(delta).max(1)
     }
 }
 
@@ -108,18 +156,28 @@ pub fn to_json<'a>(source: &'a Source, diagnostics: &'a [Diagnostic]) -> Vec<Jso
 /// Renders one diagnostic the way rustc does: title, `--> file:line:col`,
 /// the line with a marker, then the field path and the hint.
 pub fn render(source: &Source, d: &Diagnostic, styled: bool) -> String {
+    // Keys and values in messages and snippets come from the file: shown,
+    // never interpreted by the terminal.
+    let message = crate::redact::terminal(&d.message);
     let level = match d.severity {
         Severity::Error => Level::ERROR,
         Severity::Warning => Level::WARNING,
     };
-    let mut group = Group::with_title(level.primary_title(d.message.as_str()));
-    let snippet_line = d
-        .location
-        .and_then(|l| source.line(l.line).map(|text| (l, text)));
-    match snippet_line {
+    let mut group = Group::with_title(level.primary_title(message.as_ref()));
+    let snippet_line = d.location.and_then(|l| {
+        source
+            .line(l.line)
+            .map(|text| (l, crate::redact::terminal(text)))
+    });
+    match &snippet_line {
         Some((loc, text)) => {
-            let start = char_to_byte(text, loc.column.saturating_sub(1));
-            let end = char_to_byte(text, loc.column.saturating_sub(1) + loc.len.max(1)).max(start);
+            let (loc, text) = (*loc, text.as_ref());
+            let first = source.shown_column(loc.line, loc.column);
+            let last = source
+                .shown_column(loc.line, loc.column + loc.len.max(1))
+                .max(first + 1);
+            let start = char_to_byte(text, first - 1);
+            let end = char_to_byte(text, last - 1).max(start);
             let mut annotation = AnnotationKind::Primary
                 .span(start..end.max(start + usize::from(start < text.len())));
             if !d.path.is_empty() {
@@ -141,8 +199,9 @@ pub fn render(source: &Source, d: &Diagnostic, styled: bool) -> String {
             group = group.element(Level::NOTE.message(format!("in {whence}")));
         }
     }
-    if let Some(hint) = &d.hint {
-        group = group.element(Level::HELP.message(hint.as_str()));
+    let hint = d.hint.as_deref().map(crate::redact::terminal);
+    if let Some(hint) = &hint {
+        group = group.element(Level::HELP.message(hint.as_ref()));
     }
     let renderer = if styled {
         Renderer::styled()
@@ -171,10 +230,10 @@ mod tests {
 
     #[test]
     fn renders_file_line_column_snippet_path_and_hint() {
-        let source = Source {
-            name: "m.yaml".into(),
-            text: "version: 1\ndatabases:\n  - nmae: x\n".into(),
-        };
+        let source = Source::new(
+            "m.yaml".into(),
+            "version: 1\ndatabases:\n  - nmae: x\n".into(),
+        );
         let d = Diagnostic::error("unknown key `nmae`")
             .at(
                 "databases[0].nmae",

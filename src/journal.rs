@@ -116,6 +116,13 @@ impl Journal {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
+        // A link (dangling or not) could make the journal land anywhere the
+        // link points, or append to a file that is not ours.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(io(std::io::Error::other(
+                "it is a symbolic link; refusing to follow it (remove it or choose another --state)",
+            )));
+        }
         let mut prior = PriorStates::new();
         let mut notes = Vec::new();
         let existing = match std::fs::read(path) {
@@ -193,11 +200,13 @@ impl Journal {
                 ));
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        // The journal names databases, instances and server messages: for
+        // the owner's eyes only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path).map_err(io)?;
         if let Some(at) = cut_at {
             // Drop the cut line, so the journal stays one JSON value per line.
             file.set_len(at as u64).map_err(io)?;

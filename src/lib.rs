@@ -16,6 +16,7 @@ pub mod journal;
 pub mod manifest;
 pub mod plan;
 pub mod progress;
+pub mod redact;
 pub mod report;
 pub mod retry;
 pub mod run;

@@ -95,7 +95,8 @@ impl Context {
                         inst.project_id.as_deref().unwrap_or_default(),
                         &region,
                         inst.instance_id.as_deref().unwrap_or_default(),
-                    );
+                    )
+                    .map_err(|e| format!("instance {}: {e}", db.instance))?;
                     Arc::new(ApiTarget::new(
                         http.clone(),
                         base,
@@ -176,7 +177,16 @@ pub struct BackupSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub manifest: String,
+    /// The manifest's warnings (`validate` shows them too), such as a
+    /// credential that would travel in clear text.
+    pub warnings: Vec<PlanWarning>,
     pub items: Vec<PlanItem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanWarning {
+    pub path: String,
+    pub message: String,
 }
 
 impl Plan {
@@ -219,6 +229,15 @@ pub async fn plan(ctx: &Context, selected: &[usize], prior: &PriorStates) -> Pla
     .await;
     Plan {
         manifest: ctx.loaded.source.name.clone(),
+        warnings: ctx
+            .loaded
+            .warnings
+            .iter()
+            .map(|d| PlanWarning {
+                path: d.path.clone(),
+                message: d.message.clone(),
+            })
+            .collect(),
         items,
     }
 }
@@ -284,6 +303,10 @@ async fn plan_one(
             }
             Presence::Absent | Presence::Unknown => check_files(ctx, db, &mut item, s3_slots).await,
         },
+    }
+    // Reasons carry remote errors: the last guard before any output.
+    for reason in &mut item.reasons {
+        *reason = crate::redact::scrub(reason);
     }
     item
 }

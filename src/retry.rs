@@ -45,6 +45,47 @@ impl Backoff {
     }
 }
 
+/// Why a transport error cannot succeed on a retry, or None when it may
+/// (a refused or dropped connection, a timeout). Retrying a bad certificate
+/// eight times only delays the message that matters.
+pub fn permanent(e: &reqwest::Error) -> Option<String> {
+    if e.is_builder() {
+        return Some(
+            "the request cannot be built: a header value (such as the token) holds a forbidden \
+             character, e.g. a line break"
+                .into(),
+        );
+    }
+    if e.is_redirect() {
+        return Some("the server redirects in a loop".into());
+    }
+    tls_failure(e).map(|tls| {
+        crate::redact::text(&format!(
+            "TLS failed: {tls}; check the endpoint's certificate (or that it speaks https at all)"
+        ))
+    })
+}
+
+/// The TLS error somewhere in the cause chain. `io::Error` hides its inner
+/// error from `source()`, so it is opened by hand.
+fn tls_failure<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(inner);
+        }
+        next = err.source();
+    }
+    None
+}
+
 /// `Retry-After` in seconds (the HTTP-date form is rare for APIs; ignored).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers

@@ -14,7 +14,7 @@ const MAX_LIST_PAGE: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum S3Error {
-    #[error("{key} does not exist in the bucket")]
+    #[error("{} does not exist in the bucket", crate::redact::terminal(key))]
     NotFound { key: String },
     #[error("access to {key} is denied with the manifest's S3 key (HTTP {status})")]
     Denied { key: String, status: u16 },
@@ -96,20 +96,24 @@ impl S3 {
                 ),
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let message: String = r
-                        .text()
-                        .await
-                        .unwrap_or_default()
-                        .chars()
-                        .take(300)
-                        .collect();
+                    let body = read_limited(r, 4096).await.unwrap_or_default();
                     return Err(S3Error::Http {
                         key: key.to_owned(),
                         status,
-                        message,
+                        message: crate::redact::text(&String::from_utf8_lossy(&body)),
                     });
                 }
-                Err(e) => (None, e.to_string()),
+                Err(e) => match crate::retry::permanent(&e) {
+                    Some(why) => {
+                        return Err(S3Error::Unreachable {
+                            key: key.to_owned(),
+                            message: why,
+                        });
+                    }
+                    // reqwest's text names the presigned URL: a working
+                    // download link. Never show it.
+                    None => (None, crate::redact::transport(&e)),
+                },
             };
             match backoff.next_delay(retry_after) {
                 Some(delay) => tokio::time::sleep(delay).await,
@@ -209,12 +213,19 @@ impl S3 {
                     message: format!("unreadable listing: {e}"),
                 }
             })?;
-            keys.extend(
-                page.contents
-                    .into_iter()
-                    .map(|c| c.key)
-                    .filter(|k| k.to_ascii_lowercase().ends_with(".bak")),
-            );
+            for key in page
+                .contents
+                .into_iter()
+                .map(|c| c.key)
+                .filter(|k| k.to_ascii_lowercase().ends_with(".bak"))
+            {
+                crate::manifest::model::check_key(&key).map_err(|message| S3Error::Http {
+                    key: prefix.to_owned(),
+                    status: 200,
+                    message: format!("the listing holds a key that cannot be imported: {message}"),
+                })?;
+                keys.push(key);
+            }
             match page.next_continuation_token {
                 Some(t) if Some(&t) != token.as_ref() => token = Some(t),
                 _ => break,
@@ -231,7 +242,11 @@ pub async fn read_limited(
     limit: usize,
 ) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| crate::redact::transport(&e))?
+    {
         let room = limit.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if body.len() >= limit {

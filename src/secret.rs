@@ -13,8 +13,12 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Every secret the process holds is also known to the redaction step,
+    /// so a server that echoes it back cannot put it on the screen.
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value = value.into();
+        crate::redact::register(&value);
+        Secret(value)
     }
 
     /// The clear text, for the one place that sends it to a server.
@@ -41,7 +45,7 @@ impl fmt::Display for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        String::deserialize(d).map(Secret::new)
     }
 }
 
@@ -64,6 +68,31 @@ impl JsonSchema for Secret {
             "description": "A secret. Prefer `${ENV_VAR}` or the matching `*_file` key over writing it into the manifest."
         })
     }
+}
+
+/// Largest secret file read (`*_file` keys): a token, password or key is a
+/// few hundred bytes; `/dev/zero` or a mistaken 1 GiB path must not be
+/// read into memory.
+pub const MAX_SECRET_FILE: u64 = 16 * 1024;
+/// Largest key file read (a service-account key or a PEM private key; an
+/// RSA-4096 key in JSON is about 5 KiB).
+pub const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// Reads a file of at most `limit` bytes as UTF-8 text; a larger one is an
+/// error that says so, after reading no more than `limit + 1` bytes.
+pub fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB; not a secret", limit / 1024),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 #[cfg(test)]

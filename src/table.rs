@@ -2,6 +2,17 @@
 //! last column left free (it holds reasons, which can be long).
 
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    // Cells hold outside data (names from backup headers, object keys,
+    // server messages): no control character reaches the terminal.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| crate::redact::terminal(c).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let padded = header.len().saturating_sub(1);
     let widths: Vec<usize> = (0..padded)
         .map(|c| {

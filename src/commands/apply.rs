@@ -64,7 +64,7 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
                 plan.count(Verdict::NotReady)
             );
             let records = engine::records_of_unrun_plan(&plan);
-            write_reports(args, &manifest_name, &started, &records);
+            let _ = write_reports(args, &manifest_name, &started, &records);
             return Exit::Failed;
         }
         let to_run = plan.count(Verdict::Ready) + plan.count(Verdict::Attach);
@@ -83,14 +83,18 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
         let (records, journal_error) =
             engine::execute(global, ctx, &plan, Some(opened.journal), &settings).await;
         engine::print_summary(global, &records);
-        write_reports(args, &manifest_name, &started, &records);
+        let reports_written = write_reports(args, &manifest_name, &started, &records);
         if let Some(e) = journal_error {
             eprintln!(
                 "error: the journal could not be written ({e}); a rerun may not resume correctly"
             );
             return Exit::Failed;
         }
-        engine::exit_code(&records, interrupted.load(Ordering::SeqCst))
+        match engine::exit_code(&records, interrupted.load(Ordering::SeqCst)) {
+            // A CI job that asked for a report must not pass without it.
+            Exit::Success if !reports_written => Exit::Failed,
+            exit => exit,
+        }
     })
 }
 
@@ -140,7 +144,9 @@ fn watch_ctrl_c(stop: CancellationToken, interrupted: Arc<AtomicBool>) {
     });
 }
 
-fn write_reports(args: &ApplyArgs, manifest: &str, started: &str, records: &[Record]) {
+/// Writes the requested reports; false when one could not be written.
+fn write_reports(args: &ApplyArgs, manifest: &str, started: &str, records: &[Record]) -> bool {
+    let mut written = true;
     if let Some(path) = &args.report {
         let json = report::json_report(manifest, started, &now(), records);
         if let Err(e) = std::fs::write(
@@ -148,6 +154,7 @@ fn write_reports(args: &ApplyArgs, manifest: &str, started: &str, records: &[Rec
             serde_json::to_string_pretty(&json).expect("JSON") + "\n",
         ) {
             eprintln!("error: cannot write the report {}: {e}", path.display());
+            written = false;
         }
     }
     if let Some(path) = &args.junit
@@ -157,5 +164,7 @@ fn write_reports(args: &ApplyArgs, manifest: &str, started: &str, records: &[Rec
             "error: cannot write the JUnit report {}: {e}",
             path.display()
         );
+        written = false;
     }
+    written
 }

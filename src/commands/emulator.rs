@@ -5,6 +5,19 @@ use std::io::Write;
 use std::time::Duration;
 
 pub fn run(args: &EmulatorArgs) -> Exit {
+    for (door, addr) in [
+        ("--api-addr", args.api_addr),
+        ("--s3-addr", args.s3_addr),
+        ("--tds-addr", args.tds_addr),
+    ] {
+        if !addr.ip().is_loopback() {
+            eprintln!(
+                "warning: {door} {addr} is reachable from other machines: the emulator's \
+                 well-known test credentials, its bucket and its SQL logins (without TLS) \
+                 are open to them"
+            );
+        }
+    }
     let config = Config {
         api_addr: args.api_addr,
         s3_addr: args.s3_addr,

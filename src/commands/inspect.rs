@@ -11,7 +11,17 @@ struct Inspected {
 }
 
 pub fn run(global: &Global, paths: &[String]) -> Exit {
-    let inspected: Vec<Inspected> = paths.iter().map(|p| inspect(p)).collect();
+    let inspected: Vec<Inspected> = paths
+        .iter()
+        .map(|p| {
+            let mut i = inspect(p);
+            // Errors can carry a transport error's URL or an S3 answer.
+            if let Err(e) = &mut i.header {
+                *e = crate::redact::scrub(e);
+            }
+            i
+        })
+        .collect();
     let any_unreadable = inspected.iter().any(|i| i.header.is_err());
 
     if is_json(global) {

@@ -182,24 +182,30 @@ impl<'a> Checker<'a> {
             (Some(s), None) => Some(s),
             (None, Some(path)) => {
                 let full = self.dir.join(path);
-                match std::fs::read_to_string(&full) {
+                // `password_file: ${SQL_PASSWORD}` is a slip that would print
+                // the password as a path: a path from the environment is
+                // not shown.
+                let from_env = matches!(
+                    super::path::node_at(self.tree, &parent.key(file_key)),
+                    Some(Node::Scalar(s)) if s.from_env
+                );
+                let shown = if from_env {
+                    format!("the file named by the environment variable in `{file_key}`")
+                } else {
+                    format!("`{}`", crate::redact::terminal(&full.display().to_string()))
+                };
+                match crate::secret::read_bounded(&full, crate::secret::MAX_SECRET_FILE) {
                     Ok(text) => {
                         let text = text.trim_end_matches(['\n', '\r']);
                         if text.is_empty() {
-                            self.error(
-                                &parent.key(file_key),
-                                format!("`{}` is empty", full.display()),
-                            );
+                            self.error(&parent.key(file_key), format!("{shown} is empty"));
                             None
                         } else {
                             Some(Secret::new(text))
                         }
                     }
                     Err(e) => {
-                        self.error(
-                            &parent.key(file_key),
-                            format!("cannot read `{}`: {e}", full.display()),
-                        );
+                        self.error(&parent.key(file_key), format!("cannot read {shown}: {e}"));
                         None
                     }
                 }
@@ -225,7 +231,17 @@ impl<'a> Checker<'a> {
         for (db, &i) in m.databases.iter().zip(&parts.db_index) {
             let p = list.index(i);
             let name_ok = match check_database_name(&db.name) {
-                Ok(()) => true,
+                Ok(()) => {
+                    if let Some(w) = super::names::mixed_scripts(&db.name) {
+                        self.push(
+                            Diagnostic::warning(w)
+                                .hint("retype the name in one script, unless this is meant"),
+                            &p.key("name"),
+                            Target::Value,
+                        );
+                    }
+                    true
+                }
                 Err(e) => {
                     self.error(&p.key("name"), e);
                     false
@@ -314,8 +330,14 @@ impl<'a> Checker<'a> {
 
     /// Checks one database's file entries; returns their keys when all are good.
     fn files(&mut self, m: &Manifest, db: &Database, p: &FieldPath) -> Option<Vec<String>> {
-        let Files::List(entries) = &db.files else {
-            return None;
+        let entries = match &db.files {
+            Files::List(entries) => entries,
+            Files::Prefix(p_) => {
+                if let Err(e) = super::model::check_key(&p_.prefix) {
+                    self.error(&p.key("files").key("prefix"), e);
+                }
+                return None;
+            }
         };
         let mut keys: Vec<String> = Vec::with_capacity(entries.len());
         let mut ok = true;
@@ -386,12 +408,61 @@ impl<'a> Checker<'a> {
                 );
                 if let Some(key) = &api.service_account_key_path {
                     let full = self.dir.join(key);
-                    if let Err(e) = std::fs::metadata(&full) {
+                    let problem = match std::fs::metadata(&full) {
+                        Err(e) => Some(e.to_string()),
+                        Ok(m) if m.len() > crate::secret::MAX_KEY_FILE => Some(format!(
+                            "larger than {} KiB; not a service-account key",
+                            crate::secret::MAX_KEY_FILE / 1024
+                        )),
+                        Ok(_) => None,
+                    };
+                    if let Some(problem) = problem {
                         self.error(
                             &ap.key("service_account_key_path"),
-                            format!("cannot read `{}`: {e}", full.display()),
+                            format!(
+                                "cannot read `{}`: {problem}",
+                                crate::redact::terminal(&full.display().to_string())
+                            ),
                         );
                     }
+                }
+            }
+            for (key, value) in [
+                ("project_id", inst.project_id.as_deref()),
+                ("region", inst.region.as_deref()),
+                ("instance_id", inst.instance_id.as_deref()),
+            ] {
+                if let Some(value) = value.filter(|v| !v.is_empty())
+                    && let Err(e) = check_id(key, value)
+                {
+                    self.error(&p.key(key), e);
+                }
+            }
+            if let Some(sql) = inst.sql.as_ref() {
+                let host = sql.host.as_deref().unwrap_or_default();
+                let remote = !host.is_empty() && !is_loopback_host(host);
+                let sp = p.key("sql");
+                if remote && !sql.encrypt {
+                    self.push(
+                        Diagnostic::warning(format!(
+                            "instance `{id}`: `encrypt: false` toward {host}: the SQL password and \
+                             the S3 secret key (a procedure parameter) travel in clear text"
+                        ))
+                        .hint("remove `encrypt: false`; Flex instances speak TLS"),
+                        &sp.key("encrypt"),
+                        Target::Key,
+                    );
+                } else if remote && sql.trust_server_certificate {
+                    self.push(
+                        Diagnostic::warning(format!(
+                            "instance `{id}`: `trust_server_certificate: true` toward {host}: \
+                             anyone in the path can pose as the server and read the SQL password \
+                             and the S3 secret key"
+                        ))
+                        .hint("remove it and let the certificate be verified"),
+                        &sp.key("trust_server_certificate"),
+                        Target::Key,
+                    );
                 }
             }
             if let Some(sql) = inst.sql.as_mut() {
@@ -435,6 +506,22 @@ impl<'a> Checker<'a> {
                         .any(|v| (self.env)(v).is_some_and(|x| !x.is_empty()));
                 let source_broken =
                     api.is_some_and(|a| a.token_file.is_some() && a.token.is_none());
+                let key_flow = api.is_some_and(|a| a.service_account_key_path.is_some())
+                    || (self.env)(KEY_PATH_ENV).is_some_and(|x| !x.is_empty());
+                if key_flow
+                    && let Some(url) =
+                        (self.env)(crate::auth::TOKEN_URL_ENV).filter(|v| !v.is_empty())
+                    && let Err(e) = check_endpoint(&url)
+                {
+                    self.push(
+                        Diagnostic::error(format!(
+                            "{}: {e}; the signed service-account assertion would travel in clear",
+                            crate::auth::TOKEN_URL_ENV
+                        )),
+                        &p,
+                        Target::Key,
+                    );
+                }
                 if !has_source && !source_broken {
                     self.push(
                         Diagnostic::error(format!(
@@ -500,12 +587,52 @@ fn check_bucket(bucket: &str) -> Result<(), String> {
     }
 }
 
+/// Ids become path segments of API URLs, where `/`, `..`, `?` or `%` would
+/// steer the request (with the bearer token) elsewhere. STACKIT documents
+/// project and instance ids as UUIDs and regions as names like `eu01`; the
+/// check admits what cannot steer a path: ASCII letters, digits, `-` and
+/// `_`, at most 64 (regions: lower case).
+pub fn check_id(key: &str, value: &str) -> Result<(), String> {
+    let allowed = |c: char| {
+        c.is_ascii_digit()
+            || c == '-'
+            || c == '_'
+            || if key == "region" {
+                c.is_ascii_lowercase()
+            } else {
+                c.is_ascii_alphabetic()
+            }
+    };
+    let shown = crate::redact::terminal(value);
+    if value.len() > 64 {
+        return Err(format!("`{key}` is longer than 64 characters"));
+    }
+    match value.chars().find(|c| !allowed(*c)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "`{key}` `{shown}` contains `{}`; {} are letters, digits, `-` and `_` only \
+             (project and instance ids are UUIDs, regions look like `eu01`)",
+            c.escape_default(),
+            if key == "region" { "regions" } else { "ids" }
+        )),
+    }
+}
+
+/// `localhost`, `127.0.0.0/8` and `::1`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// An endpoint must be an absolute http(s) URL; plain http only on loopback,
 /// since tokens and S3 signatures travel over it.
 pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
     let url = url::Url::parse(endpoint).map_err(|e| format!("`{endpoint}` is not a URL ({e})"))?;
     let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Domain(d)) => is_loopback_host(d),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => return Err(format!("`{endpoint}` has no host")),

@@ -14,7 +14,7 @@ pub mod yaml;
 
 pub use model::*;
 
-use crate::diagnostic::{Diagnostic, Location, Source};
+use crate::diagnostic::{Diagnostic, Location, Shift, Source};
 use path::{FieldPath, SegRef};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -45,14 +45,14 @@ pub struct Rejected {
 pub struct SourceText {
     pub name: String,
     pub text: String,
+    /// Where masking changed a line's length (a mask has one width whatever
+    /// the secret's length), so columns can be mapped onto `text`.
+    pub shifts: Vec<Shift>,
 }
 
 impl SourceText {
     pub fn as_source(&self) -> Source {
-        Source {
-            name: self.name.clone(),
-            text: self.text.clone(),
-        }
+        Source::new(self.name.clone(), self.text.clone()).with_shifts(self.shifts.clone())
     }
 }
 
@@ -69,6 +69,7 @@ pub fn load(path: &Path, env: Env) -> Result<Loaded, Rejected> {
         source: SourceText {
             name: name.clone(),
             text: String::new(),
+            shifts: Vec::new(),
         },
         diagnostics: vec![Diagnostic::error(message)],
     };
@@ -106,10 +107,11 @@ pub fn load(path: &Path, env: Env) -> Result<Loaded, Rejected> {
 }
 
 pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, Rejected> {
-    let reject = |text: String, diagnostics| Rejected {
+    let reject = |(text, shifts): (String, Vec<Shift>), diagnostics| Rejected {
         source: SourceText {
             name: name.to_owned(),
             text,
+            shifts,
         },
         diagnostics,
     };
@@ -124,13 +126,13 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
             if line.contains("${") && (line.contains('{') || line.contains('[')) {
                 d = d.hint("inside `{ }` or `[ ]`, put values with `${VAR}` in quotes: \"${VAR}\"");
             }
-            return Err(reject(mask_secret_lines(text), vec![d]));
+            return Err(reject(mask(text, secret_spans_by_line(text)), vec![d]));
         }
     };
     let mut diagnostics = Vec::new();
 
     let secret_spans = literal_secrets(&tree);
-    for (path, span) in &secret_spans {
+    for (path, span) in secret_spans.iter().filter(|(p, _)| is_secret_key(p)) {
         diagnostics.push(
             Diagnostic::warning("a secret is written into the manifest")
                 .at(path.to_string(), Some(location(*span)))
@@ -165,7 +167,8 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
         manifest,
         source: SourceText {
             name: name.to_owned(),
-            text: shown,
+            text: shown.0,
+            shifts: shown.1,
         },
         warnings: diagnostics,
         dir: dir.to_path_buf(),
@@ -188,8 +191,31 @@ pub(crate) fn location(span: Span) -> Location {
 /// Keys whose values are secrets wherever they appear.
 const SECRET_KEYS: &[&str] = &["access_key", "secret_key", "token", "password"];
 
-/// Secrets written as literal text, with their positions. A value that is
-/// exactly one `${VAR}` reference is not a literal secret.
+/// Whether the last key of `path` names a secret exactly.
+fn is_secret_key(path: &FieldPath) -> bool {
+    matches!(path.0.last(), Some(path::Seg::Key(k)) if SECRET_KEYS.contains(&k.as_str()))
+}
+
+/// Keys whose values are masked in snippets: the secret keys, and keys that
+/// look like a slip of one (`secret_kye`, `pasword`, `api_token`): an
+/// "unknown key" diagnostic must not print the secret it is about.
+fn looks_secret(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    if lower.ends_with("_file") || lower.ends_with("_path") {
+        return false;
+    }
+    SECRET_KEYS.contains(&key)
+        || ["secret", "passw", "pwd", "token", "access_k", "credential"]
+            .iter()
+            .any(|part| lower.contains(part))
+        || SECRET_KEYS
+            .iter()
+            .any(|s| strsim::damerau_levenshtein(&lower, s) <= 2)
+}
+
+/// Secrets written as literal values (of any type: `password: [x]` is a
+/// wrong type, but still a secret on screen), with their positions. A value
+/// that is exactly one `${VAR}` reference is not a literal secret.
 fn literal_secrets(tree: &Node) -> Vec<(FieldPath, Span)> {
     fn walk<'a>(node: &'a Node, path: &mut Vec<SegRef<'a>>, out: &mut Vec<(FieldPath, Span)>) {
         match node {
@@ -197,12 +223,15 @@ fn literal_secrets(tree: &Node) -> Vec<(FieldPath, Span)> {
                 for e in entries {
                     path.push(SegRef::Key(&e.key));
                     match &e.value {
-                        Node::Scalar(s) if SECRET_KEYS.contains(&e.key.as_str()) => {
+                        Node::Scalar(s) if looks_secret(&e.key) => {
                             if !s.text.trim().is_empty()
                                 && !interpolate::is_single_reference(&s.text)
                             {
                                 out.push((FieldPath::from_refs(path), s.span));
                             }
+                        }
+                        other if looks_secret(&e.key) => {
+                            out.push((FieldPath::from_refs(path), other.span()));
                         }
                         other => walk(other, path, out),
                     }
@@ -226,31 +255,38 @@ fn literal_secrets(tree: &Node) -> Vec<(FieldPath, Span)> {
 
 /// For text that did not parse (so there is no tree to find secrets in):
 /// after every `access_key:`, `secret_key:`, `token:` or `password:`, the
-/// value up to `,`, `}`, `]`, ` #` or the end of the line becomes `*`, unless
-/// it is a `${VAR}` reference. Errs on the side of masking too much.
-fn mask_secret_lines(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let mut rest = line;
-        while let Some(key_end) = secret_key_end(rest) {
-            let (key, after) = rest.split_at(key_end);
+/// value up to `,`, `}`, `]`, ` #` or the end of the line is a secret,
+/// unless it is a `${VAR}` reference. Errs on the side of masking too much.
+/// Spans count characters, as the parser's do.
+fn secret_spans_by_line(text: &str) -> Vec<Span> {
+    let mut spans = Vec::new();
+    let mut line_start_chars = 0;
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let mut offset = 0; // bytes into `line`
+        while let Some(key_end) = secret_key_end(&line[offset..]) {
+            let after = &line[offset + key_end..];
             let value = after.trim_start_matches([' ', '\t']);
-            out.push_str(key);
-            out.push_str(&after[..after.len() - value.len()]);
+            let value_start = offset + key_end + (after.len() - value.len());
             let end = value
                 .find([',', '}', ']', '\n', '\r'])
                 .unwrap_or(value.len());
             let end = value[..end].find(" #").unwrap_or(end);
-            if value.trim_start_matches(['"', '\'']).starts_with("${") {
-                out.push_str(&value[..end]);
-            } else {
-                out.extend(value[..end].chars().map(|_| '*'));
+            if !value.trim_start_matches(['"', '\'']).starts_with("${") && end > 0 {
+                let chars_before = line[..value_start].chars().count();
+                let len = value[..end].chars().count();
+                let start = line_start_chars + chars_before;
+                spans.push(Span {
+                    line: n + 1,
+                    col: chars_before,
+                    start,
+                    end: start + len,
+                });
             }
-            rest = &value[end..];
+            offset = value_start + end;
         }
-        out.push_str(rest);
+        line_start_chars += line.chars().count();
     }
-    out
+    spans
 }
 
 /// Byte index just past the colon of the first `<secret key>:` in `text`.
@@ -272,24 +308,57 @@ fn secret_key_end(text: &str) -> Option<usize> {
         .min()
 }
 
-/// The text with the given character ranges replaced by `*`, keeping every
-/// column where it was.
-fn mask(text: &str, spans: impl Iterator<Item = Span>) -> String {
-    let mut spans: Vec<Span> = spans.collect();
+/// What a masked secret looks like, whatever its length.
+const MASK: &str = "****";
+
+/// The text with the given character ranges replaced by [`MASK`] (one per
+/// line a range covers), and the column shifts that causes.
+fn mask(text: &str, spans: impl IntoIterator<Item = Span>) -> (String, Vec<Shift>) {
+    let mut spans: Vec<Span> = spans.into_iter().collect();
     if spans.is_empty() {
-        return text.to_owned();
+        return (text.to_owned(), Vec::new());
     }
     spans.sort_by_key(|s| s.start);
     let mut out = String::with_capacity(text.len());
+    let mut shifts = Vec::new();
+    let (mut line, mut col) = (1, 1);
+    let mut run = 0usize; // characters masked in the current run
     let mut i = 0;
     for (idx, c) in text.chars().enumerate() {
         while i < spans.len() && spans[i].end <= idx {
             i += 1;
         }
-        let inside = spans.get(i).is_some_and(|s| s.start <= idx && idx < s.end);
-        out.push(if inside && c != '\n' { '*' } else { c });
+        let inside = c != '\n' && spans.get(i).is_some_and(|s| s.start <= idx && idx < s.end);
+        if inside {
+            if run == 0 {
+                out.push_str(MASK);
+            }
+            run += 1;
+        } else {
+            if run > 0 {
+                shifts.push(Shift {
+                    line,
+                    col,
+                    delta: MASK.chars().count() as isize - run as isize,
+                });
+                run = 0;
+            }
+            out.push(c);
+        }
+        if c == '\n' {
+            (line, col) = (line + 1, 1);
+        } else {
+            col += 1;
+        }
     }
-    out
+    if run > 0 {
+        shifts.push(Shift {
+            line,
+            col,
+            delta: MASK.chars().count() as isize - run as isize,
+        });
+    }
+    (out, shifts)
 }
 
 /// Resolves `${VAR}` in every scalar value; returns the spans of the

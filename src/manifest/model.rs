@@ -367,6 +367,7 @@ impl S3 {
             if entry.starts_with('/') {
                 return Err("keys are relative to the bucket: drop the leading `/`".into());
             }
+            check_key(entry)?;
             return Ok(entry.to_owned());
         };
         let mut parts = rest.splitn(3, '/');
@@ -403,6 +404,7 @@ impl S3 {
         if key.is_empty() {
             return Err("the URI names no object key".into());
         }
+        check_key(&key)?;
         Ok(key)
     }
 
@@ -415,6 +417,30 @@ impl S3 {
             key
         )
     }
+}
+
+/// An object key that names one object the same way everywhere. `.` and
+/// `..` segments are refused: URL handling normalises them away, so the
+/// object `plan` reads and the one the service imports would differ.
+/// Control characters have no place in a key and would reach terminals.
+pub fn check_key(key: &str) -> Result<(), String> {
+    if key
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(format!(
+            "`{}` has a `.` or `..` segment, which URLs normalise into another object; \
+             name the object by its plain key",
+            crate::redact::terminal(key)
+        ));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(format!(
+            "`{}` contains a control character",
+            crate::redact::terminal(key)
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

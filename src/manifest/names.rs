@@ -203,10 +203,13 @@ pub fn check_database_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the database name is empty".into());
     }
-    let chars = name.chars().count();
-    if chars > MAX_NAME_CHARS {
+    // NVARCHAR counts UTF-16 code units: a letter outside the Basic
+    // Multilingual Plane takes two.
+    let units = name.encode_utf16().count();
+    if units > MAX_NAME_CHARS {
         return Err(format!(
-            "the name has {chars} characters; STACKIT's import takes at most {MAX_NAME_CHARS}"
+            "the name has {units} characters (UTF-16 code units, as NVARCHAR counts them); \
+             STACKIT's import takes at most {MAX_NAME_CHARS}"
         ));
     }
     if let Some(c) = name.chars().find(|c| is_breakout(*c)) {
@@ -273,6 +276,58 @@ fn check_regular_identifier(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Scripts whose letters look alike (`a` and Cyrillic `а`, `o` and Greek
+/// `ο`). A name mixing them is legal, but is usually a look-alike that
+/// imports under a name nobody can type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Script {
+    Latin,
+    Greek,
+    Cyrillic,
+}
+
+impl Script {
+    fn of(c: char) -> Option<Script> {
+        match c as u32 {
+            0x41..=0x5a | 0x61..=0x7a | 0xc0..=0x24f | 0x1e00..=0x1eff => Some(Script::Latin),
+            0x370..=0x3ff | 0x1f00..=0x1fff => Some(Script::Greek),
+            0x400..=0x52f => Some(Script::Cyrillic),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Script::Latin => "Latin",
+            Script::Greek => "Greek",
+            Script::Cyrillic => "Cyrillic",
+        }
+    }
+}
+
+/// A warning when a name mixes Latin, Greek and Cyrillic letters.
+pub fn mixed_scripts(name: &str) -> Option<String> {
+    let mut first: Option<(Script, char)> = None;
+    for c in name.chars() {
+        let Some(script) = Script::of(c) else {
+            continue;
+        };
+        match first {
+            None => first = Some((script, c)),
+            Some((s, f)) if s != script => {
+                return Some(format!(
+                    "the name `{name}` mixes {} (`{f}`) and {} (`{c}`, U+{:04X}) letters, which can look alike",
+                    s.name(),
+                    script.name(),
+                    c as u32
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
 fn is_breakout(c: char) -> bool {
     matches!(c, '[' | ']' | '\'' | '"' | ';' | '`') || c.is_control()
 }
@@ -324,6 +379,22 @@ mod tests {
             let err = check_database_name(name).unwrap_err();
             assert!(err.contains(expected), "{name:?}: {err}");
         }
+    }
+
+    #[test]
+    fn length_counts_utf16_units_and_look_alikes_are_flagged() {
+        // 41 letters outside the BMP are 82 UTF-16 units.
+        let wide = "\u{10400}".repeat(41);
+        assert!(
+            check_database_name(&wide)
+                .unwrap_err()
+                .contains("82 characters")
+        );
+        assert_eq!(check_database_name(&"\u{10400}".repeat(40)), Ok(()));
+        assert!(mixed_scripts("s\u{0430}les").unwrap().contains("Cyrillic"));
+        assert!(mixed_scripts("sales_2026").is_none());
+        assert!(mixed_scripts("ünïcödé").is_none());
+        assert!(mixed_scripts("продажи").is_none());
     }
 
     #[test]

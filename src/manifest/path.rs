@@ -92,6 +92,19 @@ pub enum Target {
     Key,
 }
 
+/// The node at `path`, if there is one.
+pub fn node_at<'a>(root: &'a Node, path: &FieldPath) -> Option<&'a Node> {
+    let mut node = root;
+    for seg in &path.0 {
+        node = match (seg, node) {
+            (Seg::Key(k), Node::Map(..)) => &node.get(k)?.value,
+            (Seg::Index(i), Node::Seq(items, _)) => items.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
 /// The span of the node at `path`, or of the deepest ancestor that exists
 /// (a missing key is reported where its mapping is).
 pub fn span_of(root: &Node, path: &FieldPath, target: Target) -> Span {

@@ -135,7 +135,14 @@ impl Events {
     }
 
     /// Records the event in the journal (flushed) before anyone else sees it.
-    pub fn emit(&self, event: Event) {
+    pub fn emit(&self, mut event: Event) {
+        // The last guard before the journal, the display and the reports.
+        if let Event::Skipped { reason, .. }
+        | Event::Retried { reason, .. }
+        | Event::Failed { reason, .. } = &mut event
+        {
+            *reason = crate::redact::scrub(reason);
+        }
         let stamped = Stamped {
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             event,

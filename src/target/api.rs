@@ -47,7 +47,11 @@ impl ApiTarget {
         let url = format!("{}{path}", self.base);
         let mut backoff = Backoff::default();
         loop {
-            let token = self.auth.bearer().await.map_err(|e| e.to_string())?;
+            let token = self
+                .auth
+                .bearer()
+                .await
+                .map_err(|e| crate::redact::text(&e.to_string()))?;
             let (retry_after, why) =
                 match self.http.get(&url).bearer_auth(token.expose()).send().await {
                     Ok(r) if r.status().is_success() => {
@@ -69,7 +73,10 @@ impl ApiTarget {
                         (retry_after, service_error(r).await)
                     }
                     Ok(r) => return Err(format!("GET {path}: {}", service_error(r).await)),
-                    Err(e) => (None, e.to_string()),
+                    Err(e) => match crate::retry::permanent(&e) {
+                        Some(why) => return Err(format!("GET {path}: {why}")),
+                        None => (None, crate::redact::transport(&e)),
+                    },
                 };
             match backoff.next_delay(retry_after) {
                 Some(delay) => {
@@ -90,22 +97,38 @@ impl ApiTarget {
     }
 }
 
-/// `{endpoint}/{version}/projects/{project}/regions/{region}/instances/{instance}`
+/// `{endpoint}/{version}/projects/{project}/regions/{region}/instances/{instance}`,
+/// each id escaped as one path segment: validation already refuses ids
+/// that are not of the documented form, and escaping keeps even a library
+/// caller's `../other-project` inside its own segment.
 pub fn instance_url(
     endpoint: &str,
     version: ApiVersion,
     project: &str,
     region: &str,
     instance: &str,
-) -> String {
+) -> Result<String, String> {
     let version = match version {
         ApiVersion::V3alpha1 => "v3alpha1",
         ApiVersion::V3 => "v3",
     };
-    format!(
-        "{}/{version}/projects/{project}/regions/{region}/instances/{instance}",
-        endpoint.trim_end_matches('/')
-    )
+    let mut url = url::Url::parse(endpoint.trim_end_matches('/'))
+        .map_err(|e| format!("`{endpoint}` is not a URL ({e})"))?;
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .map_err(|()| format!("`{endpoint}` cannot carry a path"))?
+        .pop_if_empty()
+        .extend([
+            version,
+            "projects",
+            project,
+            "regions",
+            region,
+            "instances",
+            instance,
+        ]);
+    Ok(url.to_string())
 }
 
 /// The service's own message: `Error` (with traceId) or `ValidationError`.
@@ -126,7 +149,8 @@ async fn service_error(response: reqwest::Response) -> String {
     let body = crate::s3::read_limited(response, 64 * 1024)
         .await
         .unwrap_or_default();
-    match serde_json::from_slice::<ErrorBody>(&body) {
+    // The server's words may repeat the request, S3 secret included.
+    crate::redact::text(&match serde_json::from_slice::<ErrorBody>(&body) {
         Ok(ErrorBody {
             validation: Some(fields),
             ..
@@ -153,7 +177,7 @@ async fn service_error(response: reqwest::Response) -> String {
                 format!("HTTP {status}: {}", text.trim())
             }
         }
-    }
+    })
 }
 
 #[derive(Deserialize)]
@@ -264,10 +288,12 @@ impl Target for ApiTarget {
                     }
                 }
             });
-            let token = self.auth.bearer().await.map_err(|e| SubmitError::Unknown {
-                message: e.to_string(),
-                retry_after: None,
-            })?;
+            // No token, no request: the import did not start.
+            let token = self
+                .auth
+                .bearer()
+                .await
+                .map_err(|e| SubmitError::Refused(crate::redact::text(&e.to_string())))?;
             let response = self
                 .http
                 .post(format!("{}/restores", self.base))
@@ -286,35 +312,16 @@ impl Target for ApiTarget {
                     })
                 }
                 Ok(r) => Err(SubmitError::Refused(service_error(r).await)),
+                // Not sent at all (a forbidden header value, a bad
+                // certificate): the import certainly did not start.
+                Err(e) if crate::retry::permanent(&e).is_some() => Err(SubmitError::Refused(
+                    crate::retry::permanent(&e).unwrap_or_default(),
+                )),
                 Err(e) => Err(SubmitError::Unknown {
-                    message: without_url(&e),
+                    message: crate::redact::transport(&e),
                     retry_after: None,
                 }),
             }
         })
-    }
-}
-
-/// reqwest errors name the URL; ours carry no secret, but keep them short.
-fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_request() || e.is_body() {
-        "the connection broke"
-    } else {
-        "request failed"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}: {detail}")
     }
 }

@@ -14,6 +14,25 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// SQL Server's "Login failed for user".
+const LOGIN_FAILED: u32 = 18456;
+
+/// Why the instance could not be reached, and whether trying again can help.
+#[derive(Debug, Clone)]
+enum Unreachable {
+    Transient(String),
+    Permanent(String),
+}
+
+impl Unreachable {
+    fn map(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Unreachable::Transient(m) => Unreachable::Transient(f(m)),
+            Unreachable::Permanent(m) => Unreachable::Permanent(f(m)),
+        }
+    }
+}
+
 const IMPORT: &str = "EXEC [msdb].[stackit].[import_database] @database_name = @P1, @owner_name = @P2, \
                       @s3_url = @P3, @s3_access_key_id = @P4, @s3_secret_key_id = @P5";
 
@@ -25,6 +44,8 @@ pub struct SqlTarget {
     config: Config,
     /// The status connection, kept between rounds.
     status: tokio::sync::Mutex<Option<Connection>>,
+    /// Set by the first refused login; every later attempt fails at once.
+    login_refused: std::sync::OnceLock<String>,
     label: String,
 }
 
@@ -57,31 +78,52 @@ impl SqlTarget {
             port: sql.port,
             config,
             status: tokio::sync::Mutex::new(None),
+            login_refused: std::sync::OnceLock::new(),
             label,
         }
     }
 
-    async fn connect(&self) -> Result<Connection, String> {
+    /// Logs in, once per failure: a login that the server refused (error
+    /// 18456) is remembered and never tried again by this process, because
+    /// lockout policies count every attempt.
+    async fn connect(&self) -> Result<Connection, Unreachable> {
+        if let Some(why) = self.login_refused.get() {
+            return Err(Unreachable::Permanent(why.clone()));
+        }
+        let whence = format!("{}:{}", self.host, self.port);
         let attempt = async {
             let tcp = TcpStream::connect((self.host.as_str(), self.port))
                 .await
-                .map_err(|e| e.to_string())?;
-            tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+                .map_err(|e| Unreachable::Transient(e.to_string()))?;
+            tcp.set_nodelay(true)
+                .map_err(|e| Unreachable::Transient(e.to_string()))?;
             Client::connect(self.config.clone(), tcp.compat_write())
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| match e {
+                    tiberius::error::Error::Server(ref s) if s.code() == LOGIN_FAILED => {
+                        let why = format!(
+                            "login refused (SQL Server error {LOGIN_FAILED}: {}); not tried again, \
+                             so that a lockout policy does not lock the login",
+                            s.message()
+                        );
+                        let _ = self.login_refused.set(why.clone());
+                        Unreachable::Permanent(why)
+                    }
+                    tiberius::error::Error::Tls(ref t) => Unreachable::Permanent(format!(
+                        "TLS failed: {t}; check the server's certificate or `sql.encrypt`"
+                    )),
+                    other => Unreachable::Transient(other.to_string()),
+                })
         };
-        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(format!("cannot log in to {}:{}: {e}", self.host, self.port)),
-            Err(_) => Err(format!(
-                "cannot log in to {}:{}: timed out",
-                self.host, self.port
-            )),
-        }
+        let outcome = match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Unreachable::Transient("timed out".into())),
+        };
+        outcome
+            .map_err(|e| e.map(|m| crate::redact::text(&format!("cannot log in to {whence}: {m}"))))
     }
 
-    async fn query_states(&self) -> Result<Vec<(String, String)>, String> {
+    async fn query_states(&self) -> Result<Vec<(String, String)>, Unreachable> {
         let mut slot = self.status.lock().await;
         if slot.is_none() {
             *slot = Some(self.connect().await?);
@@ -110,11 +152,13 @@ impl SqlTarget {
             Ok(Ok(rows)) => Ok(rows),
             Ok(Err(e)) => {
                 *slot = None; // Reconnect next round.
-                Err(format!("sys.databases: {e}"))
+                Err(Unreachable::Transient(crate::redact::text(&format!(
+                    "sys.databases: {e}"
+                ))))
             }
             Err(_) => {
                 *slot = None;
-                Err("sys.databases: timed out".into())
+                Err(Unreachable::Transient("sys.databases: timed out".into()))
             }
         }
     }
@@ -135,7 +179,8 @@ impl Target for SqlTarget {
             let rows = loop {
                 match self.query_states().await {
                     Ok(rows) => break rows,
-                    Err(e) => match backoff.next_delay(None) {
+                    Err(Unreachable::Permanent(e)) => return Err(e),
+                    Err(Unreachable::Transient(e)) => match backoff.next_delay(None) {
                         Some(delay) => tokio::time::sleep(delay).await,
                         None => return Err(e),
                     },
@@ -168,14 +213,15 @@ impl Target for SqlTarget {
 
     fn submit<'a>(&'a self, import: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>> {
         Box::pin(async move {
-            // A login that fails never reached the procedure: safe to retry.
-            let mut client = self
-                .connect()
-                .await
-                .map_err(|message| SubmitError::Unknown {
+            // A login that fails never reached the procedure: safe to retry,
+            // unless retrying cannot help (a refused login, a TLS failure).
+            let mut client = self.connect().await.map_err(|e| match e {
+                Unreachable::Permanent(message) => SubmitError::Refused(message),
+                Unreachable::Transient(message) => SubmitError::Unknown {
                     message,
                     retry_after: None,
-                })?;
+                },
+            })?;
             let urls = import.files.join(",");
             let (database, owner) = (import.database.as_str(), import.owner.as_deref());
             let (access_key, secret_key) = (import.access_key.expose(), import.secret_key.expose());
@@ -185,15 +231,13 @@ impl Target for SqlTarget {
             match tokio::time::timeout(QUERY_TIMEOUT, run).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(tiberius::error::Error::Server(e))) if e.code() == 1801 => {
-                    Err(SubmitError::Exists(e.message().to_owned()))
+                    Err(SubmitError::Exists(crate::redact::text(e.message())))
                 }
-                Ok(Err(tiberius::error::Error::Server(e))) => Err(SubmitError::Refused(format!(
-                    "SQL Server error {}: {}",
-                    e.code(),
-                    e.message()
-                ))),
+                Ok(Err(tiberius::error::Error::Server(e))) => Err(SubmitError::Refused(
+                    crate::redact::text(&format!("SQL Server error {}: {}", e.code(), e.message())),
+                )),
                 Ok(Err(e)) => Err(SubmitError::Unknown {
-                    message: e.to_string(),
+                    message: crate::redact::text(&e.to_string()),
                     retry_after: None,
                 }),
                 Err(_) => Err(SubmitError::Unknown {

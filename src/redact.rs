@@ -1,0 +1,257 @@
+//! The one redaction step. Every text that comes from outside or can carry
+//! a URL, a header or a server's words (transport errors, API and S3 error
+//! bodies, SQL Server messages, token endpoint answers) passes through
+//! [`text`] before it reaches any output, the journal or a report:
+//!
+//! - every secret value the process knows ([`Secret`](crate::secret::Secret)
+//!   registers itself here) is replaced by `***`;
+//! - URLs lose their user info, query string and fragment (a presigned S3
+//!   URL is a working download link for as long as it is valid);
+//! - anything shaped like a credential (SigV4 parameters, `Bearer` values,
+//!   JWTs, PEM keys, long hex signatures, `password=`-style pairs) is
+//!   replaced;
+//! - control characters are shown escaped, so a hostile server or file
+//!   cannot move the cursor or recolour the terminal;
+//! - the result is cut to a bounded length.
+//!
+//! [`terminal`] is the last part alone, for strings that are data rather
+//! than errors (database names from backup headers, object keys).
+
+use regex::Regex;
+use std::borrow::Cow;
+use std::sync::{LazyLock, RwLock};
+
+/// Longest redacted text, in characters; a server may answer megabytes.
+pub const MAX_CHARS: usize = 600;
+/// Secrets shorter than this are not searched for in text: replacing every
+/// `a` of a message would destroy it, and a 3-character secret protects
+/// nothing anyway.
+pub const MIN_SECRET_CHARS: usize = 4;
+const MASK: &str = "***";
+
+static KNOWN: LazyLock<RwLock<Vec<String>>> = LazyLock::new(|| RwLock::new(Vec::new()));
+
+/// Remembers a secret value so that [`text`] replaces it wherever it shows.
+pub fn register(secret: &str) {
+    if secret.chars().count() < MIN_SECRET_CHARS {
+        return;
+    }
+    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    if !known.iter().any(|k| k == secret) {
+        known.push(secret.to_owned());
+        // Longest first, so a secret containing another is replaced whole.
+        known.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    }
+}
+
+static URL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?i)\b(?:https?|wss?|ftp)://[^\s"'<>`]+"#).expect("regex"));
+
+/// Credential-shaped substrings, each replaced whole or after its key.
+static CREDENTIALS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    let r = |p: &str| Regex::new(p).expect("regex");
+    vec![
+        // PEM blocks (private keys, certificates): the whole block.
+        (
+            r(r"(?s)-----BEGIN [A-Z0-9 ]+-----.*?(?:-----END [A-Z0-9 ]+-----|$)"),
+            "-----REDACTED PEM-----",
+        ),
+        // JWTs: three base64url parts, the first a JSON header.
+        (
+            r(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+            MASK,
+        ),
+        // `Bearer xyz`, `Basic xyz`, `AWS4-HMAC-SHA256 Credential=...`.
+        (
+            r(r"(?i)\b(bearer|basic|aws4-hmac-sha256)\s+[^\s,;]+"),
+            "${1} ***",
+        ),
+        // key=value and "key": "value" pairs whose key names a credential.
+        (
+            r(
+                r#"(?i)\b((?:x-amz-)?(?:signature|credential|security-token|access[_-]?token|refresh[_-]?token|id[_-]?token|assertion|client[_-]?secret|secret(?:[_-]?(?:access[_-]?)?key)?|s3[_-]?access[_-]?(?:key|secret)|s3[_-]?secret[_-]?key(?:[_-]id)?|access[_-]?key(?:[_-]id)?|password|passwd|pwd|token|api[_-]?key|private[_-]?key))("?\s*[:=]\s*"?)[^\s"&,;}<]+"#,
+            ),
+            "${1}${2}***",
+        ),
+        // Bare long hex runs: SigV4 signatures, HMACs.
+        (r(r"\b[0-9a-fA-F]{40,}\b"), MASK),
+    ]
+});
+
+/// A text that may carry secrets, URLs or a server's words, made safe to
+/// show and store, and cut to [`MAX_CHARS`]. See the module documentation.
+pub fn text(input: &str) -> String {
+    // Bound the work before anything else: the patterns are linear, but a
+    // megabyte answer would still be shown to nobody.
+    let out = scrub(cut(input, MAX_CHARS * 4));
+    if out.chars().count() > MAX_CHARS {
+        cut(&out, MAX_CHARS).to_owned() + " …"
+    } else {
+        out
+    }
+}
+
+/// [`text`] without the length bound: for texts this program composed
+/// (a plan's reasons, an event's reason), as the last step before output.
+pub fn scrub(input: &str) -> String {
+    let mut out = replace_known(input);
+    out = URL
+        .replace_all(&out, |c: &regex::Captures| without_query(&c[0]))
+        .into_owned();
+    for (pattern, with) in CREDENTIALS.iter() {
+        if let Cow::Owned(s) = pattern.replace_all(&out, *with) {
+            out = s;
+        }
+    }
+    terminal(&out).into_owned()
+}
+
+/// Control characters shown escaped (`\u{1b}`), newlines and tabs as spaces;
+/// everything else as it is. For any outside string shown on a terminal.
+pub fn terminal(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unsafe) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if is_unsafe(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// C0 and C1 controls, DEL, and the bidirectional overrides that can make
+/// a text read differently from what it is.
+fn is_unsafe(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn replace_known(s: &str) -> String {
+    let known = KNOWN.read().unwrap_or_else(|e| e.into_inner());
+    let mut out = s.to_owned();
+    for secret in known.iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), MASK);
+        }
+    }
+    out
+}
+
+/// `https://user:pw@host/path?query#f` -> `https://host/path`.
+fn without_query(url: &str) -> String {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let url = &url[..end];
+    match url.find("://") {
+        Some(scheme_end) => {
+            let rest = &url[scheme_end + 3..];
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{}{}", &url[..scheme_end + 3], &rest[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn cut(s: &str, chars: usize) -> &str {
+    match s.char_indices().nth(chars) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// A transport error (reqwest), described without its URL: what happened
+/// and its innermost cause, redacted. reqwest puts the whole request URL,
+/// presigned query included, into its `Display`.
+pub fn transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_builder() {
+        "the request could not be built"
+    } else if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_redirect() {
+        "too many redirects"
+    } else if e.is_decode() {
+        "the answer could not be read"
+    } else if e.is_request() || e.is_body() {
+        "the connection broke"
+    } else {
+        "request failed"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        text(&format!("{kind}: {detail}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presigned_urls_lose_their_query() {
+        let e = "error sending request for url (http://127.0.0.1:1/bucket/a.bak?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20261130&X-Amz-Signature=0123abcd)";
+        let out = text(e);
+        assert!(out.contains("http://127.0.0.1:1/bucket/a.bak"), "{out}");
+        assert!(!out.contains("X-Amz"), "{out}");
+        assert!(!out.contains("0123abcd"), "{out}");
+        assert_eq!(
+            without_query("https://u:p@h.example/x?y=1"),
+            "https://h.example/x"
+        );
+    }
+
+    #[test]
+    fn known_secrets_and_credential_shapes_are_replaced() {
+        register("KNOWN-SECRET-VALUE-71");
+        register("ab"); // too short to search for
+        let out = text(
+            "bad request: {\"s3_access_secret\": \"KNOWN-SECRET-VALUE-71\", \"password\": \"other\"} ab",
+        );
+        assert!(!out.contains("KNOWN-SECRET-VALUE-71"), "{out}");
+        assert!(!out.contains("other"), "{out}");
+        assert!(out.ends_with("ab"), "{out}");
+        for (input, gone) in [
+            ("Authorization: Bearer abc.def-ghi", "abc.def"),
+            (
+                "token eyJhbGciOiJSUzUxMiJ9.eyJzdWIiOiJ4In0.c2ln here",
+                "eyJhbGci",
+            ),
+            (
+                "sig 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                "9f86d08",
+            ),
+            ("access_token=xyz123&x=1", "xyz123"),
+            (
+                "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
+                "MIIE",
+            ),
+        ] {
+            let out = text(input);
+            assert!(!out.contains(gone), "{input} -> {out}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_length_is_bounded() {
+        let out = text("evil\u{1b}[2J\u{7}name\nnext");
+        assert!(!out.chars().any(|c| c.is_control()), "{out:?}");
+        assert!(out.contains("\\u{1b}[2J"), "{out}");
+        let long = "x".repeat(100_000);
+        assert!(text(&long).chars().count() <= MAX_CHARS + 2);
+        assert_eq!(terminal("plain"), Cow::Borrowed("plain"));
+        assert!(!terminal("a\u{202e}b").contains('\u{202e}'));
+    }
+}
