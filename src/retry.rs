@@ -67,21 +67,26 @@ pub fn permanent(e: &reqwest::Error) -> Option<String> {
 }
 
 /// The TLS error somewhere in the cause chain. `io::Error` hides its inner
-/// error from `source()`, so it is opened by hand.
+/// error from `source()` (and hyper wraps one `io::Error` in another), so
+/// each is opened by hand.
 fn tls_failure<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut next = Some(e);
+    let mut depth = 0;
     while let Some(err) = next {
+        depth += 1;
+        if depth > 32 {
+            return None;
+        }
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(inner) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(inner);
-        }
-        next = err.source();
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.get_ref() {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => err.source(),
+            },
+            None => err.source(),
+        };
     }
     None
 }

@@ -4,55 +4,13 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{S3, run, stats, tool};
+use emu::{Db, S3, assert_no_secrets, manifest, run, stats, tool};
 use serde_json::Value;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::Emulator;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-
-/// The secrets the test emulator uses; none may appear in any output.
-const SECRETS: [&str; 3] = [
-    "TEST-S3-SECRET-5ec7e7",
-    "TEST-TOKEN-5ec7e7",
-    "TEST-SQL-PASSWORD-5ec7e7",
-];
-
-struct Db<'a> {
-    name: &'a str,
-    instance: usize,
-    sql: bool,
-    keys: Vec<String>,
-}
-
-/// A manifest for the emulator: instances `i0`, `i1`, ... with both doors.
-fn manifest(e: &Emulator, max_parallel: u32, per_instance: u32, dbs: &[Db<'_>]) -> String {
-    let mut m = format!(
-        "version: 1\ndefaults: {{owner: app_owner, timeout: 2m}}\nconcurrency: {{max_parallel: {max_parallel}, per_instance: {per_instance}}}\n\
-         s3: {{endpoint: \"${{S3_ENDPOINT}}\", bucket: \"${{S3_BUCKET}}\", access_key: \"${{S3_ACCESS_KEY}}\", secret_key: \"${{S3_SECRET_KEY}}\"}}\ninstances:\n"
-    );
-    for (i, id) in e.instance_ids.iter().enumerate() {
-        m.push_str(&format!(
-            "  i{i}:\n    project_id: \"${{STACKIT_PROJECT_ID}}\"\n    region: eu01\n    instance_id: {id}\n    \
-             api: {{endpoint: \"${{STACKIT_API_ENDPOINT}}\", token: \"${{STACKIT_SERVICE_ACCOUNT_TOKEN}}\"}}\n    \
-             sql: {{host: 127.0.0.1, port: {}, user: \"${{SQL_USER}}\", password: \"${{SQL_PASSWORD}}\", encrypt: false}}\n",
-            e.tds[i].port()
-        ));
-    }
-    m.push_str("databases:\n");
-    for db in dbs {
-        let files: Vec<String> = db.keys.iter().map(|k| format!("\"{k}\"")).collect();
-        m.push_str(&format!(
-            "  - {{name: {}, instance: i{}, method: {}, files: [{}]}}\n",
-            db.name,
-            db.instance,
-            if db.sql { "sql" } else { "api" },
-            files.join(", ")
-        ));
-    }
-    m
-}
 
 fn write_manifest(dir: &Path, text: &str) -> PathBuf {
     common::write(dir, "m.yaml", text)
@@ -78,12 +36,6 @@ fn submissions(stats: &Value, e: &Emulator) -> Vec<(String, u64)> {
     }
     out.sort();
     out
-}
-
-fn assert_no_secrets(what: &str, text: &str) {
-    for secret in SECRETS {
-        assert!(!text.contains(secret), "{what} shows the secret {secret}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,18 +6,12 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{S3, run, stats, tool};
+use emu::{S3, SECRETS, run, stats, tool};
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::{Config, Emulator};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-
-const SECRETS: [&str; 3] = [
-    "TEST-S3-SECRET-5ec7e7",
-    "TEST-TOKEN-5ec7e7",
-    "TEST-SQL-PASSWORD-5ec7e7",
-];
 
 /// `count` databases spread over the emulator's instances, all API or all
 /// SQL, each with its own backup in the bucket.

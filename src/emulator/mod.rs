@@ -5,6 +5,7 @@
 //! `sqlflex-import emulator` runs it as a process.
 
 mod api;
+mod bucket;
 mod faults;
 mod keys;
 pub mod model;
@@ -198,7 +199,7 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
 
     let fs =
         s3s_fs::FileSystem::new(&s3_root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-    let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+    let mut builder = s3s::service::S3ServiceBuilder::new(bucket::Bucket(fs));
     builder.set_auth(s3s::auth::SimpleAuth::from_single(
         credentials.s3_access_key.clone(),
         credentials.s3_secret_key.clone(),

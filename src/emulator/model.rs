@@ -83,6 +83,8 @@ struct Instance {
     failed: BTreeMap<String, String>,
     max_concurrent: usize,
     status_requests: u64,
+    logins: u64,
+    failed_logins: u64,
     next_id: i64,
 }
 
@@ -372,6 +374,16 @@ impl Model {
         }
     }
 
+    /// One SQL login attempt on the instance's TDS endpoint.
+    pub fn count_login(&self, instance: &str, accepted: bool) {
+        if let Some(inst) = self.lock().get_mut(instance) {
+            inst.logins += 1;
+            if !accepted {
+                inst.failed_logins += 1;
+            }
+        }
+    }
+
     /// The `/_emulator/stats` document.
     pub fn stats(&self) -> Value {
         let all = self.lock();
@@ -386,6 +398,8 @@ impl Model {
                         "restore_submissions": i.submissions,
                         "max_concurrent_restores": i.max_concurrent,
                         "status_requests": i.status_requests,
+                        "logins": i.logins,
+                        "failed_logins": i.failed_logins,
                         "failed_restores": i.failed,
                     }),
                 )

@@ -198,3 +198,75 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The secrets of [`test_credentials`]: none may appear in any output,
+/// file or report.
+pub const SECRETS: [&str; 3] = [
+    "TEST-S3-SECRET-5ec7e7",
+    "TEST-TOKEN-5ec7e7",
+    "TEST-SQL-PASSWORD-5ec7e7",
+];
+
+pub fn assert_no_secrets(what: &str, text: &str) {
+    for secret in SECRETS {
+        assert!(
+            !text.contains(secret),
+            "{what} shows the secret {secret}:\n{text}"
+        );
+    }
+}
+
+/// One database of a test manifest.
+pub struct Db<'a> {
+    pub name: &'a str,
+    pub instance: usize,
+    pub sql: bool,
+    pub keys: Vec<String>,
+}
+
+impl<'a> Db<'a> {
+    pub fn api(name: &'a str, instance: usize, keys: &[&str]) -> Self {
+        Db {
+            name,
+            instance,
+            sql: false,
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        }
+    }
+
+    pub fn sql(name: &'a str, instance: usize, keys: &[&str]) -> Self {
+        Db {
+            sql: true,
+            ..Db::api(name, instance, keys)
+        }
+    }
+}
+
+/// A manifest for the emulator: instances `i0`, `i1`, ... with both doors,
+/// every credential from the emulator's environment.
+pub fn manifest(e: &Emulator, max_parallel: u32, per_instance: u32, dbs: &[Db<'_>]) -> String {
+    let mut m = format!(
+        "version: 1\ndefaults: {{owner: app_owner, timeout: 2m}}\nconcurrency: {{max_parallel: {max_parallel}, per_instance: {per_instance}}}\n\
+         s3: {{endpoint: \"${{S3_ENDPOINT}}\", bucket: \"${{S3_BUCKET}}\", access_key: \"${{S3_ACCESS_KEY}}\", secret_key: \"${{S3_SECRET_KEY}}\"}}\ninstances:\n"
+    );
+    for (i, id) in e.instance_ids.iter().enumerate() {
+        m.push_str(&format!(
+            "  i{i}:\n    project_id: \"${{STACKIT_PROJECT_ID}}\"\n    region: eu01\n    instance_id: {id}\n    \
+             api: {{endpoint: \"${{STACKIT_API_ENDPOINT}}\", token: \"${{STACKIT_SERVICE_ACCOUNT_TOKEN}}\"}}\n    \
+             sql: {{host: 127.0.0.1, port: {}, user: \"${{SQL_USER}}\", password: \"${{SQL_PASSWORD}}\", encrypt: false}}\n",
+            e.tds[i].port()
+        ));
+    }
+    m.push_str("databases:\n");
+    for db in dbs {
+        let files: Vec<String> = db.keys.iter().map(|k| format!("\"{k}\"")).collect();
+        m.push_str(&format!(
+            "  - {{name: {}, instance: i{}, method: {}, files: [{}]}}\n",
+            db.name,
+            db.instance,
+            if db.sql { "sql" } else { "api" },
+            files.join(", ")
+        ));
+    }
+    m
+}

@@ -71,7 +71,9 @@ impl TdsDoor {
             return Ok(()); // Injected: the connection dies during login.
         }
         let mut t = Tokens::default();
-        if login.user != self.user || login.password != self.password {
+        let accepted = login.user == self.user && login.password == self.password;
+        self.model.count_login(&self.instance, accepted);
+        if !accepted {
             t.message(
                 true,
                 18456,

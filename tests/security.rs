@@ -1,0 +1,758 @@
+//! The adversarial review, replayed against the real binary: every finding
+//! of the security issue as a test that failed on the code before the fix.
+//! Memory-hungry inputs run under an address-space limit on the child, so a
+//! regression fails the test instead of exhausting the machine.
+
+mod common;
+#[path = "common/emu.rs"]
+mod emu;
+
+use emu::{Db, S3, assert_no_secrets, manifest, run, stats, tool};
+use rusty_s3::S3Action;
+use sqlflex_import::backup::writer::{self, BackupSpec};
+use sqlflex_import::emulator::Emulator;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Address space for a child that must not grow: far above what the tool
+/// needs (about 100 MB), far below what the old code took (GBs).
+const MEMORY_LIMIT: u64 = 1 << 30;
+
+fn limit_memory(cmd: &mut Command, bytes: u64) -> &mut Command {
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    }
+}
+
+/// Presigned-URL and credential material that must never be shown.
+fn assert_no_download_link(what: &str, text: &str) {
+    for marker in [
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "x-amz-signature",
+        "TESTACCESSKEY",
+    ] {
+        assert!(!text.contains(marker), "{what} shows `{marker}`:\n{text}");
+    }
+    assert_no_secrets(what, text);
+}
+
+async fn emulator_with_one_backup(name: &str) -> Emulator {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let status = S3::new(&e)
+        .put(
+            &format!("{name}.bak"),
+            writer::write(&BackupSpec::full(name)),
+        )
+        .await
+        .status();
+    assert_eq!(status, 200);
+    e
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Runs plan (human and JSON), apply with both reports, and returns every
+/// output and file they produced.
+async fn everything_shown(e: &Emulator, dir: &Path, manifest: &Path) -> Vec<(String, String)> {
+    let m = manifest.to_str().unwrap();
+    let report = dir.join("r.json");
+    let junit = dir.join("r.xml");
+    let runs = [
+        tool(e, &["plan", m]),
+        tool(e, &["--format", "json", "plan", m]),
+        tool(
+            e,
+            &[
+                "apply",
+                "--yes",
+                "--no-progress",
+                m,
+                "--report",
+                report.to_str().unwrap(),
+                "--junit",
+                junit.to_str().unwrap(),
+            ],
+        ),
+    ];
+    let outcomes = futures::future::join_all(runs.into_iter().map(run)).await;
+    let mut shown = Vec::new();
+    for (i, (code, stdout, stderr)) in outcomes.into_iter().enumerate() {
+        assert_eq!(code, 1, "run {i}: {stdout}\n{stderr}");
+        shown.push((format!("run {i} stdout"), stdout));
+        shown.push((format!("run {i} stderr"), stderr));
+    }
+    for file in [report, junit, dir.join(".sqlflex-import/m.jsonl")] {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            shown.push((file.display().to_string(), text));
+        }
+    }
+    shown
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_s3_port_shows_no_download_link() {
+    let e = emulator_with_one_backup("sales").await;
+    let dir = tempfile::tempdir().unwrap();
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    let text = manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])])
+        .replace("${S3_ENDPOINT}", &closed);
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let mut inspect = tool(&e, &["inspect", "s3://sqlflex-backups/sales.bak"]);
+    inspect.env("S3_ENDPOINT", &closed);
+    let (shown, (code, stdout, stderr)) =
+        tokio::join!(everything_shown(&e, dir.path(), &path), run(inspect));
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let plan = &shown[0].1;
+    assert!(plan.contains("cannot reach S3"), "{plan}");
+    for (what, text) in shown.iter().chain([
+        &("inspect stdout".into(), stdout),
+        &("inspect stderr".into(), stderr),
+    ]) {
+        assert_no_download_link(what, text);
+    }
+}
+
+/// A stand-in S3 that answers HEAD, then drops every GET in the middle of
+/// its answer's headers (reqwest's error then names the presigned URL).
+async fn s3_dropping_mid_get() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut request = vec![0; 8192];
+                let n = socket.read(&mut request).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&request[..n]).starts_with("HEAD");
+                let answer: &[u8] = if head {
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 65536\r\nconnection: close\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 206 Partial Content\r\ncontent-len"
+                };
+                let _ = socket.write_all(answer).await;
+                // Dropped here, mid-answer.
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_mid_get_shows_no_download_link() {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = s3_dropping_mid_get().await;
+    let text = manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])])
+        .replace("${S3_ENDPOINT}", &endpoint);
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let shown = everything_shown(&e, dir.path(), &path).await;
+    assert!(
+        shown[0].1.contains("cannot reach S3 for sales.bak"),
+        "{}",
+        shown[0].1
+    );
+    for (what, text) in &shown {
+        assert_no_download_link(what, text);
+    }
+}
+
+/// A manifest that needs nothing remote to validate.
+const OFFLINE: &str = "version: 1
+defaults: {owner: app_owner}
+s3:
+  endpoint: https://object.storage.example
+  bucket: backups
+  access_key: ${S3_ACCESS_KEY}
+  secret_key: ${S3_SECRET_KEY}
+instances:
+  prod:
+    project_id: 0b3c6a51-5e2c-4c2d-9a0e-6f1d2f3a4b5c
+    region: eu01
+    instance_id: 4f0c6a51-5e2c-4c2d-9a0e-6f1d2f3a4b5c
+    api: {token: \"${TOKEN}\"}
+    sql: {host: 127.0.0.1, user: importer, password: \"${SQL_PASSWORD}\", encrypt: false}
+databases:
+  - {name: sales, instance: prod, files: [sales.bak]}
+  - {name: hr, instance: prod, method: sql, files: [hr.bak]}
+";
+
+fn offline_tool(args: &[&str]) -> Command {
+    let mut cmd = common::bin();
+    cmd.args(args)
+        .env("S3_ACCESS_KEY", "OFFLINE-ACCESS-KEY")
+        .env("S3_SECRET_KEY", "OFFLINE-S3-SECRET-91")
+        .env("TOKEN", "OFFLINE-TOKEN-91")
+        .env("SQL_PASSWORD", "OFFLINE-SQL-PASSWORD-91")
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+fn write_offline(dir: &Path, text: &str) -> PathBuf {
+    common::write(dir, "m.yaml", text)
+}
+
+#[test]
+fn secret_files_are_read_with_a_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    // 1 GiB, sparse: no disk used, but a reader without a limit takes it all.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let big = big.to_str().unwrap();
+    for source in ["/dev/zero", big] {
+        for (from, to) in [
+            ("secret_key: ${S3_SECRET_KEY}", "secret_key_file: SOURCE"),
+            ("api: {token: \"${TOKEN}\"}", "api: {token_file: SOURCE}"),
+            ("password: \"${SQL_PASSWORD}\"", "password_file: SOURCE"),
+        ] {
+            let text = OFFLINE.replace(from, &to.replace("SOURCE", source));
+            let path = write_offline(dir.path(), &text);
+            let mut cmd = offline_tool(&["validate", path.to_str().unwrap()]);
+            let (code, stdout, stderr) = common::run(limit_memory(&mut cmd, MEMORY_LIMIT));
+            assert_eq!(code, 2, "{to} = {source}: {stdout}{stderr}");
+            assert!(stderr.contains("larger than 16 KiB"), "{to}: {stderr}");
+        }
+    }
+    // A service-account key: the sparse file is refused by `validate`,
+    // /dev/zero (which claims no size) when `plan` reads it, before any
+    // connection.
+    for (source, command, code) in [(big, "validate", 2), ("/dev/zero", "plan", 2)] {
+        let text = OFFLINE.replace(
+            "api: {token: \"${TOKEN}\"}",
+            &format!("api: {{service_account_key_path: {source}}}"),
+        );
+        let path = write_offline(dir.path(), &text);
+        let mut cmd = offline_tool(&[command, "--only", "sales", path.to_str().unwrap()]);
+        let (got, stdout, stderr) = common::run(limit_memory(&mut cmd, MEMORY_LIMIT));
+        assert_eq!(got, code, "{source}: {stdout}{stderr}");
+        assert!(stderr.contains("larger than 64 KiB"), "{source}: {stderr}");
+    }
+}
+
+#[test]
+fn alias_amplification_is_bounded_by_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let aliases = vec!["*a"; 30_000].join(",");
+    let text = format!(
+        "version: 1\nbig: &a \"{}\"\nmore: [{aliases}]\n",
+        "x".repeat(100_000)
+    );
+    assert!(text.len() < 300_000);
+    let path = write_offline(dir.path(), &text);
+    let mut cmd = offline_tool(&["validate", path.to_str().unwrap()]);
+    let (code, _, stderr) = common::run(limit_memory(&mut cmd, MEMORY_LIMIT));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("MiB of text (aliases included)"),
+        "{stderr}"
+    );
+}
+
+/// A stand-in API that answers the status calls like the service, and every
+/// restore with a 400 that repeats the request body (and a terminal escape)
+/// in `message`, or in `validation[].message`.
+async fn echoing_api() -> String {
+    use axum::Json;
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    let app = axum::Router::new()
+        .route(
+            "/{version}/projects/{p}/regions/{r}/instances/{i}/restore-jobs",
+            get(|| async { Json(serde_json::json!({"runningRestores": []})) }),
+        )
+        .route(
+            "/{version}/projects/{p}/regions/{r}/instances/{i}/databases",
+            get(|| async {
+                Json(serde_json::json!({"databases": [], "pagination": {"page": 1, "size": 100, "totalPages": 1, "totalRows": 0, "sort": "index.asc"}}))
+            }),
+        )
+        .route(
+            "/{version}/projects/{p}/regions/{r}/instances/{i}/restores",
+            post(|body: String| async move {
+                let echo = format!("\u{1b}[2J\u{1b}]0;pwned\u{7}bad request: {body}");
+                let answer = if body.contains("\"sales\"") {
+                    serde_json::json!({"code": 400, "message": echo, "traceId": "t-1"})
+                } else {
+                    serde_json::json!({"code": 400, "message": "invalid", "validation": [{"field": "source", "message": echo}]})
+                };
+                (StatusCode::BAD_REQUEST, Json(answer))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_echoes_the_request_shows_no_secret() {
+    let e = emulator_with_one_backup("sales").await;
+    S3::new(&e)
+        .put("hr.bak", writer::write(&BackupSpec::full("hr")))
+        .await;
+    let api = echoing_api().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = manifest(
+        &e,
+        2,
+        2,
+        &[
+            Db::api("sales", 0, &["sales.bak"]),
+            Db::api("hr", 0, &["hr.bak"]),
+        ],
+    )
+    .replace("${STACKIT_API_ENDPOINT}", &api);
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let m = path.to_str().unwrap();
+    let (report, junit) = (dir.path().join("r.json"), dir.path().join("r.xml"));
+    let mut shown = Vec::new();
+    for format in ["human", "json"] {
+        let (code, stdout, stderr) = run(tool(
+            &e,
+            &[
+                "--format",
+                format,
+                "apply",
+                "--yes",
+                "--no-progress",
+                m,
+                "--report",
+                report.to_str().unwrap(),
+                "--junit",
+                junit.to_str().unwrap(),
+                "--state",
+                dir.path().join(format).to_str().unwrap(),
+            ],
+        ))
+        .await;
+        assert_eq!(code, 1, "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("bad request") || stderr.contains("bad request"),
+            "the server's words are still shown: {stdout}\n{stderr}"
+        );
+        let journal = dir.path().join(format).join("m.jsonl");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&journal).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the journal is private: {mode:o}");
+        }
+        shown.push(stdout);
+        shown.push(stderr);
+        shown.push(std::fs::read_to_string(journal).unwrap());
+        shown.push(std::fs::read_to_string(&report).unwrap());
+        shown.push(std::fs::read_to_string(&junit).unwrap());
+    }
+    for text in &shown {
+        assert_no_download_link("an output", text);
+        assert!(!text.contains('\u{1b}'), "a raw escape reached:\n{text}");
+        assert!(!text.contains('\u{7}'), "a raw bell reached:\n{text}");
+    }
+}
+
+/// A non-loopback address of this machine, when it has one.
+fn local_non_loopback_ip() -> Option<std::net::IpAddr> {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    probe.connect("10.255.255.255:9").ok()?;
+    let ip = probe.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_token_endpoint_off_loopback_is_refused_before_any_connection() {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A listener on a non-loopback address of this machine counts every
+    // connection; without one, an address that cannot answer stands in.
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let token_url = match local_non_loopback_ip() {
+        Some(ip) => {
+            let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let counter = Arc::clone(&accepted);
+            tokio::spawn(async move {
+                while listener.accept().await.is_ok() {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            format!("http://{addr}/token")
+        }
+        None => {
+            eprintln!("no non-loopback address here; using one that cannot answer");
+            "http://192.0.2.1/token".to_owned()
+        }
+    };
+    let key_path = e
+        .env()
+        .into_iter()
+        .find(|(k, _)| *k == "STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+        .unwrap()
+        .1;
+    let mut key: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(key_path).unwrap()).unwrap();
+    key["tokenEndpoint"] = token_url.clone().into();
+    std::fs::write(dir.path().join("key.json"), key.to_string()).unwrap();
+    let text = manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])]).replace(
+        "token: \"${STACKIT_SERVICE_ACCOUNT_TOKEN}\"",
+        "service_account_key_path: key.json",
+    );
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let (code, stdout, stderr) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(stderr.contains("plain http"), "{stderr}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "a connection was made");
+
+    // The same through the environment, caught by `validate`.
+    key.as_object_mut().unwrap().remove("tokenEndpoint");
+    std::fs::write(dir.path().join("key.json"), key.to_string()).unwrap();
+    let mut cmd = tool(&e, &["validate", path.to_str().unwrap()]);
+    cmd.env("STACKIT_TOKEN_BASEURL", &token_url);
+    let (code, _, stderr) = run(cmd).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("STACKIT_TOKEN_BASEURL") && stderr.contains("plain http"),
+        "{stderr}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_sql_password_is_tried_once() {
+    let e = emulator_with_one_backup("hr").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(
+        dir.path(),
+        "m.yaml",
+        &manifest(&e, 1, 1, &[Db::sql("hr", 0, &["hr.bak"])]),
+    );
+    let m = path.to_str().unwrap();
+    let logins = |s: serde_json::Value| {
+        let inst = &s["instances"][&e.instance_ids[0]];
+        (inst["logins"].as_u64(), inst["failed_logins"].as_u64())
+    };
+    let mut plan = tool(&e, &["plan", m]);
+    plan.env("SQL_PASSWORD", "WRONG-PASSWORD-1");
+    let (code, stdout, stderr) = run(plan).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("login refused"), "{stdout}");
+    assert!(stdout.contains("18456"), "{stdout}");
+    assert_eq!(logins(stats(&e).await), (Some(1), Some(1)));
+
+    let mut apply = tool(&e, &["apply", "--yes", "--no-progress", m]);
+    apply.env("SQL_PASSWORD", "WRONG-PASSWORD-1");
+    let (code, stdout, stderr) = run(apply).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert_eq!(logins(stats(&e).await), (Some(2), Some(2)));
+}
+
+#[test]
+fn ids_and_keys_cannot_steer_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to, expected) in [
+        (
+            "instance_id: 4f0c6a51-5e2c-4c2d-9a0e-6f1d2f3a4b5c",
+            "instance_id: \"../../../../other-project/instances/victim?\"",
+            "`instance_id` `../../../../other-project/instances/victim?` contains `.`",
+        ),
+        (
+            "project_id: 0b3c6a51-5e2c-4c2d-9a0e-6f1d2f3a4b5c",
+            "project_id: \"p/../q\"",
+            "`project_id`",
+        ),
+        ("region: eu01", "region: \"eu01%2F..\"", "`region`"),
+        (
+            "files: [sales.bak]",
+            "files: [\"a/../sales.bak\"]",
+            "`.` or `..` segment",
+        ),
+        (
+            "files: [sales.bak]",
+            "files: [\"s3://backups/./sales.bak\"]",
+            "`.` or `..` segment",
+        ),
+        (
+            "files: [hr.bak]",
+            "files: {prefix: \"hr/../\"}",
+            "`.` or `..` segment",
+        ),
+    ] {
+        let path = write_offline(dir.path(), &OFFLINE.replace(from, to));
+        let (code, _, stderr) =
+            common::run(&mut offline_tool(&["validate", path.to_str().unwrap()]));
+        assert_eq!(code, 2, "{to}: {stderr}");
+        assert!(stderr.contains(expected), "{to}: {stderr}");
+    }
+}
+
+#[test]
+fn names_count_utf16_units_and_look_alikes_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = "\u{10400}".repeat(41);
+    let path = write_offline(
+        dir.path(),
+        &OFFLINE.replace("name: sales", &format!("name: {wide}")),
+    );
+    let (code, _, stderr) = common::run(&mut offline_tool(&["validate", path.to_str().unwrap()]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("82 characters (UTF-16 code units"),
+        "{stderr}"
+    );
+
+    let path = write_offline(
+        dir.path(),
+        &OFFLINE.replace("name: sales", "name: s\u{0430}les"),
+    );
+    let (code, stdout, stderr) =
+        common::run(&mut offline_tool(&["validate", path.to_str().unwrap()]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("mixes Latin (`s`) and Cyrillic"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("1 warning"), "{stdout}");
+}
+
+#[test]
+fn secret_values_never_reach_a_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to, secret) in [
+        (
+            "secret_key: ${S3_SECRET_KEY}",
+            "secret_kye: MISSPELT-SECRET-17",
+            "MISSPELT-SECRET-17",
+        ),
+        (
+            "password: \"${SQL_PASSWORD}\"",
+            "password: [LIST-PASSWORD-17]",
+            "LIST-PASSWORD-17",
+        ),
+        (
+            "password: \"${SQL_PASSWORD}\"",
+            "password_file: \"${SQL_PASSWORD}\"",
+            "OFFLINE-SQL-PASSWORD-91",
+        ),
+    ] {
+        let path = write_offline(dir.path(), &OFFLINE.replace(from, to));
+        for format in ["human", "json"] {
+            let (code, stdout, stderr) = common::run(&mut offline_tool(&[
+                "--format",
+                format,
+                "validate",
+                path.to_str().unwrap(),
+            ]));
+            assert_eq!(code, 2, "{to}: {stdout}{stderr}");
+            for text in [&stdout, &stderr] {
+                assert!(!text.contains(secret), "{to} ({format}) shows it:\n{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn terminal_escapes_are_shown_not_obeyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = dir.path().join("evil.bak");
+    std::fs::write(
+        &evil,
+        writer::write(&BackupSpec::full("db\u{1b}[2J\u{1b}]0;owned\u{7}")),
+    )
+    .unwrap();
+    let (code, stdout, stderr) =
+        common::run(common::bin().args(["inspect", evil.to_str().unwrap()]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'),
+        "{stdout}"
+    );
+    assert!(stdout.contains("db\\u{1b}[2J"), "{stdout}");
+
+    let path = write_offline(
+        dir.path(),
+        &OFFLINE.replace("defaults:", "\"evil\\e[31mkey\": 1\ndefaults:"),
+    );
+    let (code, _, stderr) = common::run(&mut offline_tool(&["validate", path.to_str().unwrap()]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unknown key"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
+
+#[test]
+fn the_journal_does_not_follow_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_offline(dir.path(), OFFLINE);
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let elsewhere = dir.path().join("elsewhere.jsonl");
+    std::os::unix::fs::symlink(&elsewhere, state.join("m.jsonl")).unwrap();
+    let (code, _, stderr) = common::run(&mut offline_tool(&[
+        "apply",
+        "--yes",
+        path.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert!(!elsewhere.exists(), "the link was followed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_fails_when_a_report_cannot_be_written() {
+    let e = emulator_with_one_backup("sales").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(
+        dir.path(),
+        "m.yaml",
+        &manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])]),
+    );
+    let missing = dir.path().join("no/such/dir/r.json");
+    let (code, stdout, stderr) = run(tool(
+        &e,
+        &[
+            "apply",
+            "--yes",
+            "--no-progress",
+            path.to_str().unwrap(),
+            "--report",
+            missing.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("cannot write the report"), "{stderr}");
+    assert_eq!(
+        stats(&e).await["instances"][&e.instance_ids[0]]["databases"],
+        serde_json::json!(["sales"]),
+        "the import itself succeeded"
+    );
+}
+
+/// A listener that speaks plain HTTP where https is expected, counting
+/// the connections it gets.
+async fn plain_server_counting() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_that_cannot_succeed_are_not_retried_and_say_why() {
+    let e = emulator_with_one_backup("sales").await;
+    let dir = tempfile::tempdir().unwrap();
+    // A token with a line break: the request cannot even be built.
+    let text = manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])]).replace(
+        "token: \"${STACKIT_SERVICE_ACCOUNT_TOKEN}\"",
+        "token: \"TEST-TOKEN-5ec7e7\\r\\nX-Injected: 1\"",
+    );
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let (code, stdout, stderr) = run(tool(&e, &["-vv", "plan", path.to_str().unwrap()])).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("forbidden character"), "{stdout}");
+    assert!(!stderr.contains("retrying"), "{stderr}");
+    assert_no_secrets("plan", &stdout);
+
+    // https toward a server that does not speak TLS: one connection, no retry.
+    let (port, connections) = plain_server_counting().await;
+    let text = manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])])
+        .replace("${S3_ENDPOINT}", &format!("https://127.0.0.1:{port}"));
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let (code, stdout, stderr) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("TLS failed"), "{stdout}");
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "retried: {stdout}");
+}
+
+#[test]
+fn the_emulator_warns_when_it_listens_beyond_loopback() {
+    let mut child = common::bin()
+        .args(["emulator", "--api-addr", "0.0.0.0:0", "--print-env"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first line of the environment means every listener is up.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!first.is_empty(), "the emulator started: {stderr}");
+    assert!(
+        stderr.contains("warning: --api-addr 0.0.0.0") && stderr.contains("other machines"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_url_encodes_listed_keys_when_asked() {
+    let e = emu::start(Duration::from_millis(300)).await;
+    let s3 = S3::new(&e);
+    let key = "odd/a+b c%ü.bak";
+    assert_eq!(
+        s3.put(key, writer::write(&BackupSpec::full("odd")))
+            .await
+            .status(),
+        200
+    );
+    // On the wire, as S3 encodes it (rusty-s3 asks for encoding-type=url).
+    let mut action = s3.bucket.list_objects_v2(Some(&s3.credentials));
+    action.with_prefix("odd/");
+    let raw = reqwest::get(action.sign(emu::SIGN_FOR))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(raw.contains("<Key>odd/a%2Bb+c%25%C3%BC.bak</Key>"), "{raw}");
+    assert!(raw.contains("<EncodingType>url</EncodingType>"), "{raw}");
+    // And decoded by a client back to the real key, which plan then reads.
+    assert_eq!(s3.list("odd/", 10, None).await.0, vec![key.to_owned()]);
+    let dir = tempfile::tempdir().unwrap();
+    let text = manifest(&e, 1, 1, &[Db::api("odd", 0, &["x.bak"])])
+        .replace("files: [\"x.bak\"]", "files: {prefix: odd/}");
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let (code, stdout, stderr) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+}
