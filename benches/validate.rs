@@ -120,4 +120,47 @@ fn main() {
         peak as f64 / 1e6
     );
     let _ = Path::new(bin);
+    diagnostics_scale(bin, dir.path());
+}
+
+/// 40,000 invalid entries: rendering every diagnostic for people must cost
+/// about what JSON costs (it was quadratic: 85 s against 0.8 s).
+fn diagnostics_scale(bin: &str, dir: &Path) {
+    const INVALID: usize = 40_000;
+    let mut m = String::from(
+        "version: 1\ns3: {endpoint: https://o.example, bucket: backups, access_key: a, secret_key: b}\n\
+         instances:\n  prod: {sql: {host: h.example, user: u, password: p}}\ndatabases:\n",
+    );
+    for i in 0..INVALID {
+        m.push_str(&format!(
+            "  - {{name: 'bad-name-{i}', instance: prod, method: sql, files: [x{i}.bak]}}\n"
+        ));
+    }
+    let path = dir.join("invalid.yaml");
+    std::fs::write(&path, m).unwrap();
+    let time = |format: &str| {
+        let runs: Vec<Duration> = (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                let out = Command::new(bin)
+                    .args(["--format", format, "validate"])
+                    .arg(&path)
+                    .env("NO_COLOR", "1")
+                    .output()
+                    .unwrap();
+                assert_eq!(out.status.code(), Some(2));
+                start.elapsed()
+            })
+            .collect();
+        median(runs)
+    };
+    let (human, json) = (time("human"), time("json"));
+    println!(
+        "| `validate` of {INVALID} invalid entries, human diagnostics | {:.2} s | about JSON's |",
+        human.as_secs_f64()
+    );
+    println!(
+        "| the same, `--format json` | {:.2} s | |",
+        json.as_secs_f64()
+    );
 }

@@ -102,6 +102,9 @@ pub struct KeyFlow {
     shown_url: String,
     http: reqwest::Client,
     cached: tokio::sync::Mutex<Option<(Secret, Instant)>>,
+    /// The token endpoint's refusal of the key: final for this process, so
+    /// a wrong key is presented once, not once per request.
+    refused: std::sync::OnceLock<String>,
 }
 
 impl KeyFlow {
@@ -155,6 +158,7 @@ impl KeyFlow {
             token_url,
             http,
             cached: tokio::sync::Mutex::new(None),
+            refused: std::sync::OnceLock::new(),
         })
     }
 
@@ -167,7 +171,20 @@ impl KeyFlow {
         {
             return Ok(token.clone());
         }
-        let (token, lifetime) = self.fetch().await?;
+        if let Some(reason) = self.refused.get() {
+            return Err(AuthError::Refused {
+                url: self.shown_url.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let (token, lifetime) = match self.fetch().await {
+            Ok(fetched) => fetched,
+            Err(AuthError::Refused { url, reason }) => {
+                let _ = self.refused.set(reason.clone());
+                return Err(AuthError::Refused { url, reason });
+            }
+            Err(e) => return Err(e),
+        };
         *cached = Some((token.clone(), Instant::now() + lifetime));
         Ok(token)
     }
@@ -339,6 +356,34 @@ mod tests {
         assert_eq!(flow.access_token().await.unwrap().expose(), "token-0");
         assert_eq!(flow.access_token().await.unwrap().expose(), "token-1");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_is_presented_once() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { (axum::http::StatusCode::BAD_REQUEST, "invalid_grant") }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let flow = KeyFlow::load(
+            &key_file(dir.path(), &url),
+            &|_| None,
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        for _ in 0..3 {
+            let err = flow.access_token().await.unwrap_err().to_string();
+            assert!(err.contains("invalid_grant"), "{err}");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -116,7 +116,9 @@ pub struct SelectArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct EmulatorArgs {
-    /// REST API address; port 0 picks a free port.
+    /// REST API address; port 0 picks a free port. An address beyond
+    /// loopback is warned about: the emulator's test credentials, bucket and
+    /// unencrypted SQL logins would be open to other machines.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub api_addr: SocketAddr,
     /// S3 address.

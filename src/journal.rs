@@ -125,7 +125,7 @@ impl Journal {
         }
         let mut prior = PriorStates::new();
         let mut notes = Vec::new();
-        let existing = match std::fs::read(path) {
+        let existing = match read_journal(path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io(e)),
@@ -247,6 +247,24 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Largest journal read back: 10,000 imports write about 10 MiB.
+const MAX_JOURNAL_BYTES: u64 = 512 * 1024 * 1024;
+
+fn read_journal(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_JOURNAL_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_JOURNAL_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB; not a journal of this tool",
+            MAX_JOURNAL_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -756,3 +756,64 @@ async fn the_emulator_url_encodes_listed_keys_when_asked() {
     let (code, stdout, stderr) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
 }
+
+#[test]
+fn credentials_in_clear_toward_a_remote_host_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    for (setting, expected) in [
+        ("encrypt: false", "travel in clear text"),
+        (
+            "encrypt: true, trust_server_certificate: true",
+            "anyone in the path can pose as the server",
+        ),
+    ] {
+        let text = OFFLINE.replace(
+            "sql: {host: 127.0.0.1, user: importer, password: \"${SQL_PASSWORD}\", encrypt: false}",
+            &format!(
+                "sql: {{host: prod.sqlserver.example, user: importer, password: \"${{SQL_PASSWORD}}\", {setting}}}"
+            ),
+        );
+        let path = write_offline(dir.path(), &text);
+        let (code, stdout, stderr) =
+            common::run(&mut offline_tool(&["validate", path.to_str().unwrap()]));
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains(expected), "{setting}: {stderr}");
+        assert!(stdout.contains("1 warning"), "{stdout}");
+    }
+    // Loopback (the emulator) is exempt.
+    let path = write_offline(dir.path(), OFFLINE);
+    let (code, _, stderr) = common::run(&mut offline_tool(&["validate", path.to_str().unwrap()]));
+    assert_eq!(code, 0);
+    assert!(!stderr.contains("clear text"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_repeats_the_warnings_in_json() {
+    let e = emulator_with_one_backup("sales").await;
+    let dir = tempfile::tempdir().unwrap();
+    // An unused instance toward a remote host without TLS: never contacted,
+    // still warned about.
+    let text = manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])]).replace(
+        "databases:\n",
+        "  remote:\n    sql: {host: db.example.com, user: u, password: \"${SQL_PASSWORD}\", encrypt: false}\ndatabases:\n",
+    );
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let (code, stdout, stderr) = run(tool(
+        &e,
+        &["--format", "json", "plan", path.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let warnings = plan["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w["path"] == "instances.remote.sql.encrypt"
+                && w["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("travel in clear text")),
+        "{warnings:?}"
+    );
+}

@@ -23,6 +23,9 @@ pub struct ApiTarget {
     /// `{endpoint}/{version}/projects/{p}/regions/{r}/instances/{i}`
     base: String,
     auth: Arc<TokenSource>,
+    /// Set by the first 401: the credentials are wrong, and presenting them
+    /// again on every status round would only count against them.
+    unauthorized: std::sync::OnceLock<String>,
     label: String,
 }
 
@@ -33,6 +36,7 @@ impl ApiTarget {
             http,
             base,
             auth,
+            unauthorized: std::sync::OnceLock::new(),
             label,
         }
     }
@@ -47,6 +51,9 @@ impl ApiTarget {
         let url = format!("{}{path}", self.base);
         let mut backoff = Backoff::default();
         loop {
+            if let Some(why) = self.unauthorized.get() {
+                return Err(format!("GET {path}: {why}"));
+            }
             let token = self
                 .auth
                 .bearer()
@@ -71,6 +78,11 @@ impl ApiTarget {
                     Ok(r) if r.status().is_server_error() || r.status() == 429 => {
                         let retry_after = crate::retry::retry_after(r.headers());
                         (retry_after, service_error(r).await)
+                    }
+                    Ok(r) if r.status() == 401 => {
+                        let why = format!("{} (not tried again)", service_error(r).await);
+                        let _ = self.unauthorized.set(why.clone());
+                        return Err(format!("GET {path}: {why}"));
                     }
                     Ok(r) => return Err(format!("GET {path}: {}", service_error(r).await)),
                     Err(e) => match crate::retry::permanent(&e) {
@@ -288,6 +300,9 @@ impl Target for ApiTarget {
                     }
                 }
             });
+            if let Some(why) = self.unauthorized.get() {
+                return Err(SubmitError::Refused(why.clone()));
+            }
             // No token, no request: the import did not start.
             let token = self
                 .auth
@@ -304,6 +319,11 @@ impl Target for ApiTarget {
             match response {
                 Ok(r) if r.status().as_u16() == 202 || r.status().is_success() => Ok(()),
                 Ok(r) if r.status() == 409 => Err(SubmitError::Exists(service_error(r).await)),
+                Ok(r) if r.status() == 401 => {
+                    let why = format!("{} (not tried again)", service_error(r).await);
+                    let _ = self.unauthorized.set(why.clone());
+                    Err(SubmitError::Refused(why))
+                }
                 Ok(r) if r.status().is_server_error() || r.status() == 429 => {
                     let retry_after = crate::retry::retry_after(r.headers());
                     Err(SubmitError::Unknown {
@@ -323,5 +343,57 @@ impl Target for ApiTarget {
                 }),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn a_401_is_final_for_the_whole_run() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let app = axum::Router::new().fallback(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async {
+                (
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({"code": 401, "message": "token expired"})),
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let base = instance_url(&endpoint, ApiVersion::V3, "p", "eu01", "i").unwrap();
+        let target = ApiTarget::new(
+            reqwest::Client::new(),
+            base,
+            Arc::new(TokenSource::Static(crate::secret::Secret::new("t0ken-x"))),
+            "instance prod (API)".into(),
+        );
+        for _ in 0..3 {
+            let err = target.inventory(Want::Both).await.unwrap_err();
+            assert!(err.contains("token expired"), "{err}");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "asked again after a 401");
+    }
+
+    #[test]
+    fn ids_stay_inside_their_path_segment() {
+        let url = instance_url(
+            "https://api.example/",
+            ApiVersion::V3alpha1,
+            "p",
+            "eu01",
+            "../../../../other-project/instances/victim?",
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "https://api.example/v3alpha1/projects/p/regions/eu01/instances/..%2F..%2F..%2F..%2Fother-project%2Finstances%2Fvictim%3F"
+        );
     }
 }
