@@ -63,20 +63,31 @@ the offending line, the field path and a hint. Exit 0 when valid (warnings allow
     /// Validate, then check every prerequisite online (read-only): the target
     /// is free, the files exist and are readable, the backups are real,
     /// unencrypted, complete stripe sets starting with a full backup.
+    #[command(
+        after_help = "Each backup finding has a rule code (B001-B010, listed in the README) that \
+`--format json` reports under `findings`; warnings (such as a compressed backup whose header \
+could not be decoded) do not block unless --strict. Exit 0 when every database is ready."
+    )]
     Plan {
         /// The manifest (YAML).
         manifest: PathBuf,
         #[command(flatten)]
         select: SelectArgs,
+        #[command(flatten)]
+        checks: CheckArgs,
     },
     /// Plan, then run the imports with bounded parallelism, progress, a
     /// resumable journal and a final report.
     Apply(ApplyArgs),
     /// Read .bak headers without a SQL Server (like RESTORE HEADERONLY):
-    /// database, server, backup type, media set, stripe, password flag.
+    /// database, server, backup type, media set, stripe, password flag,
+    /// compression, source version, backup sets and file list.
     #[command(
-        after_help = "With several files, also says whether they form one complete \
-stripe set. Exit 1 when a file cannot be read as a backup (the others are still shown)."
+        after_help = "Compressed backups (WITH COMPRESSION) are read by decoding their first \
+chunks. Each file is read at its start (256 KiB) and end (64 KiB): appended backup sets and \
+cut uploads show. Files are grouped by media set, and each group gets its own verdict with \
+the rule codes `plan` uses. Exit 1 when a file cannot be read as a backup (the others are \
+still shown)."
     )]
     Inspect {
         /// Local paths, or s3:// URIs (endpoint and keys from S3_ENDPOINT,
@@ -112,6 +123,14 @@ pub struct SelectArgs {
     /// runners splitting one manifest.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
+}
+
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct CheckArgs {
+    /// Treat warnings of the backup rules as refusals (for example a
+    /// compressed backup whose header could not be checked).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -180,6 +199,8 @@ pub struct ApplyArgs {
     /// Imports running at once over the whole run (overrides concurrency.max_parallel).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_parallel: Option<u32>,
+    #[command(flatten)]
+    pub checks: CheckArgs,
     /// Journal folder (default: .sqlflex-import/ beside the manifest).
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,

@@ -19,6 +19,7 @@ pub mod progress;
 pub mod redact;
 pub mod report;
 pub mod retry;
+pub mod rules;
 pub mod run;
 pub mod s3;
 pub mod secret;

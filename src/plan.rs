@@ -3,10 +3,11 @@
 //! backup module's verdict on each database's file set.
 
 use crate::auth::TokenSource;
-use crate::backup::{self, stripes};
+use crate::backup::{self, verdict};
 use crate::journal::{Prior, PriorStates};
 use crate::manifest::model::{Database, Files, Method, OnExists};
 use crate::manifest::{Env, Loaded};
+use crate::rules::Finding;
 use crate::s3::S3;
 use crate::target::api::ApiTarget;
 use crate::target::sql::SqlTarget;
@@ -159,6 +160,8 @@ pub struct PlanItem {
     pub method: Method,
     pub verdict: Verdict,
     pub reasons: Vec<String>,
+    /// What the backup rules found (refusals and warnings), by code.
+    pub findings: Vec<Finding>,
     /// In stripe order when the set is complete.
     pub files: Vec<PlannedFile>,
     pub size: u64,
@@ -172,6 +175,30 @@ pub struct BackupSummary {
     pub backup_type: backup::BackupType,
     pub stripes: u16,
     pub sql_server: String,
+    pub source_version: &'static str,
+    pub compressed: bool,
+    pub backup_sets: u16,
+}
+
+impl BackupSummary {
+    fn of(h: &backup::BackupHeader) -> Self {
+        BackupSummary {
+            database_name: h.database_name.clone(),
+            backup_type: h.backup_type,
+            stripes: h.family_count,
+            sql_server: h.software_version.clone(),
+            source_version: h.source_version,
+            compressed: h.compressed,
+            backup_sets: h.set_count(),
+        }
+    }
+}
+
+/// How the plan treats what the rules find.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Warnings refuse too (`--strict`).
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -199,7 +226,12 @@ impl Plan {
     }
 }
 
-pub async fn plan(ctx: &Context, selected: &[usize], prior: &PriorStates) -> Plan {
+pub async fn plan(
+    ctx: &Context,
+    selected: &[usize],
+    prior: &PriorStates,
+    options: Options,
+) -> Plan {
     let m = &ctx.loaded.manifest;
     let mut lanes: Vec<Lane> = selected
         .iter()
@@ -222,7 +254,7 @@ pub async fn plan(ctx: &Context, selected: &[usize], prior: &PriorStates) -> Pla
     let items: Vec<PlanItem> = futures::stream::iter(selected.iter().map(|&index| {
         let inventories = &inventories;
         let s3_slots = Arc::clone(&s3_slots);
-        async move { plan_one(ctx, index, inventories, prior, &s3_slots).await }
+        async move { plan_one(ctx, index, inventories, prior, &s3_slots, options.strict).await }
     }))
     .buffered(64)
     .collect()
@@ -248,6 +280,7 @@ async fn plan_one(
     inventories: &BTreeMap<Lane, Result<Inventory, String>>,
     prior: &PriorStates,
     s3_slots: &tokio::sync::Semaphore,
+    strict: bool,
 ) -> PlanItem {
     let m = &ctx.loaded.manifest;
     let db = &m.databases[index];
@@ -259,6 +292,7 @@ async fn plan_one(
         method: lane.1,
         verdict: Verdict::NotReady,
         reasons: Vec::new(),
+        findings: Vec::new(),
         files: Vec::new(),
         size: 0,
         backup: None,
@@ -301,7 +335,9 @@ async fn plan_one(
                     db.name
                 ));
             }
-            Presence::Absent | Presence::Unknown => check_files(ctx, db, &mut item, s3_slots).await,
+            Presence::Absent | Presence::Unknown => {
+                check_files(ctx, db, &mut item, s3_slots, strict).await
+            }
         },
     }
     // Reasons carry remote errors: the last guard before any output.
@@ -316,6 +352,7 @@ async fn check_files(
     db: &Database,
     item: &mut PlanItem,
     s3_slots: &tokio::sync::Semaphore,
+    strict: bool,
 ) {
     let s3 = &ctx.s3;
     let keys: Vec<String> = match &db.files {
@@ -342,59 +379,69 @@ async fn check_files(
     let checked = futures::future::join_all(keys.iter().map(|key| async move {
         let _slot = s3_slots.acquire().await.expect("never closed");
         let size = s3.head(key).await?;
-        let prefix = s3.read_prefix(key, backup::HEADER_PREFIX).await?;
-        Ok::<_, crate::s3::S3Error>((size, backup::read_header(&prefix)))
+        let head = s3.read_prefix(key, backup::HEAD_READ).await?;
+        // The end, for a cut upload or appended sets; small objects were
+        // read whole already.
+        let tail = if size > head.len() as u64 {
+            let from = size.saturating_sub(backup::TAIL_READ as u64);
+            Some(s3.read_range(key, from, size).await?)
+        } else {
+            None
+        };
+        Ok::<_, crate::s3::S3Error>((size, backup::read_object(&head, tail.as_deref())))
     }))
     .await;
-    let mut headers = Vec::new();
+    let mut read = Vec::new();
     for (key, result) in keys.iter().zip(checked) {
         match result {
             Err(e) => item.reasons.push(e.to_string()),
-            Ok((size, Err(e))) => {
-                item.size += size;
-                item.reasons.push(format!("{key}: {e}"));
-            }
-            Ok((size, Ok(header))) => {
+            Ok((size, header)) => {
                 item.size += size;
                 item.files.push(PlannedFile {
                     key: key.clone(),
                     uri: s3.uri(key),
                     size,
                 });
-                headers.push((key.clone(), header));
+                read.push((key.clone(), size, header));
             }
         }
     }
     if !item.reasons.is_empty() {
         return;
     }
-    if let Some((_, first)) = headers.first() {
-        item.backup = Some(BackupSummary {
-            database_name: first.database_name.clone(),
-            backup_type: first.backup_type,
-            stripes: first.family_count,
-            sql_server: first.software_version.clone(),
-        });
+    if let Some(first) = read.iter().find_map(|(_, _, h)| h.as_ref().ok()) {
+        item.backup = Some(BackupSummary::of(first));
     }
-    match stripes::analyze(&headers) {
-        Err(problems) => item
-            .reasons
-            .extend(problems.iter().map(ToString::to_string)),
-        Ok(set) => match stripes::readiness(&set) {
-            Err(refusal) => item.reasons.push(refusal.to_string()),
-            Ok(()) => {
-                // STACKIT numbers the files; give them in stripe order.
-                let by_key: HashMap<&str, &PlannedFile> =
-                    item.files.iter().map(|f| (f.key.as_str(), f)).collect();
-                item.files = set
-                    .files_in_order
-                    .iter()
-                    .filter_map(|k| by_key.get(k.as_str()).map(|f| (*f).clone()))
-                    .collect();
-                item.verdict = Verdict::Ready;
-            }
-        },
+    let views: Vec<verdict::Read<'_>> = read
+        .iter()
+        .map(|(key, size, header)| verdict::Read {
+            key,
+            size: *size,
+            header,
+        })
+        .collect();
+    let (set, findings) = verdict::assess(&views);
+    for finding in findings {
+        let finding = if strict { finding.strict() } else { finding };
+        if finding.refuses() {
+            item.reasons.push(finding.to_string());
+        }
+        item.findings.push(finding);
     }
+    if !item.reasons.is_empty() {
+        return;
+    }
+    if let Some(set) = set {
+        // STACKIT numbers the files; give them in stripe order.
+        let by_key: HashMap<&str, &PlannedFile> =
+            item.files.iter().map(|f| (f.key.as_str(), f)).collect();
+        item.files = set
+            .files_in_order
+            .iter()
+            .filter_map(|k| by_key.get(k.as_str()).map(|f| (*f).clone()))
+            .collect();
+    }
+    item.verdict = Verdict::Ready;
 }
 
 /// Bytes for people: `1.4 MiB`.

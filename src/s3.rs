@@ -169,6 +169,29 @@ impl S3 {
             })
     }
 
+    /// Bytes `from..to` of an object of that size: one ranged GET.
+    pub async fn read_range(&self, key: &str, from: u64, to: u64) -> Result<Vec<u8>, S3Error> {
+        let len = to.saturating_sub(from) as usize;
+        let range = format!("bytes={from}-{}", to.saturating_sub(1));
+        let response = self
+            .send(key, || {
+                self.http
+                    .get(
+                        self.bucket
+                            .get_object(Some(&self.credentials), key)
+                            .sign(SIGN_FOR),
+                    )
+                    .header("Range", &range)
+            })
+            .await?;
+        read_limited(response, len)
+            .await
+            .map_err(|message| S3Error::Unreachable {
+                key: key.to_owned(),
+                message,
+            })
+    }
+
     /// Uploads an object (one PUT; the demo's backups are small).
     pub async fn put(&self, key: &str, body: bytes::Bytes) -> Result<(), S3Error> {
         self.send(key, || {

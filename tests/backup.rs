@@ -428,8 +428,16 @@ fn inspect_json_reproduces_the_readme_facts() {
         items[4]["media_set_id"], items[5]["media_set_id"],
         "the stripes share their media set"
     );
-    // Several files that are not one set: the verdict says so on stderr.
-    assert!(stderr.contains("not one complete backup"), "{stderr}");
+    // Unrelated backups are judged each on its own, not as one broken set.
+    assert!(
+        stderr.contains("8 files in 7 backups (media sets); each is judged on its own"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 of 2 stripes of `RestoreTimeStripe` (full), ready to import"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not one complete backup"), "{stderr}");
 }
 
 #[test]

@@ -85,6 +85,14 @@ pub fn kind_name(kind: &[u8; 4]) -> String {
 }
 
 /// Reads the DBLK at `offset`, checking its checksum.
+/// Whether a descriptor block of `kind` with a valid checksum starts at
+/// `offset`: how blocks are found by scanning rather than walking.
+pub fn is_block(input: &[u8], offset: usize, kind: &[u8; 4]) -> bool {
+    input.bytes_at(offset, COMMON_HEADER_LEN).is_some_and(|h| {
+        &h[..4] == kind && xor_checksum(&h[..50]) == u16::from_le_bytes([h[50], h[51]])
+    })
+}
+
 pub fn block(input: &[u8], offset: usize) -> Result<Block<'_>, HeaderError> {
     let header = input
         .bytes_at(offset, COMMON_HEADER_LEN)
@@ -175,9 +183,18 @@ pub struct Visit<'a> {
 /// until `visit` says stop, the input ends, or a data block is reached.
 pub fn walk<'a>(
     input: &'a [u8],
+    visit: impl FnMut(&Visit<'a>) -> Result<bool, HeaderError>,
+) -> Result<(), HeaderError> {
+    walk_from(input, 0, visit)
+}
+
+/// [`walk`] from the block at `start` (a later backup set's SSET).
+pub fn walk_from<'a>(
+    input: &'a [u8],
+    start: usize,
     mut visit: impl FnMut(&Visit<'a>) -> Result<bool, HeaderError>,
 ) -> Result<(), HeaderError> {
-    let mut offset = 0usize;
+    let mut offset = start;
     let mut filemark_size = 512usize;
     for _ in 0..MAX_BLOCKS {
         if offset >= input.len() {

@@ -43,6 +43,7 @@ mod scin {
 /// SFIN field offsets.
 mod sfin {
     pub const FILE_ID: usize = 0x14;
+    pub const TYPE: usize = 0x1c;
     pub const LOGICAL_NAME: usize = 0x30;
     pub const PHYSICAL_NAME: usize = 0x34;
     pub const MIN_LEN: usize = 0x38;
@@ -124,6 +125,9 @@ pub fn parse(stream: &Stream<'_>) -> Result<SqlInfo, HeaderError> {
                 file_id: section.u32_at(sfin::FILE_ID).expect("checked length"),
                 logical_name: string(sfin::LOGICAL_NAME)?.unwrap_or_default(),
                 physical_name: string(sfin::PHYSICAL_NAME)?.unwrap_or_default(),
+                kind: super::FileKind::from_code(
+                    section.u32_at(sfin::TYPE).expect("checked length"),
+                ),
             }),
             _ => {}
         }

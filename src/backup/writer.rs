@@ -4,6 +4,10 @@
 //! asked for. Tests, the emulator and `demo` make their backups with it, so
 //! no binary file is committed. The reader must parse every output back.
 
+mod compress;
+
+pub use compress::{compress, xpress_huffman_block};
+
 use super::mtf::{self, COMMON_HEADER_LEN, STREAM_HEADER_LEN};
 use super::{BackupType, Guid};
 
@@ -26,6 +30,8 @@ pub struct BackupSpec {
     pub version: (u8, u8, u16),
     /// Total file size in bytes; at least the header is always written.
     pub size: usize,
+    /// Add a FILESTREAM container to the file list.
+    pub filestream: bool,
 }
 
 impl BackupSpec {
@@ -43,6 +49,7 @@ impl BackupSpec {
             encrypted: false,
             version: (13, 0, 5081),
             size: 64 * 1024,
+            filestream: false,
         }
     }
 
@@ -124,13 +131,19 @@ impl Buf {
     /// An SPAD stream from `at` (4-aligned, as every stream) to the next
     /// block boundary; returns the boundary.
     fn pad_to_block(&mut self, at: usize) -> usize {
+        self.pad_to(at, BLOCK)
+    }
+
+    /// An SPAD stream from `at` to the next multiple of `unit` that leaves
+    /// room for its header; returns that boundary.
+    fn pad_to(&mut self, at: usize, unit: usize) -> usize {
         let at = at.next_multiple_of(4);
-        let mut end = at.next_multiple_of(BLOCK);
+        let mut end = at.next_multiple_of(unit);
         if end - at < STREAM_HEADER_LEN {
-            end += BLOCK;
+            end += unit;
         }
         self.stream(at, b"SPAD", (end - at - STREAM_HEADER_LEN) as u64, 0);
-        self.put(end - 1, &[0]);
+        self.reserve(end);
         end
     }
 }
@@ -143,9 +156,30 @@ fn date() -> [u8; 5] {
 }
 
 pub fn write(spec: &BackupSpec) -> Vec<u8> {
-    let mut b = Buf(Vec::with_capacity(spec.size.max(16 * 1024)));
+    write_sets(std::slice::from_ref(spec))
+}
 
-    // TAPE, then its RAID stream with the media set.
+/// Several backup sets appended to one file (`BACKUP` without `INIT`): the
+/// media header from the first spec, then each set (SSET ... ESET) with its
+/// data set number, 1, 2, ... Each set is about its spec's `size` long.
+pub fn write_sets(specs: &[BackupSpec]) -> Vec<u8> {
+    let first = specs.first().expect("at least one backup set");
+    let total: usize = specs.iter().map(|s| s.size).sum();
+    let mut b = Buf(Vec::with_capacity(total.max(16 * 1024)));
+    let mut at = media(&mut b, first);
+    for (n, spec) in specs.iter().enumerate() {
+        let size = if specs.len() == 1 {
+            spec.size
+        } else {
+            at + spec.size
+        };
+        at = backup_set(&mut b, at, spec, n as u16 + 1, size);
+    }
+    b.0
+}
+
+/// TAPE and its RAID stream; returns where the first set starts.
+fn media(b: &mut Buf, spec: &BackupSpec) -> usize {
     let tape_strings = 0x5e;
     let mut end = tape_strings;
     b.u32(
@@ -178,55 +212,89 @@ pub fn write(spec: &BackupSpec) -> Vec<u8> {
     raid_data[24..26].copy_from_slice(&spec.family_sequence.to_le_bytes());
     b.stream(raid, b"RAID", 32, 0);
     b.put(raid + STREAM_HEADER_LEN, &raid_data);
-    let sfmb = b.pad_to_block(raid + STREAM_HEADER_LEN + 32);
+    b.pad_to_block(raid + STREAM_HEADER_LEN + 32)
+}
 
+/// One backup set from `at`: soft filemark, SSET, VOLB, MSCI, the MSDA data,
+/// ESET and a closing soft filemark, ending at about `end` (never before
+/// its blocks fit). Returns where it ends.
+fn backup_set(b: &mut Buf, at: usize, spec: &BackupSpec, number: u16, end: usize) -> usize {
     // Soft filemark: a bare 512-byte block.
-    b.block(sfmb, b"SFMB", 0x200, 0x8000_0000);
-    let sset = sfmb + 0x200;
+    b.block(at, b"SFMB", 0x200, 0x8000_0000);
+    let sset = at + 0x200;
 
     // SSET: the backup set.
     b.u32(sset + 0x34, 4);
     b.u16(sset + 0x3c, 0x1200);
-    b.u16(sset + 0x3e, 1);
+    b.u16(sset + 0x3e, number);
     let name = format!("{}-Full Database Backup", spec.database_name);
-    let mut end = b.string(sset, sset + 0x40, sset + 0x64, &name);
-    end = b.string(sset, sset + 0x4c, end, r"SQLFLEX\demo");
+    let mut text_end = b.string(sset, sset + 0x40, sset + 0x64, &name);
+    text_end = b.string(sset, sset + 0x4c, text_end, r"SQLFLEX\demo");
     b.u64(sset + 0x50, sset as u64);
-    b.put(sset + 0x58, &date());
+    b.put(sset + 0x58, &date_of_set(number));
     b.put(sset + 0x5d, &[spec.version.0, spec.version.1, 0, 0, 2]);
-    let first = end.next_multiple_of(4) - sset;
+    let first = text_end.next_multiple_of(4) - sset;
     b.block(sset, b"SSET", first, 0);
     let volb = b.pad_to_block(sset + first);
 
     // VOLB: the volume, with the machine name.
     b.u32(volb + 0x34, 2);
-    let mut end = b.string(volb, volb + 0x38, volb + 0x4c, "C:");
-    end = b.string(volb, volb + 0x40, end, &spec.server_name);
+    let mut text_end = b.string(volb, volb + 0x38, volb + 0x4c, "C:");
+    text_end = b.string(volb, volb + 0x40, text_end, &spec.server_name);
     b.put(volb + 0x44, &date());
-    let first = end.next_multiple_of(4) - volb;
+    let first = text_end.next_multiple_of(4) - volb;
     b.block(volb, b"VOLB", first, 0);
     let msci = b.pad_to_block(volb + first);
 
     // MSCI: the SQL Server catalogue in its MQCI stream.
-    let catalogue = catalogue(spec);
+    let catalogue = catalogue(spec, number);
     let mqci = msci + 0x38;
     b.block(msci, b"MSCI", 0x38, 0);
     b.stream(mqci, b"MQCI", catalogue.len() as u64, 0);
     b.put(mqci + STREAM_HEADER_LEN, &catalogue);
     let msda = b.pad_to_block((mqci + STREAM_HEADER_LEN + catalogue.len()).next_multiple_of(4));
 
-    // MSDA: the data, padded to the requested size.
+    // MSDA: the data, as long as `end` allows after the closing blocks
+    // (ESET and a soft filemark, 512 bytes each); the data stream ends
+    // with an SPAD to the ESET's 512-byte boundary, as every block does.
     let data = msda + COMMON_HEADER_LEN;
     b.block(msda, b"MSDA", COMMON_HEADER_LEN, 0);
-    let total = spec.size.max(data + STREAM_HEADER_LEN + 4);
-    let data_len = total - data - STREAM_HEADER_LEN;
+    let end = end.next_multiple_of(512);
+    let eset = end
+        .saturating_sub(2 * 0x200)
+        .max((data + 2 * STREAM_HEADER_LEN + 8).next_multiple_of(0x200));
+    let data_len = eset - STREAM_HEADER_LEN - 4 - (data + STREAM_HEADER_LEN);
+    let data_len = data_len - data_len % 4;
     b.stream(data, b"MQDA", data_len as u64, u16::from(spec.encrypted));
-    b.0.resize(total, 0);
-    b.0
+    b.pad_to(data + STREAM_HEADER_LEN + data_len, 0x200);
+
+    // ESET: the end of the set, with its number; then a soft filemark.
+    b.u32(eset + 0x34, 4);
+    b.u16(eset + 0x4e, number);
+    b.put(eset + 0x50, &date_of_set(number));
+    b.block(eset, b"ESET", 0x58, 0);
+    let sfmb = b.pad_to(eset + 0x58, 0x200);
+    b.block(sfmb, b"SFMB", 0x200, 0x8000_0000);
+    let set_end = sfmb + 0x200;
+    b.reserve(set_end);
+    set_end
+}
+
+/// Appended sets were written on different days.
+fn date_of_set(number: u16) -> [u8; 5] {
+    let (y, mo, d, h, mi, s) = DATE;
+    mtf::encode_date_time(
+        y,
+        mo,
+        d + (number as u8).saturating_sub(1).min(27),
+        h,
+        mi,
+        s,
+    )
 }
 
 /// SCIN for the database and backup set, SFIN for its data and log file.
-fn catalogue(spec: &BackupSpec) -> Vec<u8> {
+fn catalogue(spec: &BackupSpec, number: u16) -> Vec<u8> {
     let mut b = Buf(Vec::new());
     let database_version = match spec.version.0 {
         10 => 661,
@@ -235,7 +303,10 @@ fn catalogue(spec: &BackupSpec) -> Vec<u8> {
         13 => 852,
         14 => 869,
         15 => 904,
-        _ => 957,
+        16 => 957,
+        // SQL Server 2025: newer than 2022; its number is not confirmed,
+        // any larger one tests the rule.
+        _ => 998,
     };
     b.put(0, b"SCIN");
     b.u32(8, 0x200);
@@ -244,7 +315,7 @@ fn catalogue(spec: &BackupSpec) -> Vec<u8> {
     b.u16(0x18, spec.version.2);
     b.put(0x1a, &[spec.version.1, spec.version.0]);
     b.put(0x48, &date());
-    b.put(0x4d, &date());
+    b.put(0x4d, &date_of_set(number));
     b.put(0x57, &[spec.backup_type.code()]);
     b.put(0x5b, &[130]);
     b.u16(0x5e, database_version);
@@ -255,11 +326,16 @@ fn catalogue(spec: &BackupSpec) -> Vec<u8> {
     b.u32(4, scin_len as u32);
 
     let mut at = scin_len;
-    for (file_id, suffix, ext) in [(1u32, "", "mdf"), (2, "_log", "ldf")] {
+    let mut files = vec![(1u32, "", "mdf", 1u32), (2, "_log", "ldf", 2)];
+    if spec.filestream {
+        files.push((3, "_fs", "", 7));
+    }
+    for (file_id, suffix, ext, kind) in files {
         let logical = format!("{}{suffix}", spec.database_name);
         let physical = format!(r"D:\MSSQL\DATA\{}{suffix}.{ext}", spec.database_name);
         b.put(at, b"SFIN");
         b.u32(at + 0x14, file_id);
+        b.u32(at + 0x1c, kind);
         let end = b.string(at, at + 0x30, at + 0x40, &logical);
         let end = b.string(at, at + 0x34, end, &physical);
         let len = (end - at).next_multiple_of(4);
@@ -281,7 +357,8 @@ mod tests {
         spec.backup_type = BackupType::Differential;
         spec.size = 100_000;
         let bytes = write(&spec);
-        assert_eq!(bytes.len(), 100_000);
+        // Backups are whole 512-byte blocks.
+        assert_eq!(bytes.len(), 100_352);
         let h = read_header(&bytes).unwrap();
         assert_eq!(h.database_name, "Sales_2026");
         assert_eq!(h.server_name, "SQLFLEX-DEMO");

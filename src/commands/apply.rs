@@ -49,7 +49,10 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
             Ok(c) => c,
             Err(exit) => return exit,
         };
-        let plan = crate::plan::plan(&ctx, &selected, &opened.prior).await;
+        let options = crate::plan::Options {
+            strict: args.checks.strict,
+        };
+        let plan = crate::plan::plan(&ctx, &selected, &opened.prior, options).await;
         let json = global.format == Format::Json;
         if !json {
             println!("{}\n", engine::plan_table(&plan));

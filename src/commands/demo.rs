@@ -88,7 +88,8 @@ pub fn run(global: &Global) -> Exit {
             Ok(c) => c,
             Err(exit) => return exit,
         };
-        let plan = crate::plan::plan(&ctx, &selected, &Default::default()).await;
+        let plan =
+            crate::plan::plan(&ctx, &selected, &Default::default(), Default::default()).await;
         println!("{}\n", engine::plan_table(&plan));
         if !plan.all_ready() {
             eprintln!("error: the demo plan is not ready; this is a bug in the demo");

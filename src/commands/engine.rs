@@ -95,6 +95,12 @@ pub fn plan_table(plan: &Plan) -> String {
                 match i.verdict {
                     Verdict::Done => "imported by an earlier run".into(),
                     Verdict::Attach => "restoring since an earlier run; will wait for it".into(),
+                    Verdict::Ready => i
+                        .findings
+                        .iter()
+                        .map(|f| format!("warning {f}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
                     _ => i.reasons.join("; "),
                 },
             ]

@@ -1,28 +1,22 @@
 use super::{is_json, print_json};
 use crate::Exit;
-use crate::backup::{self, BackupHeader, stripes};
+use crate::backup::{self, BackupHeader, HeaderError, verdict};
 use crate::cli::Global;
 use std::io::Read;
 
 struct Inspected {
     path: String,
     size: Option<u64>,
-    header: Result<BackupHeader, String>,
+    header: Result<BackupHeader, HeaderError>,
 }
 
 pub fn run(global: &Global, paths: &[String]) -> Exit {
-    let inspected: Vec<Inspected> = paths
+    let inspected: Vec<Inspected> = paths.iter().map(|p| inspect(p)).collect();
+    // A file that is not a backup fails inspect; a compressed one that
+    // could not be decoded is reported, with a warning, but does not.
+    let any_unreadable = inspected
         .iter()
-        .map(|p| {
-            let mut i = inspect(p);
-            // Errors can carry a transport error's URL or an S3 answer.
-            if let Err(e) = &mut i.header {
-                *e = crate::redact::scrub(e);
-            }
-            i
-        })
-        .collect();
-    let any_unreadable = inspected.iter().any(|i| i.header.is_err());
+        .any(|i| matches!(&i.header, Err(e) if !matches!(e, HeaderError::Compressed(_))));
 
     if is_json(global) {
         let items: Vec<FileReport> = inspected.iter().map(report).collect();
@@ -30,13 +24,9 @@ pub fn run(global: &Global, paths: &[String]) -> Exit {
     } else {
         print_table(&inspected);
     }
-    if inspected.len() > 1 && !any_unreadable {
-        let headers: Vec<(String, BackupHeader)> = inspected
-            .iter()
-            .filter_map(|i| i.header.as_ref().ok().map(|h| (i.path.clone(), h.clone())))
-            .collect();
+    if inspected.len() > 1 || inspected.iter().any(|i| has_findings(i)) {
         // The verdict is for people; with --format json stdout stays the array.
-        eprintln!("{}", verdict(&headers));
+        eprintln!("{}", verdicts(&inspected));
     }
     if any_unreadable {
         Exit::Failed
@@ -45,28 +35,48 @@ pub fn run(global: &Global, paths: &[String]) -> Exit {
     }
 }
 
+fn has_findings(i: &Inspected) -> bool {
+    let read = [verdict::Read {
+        key: &i.path,
+        size: i.size.unwrap_or(0),
+        header: &i.header,
+    }];
+    !verdict::assess(&read).1.is_empty()
+}
+
 fn inspect(path: &str) -> Inspected {
     if path.starts_with("s3://") {
         return inspect_s3(path);
     }
-    let read = || -> std::io::Result<(u64, Vec<u8>)> {
-        let file = std::fs::File::open(path)?;
+    let read = || -> std::io::Result<(u64, Vec<u8>, Option<Vec<u8>>)> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = std::fs::File::open(path)?;
         let size = file.metadata()?.len();
-        let mut prefix = Vec::with_capacity(backup::HEADER_PREFIX);
-        file.take(backup::HEADER_PREFIX as u64)
-            .read_to_end(&mut prefix)?;
-        Ok((size, prefix))
+        let mut head = Vec::with_capacity(backup::HEAD_READ.min(size as usize));
+        (&mut file)
+            .take(backup::HEAD_READ as u64)
+            .read_to_end(&mut head)?;
+        let tail = if size > head.len() as u64 {
+            let from = size.saturating_sub(backup::TAIL_READ as u64);
+            file.seek(SeekFrom::Start(from))?;
+            let mut tail = Vec::with_capacity(backup::TAIL_READ);
+            file.take(backup::TAIL_READ as u64).read_to_end(&mut tail)?;
+            Some(tail)
+        } else {
+            None
+        };
+        Ok((size, head, tail))
     };
     match read() {
-        Ok((size, prefix)) => Inspected {
+        Ok((size, head, tail)) => Inspected {
             path: path.to_owned(),
             size: Some(size),
-            header: backup::read_header(&prefix).map_err(|e| e.to_string()),
+            header: backup::read_object(&head, tail.as_deref()),
         },
         Err(e) => Inspected {
             path: path.to_owned(),
             size: None,
-            header: Err(format!("cannot read: {e}")),
+            header: Err(HeaderError::Unavailable(format!("cannot read: {e}"))),
         },
     }
 }
@@ -78,7 +88,7 @@ fn inspect_s3(uri: &str) -> Inspected {
     let fail = |e: String| Inspected {
         path: uri.to_owned(),
         size: None,
-        header: Err(e),
+        header: Err(HeaderError::Unavailable(e)),
     };
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let (Some(endpoint), Some(access_key), Some(secret_key)) = (
@@ -86,7 +96,10 @@ fn inspect_s3(uri: &str) -> Inspected {
         var("S3_ACCESS_KEY"),
         var("S3_SECRET_KEY"),
     ) else {
-        return fail("reading s3:// URIs needs S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY in the environment".into());
+        return fail(
+            "reading s3:// URIs needs S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY in the environment"
+                .into(),
+        );
     };
     let parts: Vec<&str> = uri.trim_start_matches("s3://").splitn(3, '/').collect();
     let authority = url::Url::parse(&endpoint).ok().and_then(|u| {
@@ -124,20 +137,31 @@ fn inspect_s3(uri: &str) -> Inspected {
             Ok(size) => size,
             Err(e) => return fail(e.to_string()),
         };
-        match s3.read_prefix(&key, backup::HEADER_PREFIX).await {
-            Ok(prefix) => Inspected {
-                path: uri.to_owned(),
-                size: Some(size),
-                header: backup::read_header(&prefix).map_err(|e| e.to_string()),
-            },
-            Err(e) => fail(e.to_string()),
+        let head = match s3.read_prefix(&key, backup::HEAD_READ).await {
+            Ok(head) => head,
+            Err(e) => return fail(e.to_string()),
+        };
+        let tail = if size > head.len() as u64 {
+            let from = size.saturating_sub(backup::TAIL_READ as u64);
+            match s3.read_range(&key, from, size).await {
+                Ok(tail) => Some(tail),
+                Err(e) => return fail(e.to_string()),
+            }
+        } else {
+            None
+        };
+        Inspected {
+            path: uri.to_owned(),
+            size: Some(size),
+            header: backup::read_object(&head, tail.as_deref()),
         }
     })
 }
 
 /// One file as `inspect --format json` shows it: `path` first, then the
 /// header in its field order (the DESIGN.md keys come first), then the
-/// size; or `{path, error}`.
+/// size; or `{path, error}` (with `compressed: true` when the file is a
+/// compressed backup whose header could not be decoded).
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum FileReport<'a> {
@@ -149,7 +173,9 @@ enum FileReport<'a> {
     },
     Unreadable {
         path: &'a str,
-        error: &'a str,
+        error: String,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        compressed: bool,
     },
 }
 
@@ -162,7 +188,8 @@ fn report(i: &Inspected) -> FileReport<'_> {
         },
         Err(error) => FileReport::Unreadable {
             path: &i.path,
-            error,
+            error: error.to_string(),
+            compressed: matches!(error, HeaderError::Compressed(_)),
         },
     }
 }
@@ -176,62 +203,146 @@ fn print_table(inspected: &[Inspected]) {
         "STRIPE",
         "MEDIA SET",
         "PROTECTED",
-        "VERSION",
+        "COMPRESSED",
+        "SOURCE",
+        "SETS",
         "BACKUP START",
     ];
     let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut files = Vec::new();
     let mut errors = Vec::new();
     for i in inspected {
         match &i.header {
-            Ok(h) => rows.push(vec![
-                i.path.clone(),
-                h.database_name.clone(),
-                h.server_name.clone(),
-                h.backup_type.to_string(),
-                format!("{} of {}", h.family_sequence, h.family_count),
-                h.media_set_id.to_string(),
-                match (h.password_protected, h.encrypted) {
-                    (false, false) => "no".into(),
-                    (true, false) => "password".into(),
-                    (false, true) => "encrypted".into(),
-                    (true, true) => "password, encrypted".into(),
-                },
-                h.software_version.clone(),
-                h.backup_start.clone().unwrap_or_default(),
-            ]),
+            Ok(h) => {
+                rows.push(vec![
+                    i.path.clone(),
+                    h.database_name.clone(),
+                    h.server_name.clone(),
+                    h.backup_type.to_string(),
+                    format!("{} of {}", h.family_sequence, h.family_count),
+                    h.media_set_id.to_string(),
+                    match (h.password_protected, h.encrypted) {
+                        (false, false) => "no".into(),
+                        (true, false) => "password".into(),
+                        (false, true) => "encrypted".into(),
+                        (true, true) => "password, encrypted".into(),
+                    },
+                    match &h.compression {
+                        Some(c) => format!("{} (layout {})", c.algorithm, c.layout),
+                        None => "no".into(),
+                    },
+                    format!(
+                        "{} ({}, db version {})",
+                        h.source_version.trim_start_matches("SQL Server "),
+                        h.software_version,
+                        h.database_version
+                    ),
+                    h.set_count().to_string(),
+                    h.backup_start.clone().unwrap_or_default(),
+                ]);
+                let list: Vec<String> = h
+                    .files
+                    .iter()
+                    .map(|f| format!("{} ({})", f.logical_name, f.kind))
+                    .collect();
+                files.push(format!("  {}: {}", i.path, list.join(", ")));
+            }
             Err(e) => errors.push(format!("{}: {e}", i.path)),
         }
     }
     if !rows.is_empty() {
         println!("{}", crate::table::render(&header, &rows));
+        println!("\ndatabase files:");
+        for line in files {
+            println!("{}", crate::redact::terminal(&line));
+        }
     }
     for e in errors {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", crate::redact::terminal(&e));
     }
 }
 
-fn verdict(headers: &[(String, BackupHeader)]) -> String {
-    match stripes::analyze(headers) {
-        Ok(set) => {
-            let ready = match stripes::readiness(&set) {
-                Ok(()) => "ready to import".to_owned(),
-                Err(refusal) => format!("but cannot be imported: {refusal}"),
-            };
-            format!(
-                "stripe set: complete, {} of {} stripe{} of `{}` ({}), {ready}",
-                headers.len(),
-                set.family_count,
-                if set.family_count == 1 { "" } else { "s" },
-                set.database_name,
-                set.backup_type
-            )
-        }
-        Err(problems) => {
-            let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
-            format!(
-                "stripe set: these files are not one complete backup:\n{}",
-                list.join("\n")
-            )
+/// One verdict per media set: files of unrelated backups are judged each
+/// on its own, never as one broken stripe set.
+fn verdicts(inspected: &[Inspected]) -> String {
+    let mut groups: Vec<(String, Vec<&Inspected>)> = Vec::new();
+    for i in inspected {
+        let key = match &i.header {
+            Ok(h) => h.media_set_id.to_string(),
+            Err(HeaderError::Compressed(_)) => format!("compressed:{}", i.path),
+            Err(_) => continue, // Listed as an error already.
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((key, vec![i])),
         }
     }
+    let readable: usize = groups.iter().map(|(_, m)| m.len()).sum();
+    let mut out = Vec::new();
+    if groups.len() > 1 {
+        out.push(format!(
+            "{readable} files in {} backups (media sets); each is judged on its own:",
+            groups.len()
+        ));
+    }
+    for (key, members) in &groups {
+        let reads: Vec<verdict::Read<'_>> = members
+            .iter()
+            .map(|i| verdict::Read {
+                key: &i.path,
+                size: i.size.unwrap_or(0),
+                header: &i.header,
+            })
+            .collect();
+        let (set, findings) = verdict::assess(&reads);
+        let refusals: Vec<String> = findings
+            .iter()
+            .filter(|f| f.refuses())
+            .map(|f| crate::redact::terminal(&f.to_string()).into_owned())
+            .collect();
+        let warnings: Vec<String> = findings
+            .iter()
+            .filter(|f| !f.refuses())
+            .map(|f| format!("  - warning {}", crate::redact::terminal(&f.to_string())))
+            .collect();
+        let prefix = if groups.len() > 1 {
+            if key.starts_with("compressed:") {
+                format!("{}: ", crate::redact::terminal(&members[0].path))
+            } else {
+                format!("media set {key}: ")
+            }
+        } else {
+            String::new()
+        };
+        let line = match &set {
+            Some(set) => {
+                let ready = if refusals.is_empty() {
+                    "ready to import".to_owned()
+                } else {
+                    format!("but cannot be imported: {}", refusals.join("; "))
+                };
+                format!(
+                    "{prefix}stripe set: complete, {} of {} stripe{} of `{}` ({}), {ready}",
+                    members.len(),
+                    set.family_count,
+                    if set.family_count == 1 { "" } else { "s" },
+                    crate::redact::terminal(&set.database_name),
+                    set.backup_type
+                )
+            }
+            None if refusals.is_empty() => {
+                format!("{prefix}not checked: the header could not be decoded")
+            }
+            None => {
+                let list: Vec<String> = refusals.iter().map(|p| format!("  - {p}")).collect();
+                format!(
+                    "{prefix}stripe set: these files are not one complete backup:\n{}",
+                    list.join("\n")
+                )
+            }
+        };
+        out.push(line);
+        out.extend(warnings);
+    }
+    out.join("\n")
 }

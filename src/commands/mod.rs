@@ -34,7 +34,11 @@ pub fn run(cli: Cli) -> Exit {
             );
             Exit::Success
         }
-        Command::Plan { manifest, select } => plan::run(global, &manifest, &select),
+        Command::Plan {
+            manifest,
+            select,
+            checks,
+        } => plan::run(global, &manifest, &select, checks),
         Command::Apply(args) => apply::run(global, &args),
         Command::Emulator(args) => emulator::run(&args),
         Command::Demo => demo::run(global),

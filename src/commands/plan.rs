@@ -1,10 +1,10 @@
 use super::engine;
 use crate::Exit;
-use crate::cli::{Format, Global, SelectArgs};
+use crate::cli::{CheckArgs, Format, Global, SelectArgs};
 use crate::manifest;
 use std::path::Path;
 
-pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
+pub fn run(global: &Global, path: &Path, select: &SelectArgs, checks: CheckArgs) -> Exit {
     let (loaded, selected) = match engine::load(global, path, select, &manifest::process_env) {
         Ok(x) => x,
         Err(exit) => return exit,
@@ -18,7 +18,10 @@ pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
             Ok(c) => c,
             Err(exit) => return exit,
         };
-        let plan = crate::plan::plan(&ctx, &selected, &Default::default()).await;
+        let options = crate::plan::Options {
+            strict: checks.strict,
+        };
+        let plan = crate::plan::plan(&ctx, &selected, &Default::default(), options).await;
         if global.format == Format::Json {
             println!("{}", serde_json::to_string_pretty(&plan).expect("JSON"));
         } else {

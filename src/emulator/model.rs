@@ -426,8 +426,8 @@ fn same_authority(a: &str, b: &str) -> bool {
 async fn read_prefix(path: &Path) -> std::io::Result<Vec<u8>> {
     use tokio::io::AsyncReadExt;
     let file = tokio::fs::File::open(path).await?;
-    let mut bytes = Vec::with_capacity(backup::HEADER_PREFIX);
-    file.take(backup::HEADER_PREFIX as u64)
+    let mut bytes = Vec::with_capacity(backup::HEAD_READ);
+    file.take(backup::HEAD_READ as u64)
         .read_to_end(&mut bytes)
         .await?;
     Ok(bytes)
