@@ -24,7 +24,7 @@ pub fn run(global: &Global, paths: &[String]) -> Exit {
     } else {
         print_table(&inspected);
     }
-    if inspected.len() > 1 || inspected.iter().any(|i| has_findings(i)) {
+    if inspected.len() > 1 || inspected.iter().any(has_findings) {
         // The verdict is for people; with --format json stdout stays the array.
         eprintln!("{}", verdicts(&inspected));
     }

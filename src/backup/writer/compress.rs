@@ -165,7 +165,7 @@ impl Bits {
             self.written += 1;
             // The decoder holds 32 bits and fetches a word whenever fewer
             // than 16 are left: after bit 17, 33, 49, ...
-            if self.written > 16 && (self.written - 1) % 16 == 0 {
+            if self.written > 16 && (self.written - 1).is_multiple_of(16) {
                 self.order.push(Item::Word((self.written - 1) / 16 + 1));
             }
         }
