@@ -392,6 +392,8 @@ fn demo_imports_through_both_paths() {
         "{stdout}"
     );
     assert!(stdout.contains("5 online, 0 skipped, 0 failed"), "{stdout}");
+    // inventory is written WITH COMPRESSION, and imported like the others.
+    assert!(stderr.contains("inventory is compressed"), "{stderr}");
 }
 
 fn with_defaults(manifest: String, defaults: &str) -> String {

@@ -15,24 +15,30 @@ use tokio_util::sync::CancellationToken;
 
 const MANIFEST: &str = include_str!("../../examples/demo.yaml");
 
-/// Keys and backups for examples/demo.yaml.
-fn backups() -> Vec<(String, BackupSpec)> {
+/// Keys and backup files for examples/demo.yaml: a striped set, plain
+/// backups, one written WITH COMPRESSION (inventory), and a striped set
+/// under a prefix.
+fn backups() -> Vec<(String, Vec<u8>)> {
     let sized = |mut s: BackupSpec| {
         s.size = 512 * 1024;
         s
     };
-    let mut out: Vec<(String, BackupSpec)> = BackupSpec::striped("sales", 3)
+    let mut out: Vec<(String, Vec<u8>)> = BackupSpec::striped("sales", 3)
         .into_iter()
-        .map(|s| (format!("demo/sales_{}.bak", s.family_sequence), sized(s)))
+        .map(|s| {
+            let key = format!("demo/sales_{}.bak", s.family_sequence);
+            (key, writer::write(&sized(s)))
+        })
         .collect();
-    for name in ["crm", "hr", "inventory"] {
-        out.push((format!("demo/{name}.bak"), sized(BackupSpec::full(name))));
+    for name in ["crm", "hr"] {
+        let bytes = writer::write(&sized(BackupSpec::full(name)));
+        out.push((format!("demo/{name}.bak"), bytes));
     }
+    let inventory = writer::write(&sized(BackupSpec::full("inventory")));
+    out.push(("demo/inventory.bak".into(), writer::compress(&inventory, 2)));
     out.extend(BackupSpec::striped("billing", 2).into_iter().map(|s| {
-        (
-            format!("demo/billing/billing_{}of2.bak", s.family_sequence),
-            sized(s),
-        )
+        let key = format!("demo/billing/billing_{}of2.bak", s.family_sequence);
+        (key, writer::write(&sized(s)))
     }));
     out
 }
@@ -74,13 +80,17 @@ pub fn run(global: &Global) -> Exit {
             }
         };
         let files = backups();
-        for (key, spec) in &files {
-            if let Err(e) = s3.put(key, writer::write(spec).into()).await {
+        for (key, bytes) in files.iter() {
+            if let Err(e) = s3.put(key, bytes.clone().into()).await {
                 eprintln!("error: cannot upload {key}: {e}");
                 return Exit::Failed;
             }
         }
-        eprintln!("Uploaded {} generated backups (sales is a 3-stripe set, billing a 2-stripe set under a prefix).\n", files.len());
+        eprintln!(
+            "Uploaded {} generated backups (sales is a 3-stripe set, billing a 2-stripe set under a prefix, \
+             inventory is compressed).\n",
+            files.len()
+        );
 
         let selected: Vec<usize> = (0..loaded.manifest.databases.len()).collect();
         let max_parallel = loaded.manifest.concurrency.max_parallel as usize;

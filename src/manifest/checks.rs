@@ -385,6 +385,7 @@ impl<'a> Checker<'a> {
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
         let list = FieldPath::root().key("instances");
+        let mut key_flow = false;
         for (id, inst) in m.instances.iter_mut() {
             let p = list.key(id);
             let (uses_api, uses_sql) = methods.get(id).copied().unwrap_or_default();
@@ -506,22 +507,8 @@ impl<'a> Checker<'a> {
                         .any(|v| (self.env)(v).is_some_and(|x| !x.is_empty()));
                 let source_broken =
                     api.is_some_and(|a| a.token_file.is_some() && a.token.is_none());
-                let key_flow = api.is_some_and(|a| a.service_account_key_path.is_some())
+                key_flow |= api.is_some_and(|a| a.service_account_key_path.is_some())
                     || (self.env)(KEY_PATH_ENV).is_some_and(|x| !x.is_empty());
-                if key_flow
-                    && let Some(url) =
-                        (self.env)(crate::auth::TOKEN_URL_ENV).filter(|v| !v.is_empty())
-                    && let Err(e) = check_endpoint(&url)
-                {
-                    self.push(
-                        Diagnostic::error(format!(
-                            "{}: {e}; the signed service-account assertion would travel in clear",
-                            crate::auth::TOKEN_URL_ENV
-                        )),
-                        &p,
-                        Target::Key,
-                    );
-                }
                 if !has_source && !source_broken {
                     self.push(
                         Diagnostic::error(format!(
@@ -567,6 +554,16 @@ impl<'a> Checker<'a> {
                     );
                 }
             }
+        }
+        if key_flow
+            && let Some(url) = (self.env)(crate::auth::TOKEN_URL_ENV).filter(|v| !v.is_empty())
+            && let Err(e) = check_endpoint(&url)
+        {
+            // Once for the manifest: the variable is not in the file.
+            self.diagnostics.push(Diagnostic::error(format!(
+                "{}: {e}; the signed service-account assertion would travel in clear",
+                crate::auth::TOKEN_URL_ENV
+            )));
         }
     }
 }
