@@ -346,7 +346,7 @@ async fn plan_thousand() {
     }
     walls.sort_by(f64::total_cmp);
     row(
-        "plan of 1,000 databases (HEAD + 64 KiB ranged GET each), median of 3",
+        "plan of 1,000 databases of 64 KiB (a HEAD and one ranged GET each: a small object is read whole, no tail read), median of 3",
         format!("{:.2} s", walls[1]),
         "< 2 s",
     );

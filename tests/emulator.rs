@@ -968,3 +968,32 @@ async fn inspect_reads_backups_in_the_bucket() {
         items[2]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_and_appended_backups_restore_like_on_the_service() {
+    let e = start(Duration::from_millis(200)).await;
+    let s3 = S3::new(&e);
+    let packed = writer::compress(&writer::write(&BackupSpec::full("packed")), 1);
+    let mut old = BackupSpec::full("nightly");
+    old.size = 80 * 1024;
+    // Two sets appended: the service restores the first one.
+    let appended = writer::write_sets(&[old.clone(), old]);
+    for (key, bytes) in [("packed.bak", packed), ("nightly.bak", appended)] {
+        assert_eq!(s3.put(key, bytes).await.status(), 200);
+    }
+    for (name, key) in [("packed", "packed.bak"), ("nightly", "nightly.bak")] {
+        let body = restore_body(&e, name, &[S3::uri(&e, key)]);
+        assert_eq!(
+            post_restore(&e, "v3alpha1", &body).await.status(),
+            202,
+            "{name}"
+        );
+    }
+    let online = eventually(Duration::from_secs(20), || async {
+        let s = stats(&e).await;
+        let dbs = s["instances"][&e.instance_ids[0]]["databases"].clone();
+        (dbs.as_array().map_or(0, Vec::len) == 2).then_some(dbs)
+    })
+    .await;
+    assert_eq!(online, Some(json!(["nightly", "packed"])));
+}

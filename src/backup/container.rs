@@ -185,27 +185,19 @@ pub fn decode_prefix(input: &[u8], want: usize) -> Result<(Compression, Vec<u8>)
     Ok((info, out))
 }
 
-/// The MTF stream in the last bytes of a compressed backup, from the first
-/// whole chunk found there to the end; None when no chunk can be made out
-/// (the end could not be checked).
+/// The MTF stream of the last chunks of a compressed backup, found in its
+/// last bytes; None when no chunk can be made out there (the end could not
+/// be checked). Only the last [`TAIL_CHUNKS`] chunks are decoded: the end
+/// of the last set lies in the last few KiB of the stream.
 pub fn decode_tail(tail: &[u8]) -> Option<Vec<u8>> {
     // The tail has no file header; both layouts are tried.
     for layout in [2, 1] {
         let mut from = 0;
-        while let Some(at) = find_chunk(tail, from, layout) {
-            from = at + 2;
-            let Some(chunk) = chunk_at(tail, at, layout) else {
-                continue;
-            };
-            let start = at + chunk.header_len;
-            let Some(payload) = tail.get(start..start + chunk.payload_len) else {
-                continue;
-            };
-            if crc32fast::hash(payload) != chunk.crc {
-                continue;
-            }
-            let mut out = Vec::new();
-            let mut next = Some(at);
+        while let Some(first) = find_chunk(tail, from, layout) {
+            from = first + 2;
+            // Follow the chain by its headers and checksums alone.
+            let mut chain = Vec::new();
+            let mut next = Some(first);
             while let Some(at) = next {
                 let Some(chunk) = chunk_at(tail, at, layout) else {
                     break;
@@ -217,17 +209,28 @@ pub fn decode_tail(tail: &[u8]) -> Option<Vec<u8>> {
                 if crc32fast::hash(payload) != chunk.crc {
                     break;
                 }
-                out.extend(decode_chunk(payload, chunk.decoded_len).ok()?);
+                chain.push((start, chunk));
                 let end = start + chunk.payload_len;
                 next = [end, end.next_multiple_of(2), end.next_multiple_of(4)]
                     .into_iter()
                     .find(|&n| chunk_at(tail, n, layout).is_some());
+            }
+            if chain.is_empty() {
+                continue;
+            }
+            let mut out = Vec::new();
+            for (start, chunk) in &chain[chain.len().saturating_sub(TAIL_CHUNKS)..] {
+                let payload = &tail[*start..start + chunk.payload_len];
+                out.extend(decode_chunk(payload, chunk.decoded_len).ok()?);
             }
             return Some(out);
         }
     }
     None
 }
+
+/// Chunks decoded at the end of a compressed backup.
+const TAIL_CHUNKS: usize = 2;
 
 fn header_len(layout: u8) -> usize {
     if layout == 1 { 8 } else { 28 }
