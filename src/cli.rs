@@ -168,6 +168,22 @@ pub struct EmulatorArgs {
     /// Seed of the fault injector and of the ids, for reproducible runs.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
+    /// State of every instance: READY (default), PENDING, PROGRESSING,
+    /// FAILURE, UNKNOWN or TERMINATING.
+    #[arg(long, value_name = "STATE", default_value = "READY")]
+    pub instance_state: String,
+    /// Storage size of every instance, in GB.
+    #[arg(long, value_name = "GB", default_value_t = 100)]
+    pub storage_gb: u64,
+    /// Users (logins) on every instance, comma-separated; `name:STATUS` for
+    /// another status than ACTIVE (default: app_owner,importer).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub users: Option<Vec<String>>,
+    /// A YAML file describing each instance in turn (overrides the three
+    /// flags above): `instances: [{state: READY, version: "2022",
+    /// storage_gb: 100, users: [app_owner, "old_user:LOCKED"]}, ...]`.
+    #[arg(long, value_name = "FILE.yaml")]
+    pub instances_file: Option<PathBuf>,
     /// Print KEY=VALUE lines for a shell (STACKIT_API_ENDPOINT, S3_*, SQL_*, ...)
     /// once all listeners are up, instead of the summary.
     #[arg(long)]

@@ -1,6 +1,7 @@
-//! Every verdict `plan` can reach about a database's backups, as one typed
-//! rule with a stable code: what it checks, whether it refuses the import
-//! or warns, and why. The README's rule table is this list (a test keeps
+//! Every verdict `plan` can reach about a database's backups, its target
+//! instance and its files, as one typed rule with a stable code (B: backup
+//! headers, I: the instance, M: the manifest): what it checks, whether it
+//! refuses the import, warns or informs, where it is checked, and why. The README's rule table is this list (a test keeps
 //! them in step); `plan --format json` reports findings by code.
 
 use serde::Serialize;
@@ -28,6 +29,22 @@ pub enum Rule {
     Filestream,
     /// Written by a SQL Server newer than the one Flex runs.
     NewerSource,
+    /// The instance is busy (PENDING, PROGRESSING).
+    InstanceBusy,
+    /// The instance failed, is gone or in an unknown state.
+    InstanceUnavailable,
+    /// The backup is newer than the instance's SQL Server.
+    InstanceTooOld,
+    /// The owner is not a user of the instance, or not active.
+    OwnerMissing,
+    /// No owner given on the SQL path: the procedure's default applies.
+    OwnerDefault,
+    /// The planned imports do not fit the instance's storage.
+    StorageExceeded,
+    /// The planned imports fill more than 80 % of the storage.
+    StorageNearlyFull,
+    /// An object key with a comma on the SQL path.
+    KeyWithComma,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,10 +54,12 @@ pub enum Severity {
     Refuse,
     /// Reported; `--strict` makes it refuse.
     Warn,
+    /// Reported for the record; never refuses.
+    Info,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 18] = [
         Rule::NotABackup,
         Rule::PasswordProtected,
         Rule::Encrypted,
@@ -51,6 +70,14 @@ impl Rule {
         Rule::CompressedUnreadable,
         Rule::Filestream,
         Rule::NewerSource,
+        Rule::InstanceBusy,
+        Rule::InstanceUnavailable,
+        Rule::InstanceTooOld,
+        Rule::OwnerMissing,
+        Rule::OwnerDefault,
+        Rule::StorageExceeded,
+        Rule::StorageNearlyFull,
+        Rule::KeyWithComma,
     ];
 
     pub fn code(self) -> &'static str {
@@ -65,12 +92,23 @@ impl Rule {
             Rule::CompressedUnreadable => "B008",
             Rule::Filestream => "B009",
             Rule::NewerSource => "B010",
+            Rule::InstanceBusy => "I001",
+            Rule::InstanceUnavailable => "I002",
+            Rule::InstanceTooOld => "I003",
+            Rule::OwnerMissing => "I004",
+            Rule::OwnerDefault => "I005",
+            Rule::StorageExceeded => "I006",
+            Rule::StorageNearlyFull => "I007",
+            Rule::KeyWithComma => "M001",
         }
     }
 
     pub fn severity(self) -> Severity {
         match self {
-            Rule::CompressedUnreadable | Rule::Filestream => Severity::Warn,
+            Rule::CompressedUnreadable | Rule::Filestream | Rule::StorageNearlyFull => {
+                Severity::Warn
+            }
+            Rule::OwnerDefault => Severity::Info,
             _ => Severity::Refuse,
         }
     }
@@ -90,6 +128,33 @@ impl Rule {
             Rule::CompressedUnreadable => "a compressed backup's header can be decoded",
             Rule::Filestream => "no FILESTREAM or memory-optimised files",
             Rule::NewerSource => "the source SQL Server is not newer than 2022",
+            Rule::InstanceBusy => "the instance is READY, not PENDING or PROGRESSING",
+            Rule::InstanceUnavailable => "the instance is not FAILURE, UNKNOWN or TERMINATING",
+            Rule::InstanceTooOld => "every backup's source version restores onto the instance's",
+            Rule::OwnerMissing => "the owner is a user of the instance (ignoring case) and active",
+            Rule::OwnerDefault => "who owns a database imported without `owner`",
+            Rule::StorageExceeded => {
+                "the planned imports on an instance, at their backup data size, fit its storage"
+            }
+            Rule::StorageNearlyFull => "they fill at most 80 % of it",
+            Rule::KeyWithComma => "no object key of a `sql` import contains a comma",
+        }
+    }
+
+    /// Where the rule is checked, and through which import path.
+    pub fn checked_by(self) -> &'static str {
+        match self {
+            Rule::InstanceBusy | Rule::InstanceUnavailable => {
+                "`plan`, API only (`status`/`state`; T-SQL cannot see it)"
+            }
+            Rule::InstanceTooOld => "`plan`: API (`version`) and SQL (`SERVERPROPERTY`)",
+            Rule::OwnerMissing => "`plan`: API (users) and SQL (`sys.server_principals`)",
+            Rule::OwnerDefault => "`plan`, SQL (`SUSER_SNAME()`)",
+            Rule::StorageExceeded | Rule::StorageNearlyFull => {
+                "`plan`, API only (`storage.size`; T-SQL cannot see the quota)"
+            }
+            Rule::KeyWithComma => "`validate`; `plan` for keys listed under a prefix",
+            _ => "`plan` and `inspect` (backup headers)",
         }
     }
 
@@ -112,7 +177,16 @@ impl Rule {
             Rule::Filestream => {
                 "managed services often refuse FILESTREAM; STACKIT does not document it either way"
             }
-            Rule::NewerSource => "a restore never downgrades a database (SQL Server error 948)",
+            Rule::NewerSource | Rule::InstanceTooOld => {
+                "a restore never downgrades a database (SQL Server error 948)"
+            }
+            Rule::InstanceBusy => "a busy instance fails the restore; retry later",
+            Rule::InstanceUnavailable => "the restore cannot run there",
+            Rule::OwnerMissing => "STACKIT requires the owner to exist before the import",
+            Rule::OwnerDefault => "the procedure's documented default is the login that runs it",
+            Rule::StorageExceeded => "the restore would fail when the disk is full",
+            Rule::StorageNearlyFull => "little room is left for growth and logs",
+            Rule::KeyWithComma => "the procedure takes all files as one comma-separated `@s3_url`",
         }
     }
 }
@@ -145,9 +219,11 @@ impl Finding {
         }
     }
 
-    /// `--strict`: a warning refuses too.
+    /// `--strict`: a warning refuses too (information never does).
     pub fn strict(mut self) -> Self {
-        self.severity = Severity::Refuse;
+        if self.severity == Severity::Warn {
+            self.severity = Severity::Refuse;
+        }
         self
     }
 
@@ -164,16 +240,19 @@ impl fmt::Display for Finding {
 
 /// The README's table, generated: `| code | refuses or warns | checks | why |`.
 pub fn markdown_table() -> String {
-    let mut out = String::from("| code | verdict | checks | why |\n|---|---|---|---|\n");
+    let mut out =
+        String::from("| code | verdict | checks | checked by | why |\n|---|---|---|---|---|\n");
     for rule in Rule::ALL {
         out.push_str(&format!(
-            "| {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} |\n",
             rule.code(),
             match rule.severity() {
                 Severity::Refuse => "refuses",
                 Severity::Warn => "warns",
+                Severity::Info => "informs",
             },
             rule.checks(),
+            rule.checked_by(),
             rule.why()
         ));
     }

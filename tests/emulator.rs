@@ -533,7 +533,11 @@ async fn database_lists_are_paginated_and_sorted() {
         get_json(&e, &api(&e, 0, "v3", "/databases/db_00")).await.0,
         404
     );
+    // The documents name the field `state` in v3 and `status` in v3alpha1.
     let (status, instance) = get_json(&e, &api(&e, 0, "v3", "")).await;
+    assert_eq!((status, instance["state"].as_str()), (200, Some("READY")));
+    assert!(instance.get("status").is_none(), "{instance}");
+    let (status, instance) = get_json(&e, &api(&e, 0, "v3alpha1", "")).await;
     assert_eq!((status, instance["status"].as_str()), (200, Some("READY")));
 }
 

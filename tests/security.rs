@@ -282,6 +282,18 @@ async fn echoing_api() -> String {
     use axum::routing::{get, post};
     let app = axum::Router::new()
         .route(
+            "/{version}/projects/{p}/regions/{r}/instances/{i}",
+            get(|| async {
+                Json(serde_json::json!({"id": "i", "name": "n", "status": "READY", "version": "2022", "storage": {"class": "c", "size": 100}}))
+            }),
+        )
+        .route(
+            "/{version}/projects/{p}/regions/{r}/instances/{i}/users",
+            get(|| async {
+                Json(serde_json::json!({"users": [{"id": 1, "username": "app_owner", "status": "ACTIVE"}], "pagination": {"page": 1, "size": 100, "totalPages": 1, "totalRows": 1, "sort": "id.asc"}}))
+            }),
+        )
+        .route(
             "/{version}/projects/{p}/regions/{r}/instances/{i}/restore-jobs",
             get(|| async { Json(serde_json::json!({"runningRestores": []})) }),
         )

@@ -201,6 +201,18 @@ pub fn release_of(database_version: u16) -> &'static str {
 /// The newest database version SQL Server 2022 (what Flex runs) restores.
 pub const NEWEST_RESTORABLE: u16 = 957;
 
+/// The newest database version an instance of a SQL Server release (as
+/// the API names it: `2022`) restores; None for a release not known here.
+pub fn newest_restorable(release: &str) -> Option<u16> {
+    match release {
+        "2016" => Some(852),
+        "2017" => Some(869),
+        "2019" => Some(904),
+        "2022" => Some(NEWEST_RESTORABLE),
+        _ => None,
+    }
+}
+
 /// One backup set seen in a file (`Position` in `RESTORE HEADERONLY`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SetSeen {

@@ -1,5 +1,6 @@
 use crate::Exit;
 use crate::cli::EmulatorArgs;
+use crate::emulator::model::InstanceSettings;
 use crate::emulator::{self, Config, Emulator};
 use std::io::Write;
 use std::time::Duration;
@@ -18,6 +19,13 @@ pub fn run(args: &EmulatorArgs) -> Exit {
             );
         }
     }
+    let instance_settings = match instance_settings(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid;
+        }
+    };
     let config = Config {
         api_addr: args.api_addr,
         s3_addr: args.s3_addr,
@@ -29,6 +37,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
         reset_rate: args.reset_rate,
         seed: args.seed,
         credentials: None,
+        instance_settings,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -152,4 +161,46 @@ impl StopSignals {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// The instances' settings: from `--instances-file`, or the same for every
+/// instance from `--instance-state`, `--storage-gb` and `--users`.
+fn instance_settings(args: &EmulatorArgs) -> Result<Vec<InstanceSettings>, String> {
+    let settings = match &args.instances_file {
+        Some(path) => read_instances_file(path)?,
+        None => {
+            let mut one = InstanceSettings {
+                state: args.instance_state.to_ascii_uppercase(),
+                storage_gb: args.storage_gb,
+                ..InstanceSettings::default()
+            };
+            if let Some(users) = &args.users {
+                one.users = users.iter().filter(|u| !u.is_empty()).cloned().collect();
+            }
+            vec![one; usize::from(args.instances)]
+        }
+    };
+    for (i, s) in settings.iter().enumerate() {
+        s.check().map_err(|e| format!("instance {i}: {e}"))?;
+    }
+    Ok(settings)
+}
+
+fn read_instances_file(path: &std::path::Path) -> Result<Vec<InstanceSettings>, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        instances: Vec<InstanceSettings>,
+    }
+    let shown = path.display();
+    let text = crate::secret::read_bounded(path, 1 << 20).map_err(|e| format!("{shown}: {e}"))?;
+    let mut tree =
+        crate::manifest::yaml::parse(&text).map_err(|e| format!("{shown}: {}", e.message))?;
+    let mut problems = Vec::new();
+    let json = crate::manifest::structure::into_json(&mut tree, &mut Vec::new(), &mut problems);
+    if let Some((at, why)) = problems.first() {
+        return Err(format!("{shown}: {at}: {why}"));
+    }
+    let file: File = serde_json::from_value(json).map_err(|e| format!("{shown}: {e}"))?;
+    Ok(file.instances)
 }

@@ -4,7 +4,7 @@
 
 use super::faults::{Fault, Faults};
 use super::keys::{ACCESS_TOKEN_LIFETIME, ServiceAccount};
-use super::model::{DatabaseInfo, ImportRequest, Model, SubmitError};
+use super::model::{Counter, DatabaseInfo, ImportRequest, Model, SubmitError};
 use super::serve::ConnectionKill;
 use axum::Router;
 use axum::body::Bytes;
@@ -38,6 +38,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(get_database).delete(delete_database),
         )
         .route(&format!("{scoped}/restore-jobs"), get(restore_jobs))
+        .route(&format!("{scoped}/users"), get(list_users))
+        .route(&format!("{scoped}/users/{{user}}"), get(get_user))
         .route(&format!("{scoped}/restores"), post(restore))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -216,33 +218,33 @@ async fn get_instance(State(state): Shared, Path(scope): Path<Scope>) -> Respons
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
+    state.model.count_request(&instance, Counter::Instance);
+    let settings = state.model.settings(&instance).unwrap_or_default();
+    // v3alpha1 calls the field `status`, v3 `state` (the documents differ).
+    let state_key = if scope.version == "v3" {
+        "state"
+    } else {
+        "status"
+    };
     axum::Json(json!({
         "id": instance,
         "name": format!("emulated-{}", &instance[..instance.len().min(8)]),
-        "status": "READY",
+        state_key: settings.state,
         "edition": "developer",
-        "version": "2022",
+        "version": settings.version,
         "flavorId": "4.16-Single",
         "replicas": 1,
         "retentionDays": 32,
         "backupSchedule": "0 3 * * *",
         "isDeletable": true,
-        "storage": {"class": "premium-perf2-stackit", "size": 40},
+        "storage": {"class": "premium-perf2-stackit", "size": settings.storage_gb},
         "network": {"accessScope": "PUBLIC", "acl": ["127.0.0.0/8"]},
     }))
     .into_response()
 }
 
-async fn list_databases(
-    State(state): Shared,
-    Path(scope): Path<Scope>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let instance = match scope.check(&state) {
-        Ok(i) => i,
-        Err(e) => return e.into_response(),
-    };
-    state.model.count_status_request(&instance);
+/// `page` (from 1) and `size` (1-1000, default 10), as the documents define them.
+fn paging(query: &HashMap<String, String>) -> Result<(usize, usize), ApiError> {
     let number = |key: &str, default: usize| -> Result<usize, ApiError> {
         match query.get(key) {
             None => Ok(default),
@@ -255,9 +257,110 @@ async fn list_databases(
             },
         }
     };
-    let (page, size) = match (number("page", 1), number("size", 10)) {
-        (Ok(p), Ok(s)) => (p, s.min(1000)),
-        (Err(e), _) | (_, Err(e)) => return e.into_response(),
+    Ok((number("page", 1)?, number("size", 10)?.min(1000)))
+}
+
+/// `GET .../users`: the instance's logins, paged like the database list.
+async fn list_users(
+    State(state): Shared,
+    Path(scope): Path<Scope>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let instance = match scope.check(&state) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let (page, size) = match paging(&query) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    state.model.count_request(&instance, Counter::Users);
+    let users = state
+        .model
+        .settings(&instance)
+        .unwrap_or_default()
+        .user_list();
+    let total = users.len();
+    let items: Vec<Value> = users
+        .iter()
+        .enumerate()
+        .skip((page - 1).saturating_mul(size))
+        .take(size)
+        .map(|(i, (name, status))| json!({"id": i + 1, "username": name, "status": status}))
+        .collect();
+    axum::Json(json!({
+        "users": items,
+        "pagination": {
+            "page": page,
+            "size": size,
+            "sort": query.get("sort").cloned().unwrap_or_else(|| "id.asc".into()),
+            "totalPages": total.div_ceil(size).max(1),
+            "totalRows": total,
+        }
+    }))
+    .into_response()
+}
+
+/// `GET .../users/{id}`.
+async fn get_user(State(state): Shared, Path(p): Path<UserScope>) -> Response {
+    let instance = match p.scope().check(&state) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    state.model.count_request(&instance, Counter::Users);
+    let users = state
+        .model
+        .settings(&instance)
+        .unwrap_or_default()
+        .user_list();
+    match p.user.checked_sub(1).and_then(|i| users.get(i as usize)) {
+        Some((name, status)) => axum::Json(json!({
+            "id": p.user,
+            "username": name,
+            "status": status,
+            "roles": ["##STACKIT_DatabaseManager##", "##STACKIT_LoginManager##"],
+            "default_database": "master",
+            "host": "127.0.0.1",
+            "port": 1433,
+        }))
+        .into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("user {} not found", p.user)),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct UserScope {
+    version: String,
+    project: String,
+    region: String,
+    instance: String,
+    user: u64,
+}
+
+impl UserScope {
+    fn scope(&self) -> Scope {
+        Scope {
+            version: self.version.clone(),
+            project: self.project.clone(),
+            region: self.region.clone(),
+            instance: self.instance.clone(),
+        }
+    }
+}
+
+async fn list_databases(
+    State(state): Shared,
+    Path(scope): Path<Scope>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let instance = match scope.check(&state) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    state.model.count_status_request(&instance);
+    let (page, size) = match paging(&query) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
     let sort = query.get("sort").map_or("index.asc", String::as_str);
     let mut databases = state.model.databases(&instance).unwrap_or_default();

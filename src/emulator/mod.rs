@@ -41,6 +41,9 @@ pub struct Config {
     pub seed: u64,
     /// Fixed credentials (tests use recognisable ones); generated when None.
     pub credentials: Option<Credentials>,
+    /// How each instance is set up (state, version, storage, users); the
+    /// defaults for instances beyond the list.
+    pub instance_settings: Vec<model::InstanceSettings>,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             reset_rate: 0.0,
             seed: 0,
             credentials: None,
+            instance_settings: Vec::new(),
         }
     }
 }
@@ -158,6 +162,7 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
         project_id.clone(),
         REGION.into(),
         &instance_ids,
+        &config.instance_settings,
         OwnS3 {
             authority: authority(s3),
             bucket: BUCKET.into(),

@@ -74,8 +74,73 @@ struct Restore {
     started_at: SystemTime,
 }
 
+/// What an emulated instance is like: its state, SQL Server version,
+/// storage and the users (logins) created on it. Every field can be set
+/// from the command line or a small YAML file (`emulator --help`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstanceSettings {
+    /// READY, PENDING, PROGRESSING, FAILURE, UNKNOWN or TERMINATING.
+    pub state: String,
+    /// The instance's SQL Server release (`version` in the API).
+    pub version: String,
+    /// `storage.size`, in GB (taken as GiB: the larger reading, so a
+    /// refusal for lack of room is never a false one).
+    pub storage_gb: u64,
+    /// Logins on the instance; `name` or `name:STATUS` (default ACTIVE).
+    pub users: Vec<String>,
+}
+
+impl Default for InstanceSettings {
+    fn default() -> Self {
+        InstanceSettings {
+            state: "READY".into(),
+            version: "2022".into(),
+            storage_gb: 100,
+            // The owners the examples use, and the SQL login.
+            users: vec!["app_owner".into(), "demo_owner".into(), "importer".into()],
+        }
+    }
+}
+
+impl InstanceSettings {
+    /// (name, status) of each user.
+    pub fn user_list(&self) -> Vec<(String, String)> {
+        self.users
+            .iter()
+            .map(|u| match u.split_once(':') {
+                Some((name, status)) => (name.to_owned(), status.to_ascii_uppercase()),
+                None => (u.clone(), "ACTIVE".to_owned()),
+            })
+            .collect()
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        const STATES: [&str; 6] = [
+            "READY",
+            "PENDING",
+            "PROGRESSING",
+            "FAILURE",
+            "UNKNOWN",
+            "TERMINATING",
+        ];
+        if !STATES.contains(&self.state.as_str()) {
+            return Err(format!(
+                "instance state `{}` is not one of {}",
+                self.state,
+                STATES.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Default)]
 struct Instance {
+    settings: InstanceSettings,
+    /// Bytes of backup data of each database restored or being restored:
+    /// what counts against the storage.
+    used: BTreeMap<String, u64>,
     /// By lower-cased name: SQL Server's default collation ignores case.
     databases: BTreeMap<String, DatabaseInfo>,
     restores: BTreeMap<String, Restore>,
@@ -85,7 +150,27 @@ struct Instance {
     status_requests: u64,
     logins: u64,
     failed_logins: u64,
+    instance_requests: u64,
+    user_requests: u64,
     next_id: i64,
+}
+
+/// What `/_emulator/stats` counts besides status requests.
+#[derive(Debug, Clone, Copy)]
+pub enum Counter {
+    Instance,
+    Users,
+}
+
+/// What a restore's backup says that the instance checks.
+struct RestoreFacts {
+    backup_size: u64,
+    database_version: u16,
+}
+
+/// The newest database version an instance of `version` restores.
+pub fn newest_database_version(version: &str) -> u16 {
+    crate::backup::newest_restorable(version).unwrap_or(crate::backup::NEWEST_RESTORABLE)
 }
 
 pub struct Model {
@@ -100,19 +185,24 @@ pub struct Model {
 const SYSTEM_DATABASES: [&str; 4] = ["master", "tempdb", "model", "msdb"];
 
 impl Model {
+    /// `settings[i]` describes instance `i`; instances beyond it get the
+    /// defaults.
     pub fn new(
         project_id: String,
         region: String,
         instance_ids: &[String],
+        settings: &[InstanceSettings],
         s3: OwnS3,
         restore_duration: Duration,
     ) -> Self {
         let instances = instance_ids
             .iter()
-            .map(|id| {
+            .enumerate()
+            .map(|(i, id)| {
                 (
                     id.clone(),
                     Instance {
+                        settings: settings.get(i).cloned().unwrap_or_default(),
                         next_id: 5,
                         ..Instance::default()
                     },
@@ -139,6 +229,11 @@ impl Model {
 
     pub fn has_instance(&self, id: &str) -> bool {
         self.lock().contains_key(id)
+    }
+
+    /// How the instance is set up.
+    pub fn settings(&self, id: &str) -> Option<InstanceSettings> {
+        self.lock().get(id).map(|i| i.settings.clone())
     }
 
     /// Starts an import. Refused at once when the instance is unknown, the
@@ -191,7 +286,10 @@ impl Model {
     }
 
     async fn run_restore(self: Arc<Self>, instance: String, key: String, request: ImportRequest) {
-        let outcome = self.check_files(&request).await;
+        let outcome = match self.check_files(&request).await {
+            Ok(facts) => self.check_instance(&instance, &key, &request, facts),
+            Err(e) => Err(e),
+        };
         if let Err(reason) = outcome {
             tracing::info!(
                 instance,
@@ -202,6 +300,7 @@ impl Model {
             let mut all = self.lock();
             if let Some(inst) = all.get_mut(&instance) {
                 inst.restores.remove(&key);
+                inst.used.remove(&key);
                 inst.failed.insert(request.database.clone(), reason);
             }
             return;
@@ -231,9 +330,73 @@ impl Model {
         }
     }
 
+    /// What the instance would find wrong with a restore of sound files:
+    /// not ready, the owner missing, a backup newer than its SQL Server,
+    /// or not enough storage. Records the space the database takes.
+    fn check_instance(
+        &self,
+        instance: &str,
+        key: &str,
+        request: &ImportRequest,
+        facts: RestoreFacts,
+    ) -> Result<(), String> {
+        let mut all = self.lock();
+        let inst = all
+            .get_mut(instance)
+            .ok_or_else(|| format!("instance {instance} is gone"))?;
+        let settings = &inst.settings;
+        if settings.state != "READY" {
+            return Err(format!(
+                "The instance is not ready (state {}); the restore could not start",
+                settings.state
+            ));
+        }
+        let owner = request.owner.as_str();
+        match settings
+            .user_list()
+            .into_iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(owner))
+        {
+            None => {
+                return Err(format!(
+                    "Cannot find the user '{owner}'; create it on the instance before the import"
+                ));
+            }
+            Some((name, status)) if status != "ACTIVE" => {
+                return Err(format!("The user '{name}' is {status}, not ACTIVE"));
+            }
+            Some(_) => {}
+        }
+        let newest = newest_database_version(&settings.version);
+        if facts.database_version > newest {
+            return Err(format!(
+                "The database was backed up on a server running database version {}. That \
+                 version is incompatible with this server, which supports version {newest} \
+                 (SQL Server error 948)",
+                facts.database_version
+            ));
+        }
+        let capacity = settings.storage_gb << 30;
+        let used: u64 = inst
+            .used
+            .iter()
+            .filter(|(k, _)| k.as_str() != key)
+            .map(|(_, v)| v)
+            .sum();
+        if used + facts.backup_size > capacity {
+            return Err(format!(
+                "There is not enough space on the instance: the restore needs {} bytes, {} of \
+                 {} bytes are in use",
+                facts.backup_size, used, capacity
+            ));
+        }
+        inst.used.insert(key.to_owned(), facts.backup_size);
+        Ok(())
+    }
+
     /// What SQL Server's RESTORE would find wrong with the files, in its
     /// order: access, existence, then the backup headers.
-    async fn check_files(&self, request: &ImportRequest) -> Result<(), String> {
+    async fn check_files(&self, request: &ImportRequest) -> Result<RestoreFacts, String> {
         if request.access_key != self.s3.access_key || request.secret_key != self.s3.secret_key {
             return Err("Access denied to S3: the access key or secret is wrong".into());
         }
@@ -254,7 +417,12 @@ impl Model {
                 text.join("; ")
             )
         })?;
-        stripes::readiness(&set).map_err(|r| r.to_string())
+        stripes::readiness(&set).map_err(|r| r.to_string())?;
+        let first = &headers[0].1;
+        Ok(RestoreFacts {
+            backup_size: first.backup_size,
+            database_version: first.database_version,
+        })
     }
 
     /// The file behind an `s3://host/bucket/key` URI, if it is in this
@@ -374,6 +542,16 @@ impl Model {
         }
     }
 
+    /// One request about the instance itself, or its users (API or SQL).
+    pub fn count_request(&self, instance: &str, counter: Counter) {
+        if let Some(inst) = self.lock().get_mut(instance) {
+            match counter {
+                Counter::Instance => inst.instance_requests += 1,
+                Counter::Users => inst.user_requests += 1,
+            }
+        }
+    }
+
     /// One SQL login attempt on the instance's TDS endpoint.
     pub fn count_login(&self, instance: &str, accepted: bool) {
         if let Some(inst) = self.lock().get_mut(instance) {
@@ -400,6 +578,8 @@ impl Model {
                         "status_requests": i.status_requests,
                         "logins": i.logins,
                         "failed_logins": i.failed_logins,
+                        "instance_requests": i.instance_requests,
+                        "user_requests": i.user_requests,
                         "failed_restores": i.failed,
                     }),
                 )

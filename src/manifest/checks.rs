@@ -352,6 +352,10 @@ impl<'a> Checker<'a> {
                         );
                         ok = false;
                     }
+                    if key.contains(',') && m.method_of(db) == Method::Sql {
+                        self.error(&fp, comma_in_key(&key));
+                        ok = false;
+                    }
                     if key.to_ascii_lowercase().ends_with(".trn") {
                         self.push(
                             Diagnostic::warning(format!("`{key}` looks like a transaction log backup"))
@@ -566,6 +570,17 @@ impl<'a> Checker<'a> {
             )));
         }
     }
+}
+
+/// M001: the stored procedure takes every file in one comma-separated
+/// `@s3_url`, so a comma inside a key would split it into two wrong names.
+pub fn comma_in_key(key: &str) -> String {
+    format!(
+        "{}: `{}` contains a comma, which would split the procedure's comma-separated @s3_url; \
+         rename the object or import it with `method: api`",
+        crate::rules::Rule::KeyWithComma.code(),
+        crate::redact::terminal(key)
+    )
 }
 
 /// S3 bucket naming rules (3-63 characters, lowercase, digits, `.`, `-`).

@@ -1,7 +1,7 @@
 //! Imports through STACKIT's REST API: `POST .../restores`, with
 //! `restore-jobs` and the paginated database list as the status round.
 
-use super::{Import, Inventory, SubmitError, Target, Want};
+use super::{Import, InstanceFacts, Inventory, SubmitError, Target, Want};
 use crate::auth::TokenSource;
 use crate::manifest::model::ApiVersion;
 use crate::retry::Backoff;
@@ -273,6 +273,58 @@ impl Target for ApiTarget {
                 restoring,
                 online,
                 other: HashMap::new(),
+            })
+        })
+    }
+
+    fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, String>> {
+        Box::pin(async move {
+            #[derive(Deserialize)]
+            struct Instance {
+                // v3alpha1 says `status`, v3 `state`.
+                status: Option<String>,
+                state: Option<String>,
+                version: Option<String>,
+                storage: Option<Storage>,
+            }
+            #[derive(Deserialize)]
+            struct Storage {
+                size: Option<u64>,
+            }
+            #[derive(Deserialize)]
+            struct UserPage {
+                users: Vec<ListedUser>,
+                pagination: Pagination,
+            }
+            #[derive(Deserialize)]
+            struct ListedUser {
+                username: String,
+                status: String,
+            }
+            let instance: Instance = self.get("").await?;
+            let mut users = HashMap::new();
+            let mut page = 1;
+            loop {
+                let p: UserPage = self
+                    .get(&format!("/users?page={page}&size={PAGE_SIZE}&sort=id.asc"))
+                    .await?;
+                users.extend(p.users.into_iter().map(|u| {
+                    (
+                        u.username.to_lowercase(),
+                        u.status.eq_ignore_ascii_case("ACTIVE"),
+                    )
+                }));
+                if i64::from(page) >= p.pagination.total_pages || page >= MAX_PAGES {
+                    break;
+                }
+                page += 1;
+            }
+            Ok(InstanceFacts {
+                state: instance.state.or(instance.status),
+                version: instance.version,
+                storage_gb: instance.storage.and_then(|s| s.size),
+                users: Some(users),
+                current_login: None,
             })
         })
     }

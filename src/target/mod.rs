@@ -100,6 +100,22 @@ pub enum SubmitError {
     },
 }
 
+/// What an instance says about itself, for the plan's instance rules. Each
+/// part is None when the import path cannot see it.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFacts {
+    /// READY, PENDING, PROGRESSING, FAILURE, UNKNOWN or TERMINATING (API).
+    pub state: Option<String>,
+    /// The SQL Server release, such as `2022`.
+    pub version: Option<String>,
+    /// `storage.size` in GB (API).
+    pub storage_gb: Option<u64>,
+    /// Logins by lower-cased name, and whether each is active.
+    pub users: Option<HashMap<String, bool>>,
+    /// The login that runs the import procedure (SQL).
+    pub current_login: Option<String>,
+}
+
 pub trait Target: Send + Sync {
     /// "instance prod (API)", for messages.
     fn label(&self) -> &str;
@@ -111,4 +127,7 @@ pub trait Target: Send + Sync {
     fn submit<'a>(&'a self, import: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>>;
     /// Least time between two status rounds, so polling stays cheap.
     fn min_poll_gap(&self) -> Duration;
+    /// The instance's state, version, storage and users: one request set
+    /// per instance, whatever the number of databases.
+    fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, String>>;
 }

@@ -2,7 +2,7 @@
 //! protocol (tiberius), always with typed parameters; status from one
 //! `sys.databases` query per round.
 
-use super::{Import, Inventory, SubmitError, Target, Want};
+use super::{Import, InstanceFacts, Inventory, SubmitError, Target, Want};
 use crate::manifest::model::Sql as SqlConfig;
 use futures::future::BoxFuture;
 use std::collections::HashSet;
@@ -24,7 +24,34 @@ enum Unreachable {
     Permanent(String),
 }
 
+/// A text cell, whatever string type the server chose.
+fn text_cell(row: &tiberius::Row, index: usize) -> Option<String> {
+    row.try_get::<&str, _>(index)
+        .ok()
+        .flatten()
+        .map(str::to_owned)
+}
+
+/// `SERVERPROPERTY('ProductMajorVersion')` as the release the API names.
+fn release_of_major(major: &str) -> String {
+    match major.trim() {
+        "13" => "2016",
+        "14" => "2017",
+        "15" => "2019",
+        "16" => "2022",
+        "17" => "2025",
+        other => other,
+    }
+    .to_owned()
+}
+
 impl Unreachable {
+    fn into_message(self) -> String {
+        match self {
+            Unreachable::Transient(m) | Unreachable::Permanent(m) => m,
+        }
+    }
+
     fn map(self, f: impl FnOnce(String) -> String) -> Self {
         match self {
             Unreachable::Transient(m) => Unreachable::Transient(f(m)),
@@ -33,8 +60,12 @@ impl Unreachable {
     }
 }
 
-const IMPORT: &str = "EXEC [msdb].[stackit].[import_database] @database_name = @P1, @owner_name = @P2, \
-                      @s3_url = @P3, @s3_access_key_id = @P4, @s3_secret_key_id = @P5";
+/// With an owner, and without one: left out, `@owner_name` takes the
+/// procedure's documented default, the login that runs it (a NULL would not).
+const IMPORT_WITH_OWNER: &str = "EXEC [msdb].[stackit].[import_database] @database_name = @P1, \
+     @s3_url = @P2, @s3_access_key_id = @P3, @s3_secret_key_id = @P4, @owner_name = @P5";
+const IMPORT: &str = "EXEC [msdb].[stackit].[import_database] @database_name = @P1, \
+     @s3_url = @P2, @s3_access_key_id = @P3, @s3_secret_key_id = @P4";
 
 type Connection = Client<Compat<TcpStream>>;
 
@@ -211,6 +242,66 @@ impl Target for SqlTarget {
         })
     }
 
+    fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, String>> {
+        Box::pin(async move {
+            let mut slot = self.status.lock().await;
+            if slot.is_none() {
+                *slot = Some(self.connect().await.map_err(Unreachable::into_message)?);
+            }
+            let client = slot.as_mut().expect("connected above");
+            let run = async {
+                let server = client
+                    .simple_query("SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()")
+                    .await?
+                    .into_first_result()
+                    .await?;
+                let principals = client
+                    .simple_query(
+                        "SELECT name, is_disabled FROM sys.server_principals \
+                         WHERE type IN ('S', 'U', 'G', 'E', 'X')",
+                    )
+                    .await?
+                    .into_first_result()
+                    .await?;
+                Ok::<_, tiberius::error::Error>((server, principals))
+            };
+            let (server, principals) = match tokio::time::timeout(QUERY_TIMEOUT, run).await {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(e)) => {
+                    *slot = None;
+                    return Err(crate::redact::text(&format!("instance facts: {e}")));
+                }
+                Err(_) => {
+                    *slot = None;
+                    return Err("instance facts: timed out".into());
+                }
+            };
+            let major: Option<String> = server.first().and_then(|r| text_cell(r, 0));
+            let current_login = server.first().and_then(|r| text_cell(r, 1));
+            let users = principals
+                .iter()
+                .filter_map(|r| {
+                    let name = text_cell(r, 0)?;
+                    let disabled = r
+                        .try_get::<i32, _>(1)
+                        .ok()
+                        .flatten()
+                        .map(|v| v != 0)
+                        .or_else(|| r.try_get::<bool, _>(1).ok().flatten())
+                        .unwrap_or(false);
+                    Some((name.to_lowercase(), !disabled))
+                })
+                .collect();
+            Ok(InstanceFacts {
+                state: None,
+                version: major.as_deref().map(release_of_major),
+                storage_gb: None,
+                users: Some(users),
+                current_login,
+            })
+        })
+    }
+
     fn submit<'a>(&'a self, import: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>> {
         Box::pin(async move {
             // A login that fails never reached the procedure: safe to retry,
@@ -225,9 +316,17 @@ impl Target for SqlTarget {
             let urls = import.files.join(",");
             let (database, owner) = (import.database.as_str(), import.owner.as_deref());
             let (access_key, secret_key) = (import.access_key.expose(), import.secret_key.expose());
-            let params: [&dyn tiberius::ToSql; 5] =
-                [&database, &owner, &urls.as_str(), &access_key, &secret_key];
-            let run = client.execute(IMPORT, &params);
+            let urls = urls.as_str();
+            let mut params: Vec<&dyn tiberius::ToSql> =
+                vec![&database, &urls, &access_key, &secret_key];
+            let statement = match &owner {
+                Some(owner) => {
+                    params.push(owner);
+                    IMPORT_WITH_OWNER
+                }
+                None => IMPORT,
+            };
+            let run = client.execute(statement, &params);
             match tokio::time::timeout(QUERY_TIMEOUT, run).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(tiberius::error::Error::Server(e))) if e.code() == 1801 => {

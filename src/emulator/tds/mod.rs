@@ -6,7 +6,7 @@ mod sql;
 mod wire;
 
 use super::faults::Faults;
-use super::model::{DatabaseInfo, ImportRequest, Model, SubmitError};
+use super::model::{Counter, DatabaseInfo, ImportRequest, Model, SubmitError};
 use sql::{Arg, DbColumn, Statement};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -271,6 +271,41 @@ impl TdsDoor {
                     ))]);
                     t.done(done, more | wire::DONE_COUNT, 1);
                 }
+                Statement::ServerFacts => {
+                    self.model.count_request(&self.instance, Counter::Instance);
+                    let settings = self.model.settings(&self.instance).unwrap_or_default();
+                    let major = match settings.version.as_str() {
+                        "2016" => "13",
+                        "2017" => "14",
+                        "2019" => "15",
+                        _ => "16",
+                    };
+                    t.columns(&[
+                        ("", ColumnType::NVarChar(128)),
+                        ("", ColumnType::NVarChar(128)),
+                    ]);
+                    t.row(&[Cell::Text(major.into()), Cell::Text(self.user.clone())]);
+                    t.done(done, more | wire::DONE_COUNT, 1);
+                }
+                Statement::Principals => {
+                    self.model.count_request(&self.instance, Counter::Users);
+                    let users = self
+                        .model
+                        .settings(&self.instance)
+                        .unwrap_or_default()
+                        .user_list();
+                    t.columns(&[
+                        ("name", ColumnType::NVarChar(128)),
+                        ("is_disabled", ColumnType::Int),
+                    ]);
+                    for (name, status) in &users {
+                        t.row(&[
+                            Cell::Text(name.clone()),
+                            Cell::Int(i32::from(status != "ACTIVE")),
+                        ]);
+                    }
+                    t.done(done, more | wire::DONE_COUNT, users.len() as u64);
+                }
                 Statement::SelectNumber(n) => {
                     t.columns(&[("", ColumnType::Int)]);
                     t.row(&[Cell::Int(n as i32)]);
@@ -351,11 +386,13 @@ impl TdsDoor {
         if database.chars().count() > 80 {
             return self.proc_error(t, 50000, "@database_name is longer than NVARCHAR(80)");
         }
-        let owner = named
-            .get("owner_name")
-            .cloned()
-            .flatten()
-            .unwrap_or_else(|| "dbo".to_owned());
+        // Left out, the documented default applies: the login running the
+        // procedure. An explicit NULL is taken as given (no such user), so a
+        // client that passes NULL instead of leaving it out finds out here.
+        let owner = match named.get("owner_name") {
+            None => self.user.clone(),
+            Some(value) => value.clone().unwrap_or_default(),
+        };
         let files: Vec<String> = take("s3_url")
             .split(',')
             .map(|f| f.trim().to_owned())
@@ -450,6 +487,7 @@ mod tests {
             "p".into(),
             "eu01".into(),
             &["i1".to_owned()],
+            &[],
             OwnS3 {
                 authority: "127.0.0.1:1".into(),
                 bucket: "b".into(),

@@ -160,6 +160,12 @@ pub enum Statement {
     },
     DbId(Arg),
     Version,
+    /// `SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()`: the
+    /// instance's major version and the login running the batch.
+    ServerFacts,
+    /// `SELECT name, is_disabled FROM sys.server_principals [WHERE ...]`:
+    /// the logins.
+    Principals,
     SelectNumber(i64),
     /// `SET ...`, `USE ...`: accepted, nothing to do.
     NoOp,
@@ -221,8 +227,38 @@ fn parse_statement(t: &[Tok], sql: &str) -> Statement {
         {
             arg_of(arg).map(Statement::DbId).unwrap_or_else(unsupported)
         }
+        [
+            Tok::Word(f),
+            Tok::Punct('('),
+            Tok::Str(p),
+            Tok::Punct(')'),
+            ..,
+        ] if f.eq_ignore_ascii_case("SERVERPROPERTY")
+            && p.eq_ignore_ascii_case("ProductMajorVersion") =>
+        {
+            Statement::ServerFacts
+        }
+        _ if is_principals_query(rest) => Statement::Principals,
         _ => parse_sys_databases(rest).unwrap_or_else(unsupported),
     }
+}
+
+/// `name, is_disabled FROM [master.]sys.server_principals ...`
+fn is_principals_query(t: &[Tok]) -> bool {
+    let Some(from) = t.iter().position(|x| word(Some(x), "FROM")) else {
+        return false;
+    };
+    let columns_ok = t[..from]
+        .split(|x| *x == Tok::Punct(','))
+        .all(|c| matches!(c, [Tok::Word(w)] if w.eq_ignore_ascii_case("name") || w.eq_ignore_ascii_case("is_disabled")));
+    let mut rest = &t[from + 1..];
+    if word(rest.first(), "master") && rest.get(1) == Some(&Tok::Punct('.')) {
+        rest = &rest[2..];
+    }
+    columns_ok
+        && word(rest.first(), "sys")
+        && rest.get(1) == Some(&Tok::Punct('.'))
+        && word(rest.get(2), "server_principals")
 }
 
 fn arg_of(t: &Tok) -> Option<Arg> {

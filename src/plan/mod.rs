@@ -2,6 +2,8 @@
 //! instance and import path, one HEAD and one ranged GET per file, and the
 //! backup module's verdict on each database's file set.
 
+mod instance;
+
 use crate::auth::TokenSource;
 use crate::backup::{self, verdict};
 use crate::journal::{Prior, PriorStates};
@@ -11,7 +13,7 @@ use crate::rules::Finding;
 use crate::s3::S3;
 use crate::target::api::ApiTarget;
 use crate::target::sql::SqlTarget;
-use crate::target::{Inventory, Presence, Target};
+use crate::target::{InstanceFacts, Inventory, Presence, Target};
 use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -176,6 +178,9 @@ pub struct BackupSummary {
     pub stripes: u16,
     pub sql_server: String,
     pub source_version: &'static str,
+    pub database_version: u16,
+    /// Bytes of data in the backup: a sure lower bound of the restored size.
+    pub backup_size: u64,
     pub compressed: bool,
     pub backup_sets: u16,
 }
@@ -188,6 +193,8 @@ impl BackupSummary {
             stripes: h.family_count,
             sql_server: h.software_version.clone(),
             source_version: h.source_version,
+            database_version: h.database_version,
+            backup_size: h.backup_size,
             compressed: h.compressed,
             backup_sets: h.set_count(),
         }
@@ -239,16 +246,24 @@ pub async fn plan(
         .collect();
     lanes.sort();
     lanes.dedup();
-    let inventories: BTreeMap<Lane, Result<Inventory, String>> =
-        futures::future::join_all(lanes.into_iter().map(|lane| async {
-            let result = ctx.targets[&lane]
-                .inventory(crate::target::Want::Both)
-                .await;
-            (lane, result)
-        }))
-        .await
-        .into_iter()
-        .collect();
+    // One status round and one look at the instance per lane, in turn on
+    // the lane (the SQL path shares one connection), lanes concurrently.
+    let rounds = futures::future::join_all(lanes.into_iter().map(|lane| async {
+        let target = &ctx.targets[&lane];
+        let inventory = target.inventory(crate::target::Want::Both).await;
+        let facts = match &inventory {
+            Ok(_) => target.facts().await,
+            Err(e) => Err(e.clone()),
+        };
+        (lane, inventory, facts)
+    }))
+    .await;
+    let mut inventories: BTreeMap<Lane, Result<Inventory, String>> = BTreeMap::new();
+    let mut facts: BTreeMap<Lane, Result<InstanceFacts, String>> = BTreeMap::new();
+    for (lane, inventory, fact) in rounds {
+        inventories.insert(lane.clone(), inventory);
+        facts.insert(lane, fact);
+    }
 
     let s3_slots = Arc::new(tokio::sync::Semaphore::new(S3_CONCURRENCY));
     let items: Vec<PlanItem> = futures::stream::iter(selected.iter().map(|&index| {
@@ -259,6 +274,13 @@ pub async fn plan(
     .buffered(64)
     .collect()
     .await;
+    let mut items = items;
+    instance::check(ctx, &mut items, &facts, options.strict);
+    for item in &mut items {
+        for reason in &mut item.reasons {
+            *reason = crate::redact::scrub(reason);
+        }
+    }
     Plan {
         manifest: ctx.loaded.source.name.clone(),
         warnings: ctx
@@ -366,6 +388,17 @@ async fn check_files(
                 Ok(keys) if keys.is_empty() => {
                     item.reasons
                         .push(format!("there is no .bak file under {}", p.prefix));
+                    return;
+                }
+                Ok(keys) if item.method == Method::Sql && keys.iter().any(|k| k.contains(',')) => {
+                    for key in keys.iter().filter(|k| k.contains(',')) {
+                        let message = crate::manifest::checks::comma_in_key(key);
+                        item.findings.push(Finding::new(
+                            crate::rules::Rule::KeyWithComma,
+                            message.trim_start_matches("M001: ").to_owned(),
+                        ));
+                        item.reasons.push(message);
+                    }
                     return;
                 }
                 Ok(keys) => keys,

@@ -1,0 +1,155 @@
+//! The instance rules (I001-I007): whether each instance can take the
+//! imports planned onto it. What the instance says about itself is asked
+//! once per instance and path (`Target::facts`), then every database that
+//! passed its own checks is judged against it.
+
+use super::{Context, Lane, PlanItem, Verdict};
+use crate::backup;
+use crate::manifest::model::Method;
+use crate::rules::{Finding, Rule};
+use crate::target::InstanceFacts;
+use std::collections::BTreeMap;
+
+/// A warning once the planned imports fill more than this of the storage.
+const NEARLY_FULL: f64 = 0.8;
+
+pub fn check(
+    ctx: &Context,
+    items: &mut [PlanItem],
+    facts: &BTreeMap<Lane, Result<InstanceFacts, String>>,
+    strict: bool,
+) {
+    let m = &ctx.loaded.manifest;
+    for item in items.iter_mut().filter(|i| i.verdict == Verdict::Ready) {
+        let db = &m.databases[item.index];
+        let lane = ctx.lane_of(db);
+        let label = ctx.targets[&lane].label().to_owned();
+        let facts = match &facts[&lane] {
+            Ok(f) => f,
+            Err(e) => {
+                item.reasons
+                    .push(format!("cannot read what {label} is like: {e}"));
+                item.verdict = Verdict::NotReady;
+                continue;
+            }
+        };
+        let mut found = Vec::new();
+        match facts.state.as_deref() {
+            None | Some("READY") => {}
+            Some(busy @ ("PENDING" | "PROGRESSING")) => found.push(Finding::new(
+                Rule::InstanceBusy,
+                format!("not ready: {label} is busy ({busy}); retry later"),
+            )),
+            Some(other) => found.push(Finding::new(
+                Rule::InstanceUnavailable,
+                format!("{label} is {other}: nothing can be restored there"),
+            )),
+        }
+        if let (Some(version), Some(summary)) = (&facts.version, &item.backup)
+            && let Some(newest) = backup::newest_restorable(version)
+            && summary.database_version > newest
+            && summary.database_version <= backup::NEWEST_RESTORABLE
+        {
+            found.push(Finding::new(
+                Rule::InstanceTooOld,
+                format!(
+                    "the backup comes from {} (database version {}); {label} runs SQL Server \
+                     {version}, which restores database versions up to {newest}",
+                    summary.source_version, summary.database_version
+                ),
+            ));
+        }
+        match (m.owner_of(db), &facts.users) {
+            (Some(owner), Some(users)) => match users.get(&owner.to_lowercase()) {
+                None => found.push(Finding::new(
+                    Rule::OwnerMissing,
+                    format!(
+                        "the owner `{owner}` is not a user of {label}; create it before the import"
+                    ),
+                )),
+                Some(false) => found.push(Finding::new(
+                    Rule::OwnerMissing,
+                    format!("the owner `{owner}` is not active on {label}"),
+                )),
+                Some(true) => {}
+            },
+            (None, _) if item.method == Method::Sql => found.push(Finding::new(
+                Rule::OwnerDefault,
+                format!(
+                    "no owner given: the procedure's default applies, the login that runs it ({})",
+                    facts
+                        .current_login
+                        .as_deref()
+                        .unwrap_or("the manifest's sql.user")
+                ),
+            )),
+            _ => {}
+        }
+        record(item, found, strict);
+    }
+    capacity(items, facts, strict);
+}
+
+/// The planned imports of each instance, at a sure lower bound of their
+/// restored size (the backup's data), against its storage.
+fn capacity(
+    items: &mut [PlanItem],
+    facts: &BTreeMap<Lane, Result<InstanceFacts, String>>,
+    strict: bool,
+) {
+    let mut storage: BTreeMap<&str, u64> = BTreeMap::new();
+    for ((instance, _), f) in facts {
+        if let Ok(InstanceFacts {
+            storage_gb: Some(gb),
+            ..
+        }) = f
+        {
+            storage.insert(instance.as_str(), *gb);
+        }
+    }
+    let mut planned: BTreeMap<String, u64> = BTreeMap::new();
+    for item in items.iter().filter(|i| i.verdict == Verdict::Ready) {
+        *planned.entry(item.instance.clone()).or_default() +=
+            item.backup.as_ref().map_or(0, |b| b.backup_size);
+    }
+    for (instance, bytes) in planned {
+        let Some(&gb) = storage.get(instance.as_str()) else {
+            continue; // The SQL path cannot see the quota.
+        };
+        // GB read as GiB: the larger reading, so a refusal is never wrong.
+        let capacity = gb << 30;
+        let share = bytes as f64 / capacity.max(1) as f64;
+        let numbers = format!(
+            "the imports planned onto instance {instance} hold at least {:.2} GB of data; its \
+             storage is {gb} GB",
+            bytes as f64 / f64::from(1u32 << 30)
+        );
+        let finding = if bytes > capacity {
+            Finding::new(Rule::StorageExceeded, format!("{numbers}: they do not fit"))
+        } else if share > NEARLY_FULL {
+            Finding::new(
+                Rule::StorageNearlyFull,
+                format!("{numbers} ({:.0} % of it)", share * 100.0),
+            )
+        } else {
+            continue;
+        };
+        for item in items
+            .iter_mut()
+            .filter(|i| i.verdict == Verdict::Ready && i.instance == instance)
+        {
+            record(item, vec![finding.clone()], strict);
+        }
+    }
+}
+
+fn record(item: &mut PlanItem, found: Vec<Finding>, strict: bool) {
+    for finding in found {
+        let finding = if strict { finding.strict() } else { finding };
+        if finding.refuses() {
+            item.reasons.push(finding.to_string());
+            item.verdict = Verdict::NotReady;
+        }
+        item.findings.push(finding);
+    }
+}
