@@ -182,7 +182,8 @@ pub enum ApiVersion {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Api {
-    /// Default `https://mssql-flex-service.api.{region}.stackit.cloud`.
+    /// Default `https://mssql-flex-service.api.{region}.stackit.cloud` for
+    /// v3alpha1, `https://mssql-flex-service.api.stackit.cloud` for v3.
     pub endpoint: Option<String>,
     /// `v3alpha1` (default) or `v3`.
     pub api_version: Option<ApiVersion>,

@@ -89,12 +89,13 @@ impl Context {
                         }
                     };
                     let region = inst.region.clone().unwrap_or_default();
+                    let version = api.and_then(|a| a.api_version).unwrap_or_default();
                     let endpoint = api
                         .and_then(|a| a.endpoint.clone())
-                        .unwrap_or_else(|| ApiTarget::default_endpoint(&region));
+                        .unwrap_or_else(|| ApiTarget::default_endpoint(version, &region));
                     let base = crate::target::api::instance_url(
                         &endpoint,
-                        api.and_then(|a| a.api_version).unwrap_or_default(),
+                        version,
                         inst.project_id.as_deref().unwrap_or_default(),
                         &region,
                         inst.instance_id.as_deref().unwrap_or_default(),

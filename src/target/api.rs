@@ -41,9 +41,16 @@ impl ApiTarget {
         }
     }
 
-    /// The default endpoint of a region.
-    pub fn default_endpoint(region: &str) -> String {
-        format!("https://mssql-flex-service.api.{region}.stackit.cloud")
+    /// The default endpoint, as each document's `servers` gives it: v3alpha1
+    /// has the region in the host, v3 one global host (the region is in the
+    /// path either way).
+    pub fn default_endpoint(version: ApiVersion, region: &str) -> String {
+        match version {
+            ApiVersion::V3alpha1 => {
+                format!("https://mssql-flex-service.api.{region}.stackit.cloud")
+            }
+            ApiVersion::V3 => "https://mssql-flex-service.api.stackit.cloud".to_owned(),
+        }
     }
 
     /// A GET with retries; the body as JSON of type T.
@@ -75,7 +82,7 @@ impl ApiTarget {
                             format!("GET {path}: the answer does not fit the API contract ({e})")
                         });
                     }
-                    Ok(r) if r.status().is_server_error() || r.status() == 429 => {
+                    Ok(r) if is_transient(r.status()) => {
                         let retry_after = crate::retry::retry_after(r.headers());
                         (retry_after, service_error(r).await)
                     }
@@ -141,6 +148,12 @@ pub fn instance_url(
             instance,
         ]);
     Ok(url.to_string())
+}
+
+/// Answers that may mean "try again": 429 and 5xx, except 501 (Not
+/// Implemented: the same request will never be implemented a second later).
+fn is_transient(status: reqwest::StatusCode) -> bool {
+    status == 429 || (status.is_server_error() && status != 501)
 }
 
 /// The service's own message: `Error` (with traceId) or `ValidationError`.
@@ -376,7 +389,7 @@ impl Target for ApiTarget {
                     let _ = self.unauthorized.set(why.clone());
                     Err(SubmitError::Refused(why))
                 }
-                Ok(r) if r.status().is_server_error() || r.status() == 429 => {
+                Ok(r) if is_transient(r.status()) => {
                     let retry_after = crate::retry::retry_after(r.headers());
                     Err(SubmitError::Unknown {
                         message: service_error(r).await,
@@ -431,6 +444,22 @@ mod tests {
             assert!(err.contains("token expired"), "{err}");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1, "asked again after a 401");
+    }
+
+    #[test]
+    fn a_501_is_final_and_v3_has_one_host() {
+        assert!(!is_transient(reqwest::StatusCode::NOT_IMPLEMENTED));
+        assert!(is_transient(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(is_transient(reqwest::StatusCode::TOO_MANY_REQUESTS));
+        assert!(!is_transient(reqwest::StatusCode::BAD_REQUEST));
+        assert_eq!(
+            ApiTarget::default_endpoint(ApiVersion::V3, "eu01"),
+            "https://mssql-flex-service.api.stackit.cloud"
+        );
+        assert_eq!(
+            ApiTarget::default_endpoint(ApiVersion::V3alpha1, "eu01"),
+            "https://mssql-flex-service.api.eu01.stackit.cloud"
+        );
     }
 
     #[test]

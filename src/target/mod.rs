@@ -64,7 +64,9 @@ impl Inventory {
             return Presence::Other;
         }
         match (&self.online, &self.restoring) {
-            (Some(online), _) if online.contains(&key) => Presence::Online,
+            // Online only when listed *and* known not to be restoring: a
+            // service may list a database while its restore still runs.
+            (Some(online), Some(_)) if online.contains(&key) => Presence::Online,
             // Absent only when both lists were looked at.
             (Some(_), Some(_)) => Presence::Absent,
             _ => Presence::Unknown,
@@ -130,4 +132,32 @@ pub trait Target: Send + Sync {
     /// The instance's state, version, storage and users: one request set
     /// per instance, whatever the number of databases.
     fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, String>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_is_online_only_when_known_not_to_be_restoring() {
+        let listed = Inventory {
+            online: Some(["sales".to_owned()].into()),
+            ..Inventory::default()
+        };
+        // The list alone cannot tell a finished restore from a running one.
+        assert_eq!(listed.presence("Sales"), Presence::Unknown);
+        let mut both = listed.clone();
+        both.merge(Inventory {
+            restoring: Some(HashMap::new()),
+            ..Inventory::default()
+        });
+        assert_eq!(both.presence("Sales"), Presence::Online);
+        assert_eq!(both.presence("hr"), Presence::Absent);
+        let mut still = listed;
+        still.merge(Inventory {
+            restoring: Some([("sales".to_owned(), Some(40))].into()),
+            ..Inventory::default()
+        });
+        assert_eq!(still.presence("sales"), Presence::Restoring(Some(40)));
+    }
 }

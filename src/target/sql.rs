@@ -217,8 +217,10 @@ impl Target for SqlTarget {
                     },
                 }
             };
+            // One query answers both: what is online and what is restoring.
             let mut inventory = Inventory {
                 online: Some(HashSet::new()),
+                restoring: Some(Default::default()),
                 ..Inventory::default()
             };
             for (name, state) in rows {

@@ -14,6 +14,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
 use wire::{Cell, ColumnType, Param, Tokens, WireError};
 
+/// Inside a procedure (DONEINPROC), the procedure's own end always follows.
+fn more_in_proc(done: u8) -> u16 {
+    if done == 0xFF { wire::DONE_MORE } else { 0 }
+}
+
 /// SQL Server 2022, as the Flex instances run it.
 const VERSION: (u8, u8, u16) = (16, 0, 4135);
 const SERVER_NAME: &str = "SQLFLEX-EMULATOR";
@@ -115,15 +120,7 @@ impl TdsDoor {
                     Ok(text) => self.batch(&mut t, &text, &HashMap::new(), 0xFD),
                     Err(e) => self.fail(&mut t, 0xFD, &e.to_string()),
                 },
-                wire::PACKET_RPC => {
-                    let dropped = match wire::parse_rpc(&payload) {
-                        Ok(rpc) => self.rpc(&mut t, rpc),
-                        Err(e) => self.fail(&mut t, 0xFF, &e.to_string()),
-                    };
-                    t.return_status(0);
-                    t.done(0xFE, wire::DONE_FINAL, 0);
-                    dropped
-                }
+                wire::PACKET_RPC => self.answer_rpc(&mut t, wire::parse_rpc(&payload)),
                 wire::PACKET_ATTENTION => {
                     t.done(0xFD, wire::DONE_ATTN, 0);
                     false
@@ -141,9 +138,25 @@ impl TdsDoor {
         }
     }
 
+    /// An RPC request's whole answer, as MS-TDS 2.2.6.6 lays it out: the
+    /// procedure's own tokens, each statement closed by a DONEINPROC with
+    /// DONE_MORE set (more follows: the procedure's end), then RETURNSTATUS
+    /// and a final DONEPROC. A DONEINPROC without DONE_MORE tells a strict
+    /// client that the answer is over, and the DONEPROC then looks like the
+    /// start of the next one.
+    fn answer_rpc(&self, t: &mut Tokens, rpc: Result<wire::Rpc, WireError>) -> bool {
+        let dropped = match rpc {
+            Ok(rpc) => self.rpc(t, rpc),
+            Err(e) => self.fail(t, 0xFF, &e.to_string()),
+        };
+        t.return_status(0);
+        t.done(0xFE, wire::DONE_FINAL, 0);
+        dropped
+    }
+
     fn fail(&self, t: &mut Tokens, done: u8, message: &str) -> bool {
         t.message(true, 50000, 16, message, SERVER_NAME);
-        t.done(done, wire::DONE_ERROR, 0);
+        t.done(done, wire::DONE_ERROR | more_in_proc(done), 0);
         false
     }
 
@@ -182,7 +195,7 @@ impl TdsDoor {
             } else {
                 0
             };
-            t.done(0xFF, error, 0);
+            t.done(0xFF, error | wire::DONE_MORE, 0);
             return outcome == Import::StartedThenDrop;
         }
         self.fail(
@@ -202,7 +215,11 @@ impl TdsDoor {
         let count = statements.len();
         let mut dropped = false;
         for (i, statement) in statements.into_iter().enumerate() {
-            let more = if i + 1 < count { wire::DONE_MORE } else { 0 };
+            let more = if i + 1 < count {
+                wire::DONE_MORE
+            } else {
+                more_in_proc(done)
+            };
             let resolve = |arg: &Arg| -> Result<Option<String>, String> {
                 match arg {
                     Arg::Null => Ok(None),
@@ -566,5 +583,90 @@ mod tests {
             t.0[0], 0xAA,
             "an unknown procedure is an ERROR, not a dropped connection"
         );
+    }
+
+    /// The tokens of an answer by MS-TDS 2.2.7: (token, DONE status) for the
+    /// DONE family, (token, 0) for the others. Only what these answers hold.
+    fn token_stream(bytes: &[u8]) -> Vec<(u8, u16)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let token = bytes[at];
+            let len = match token {
+                // ERROR, INFO, ENVCHANGE: a u16 length.
+                0xAA | 0xAB | 0xE3 => {
+                    3 + usize::from(u16::from_le_bytes([bytes[at + 1], bytes[at + 2]]))
+                }
+                0x79 => 5, // RETURNSTATUS
+                0xFD..=0xFF => {
+                    out.push((token, u16::from_le_bytes([bytes[at + 1], bytes[at + 2]])));
+                    at += 13;
+                    continue;
+                }
+                other => panic!("token 0x{other:02x} at {at} is not expected here"),
+            };
+            out.push((token, 0));
+            at += len;
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn an_rpc_answer_follows_ms_tds_inside_and_at_the_end_of_the_procedure() {
+        let dir = tempfile::tempdir().unwrap();
+        let door = door(dir.path());
+        let statement = "EXEC [msdb].[stackit].[import_database] @database_name = @P1, \
+            @s3_url = @P2, @s3_access_key_id = @P3, @s3_secret_key_id = @P4";
+        for (procedure, params) in [
+            (
+                "sp_executesql",
+                vec![
+                    ("", statement),
+                    (
+                        "",
+                        "@P1 nvarchar(80), @P2 nvarchar(max), @P3 nvarchar(max), @P4 nvarchar(max)",
+                    ),
+                    ("@P1", "ViaExecuteSql"),
+                    ("@P2", "s3://127.0.0.1:1/b/x.bak"),
+                    ("@P3", "a"),
+                    ("@P4", "s"),
+                ],
+            ),
+            (
+                "[msdb].[stackit].[import_database]",
+                vec![
+                    ("@database_name", "ByName2"),
+                    ("@s3_url", "s3://127.0.0.1:1/b/x.bak"),
+                    ("@s3_access_key_id", "a"),
+                    ("@s3_secret_key_id", "s"),
+                ],
+            ),
+            ("dbo.unknown", vec![]),
+        ] {
+            let mut t = Tokens::default();
+            door.answer_rpc(&mut t, wire::parse_rpc(&rpc_payload(procedure, &params)));
+            let tokens = token_stream(&t.0);
+            let (last, before) = tokens.split_last().unwrap();
+            assert_eq!(
+                *last,
+                (0xFE, wire::DONE_FINAL),
+                "{procedure}: ends with a final DONEPROC"
+            );
+            assert_eq!(
+                before.last().map(|t| t.0),
+                Some(0x79),
+                "{procedure}: RETURNSTATUS before it"
+            );
+            for (token, status) in before.iter().filter(|t| t.0 == 0xFF) {
+                assert!(
+                    status & wire::DONE_MORE != 0,
+                    "{procedure}: DONEINPROC 0x{token:02x} without DONE_MORE: {tokens:02x?}"
+                );
+            }
+            assert!(
+                !before.iter().any(|t| matches!(t.0, 0xFD | 0xFE)),
+                "{procedure}: no DONE or DONEPROC inside: {tokens:02x?}"
+            );
+        }
     }
 }
