@@ -145,13 +145,15 @@ impl Rule {
     pub fn checked_by(self) -> &'static str {
         match self {
             Rule::InstanceBusy | Rule::InstanceUnavailable => {
-                "`plan`, API only (`status`/`state`; T-SQL cannot see it)"
+                "`plan`, through the API (`status`/`state`), for `sql` databases too when \
+                 the instance has an `api` section; T-SQL cannot see it"
             }
             Rule::InstanceTooOld => "`plan`: API (`version`) and SQL (`SERVERPROPERTY`)",
             Rule::OwnerMissing => "`plan`: API (users) and SQL (`sys.server_principals`)",
             Rule::OwnerDefault => "`plan`, SQL (`SUSER_SNAME()`)",
             Rule::StorageExceeded | Rule::StorageNearlyFull => {
-                "`plan`, API only (`storage.size`; T-SQL cannot see the quota)"
+                "`plan`, through the API (`storage.size`), for `sql` databases too when the \
+                 instance has an `api` section; T-SQL cannot see the quota"
             }
             Rule::KeyWithComma => "`validate`; `plan` for keys listed under a prefix",
             _ => "`plan` and `inspect` (backup headers)",

@@ -31,6 +31,59 @@ pub struct Context {
     pub loaded: Loaded,
     pub s3: Arc<S3>,
     pub targets: HashMap<Lane, Arc<dyn Target>>,
+    /// Per instance, the API target that can tell its state, storage and
+    /// users, when the instance has a working API section.
+    pub instance_api: HashMap<String, Arc<dyn Target>>,
+}
+
+/// The API target of `instance`, sharing token sources between instances
+/// that use the same key.
+fn api_target(
+    loaded: &Loaded,
+    instance: &str,
+    env: Env,
+    http: &reqwest::Client,
+    tokens: &mut HashMap<String, Arc<TokenSource>>,
+) -> Result<Arc<dyn Target>, String> {
+    let inst = &loaded.manifest.instances[instance];
+    let api = inst.api.as_ref();
+    let identity = api
+        .and_then(|a| {
+            a.service_account_key_path
+                .as_ref()
+                .map(|p| format!("key:{}", p.display()))
+        })
+        .unwrap_or_else(|| format!("instance:{instance}"));
+    let auth = match tokens.get(&identity) {
+        Some(t) => Arc::clone(t),
+        None => {
+            let t = Arc::new(
+                TokenSource::for_instance(api, &loaded.dir, env, http.clone())
+                    .map_err(|e| e.to_string())?,
+            );
+            tokens.insert(identity, Arc::clone(&t));
+            t
+        }
+    };
+    let region = inst.region.clone().unwrap_or_default();
+    let version = api.and_then(|a| a.api_version).unwrap_or_default();
+    let endpoint = api
+        .and_then(|a| a.endpoint.clone())
+        .unwrap_or_else(|| ApiTarget::default_endpoint(version, &region));
+    let base = crate::target::api::instance_url(
+        &endpoint,
+        version,
+        inst.project_id.as_deref().unwrap_or_default(),
+        &region,
+        inst.instance_id.as_deref().unwrap_or_default(),
+    )
+    .map_err(|e| format!("instance {instance}: {e}"))?;
+    Ok(Arc::new(ApiTarget::new(
+        http.clone(),
+        base,
+        auth,
+        format!("instance {instance} (API)"),
+    )))
 }
 
 /// Seconds one HTTP request may take, connection to last byte (default 60).
@@ -58,6 +111,7 @@ impl Context {
         let m = &loaded.manifest;
         let s3 = Arc::new(S3::new(&m.s3, http.clone())?);
         let mut targets: HashMap<Lane, Arc<dyn Target>> = HashMap::new();
+        let mut instance_api: HashMap<String, Arc<dyn Target>> = HashMap::new();
         let mut tokens: HashMap<String, Arc<TokenSource>> = HashMap::new();
         for &i in selected {
             let db = &m.databases[i];
@@ -69,50 +123,28 @@ impl Context {
             let inst = &m.instances[&db.instance];
             let target: Arc<dyn Target> = match method {
                 Method::Api => {
-                    let api = inst.api.as_ref();
-                    let identity = api
-                        .and_then(|a| {
-                            a.service_account_key_path
-                                .as_ref()
-                                .map(|p| format!("key:{}", p.display()))
-                        })
-                        .unwrap_or_else(|| format!("instance:{}", db.instance));
-                    let auth = match tokens.get(&identity) {
-                        Some(t) => Arc::clone(t),
-                        None => {
-                            let t = Arc::new(
-                                TokenSource::for_instance(api, &loaded.dir, env, http.clone())
-                                    .map_err(|e| e.to_string())?,
-                            );
-                            tokens.insert(identity, Arc::clone(&t));
-                            t
-                        }
-                    };
-                    let region = inst.region.clone().unwrap_or_default();
-                    let version = api.and_then(|a| a.api_version).unwrap_or_default();
-                    let endpoint = api
-                        .and_then(|a| a.endpoint.clone())
-                        .unwrap_or_else(|| ApiTarget::default_endpoint(version, &region));
-                    let base = crate::target::api::instance_url(
-                        &endpoint,
-                        version,
-                        inst.project_id.as_deref().unwrap_or_default(),
-                        &region,
-                        inst.instance_id.as_deref().unwrap_or_default(),
-                    )
-                    .map_err(|e| format!("instance {}: {e}", db.instance))?;
-                    Arc::new(ApiTarget::new(
-                        http.clone(),
-                        base,
-                        auth,
-                        format!("instance {} (API)", db.instance),
-                    ))
+                    let api = api_target(&loaded, &db.instance, env, &http, &mut tokens)?;
+                    instance_api.insert(db.instance.clone(), Arc::clone(&api));
+                    api
                 }
                 Method::Sql => {
                     let sql = inst
                         .sql
                         .as_ref()
                         .ok_or_else(|| format!("instance {} has no sql section", db.instance))?;
+                    // The instance's state and storage only the API can
+                    // tell: asked there too when the instance has an API
+                    // section that works.
+                    let has_api = inst.api.is_some()
+                        && [&inst.project_id, &inst.region, &inst.instance_id]
+                            .iter()
+                            .all(|v| v.as_deref().is_some_and(|v| !v.is_empty()));
+                    if has_api
+                        && !instance_api.contains_key(&db.instance)
+                        && let Ok(api) = api_target(&loaded, &db.instance, env, &http, &mut tokens)
+                    {
+                        instance_api.insert(db.instance.clone(), api);
+                    }
                     Arc::new(SqlTarget::new(
                         sql,
                         format!("instance {} (SQL)", db.instance),
@@ -125,6 +157,7 @@ impl Context {
             loaded,
             s3,
             targets,
+            instance_api,
         })
     }
 
@@ -247,16 +280,42 @@ pub async fn plan(
         .collect();
     lanes.sort();
     lanes.dedup();
-    // One status round and one look at the instance per lane, in turn on
-    // the lane (the SQL path shares one connection), lanes concurrently.
-    let rounds = futures::future::join_all(lanes.into_iter().map(|lane| async {
-        let target = &ctx.targets[&lane];
-        let inventory = target.inventory(crate::target::Want::Both).await;
-        let facts = match &inventory {
-            Ok(_) => target.facts().await,
-            Err(e) => Err(e.clone()),
-        };
-        (lane, inventory, facts)
+    // What each instance is like, from the API where the instance has one
+    // (once per instance), and one status round and one look through SQL
+    // per SQL lane (in turn: they share one connection); all concurrently.
+    let instance_facts: HashMap<String, Result<InstanceFacts, String>> = futures::future::join_all(
+        ctx.instance_api
+            .iter()
+            .map(|(instance, api)| async move { (instance.clone(), api.facts().await) }),
+    )
+    .await
+    .into_iter()
+    .collect();
+    let rounds = futures::future::join_all(lanes.into_iter().map(|lane| {
+        let instance_facts = &instance_facts;
+        async move {
+            let target = &ctx.targets[&lane];
+            let inventory = target.inventory(crate::target::Want::Both).await;
+            let from_api = instance_facts.get(&lane.0);
+            let facts = match (&inventory, lane.1) {
+                (Err(e), _) => Err(e.clone()),
+                (Ok(_), Method::Api) => from_api
+                    .cloned()
+                    .unwrap_or_else(|| Err("no API facts".into())),
+                (Ok(_), Method::Sql) => {
+                    let mut sql = target.facts().await;
+                    // The SQL path cannot see the instance's state or
+                    // storage; the API can, when the instance has one.
+                    if let (Ok(sql), Some(Ok(api))) = (&mut sql, from_api) {
+                        sql.state = api.state.clone();
+                        sql.storage_gb = api.storage_gb;
+                        sql.version = sql.version.take().or(api.version.clone());
+                    }
+                    sql
+                }
+            };
+            (lane, inventory, facts)
+        }
     }))
     .await;
     let mut inventories: BTreeMap<Lane, Result<Inventory, String>> = BTreeMap::new();
