@@ -13,7 +13,6 @@ use serde_json::Value;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::model::InstanceSettings;
 use sqlflex_import::emulator::{Config, Emulator};
-use std::path::PathBuf;
 use std::time::Duration;
 
 async fn emulator(settings: Vec<InstanceSettings>) -> Emulator {
@@ -38,7 +37,7 @@ async fn upload(e: &Emulator, name: &str, bytes: Vec<u8>) {
 }
 
 /// `plan --format json`: (exit code, items by database).
-async fn plan(e: &Emulator, path: &PathBuf, extra: &[&str]) -> (i32, Vec<Value>, String) {
+async fn plan(e: &Emulator, path: &std::path::Path, extra: &[&str]) -> (i32, Vec<Value>, String) {
     let mut cmd = tool(e, &["--format", "json", "plan", path.to_str().unwrap()]);
     cmd.args(extra);
     let (code, stdout, stderr) = run(cmd).await;
