@@ -217,7 +217,8 @@ pub struct ApplyArgs {
     pub max_parallel: Option<u32>,
     #[command(flatten)]
     pub checks: CheckArgs,
-    /// Journal folder (default: .sqlflex-import/ beside the manifest).
+    /// Journal folder (default: .sqlflex-import/ beside the manifest). One
+    /// apply per journal at a time: a second one refuses, naming the first.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// Write a JSON report: per database outcome, timings, attempts, reason.

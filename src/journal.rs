@@ -5,6 +5,7 @@
 
 use crate::manifest::Manifest;
 use crate::manifest::select::Shard;
+use crate::run::events::{Event, Stamped};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -174,22 +175,16 @@ impl Journal {
                     }
                     continue;
                 }
-                let (Some(event), Some(db), Some(instance)) = (
-                    value["event"].as_str(),
-                    value["database"].as_str(),
-                    value["instance"].as_str(),
-                ) else {
+                // The typed event the engine wrote, read back by the same
+                // definition; an event this version does not know is left
+                // out (a newer tool's), never guessed at.
+                let Ok(stamped) = serde_json::from_value::<Stamped>(value) else {
                     continue;
                 };
-                let state = match event {
-                    "submitting" => Prior::Submitting,
-                    "submitted" | "attached" | "progress" => Prior::Submitted,
-                    "online" => Prior::Online,
-                    "failed" => Prior::Failed,
-                    "timed_out" => Prior::TimedOut,
-                    "skipped" => Prior::Skipped,
-                    _ => continue,
+                let Some(state) = prior_of(&stamped.event) else {
+                    continue;
                 };
+                let (db, instance) = stamped.event.database();
                 prior.insert((instance.to_owned(), db.to_lowercase()), state);
             }
             if !prior.is_empty() {
@@ -249,6 +244,21 @@ impl Journal {
     }
 }
 
+/// What an event in the journal says about its database, for a resume.
+fn prior_of(event: &Event) -> Option<Prior> {
+    Some(match event {
+        Event::Submitting { .. } => Prior::Submitting,
+        Event::Submitted { .. } | Event::Attached { .. } | Event::Progress { .. } => {
+            Prior::Submitted
+        }
+        Event::Online { .. } => Prior::Online,
+        Event::Failed { .. } => Prior::Failed,
+        Event::TimedOut { .. } => Prior::TimedOut,
+        Event::Skipped { .. } => Prior::Skipped,
+        Event::Planned { .. } | Event::Retried { .. } | Event::Interrupted { .. } => return None,
+    })
+}
+
 /// Largest journal read back: 10,000 imports write about 10 MiB.
 const MAX_JOURNAL_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -270,6 +280,34 @@ fn read_journal(path: &Path) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines exactly as the first journal format (before events were typed
+    /// and before `skipped` carried `why`) wrote them: a resume must still
+    /// read them.
+    #[test]
+    fn a_journal_of_the_first_format_still_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        let lines = [
+            r#"{"fingerprint":"abc","journal":1,"manifest":"m.yaml","tool":"0.1.0"}"#,
+            r#"{"attempt":1,"database":"sales","event":"submitting","instance":"prod","time":"2026-11-28T10:00:00.000Z"}"#,
+            r#"{"attempt":1,"database":"sales","event":"submitted","instance":"prod","time":"2026-11-28T10:00:00.120Z"}"#,
+            r#"{"database":"hr","event":"online","instance":"prod","seconds":12.5,"time":"2026-11-28T10:00:13.000Z"}"#,
+            r#"{"database":"crm","event":"skipped","instance":"prod","reason":"already there","time":"2026-11-28T10:00:00.000Z"}"#,
+            r#"{"after_seconds":7200.0,"database":"dwh","event":"timed_out","instance":"rep","time":"2026-11-28T12:00:00.000Z"}"#,
+            r#"{"database":"old","event":"failed","instance":"rep","reason":"x","time":"2026-11-28T10:00:01.000Z"}"#,
+            r#"{"database":"inv","event":"progress","instance":"rep","percent":40,"time":"2026-11-28T10:00:02.000Z"}"#,
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let opened = Journal::open(&path, "m.yaml", "abc").unwrap();
+        let get = |i: &str, d: &str| opened.prior.get(&(i.to_owned(), d.to_owned())).copied();
+        assert_eq!(get("prod", "sales"), Some(Prior::Submitted));
+        assert_eq!(get("prod", "hr"), Some(Prior::Online));
+        assert_eq!(get("prod", "crm"), Some(Prior::Skipped));
+        assert_eq!(get("rep", "dwh"), Some(Prior::TimedOut));
+        assert_eq!(get("rep", "old"), Some(Prior::Failed));
+        assert_eq!(get("rep", "inv"), Some(Prior::Submitted));
+    }
 
     #[test]
     fn records_states_and_survives_a_cut_last_line() {

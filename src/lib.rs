@@ -23,6 +23,7 @@ pub mod rules;
 pub mod run;
 pub mod s3;
 pub mod secret;
+pub mod state_lock;
 pub mod table;
 pub mod target;
 

@@ -2,7 +2,7 @@
 //! summary table, `--report FILE.json` and `--junit FILE.xml`.
 
 use crate::manifest::model::Method;
-use crate::run::events::{Consumer, Event, Stamped};
+use crate::run::events::{Consumer, Event, Skip, Stamped};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -103,11 +103,10 @@ impl Collector {
         };
         match &stamped.event {
             Event::Planned { method, .. } => r.method = Some(*method),
-            Event::Skipped { reason, .. } => {
-                let outcome = if reason.starts_with("not ready") {
-                    Outcome::NotReady
-                } else {
-                    Outcome::Skipped
+            Event::Skipped { why, reason, .. } => {
+                let outcome = match why {
+                    Skip::NotReady => Outcome::NotReady,
+                    Skip::AlreadyThere | Skip::ImportedEarlier => Outcome::Skipped,
                 };
                 finish(r, outcome, Some(reason.clone()));
             }

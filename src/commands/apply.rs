@@ -5,6 +5,7 @@ use crate::journal::{self, Journal};
 use crate::manifest;
 use crate::plan::Verdict;
 use crate::report::{self, Record};
+use crate::state_lock::{self, StateLock};
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +22,28 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
         .clone()
         .unwrap_or_else(|| loaded.dir.join(".sqlflex-import"));
     let journal_path = journal::path_for(&state_dir, &args.manifest, args.select.shard);
+    if let Err(e) = std::fs::create_dir_all(&state_dir) {
+        eprintln!(
+            "error: cannot create the state folder {}: {e}",
+            state_dir.display()
+        );
+        return Exit::Invalid;
+    }
+    // Held until this function returns: one apply per journal at a time.
+    let _lock = match StateLock::acquire(&state_lock::path_for(&journal_path)) {
+        Ok((lock, previous)) => {
+            if let Some(previous) = previous {
+                eprintln!(
+                    "note: a previous apply ({previous}) ended without releasing its lock; taking it over"
+                );
+            }
+            lock
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Failed;
+        }
+    };
     let opened = match Journal::open(
         &journal_path,
         &loaded.source.name,

@@ -4,23 +4,49 @@
 
 use crate::journal::{Journal, JournalError};
 use crate::manifest::model::Method;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-#[derive(Debug, Clone, Serialize)]
+/// Why a database was not run: decided by the plan, carried as a type so
+/// that no consumer has to read it from the reason's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Skip {
+    /// `on_exists: skip` and the database is there.
+    #[default]
+    AlreadyThere,
+    /// The journal says an earlier run imported it.
+    ImportedEarlier,
+    /// A prerequisite is not met.
+    NotReady,
+}
+
+/// The events of a run. The journal stores them (and reads them back on
+/// resume) in this one shape: a renamed variant must keep its old name as
+/// a serde alias, or an older journal would stop resuming (a test reads a
+/// journal line as the first format wrote it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Planned {
         database: String,
         instance: String,
+        #[serde(default)]
         method: Method,
+        #[serde(default)]
         files: usize,
+        #[serde(default)]
         size: u64,
     },
     Skipped {
         database: String,
         instance: String,
+        /// Journals written before this field existed read as `already_there`;
+        /// they were only read for the event name.
+        #[serde(default)]
+        why: Skip,
+        #[serde(default)]
         reason: String,
     },
     /// About to send the import: written before the request goes out, so a
@@ -28,11 +54,13 @@ pub enum Event {
     Submitting {
         database: String,
         instance: String,
+        #[serde(default)]
         attempt: u32,
     },
     Submitted {
         database: String,
         instance: String,
+        #[serde(default)]
         attempt: u32,
     },
     Attached {
@@ -42,28 +70,35 @@ pub enum Event {
     Retried {
         database: String,
         instance: String,
+        #[serde(default)]
         attempt: u32,
+        #[serde(default)]
         reason: String,
+        #[serde(default)]
         delay_ms: u64,
     },
     Progress {
         database: String,
         instance: String,
+        #[serde(default)]
         percent: Option<u32>,
     },
     Online {
         database: String,
         instance: String,
+        #[serde(default)]
         seconds: f64,
     },
     Failed {
         database: String,
         instance: String,
+        #[serde(default)]
         reason: String,
     },
     TimedOut {
         database: String,
         instance: String,
+        #[serde(default)]
         after_seconds: f64,
     },
     /// Not started: Ctrl-C came first.
@@ -110,8 +145,9 @@ impl Event {
 }
 
 /// An event with the time it happened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stamped {
+    #[serde(default)]
     pub time: String,
     #[serde(flatten)]
     pub event: Event,

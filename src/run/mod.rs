@@ -10,7 +10,7 @@ mod poll;
 use crate::plan::{Context, Lane, Plan, Verdict};
 use crate::retry::Backoff;
 use crate::target::{Import, Presence, SubmitError, Target};
-use events::{Event, Events};
+use events::{Event, Events, Skip};
 use poll::{Finished, Poller};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,11 +42,13 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
             Verdict::Skip => events.emit(Event::Skipped {
                 database,
                 instance,
+                why: Skip::AlreadyThere,
                 reason: "already there".into(),
             }),
             Verdict::Done => events.emit(Event::Skipped {
                 database,
                 instance,
+                why: Skip::ImportedEarlier,
                 reason: "imported by an earlier run".into(),
             }),
             Verdict::NotReady => {
@@ -54,6 +56,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                 events.emit(Event::Skipped {
                     database,
                     instance,
+                    why: Skip::NotReady,
                     reason,
                 });
             }
