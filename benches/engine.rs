@@ -11,6 +11,13 @@
 //!
 //! Nothing asserts a time: the machines are shared and noisy.
 
+// The test kit: one manifest builder, one stats helper, for tests and benches.
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/common/emu.rs"]
+mod emu;
+
+use emu::{Db, stats};
 use serde_json::Value;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::{self, Config, Emulator};
@@ -81,30 +88,20 @@ fn env_of(e: &Emulator) -> impl Fn(&str) -> Option<String> + use<> {
     move |k| vars.get(k).cloned()
 }
 
+/// The kit's manifest (both doors on every instance), the databases spread
+/// over the instances in turn.
 fn manifest_text(
     e: &Emulator,
-    max_parallel: usize,
-    per_instance: usize,
+    max_parallel: u32,
+    per_instance: u32,
     dbs: &[(String, String)],
 ) -> String {
-    let mut m = format!(
-        "version: 1\ndefaults: {{owner: app_owner, timeout: 30m}}\nconcurrency: {{max_parallel: {max_parallel}, per_instance: {per_instance}}}\n\
-         s3: {{endpoint: \"${{S3_ENDPOINT}}\", bucket: \"${{S3_BUCKET}}\", access_key: \"${{S3_ACCESS_KEY}}\", secret_key: \"${{S3_SECRET_KEY}}\"}}\ninstances:\n"
-    );
-    for (i, id) in e.instance_ids.iter().enumerate() {
-        m.push_str(&format!(
-            "  i{i}: {{project_id: \"${{STACKIT_PROJECT_ID}}\", region: eu01, instance_id: {id}, \
-             api: {{endpoint: \"${{STACKIT_API_ENDPOINT}}\", token: \"${{STACKIT_SERVICE_ACCOUNT_TOKEN}}\"}}}}\n"
-        ));
-    }
-    m.push_str("databases:\n");
-    for (i, (name, key)) in dbs.iter().enumerate() {
-        m.push_str(&format!(
-            "  - {{name: {name}, instance: i{}, files: [{key}]}}\n",
-            i % e.instance_ids.len()
-        ));
-    }
-    m
+    let list: Vec<Db<'_>> = dbs
+        .iter()
+        .enumerate()
+        .map(|(i, (name, key))| Db::api(name, i % e.instance_ids.len(), &[key.as_str()]))
+        .collect();
+    emu::manifest(e, max_parallel, per_instance, &list)
 }
 
 struct Run {
@@ -164,15 +161,6 @@ fn makespan(ndjson: &str) -> f64 {
         (Some(a), Some(b)) => b.duration_since(a).unwrap_or_default().as_secs_f64(),
         _ => f64::NAN,
     }
-}
-
-async fn stats(e: &Emulator) -> Value {
-    reqwest::get(format!("{}/_emulator/stats", e.api_endpoint()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 fn sum(stats: &Value, field: &str) -> u64 {

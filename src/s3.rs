@@ -149,24 +149,7 @@ impl S3 {
 
     /// The first `len` bytes (fewer if the object is shorter): one ranged GET.
     pub async fn read_prefix(&self, key: &str, len: usize) -> Result<Vec<u8>, S3Error> {
-        let range = format!("bytes=0-{}", len.saturating_sub(1));
-        let response = self
-            .send(key, || {
-                self.http
-                    .get(
-                        self.bucket
-                            .get_object(Some(&self.credentials), key)
-                            .sign(SIGN_FOR),
-                    )
-                    .header("Range", &range)
-            })
-            .await?;
-        read_limited(response, len)
-            .await
-            .map_err(|message| S3Error::Unreachable {
-                key: key.to_owned(),
-                message,
-            })
+        self.read_range(key, 0, len as u64).await
     }
 
     /// Bytes `from..to` of an object of that size: one ranged GET.

@@ -619,7 +619,7 @@ async fn a_second_ctrl_c_exits_at_once() {
     let e = emu::start(Duration::from_secs(20)).await;
     let dir = tempfile::tempdir().unwrap();
     let path = six_databases(&e, dir.path()).await;
-    let child = tool(
+    let mut child = tool(
         &e,
         &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
     )
@@ -629,15 +629,43 @@ async fn a_second_ctrl_c_exits_at_once() {
     .unwrap();
     wait_for_submissions(&e, 2).await;
     let started = std::time::Instant::now();
+    // The second Ctrl-C once the first was handled (the tool says so),
+    // not after a guessed pause.
+    let (lines, stderr_lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
     // SAFETY: signals to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while let Ok(line) =
+        stderr_lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        let handled = line.contains("interrupted: no new imports start");
+        seen.push(line);
+        if handled {
+            break;
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("interrupted: no new imports start")),
+        "{seen:?}"
+    );
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+    let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(output.status.code(), Some(130));
+    assert_eq!(status.code(), Some(130));
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "it did not wait for the 20 s restores"

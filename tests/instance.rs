@@ -50,21 +50,7 @@ fn item<'a>(items: &'a [Value], name: &str) -> &'a Value {
     items.iter().find(|i| i["database"] == name).unwrap()
 }
 
-/// (code, severity) of each finding.
-fn codes(item: &Value) -> Vec<String> {
-    item["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            format!(
-                "{} {}",
-                f["code"].as_str().unwrap(),
-                f["severity"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
+use common::finding_codes as codes;
 
 fn reason(item: &Value) -> String {
     item["reasons"].to_string()
@@ -718,16 +704,8 @@ fn the_emulator_takes_its_instances_from_a_file() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut vars = std::collections::HashMap::new();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    for line in std::io::BufRead::lines(stdout) {
-        let line = line.unwrap();
-        let (k, v) = line.split_once('=').unwrap();
-        vars.insert(k.to_owned(), v.trim_matches('\'').to_owned());
-        if k == "SQL_PASSWORD" {
-            break; // The last line.
-        }
-    }
+    let vars = common::read_env(child.stdout.take().unwrap(), Duration::from_secs(60));
+    assert!(vars.contains_key("STACKIT_INSTANCE_IDS"), "{vars:?}");
     let get = |version: &str, instance: usize, path: &str| -> Value {
         let ids: Vec<&str> = vars["STACKIT_INSTANCE_IDS"].split(',').collect();
         let url = format!(

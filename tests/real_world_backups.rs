@@ -327,20 +327,7 @@ async fn plan_and_apply_handle_compressed_appended_cut_and_strict() {
             .unwrap()
             .clone()
     };
-    let codes = |i: &Value| -> Vec<String> {
-        i["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                format!(
-                    "{} {}",
-                    f["code"].as_str().unwrap(),
-                    f["severity"].as_str().unwrap()
-                )
-            })
-            .collect()
-    };
+    let codes = common::finding_codes;
     assert_eq!(item("packed")["verdict"], "ready");
     assert_eq!(item("packed")["backup"]["compressed"], true);
     assert_eq!(item("appended")["verdict"], "not_ready");
@@ -466,21 +453,7 @@ fn decompression_bombs_stay_bounded() {
         .collect();
     let mut cmd = bin();
     cmd.arg("inspect").args(&paths);
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 512 << 20,
-                rlim_max: 512 << 20,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
+    common::limit_memory(&mut cmd, 512 << 20);
     let (code, _, stderr) = run(&mut cmd);
     assert_eq!(code, 1, "every bomb is a clear error: {stderr}");
     assert_eq!(stderr.matches("error: ").count(), 10, "{stderr}");

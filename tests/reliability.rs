@@ -161,7 +161,13 @@ async fn crash_and_resume(signal: i32) {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Midway: some imports submitted, most not yet.
+    let midway = emu::eventually(Duration::from_secs(60), || async {
+        let (sent, _) = tally(&e).await;
+        (sent.len() >= 5).then_some(())
+    })
+    .await;
+    assert!(midway.is_some(), "the run started submitting");
     // SAFETY: a signal to our own child.
     unsafe { libc::kill(child.id() as i32, signal) };
     if signal == libc::SIGINT {

@@ -11,7 +11,6 @@ use emu::{Db, S3, assert_no_secrets, manifest, run, stats, tool};
 use rusty_s3::S3Action;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::Emulator;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -22,23 +21,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Address space for a child that must not grow: far above what the tool
 /// needs (about 100 MB), far below what the old code took (GBs).
 const MEMORY_LIMIT: u64 = 1 << 30;
-
-fn limit_memory(cmd: &mut Command, bytes: u64) -> &mut Command {
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
-    unsafe {
-        cmd.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: bytes,
-                rlim_max: bytes,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        })
-    }
-}
 
 /// Presigned-URL and credential material that must never be shown.
 fn assert_no_download_link(what: &str, text: &str) {
@@ -233,7 +215,7 @@ fn secret_files_are_read_with_a_limit() {
             let text = OFFLINE.replace(from, &to.replace("SOURCE", source));
             let path = write_offline(dir.path(), &text);
             let mut cmd = offline_tool(&["validate", path.to_str().unwrap()]);
-            let (code, stdout, stderr) = common::run(limit_memory(&mut cmd, MEMORY_LIMIT));
+            let (code, stdout, stderr) = common::run(common::limit_memory(&mut cmd, MEMORY_LIMIT));
             assert_eq!(code, 2, "{to} = {source}: {stdout}{stderr}");
             assert!(stderr.contains("larger than 16 KiB"), "{to}: {stderr}");
         }
@@ -248,7 +230,7 @@ fn secret_files_are_read_with_a_limit() {
         );
         let path = write_offline(dir.path(), &text);
         let mut cmd = offline_tool(&[command, "--only", "sales", path.to_str().unwrap()]);
-        let (got, stdout, stderr) = common::run(limit_memory(&mut cmd, MEMORY_LIMIT));
+        let (got, stdout, stderr) = common::run(common::limit_memory(&mut cmd, MEMORY_LIMIT));
         assert_eq!(got, code, "{source}: {stdout}{stderr}");
         assert!(stderr.contains("larger than 64 KiB"), "{source}: {stderr}");
     }
@@ -265,7 +247,7 @@ fn alias_amplification_is_bounded_by_bytes() {
     assert!(text.len() < 300_000);
     let path = write_offline(dir.path(), &text);
     let mut cmd = offline_tool(&["validate", path.to_str().unwrap()]);
-    let (code, _, stderr) = common::run(limit_memory(&mut cmd, MEMORY_LIMIT));
+    let (code, _, stderr) = common::run(common::limit_memory(&mut cmd, MEMORY_LIMIT));
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("MiB of text (aliases included)"),

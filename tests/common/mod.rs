@@ -54,3 +54,69 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("write test file");
     path
 }
+
+/// The KEY=VALUE lines `emulator --print-env` prints, read until the last
+/// one (`SQL_PASSWORD`), the end of the output, or the deadline: a test
+/// never hangs on an emulator that prints less.
+pub fn read_env(
+    stdout: std::process::ChildStdout,
+    deadline: std::time::Duration,
+) -> std::collections::HashMap<String, String> {
+    use std::io::BufRead;
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let last = line.starts_with("SQL_PASSWORD=");
+            if send.send(line).is_err() || last {
+                break;
+            }
+        }
+    });
+    let end = std::time::Instant::now() + deadline;
+    let mut env = std::collections::HashMap::new();
+    while let Ok(line) =
+        receive.recv_timeout(end.saturating_duration_since(std::time::Instant::now()))
+    {
+        if let Some((k, v)) = line.split_once('=') {
+            env.insert(k.to_owned(), v.trim_matches('\'').to_owned());
+        }
+    }
+    env
+}
+
+/// An address-space limit on a child process, so a test that probes memory
+/// bounds fails instead of exhausting the machine.
+pub fn limit_memory(cmd: &mut Command, bytes: u64) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    }
+}
+
+/// "code severity" of each finding of a plan item (`plan --format json`).
+pub fn finding_codes(item: &serde_json::Value) -> Vec<String> {
+    item["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f["code"].as_str().unwrap_or_default(),
+                f["severity"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
