@@ -3,8 +3,9 @@
 //!
 //! manifest (load, interpolate, validate) -> plan (prerequisite checks) ->
 //! run (schedule, submit, wait, retry, journal) -> report, with `backup`
-//! (the .bak header reader), `s3`, `auth` and `target` (the API and SQL
-//! import paths) beside it, and `emulator` standing in for STACKIT locally.
+//! (the .bak header reader), `s3`, `auth` and `import_path` (the API and
+//! SQL import paths) beside it, and `emulator` standing in for STACKIT
+//! locally.
 
 pub mod auth;
 pub mod backup;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod diagnostic;
 pub mod emulator;
+pub mod import_path;
 pub mod journal;
 pub mod manifest;
 pub mod plan;
@@ -25,7 +27,6 @@ pub mod s3;
 pub mod secret;
 pub mod state_lock;
 pub mod table;
-pub mod target;
 
 /// The exit codes of every command (a contract: CI scripts rely on them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-use super::engine::{self, RunSettings};
+use super::shared::{self, RunSettings};
 use crate::Exit;
 use crate::cli::{ApplyArgs, Format, Global};
 use crate::journal::{self, Journal};
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
     let (loaded, selected) =
-        match engine::load(global, &args.manifest, &args.select, &manifest::process_env) {
+        match shared::load(global, &args.manifest, &args.select, &manifest::process_env) {
             Ok(x) => x,
             Err(exit) => return exit,
         };
@@ -62,13 +62,13 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
         .max_parallel
         .unwrap_or(loaded.manifest.concurrency.max_parallel) as usize;
     let manifest_name = loaded.source.name.clone();
-    let runtime = match engine::runtime() {
+    let runtime = match shared::runtime() {
         Ok(r) => r,
         Err(exit) => return exit,
     };
     let started = now();
     runtime.block_on(async {
-        let ctx = match engine::context(loaded, &selected, &manifest::process_env) {
+        let ctx = match shared::context(loaded, &selected, &manifest::process_env) {
             Ok(c) => c,
             Err(exit) => return exit,
         };
@@ -78,7 +78,7 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
         let plan = crate::plan::plan(&ctx, &selected, &opened.prior, options).await;
         let json = global.format == Format::Json;
         if !json {
-            println!("{}\n", engine::plan_table(&plan));
+            println!("{}\n", shared::plan_table(&plan));
         }
         if !plan.all_ready() && !args.skip_invalid {
             if json {
@@ -89,7 +89,7 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
                  fix them, or pass --skip-invalid to import the others",
                 plan.count(Verdict::NotReady)
             );
-            let records = engine::records_of_unrun_plan(&plan);
+            let records = shared::records_of_unrun_plan(&plan);
             let _ = write_reports(args, &manifest_name, &started, &records);
             return Exit::Failed;
         }
@@ -107,8 +107,8 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
             stop_submitting: stop,
         };
         let (records, journal_error) =
-            engine::execute(global, ctx, &plan, Some(opened.journal), &settings).await;
-        engine::print_summary(global, &records);
+            shared::execute(global, ctx, &plan, Some(opened.journal), &settings).await;
+        shared::print_summary(global, &records);
         let reports_written = write_reports(args, &manifest_name, &started, &records);
         if let Some(e) = journal_error {
             eprintln!(
@@ -116,7 +116,7 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
             );
             return Exit::Failed;
         }
-        match engine::exit_code(&records, interrupted.load(Ordering::SeqCst)) {
+        match shared::exit_code(&records, interrupted.load(Ordering::SeqCst)) {
             // A CI job that asked for a report must not pass without it.
             Exit::Success if !reports_written => Exit::Failed,
             exit => exit,

@@ -2,7 +2,7 @@
 //! uploads generated backups (a striped set among them) through its S3,
 //! and applies examples/demo.yaml with both import paths.
 
-use super::engine::{self, RunSettings};
+use super::shared::{self, RunSettings};
 use crate::Exit;
 use crate::backup::writer::{self, BackupSpec};
 use crate::cli::Global;
@@ -44,7 +44,7 @@ fn backups() -> Vec<(String, Vec<u8>)> {
 }
 
 pub fn run(global: &Global) -> Exit {
-    let runtime = match engine::runtime() {
+    let runtime = match shared::runtime() {
         Ok(r) => r,
         Err(exit) => return exit,
     };
@@ -94,13 +94,13 @@ pub fn run(global: &Global) -> Exit {
 
         let selected: Vec<usize> = (0..loaded.manifest.databases.len()).collect();
         let max_parallel = loaded.manifest.concurrency.max_parallel as usize;
-        let ctx = match engine::context(loaded, &selected, &env) {
+        let ctx = match shared::context(loaded, &selected, &env) {
             Ok(c) => c,
             Err(exit) => return exit,
         };
         let plan =
             crate::plan::plan(&ctx, &selected, &Default::default(), Default::default()).await;
-        println!("{}\n", engine::plan_table(&plan));
+        println!("{}\n", shared::plan_table(&plan));
         if !plan.all_ready() {
             eprintln!("error: the demo plan is not ready; this is a bug in the demo");
             return Exit::Failed;
@@ -110,9 +110,9 @@ pub fn run(global: &Global) -> Exit {
             crate::journal::Journal::open(&d.path().join("demo.jsonl"), "examples/demo.yaml", "demo").ok().map(|o| o.journal)
         });
         let settings = RunSettings { max_parallel, stop_submitting: CancellationToken::new() };
-        let (records, _) = engine::execute(global, ctx, &plan, journal, &settings).await;
-        engine::print_summary(global, &records);
-        let exit = engine::exit_code(&records, false);
+        let (records, _) = shared::execute(global, ctx, &plan, journal, &settings).await;
+        shared::print_summary(global, &records);
+        let exit = shared::exit_code(&records, false);
         let imported = plan.count(Verdict::Ready);
         println!(
             "\n{}\n\nTo do the same against STACKIT: put your backups in a STACKIT object storage bucket, \

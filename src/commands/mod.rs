@@ -3,9 +3,9 @@
 mod apply;
 mod demo;
 mod emulator;
-mod engine;
 mod inspect;
 mod plan;
+mod shared;
 mod validate;
 
 use crate::Exit;

@@ -1,13 +1,13 @@
 //! The instance rules (I001-I007): whether each instance can take the
 //! imports planned onto it. What the instance says about itself is asked
-//! once per instance and path (`Target::facts`), then every database that
+//! once per instance and path (`ImportPath::facts`), then every database that
 //! passed its own checks is judged against it.
 
 use super::{Context, Lane, PlanItem, Verdict};
 use crate::backup;
+use crate::import_path::InstanceFacts;
 use crate::manifest::model::Method;
 use crate::rules::{Finding, Rule};
-use crate::target::InstanceFacts;
 use std::collections::BTreeMap;
 
 /// A warning once the planned imports fill more than this of the storage.

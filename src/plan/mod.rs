@@ -6,14 +6,14 @@ mod instance;
 
 use crate::auth::TokenSource;
 use crate::backup::{self, verdict};
+use crate::import_path::api::ApiTarget;
+use crate::import_path::sql::SqlTarget;
+use crate::import_path::{ImportPath, InstanceFacts, Inventory, Presence};
 use crate::journal::{Prior, PriorStates};
 use crate::manifest::model::{Database, Files, Method, OnExists};
 use crate::manifest::{Env, Loaded};
 use crate::rules::Finding;
 use crate::s3::S3;
-use crate::target::api::ApiTarget;
-use crate::target::sql::SqlTarget;
-use crate::target::{InstanceFacts, Inventory, Presence, Target};
 use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -30,10 +30,10 @@ pub type Lane = (String, Method);
 pub struct Context {
     pub loaded: Loaded,
     pub s3: Arc<S3>,
-    pub targets: HashMap<Lane, Arc<dyn Target>>,
+    pub targets: HashMap<Lane, Arc<dyn ImportPath>>,
     /// Per instance, the API target that can tell its state, storage and
     /// users, when the instance has a working API section.
-    pub instance_api: HashMap<String, Arc<dyn Target>>,
+    pub instance_api: HashMap<String, Arc<dyn ImportPath>>,
 }
 
 /// The API target of `instance`, sharing token sources between instances
@@ -44,7 +44,7 @@ fn api_target(
     env: Env,
     http: &reqwest::Client,
     tokens: &mut HashMap<String, Arc<TokenSource>>,
-) -> Result<Arc<dyn Target>, String> {
+) -> Result<Arc<dyn ImportPath>, String> {
     let inst = &loaded.manifest.instances[instance];
     let api = inst.api.as_ref();
     let identity = api
@@ -70,7 +70,7 @@ fn api_target(
     let endpoint = api
         .and_then(|a| a.endpoint.clone())
         .unwrap_or_else(|| ApiTarget::default_endpoint(version, &region));
-    let base = crate::target::api::instance_url(
+    let base = crate::import_path::api::instance_url(
         &endpoint,
         version,
         inst.project_id.as_deref().unwrap_or_default(),
@@ -110,8 +110,8 @@ impl Context {
         let http = http_client();
         let m = &loaded.manifest;
         let s3 = Arc::new(S3::new(&m.s3, http.clone())?);
-        let mut targets: HashMap<Lane, Arc<dyn Target>> = HashMap::new();
-        let mut instance_api: HashMap<String, Arc<dyn Target>> = HashMap::new();
+        let mut targets: HashMap<Lane, Arc<dyn ImportPath>> = HashMap::new();
+        let mut instance_api: HashMap<String, Arc<dyn ImportPath>> = HashMap::new();
         let mut tokens: HashMap<String, Arc<TokenSource>> = HashMap::new();
         for &i in selected {
             let db = &m.databases[i];
@@ -121,7 +121,7 @@ impl Context {
                 continue;
             }
             let inst = &m.instances[&db.instance];
-            let target: Arc<dyn Target> = match method {
+            let target: Arc<dyn ImportPath> = match method {
                 Method::Api => {
                     let api = api_target(&loaded, &db.instance, env, &http, &mut tokens)?;
                     instance_api.insert(db.instance.clone(), Arc::clone(&api));
@@ -295,7 +295,7 @@ pub async fn plan(
         let instance_facts = &instance_facts;
         async move {
             let target = &ctx.targets[&lane];
-            let inventory = target.inventory(crate::target::Want::Both).await;
+            let inventory = target.inventory(crate::import_path::Want::Both).await;
             let from_api = instance_facts.get(&lane.0);
             let facts = match (&inventory, lane.1) {
                 (Err(e), _) => Err(e.clone()),

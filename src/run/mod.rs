@@ -7,9 +7,9 @@
 pub mod events;
 mod poll;
 
+use crate::import_path::{Import, ImportPath, Presence, SubmitError};
 use crate::plan::{Context, Lane, Plan, Verdict};
 use crate::retry::Backoff;
-use crate::target::{Import, Presence, SubmitError, Target};
 use events::{Event, Events, Skip};
 use poll::{Finished, Poller};
 use std::collections::HashMap;
@@ -136,7 +136,7 @@ impl Job {
 
     async fn run(
         self,
-        target: Arc<dyn Target>,
+        target: Arc<dyn ImportPath>,
         poller: Arc<Poller>,
         instance_slots: Arc<Semaphore>,
         global_slots: Arc<Semaphore>,
@@ -218,7 +218,7 @@ impl Job {
     /// database is certainly absent.
     async fn submit(
         &self,
-        target: &dyn Target,
+        target: &dyn ImportPath,
         stop: &CancellationToken,
         events: &Events,
     ) -> Submission {
@@ -308,12 +308,12 @@ impl Job {
 
 /// Whether the database now exists or is being restored. Absent twice, a
 /// second apart, counts as absent: a restore may take a moment to show.
-async fn look(target: &dyn Target, database: &str) -> Result<bool, String> {
+async fn look(target: &dyn ImportPath, database: &str) -> Result<bool, String> {
     for round in 0..2 {
         if round > 0 {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let inventory = target.inventory(crate::target::Want::Both).await?;
+        let inventory = target.inventory(crate::import_path::Want::Both).await?;
         if !matches!(
             inventory.presence(database),
             Presence::Absent | Presence::Unknown

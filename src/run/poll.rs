@@ -6,7 +6,7 @@
 //! promptly without polling hard.
 
 use super::events::{Event, Events};
-use crate::target::{Presence, Target, Want};
+use crate::import_path::{ImportPath, Presence, Want};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,7 +42,7 @@ struct Watch {
 }
 
 pub struct Poller {
-    target: Arc<dyn Target>,
+    target: Arc<dyn ImportPath>,
     events: Arc<Events>,
     watches: Mutex<HashMap<String, Watch>>,
     wake: Notify,
@@ -51,7 +51,7 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub fn new(target: Arc<dyn Target>, events: Arc<Events>) -> Arc<Self> {
+    pub fn new(target: Arc<dyn ImportPath>, events: Arc<Events>) -> Arc<Self> {
         Arc::new(Poller {
             target,
             events,

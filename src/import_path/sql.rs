@@ -2,7 +2,7 @@
 //! protocol (tiberius), always with typed parameters; status from one
 //! `sys.databases` query per round.
 
-use super::{Import, InstanceFacts, Inventory, SubmitError, Target, Want};
+use super::{Import, ImportPath, InstanceFacts, Inventory, SubmitError, Want};
 use crate::manifest::model::Sql as SqlConfig;
 use futures::future::BoxFuture;
 use std::collections::HashSet;
@@ -195,7 +195,7 @@ impl SqlTarget {
     }
 }
 
-impl Target for SqlTarget {
+impl ImportPath for SqlTarget {
     fn label(&self) -> &str {
         &self.label
     }

@@ -118,7 +118,7 @@ pub struct InstanceFacts {
     pub current_login: Option<String>,
 }
 
-pub trait Target: Send + Sync {
+pub trait ImportPath: Send + Sync {
     /// "instance prod (API)", for messages.
     fn label(&self) -> &str;
     /// Running restores and/or the databases that exist: one status round,

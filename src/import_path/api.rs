@@ -1,7 +1,7 @@
 //! Imports through STACKIT's REST API: `POST .../restores`, with
 //! `restore-jobs` and the paginated database list as the status round.
 
-use super::{Import, InstanceFacts, Inventory, SubmitError, Target, Want};
+use super::{Import, ImportPath, InstanceFacts, Inventory, SubmitError, Want};
 use crate::auth::TokenSource;
 use crate::manifest::model::ApiVersion;
 use crate::retry::Backoff;
@@ -234,7 +234,7 @@ struct Pagination {
     total_pages: i64,
 }
 
-impl Target for ApiTarget {
+impl ImportPath for ApiTarget {
     fn label(&self) -> &str {
         &self.label
     }
