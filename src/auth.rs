@@ -4,7 +4,7 @@
 
 use crate::manifest::checks::{KEY_PATH_ENV, TOKEN_ENV};
 use crate::manifest::model::Api;
-use crate::retry::Backoff;
+use crate::retry::Attempt;
 use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Deserialize;
@@ -214,69 +214,74 @@ impl KeyFlow {
             access_token: Secret,
             expires_in: Option<u64>,
         }
-        let mut backoff = Backoff::default();
-        let mut last = String::from("no answer");
-        loop {
-            let assertion = self.assertion()?;
+        let url = &self.shown_url;
+        let attempt = || async {
+            let assertion = match self.assertion() {
+                Ok(a) => a,
+                Err(e) => return Attempt::Fail(e),
+            };
             let form = [
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
                 ("assertion", assertion.as_str()),
             ];
-            let outcome = self.http.post(&self.token_url).form(&form).send().await;
-            let retry_after = match outcome {
+            match self.http.post(&self.token_url).form(&form).send().await {
                 Ok(r) if r.status().is_success() => {
-                    let bytes = crate::s3::read_limited(r, 64 * 1024)
-                        .await
-                        .map_err(|reason| AuthError::Unreachable {
-                            url: self.shown_url.clone(),
-                            reason,
-                        })?;
+                    let bytes = match crate::s3::read_limited(r, 64 * 1024).await {
+                        Ok(b) => b,
+                        Err(reason) => {
+                            return Attempt::Fail(AuthError::Unreachable {
+                                url: url.clone(),
+                                reason,
+                            });
+                        }
+                    };
                     // serde_json's error names line and column, never the content.
-                    let body: TokenResponse =
-                        serde_json::from_slice(&bytes).map_err(|e| AuthError::Refused {
-                            url: self.shown_url.clone(),
+                    match serde_json::from_slice::<TokenResponse>(&bytes) {
+                        Ok(body) => {
+                            let lifetime =
+                                Duration::from_secs(body.expires_in.unwrap_or(600).max(1));
+                            Attempt::Done((body.access_token, lifetime))
+                        }
+                        Err(e) => Attempt::Fail(AuthError::Refused {
+                            url: url.clone(),
                             reason: format!("unreadable token response: {e}"),
-                        })?;
-                    let lifetime = Duration::from_secs(body.expires_in.unwrap_or(600).max(1));
-                    return Ok((body.access_token, lifetime));
+                        }),
+                    }
                 }
-                Ok(r) if r.status().is_server_error() || r.status() == 429 => {
-                    crate::retry::retry_after(r.headers())
-                }
+                Ok(r) if r.status().is_server_error() || r.status() == 429 => Attempt::Again {
+                    retry_after: crate::retry::retry_after(r.headers()),
+                    why: format!("HTTP {}", r.status()),
+                },
                 Ok(r) => {
                     let status = r.status();
                     let body = crate::s3::read_limited(r, 4096).await.unwrap_or_default();
-                    let reason = crate::redact::text(&format!(
-                        "HTTP {status}: {}",
-                        String::from_utf8_lossy(&body)
-                    ));
-                    return Err(AuthError::Refused {
-                        url: self.shown_url.clone(),
+                    Attempt::Fail(AuthError::Refused {
+                        url: url.clone(),
+                        reason: crate::redact::text(&format!(
+                            "HTTP {status}: {}",
+                            String::from_utf8_lossy(&body)
+                        )),
+                    })
+                }
+                Err(e) => match crate::retry::permanent(&e) {
+                    Some(reason) => Attempt::Fail(AuthError::Unreachable {
+                        url: url.clone(),
                         reason,
-                    });
-                }
-                Err(e) => {
-                    if let Some(reason) = crate::retry::permanent(&e) {
-                        return Err(AuthError::Unreachable {
-                            url: self.shown_url.clone(),
-                            reason,
-                        });
-                    }
-                    last = crate::redact::transport(&e);
-                    tracing::debug!("token endpoint: {last}");
-                    None
-                }
-            };
-            match backoff.next_delay(retry_after) {
-                Some(delay) => tokio::time::sleep(delay).await,
-                None => {
-                    return Err(AuthError::Unreachable {
-                        url: self.shown_url.clone(),
-                        reason: format!("{last} (after {} attempts)", backoff.attempts()),
-                    });
-                }
+                    }),
+                    None => Attempt::Again {
+                        why: crate::redact::transport(&e),
+                        retry_after: None,
+                    },
+                },
             }
-        }
+        };
+        crate::retry::retry("token endpoint", attempt, |why, attempts| {
+            AuthError::Unreachable {
+                url: url.clone(),
+                reason: format!("{why} (after {attempts} attempts)"),
+            }
+        })
+        .await
     }
 }
 

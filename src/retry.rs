@@ -45,6 +45,50 @@ impl Backoff {
     }
 }
 
+/// What one attempt of a remote call came to.
+pub enum Attempt<T, E> {
+    Done(T),
+    /// Worth another try (a refused or dropped connection, a 5xx, a 429),
+    /// with what went wrong for the error after the last try.
+    Again {
+        why: String,
+        retry_after: Option<Duration>,
+    },
+    /// Final, whatever a retry would do.
+    Fail(E),
+}
+
+/// The one retry policy of every idempotent remote call (S3, the API's
+/// reads, SQL status queries, token requests): `attempt` again after an
+/// exponential, fully jittered delay that honours `Retry-After`, until it is
+/// done, fails for good, or [`MAX_ATTEMPTS`] are used; then `exhausted`
+/// makes the error from the last reason and the number of attempts. Submits
+/// are not idempotent and are not retried here: the engine looks first.
+pub async fn retry<T, E, F, Fut>(
+    label: &str,
+    mut attempt: F,
+    exhausted: impl FnOnce(String, u32) -> E,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Attempt<T, E>>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        match attempt().await {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Fail(e) => return Err(e),
+            Attempt::Again { why, retry_after } => match backoff.next_delay(retry_after) {
+                Some(delay) => {
+                    tracing::debug!("{label}: {why}; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(exhausted(why, backoff.attempts())),
+            },
+        }
+    }
+}
+
 /// Why a transport error cannot succeed on a retry, or None when it may
 /// (a refused or dropped connection, a timeout). Retrying a bad certificate
 /// eight times only delays the message that matters.

@@ -4,7 +4,7 @@
 //! retried.
 
 use crate::manifest::model::S3 as S3Config;
-use crate::retry::Backoff;
+use crate::retry::Attempt;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use std::time::Duration;
 
@@ -69,62 +69,58 @@ impl S3 {
     }
 
     /// Sends a request built by `build` (a fresh signature each attempt),
-    /// retrying connection errors, 5xx and 429.
+    /// retrying connection errors, 5xx and 429 by the one retry policy.
     async fn send(
         &self,
         key: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, S3Error> {
-        let mut backoff = Backoff::default();
-        loop {
-            let (retry_after, message) = match build().send().await {
-                Ok(r) if r.status().is_success() => return Ok(r),
-                Ok(r) if r.status() == 404 => {
-                    return Err(S3Error::NotFound {
-                        key: key.to_owned(),
-                    });
-                }
+        let attempt = || async {
+            match build().send().await {
+                Ok(r) if r.status().is_success() => Attempt::Done(r),
+                Ok(r) if r.status() == 404 => Attempt::Fail(S3Error::NotFound {
+                    key: key.to_owned(),
+                }),
                 Ok(r) if matches!(r.status().as_u16(), 401 | 403) => {
-                    return Err(S3Error::Denied {
+                    Attempt::Fail(S3Error::Denied {
                         key: key.to_owned(),
                         status: r.status().as_u16(),
-                    });
+                    })
                 }
-                Ok(r) if r.status().is_server_error() || r.status() == 429 => (
-                    crate::retry::retry_after(r.headers()),
-                    format!("HTTP {}", r.status()),
-                ),
+                Ok(r) if r.status().is_server_error() || r.status() == 429 => Attempt::Again {
+                    retry_after: crate::retry::retry_after(r.headers()),
+                    why: format!("HTTP {}", r.status()),
+                },
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let body = read_limited(r, 4096).await.unwrap_or_default();
-                    return Err(S3Error::Http {
+                    Attempt::Fail(S3Error::Http {
                         key: key.to_owned(),
                         status,
                         message: crate::redact::text(&String::from_utf8_lossy(&body)),
-                    });
+                    })
                 }
                 Err(e) => match crate::retry::permanent(&e) {
-                    Some(why) => {
-                        return Err(S3Error::Unreachable {
-                            key: key.to_owned(),
-                            message: why,
-                        });
-                    }
+                    Some(why) => Attempt::Fail(S3Error::Unreachable {
+                        key: key.to_owned(),
+                        message: why,
+                    }),
                     // reqwest's text names the presigned URL: a working
                     // download link. Never show it.
-                    None => (None, crate::redact::transport(&e)),
+                    None => Attempt::Again {
+                        why: crate::redact::transport(&e),
+                        retry_after: None,
+                    },
                 },
-            };
-            match backoff.next_delay(retry_after) {
-                Some(delay) => tokio::time::sleep(delay).await,
-                None => {
-                    return Err(S3Error::Unreachable {
-                        key: key.to_owned(),
-                        message,
-                    });
-                }
             }
-        }
+        };
+        crate::retry::retry(&format!("S3 {key}"), attempt, |message, _| {
+            S3Error::Unreachable {
+                key: key.to_owned(),
+                message,
+            }
+        })
+        .await
     }
 
     /// The object's size; also proves it exists and the key may read it.

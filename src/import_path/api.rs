@@ -4,7 +4,7 @@
 use super::{Import, ImportPath, InstanceFacts, Inventory, SubmitError, Want};
 use crate::auth::TokenSource;
 use crate::manifest::model::ApiVersion;
-use crate::retry::Backoff;
+use crate::retry::Attempt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::json;
@@ -56,63 +56,58 @@ impl ApiTarget {
     /// A GET with retries; the body as JSON of type T.
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
         let url = format!("{}{path}", self.base);
-        let mut backoff = Backoff::default();
-        loop {
+        let attempt = || async {
             if let Some(why) = self.unauthorized.get() {
-                return Err(format!("GET {path}: {why}"));
+                return Attempt::Fail(why.clone());
             }
-            let token = self
-                .auth
-                .bearer()
-                .await
-                .map_err(|e| crate::redact::text(&e.to_string()))?;
-            let (retry_after, why) =
-                match self.http.get(&url).bearer_auth(token.expose()).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let body = crate::s3::read_limited(r, MAX_BODY + 1)
-                            .await
-                            .map_err(|e| format!("GET {path}: {e}"))?;
-                        if body.len() > MAX_BODY {
-                            return Err(format!(
-                                "GET {path}: the answer is larger than {} MiB",
-                                MAX_BODY >> 20
-                            ));
+            let token = match self.auth.bearer().await {
+                Ok(t) => t,
+                Err(e) => return Attempt::Fail(crate::redact::text(&e.to_string())),
+            };
+            match self.http.get(&url).bearer_auth(token.expose()).send().await {
+                Ok(r) if r.status().is_success() => {
+                    let body = match crate::s3::read_limited(r, MAX_BODY + 1).await {
+                        Ok(body) => body,
+                        Err(e) => return Attempt::Fail(e),
+                    };
+                    if body.len() > MAX_BODY {
+                        return Attempt::Fail(format!(
+                            "the answer is larger than {} MiB",
+                            MAX_BODY >> 20
+                        ));
+                    }
+                    match serde_json::from_slice(&body) {
+                        Ok(value) => Attempt::Done(value),
+                        Err(e) => {
+                            Attempt::Fail(format!("the answer does not fit the API contract ({e})"))
                         }
-                        return serde_json::from_slice(&body).map_err(|e| {
-                            format!("GET {path}: the answer does not fit the API contract ({e})")
-                        });
                     }
-                    Ok(r) if is_transient(r.status()) => {
-                        let retry_after = crate::retry::retry_after(r.headers());
-                        (retry_after, service_error(r).await)
-                    }
-                    Ok(r) if r.status() == 401 => {
-                        let why = format!("{} (not tried again)", service_error(r).await);
-                        let _ = self.unauthorized.set(why.clone());
-                        return Err(format!("GET {path}: {why}"));
-                    }
-                    Ok(r) => return Err(format!("GET {path}: {}", service_error(r).await)),
-                    Err(e) => match crate::retry::permanent(&e) {
-                        Some(why) => return Err(format!("GET {path}: {why}")),
-                        None => (None, crate::redact::transport(&e)),
+                }
+                Ok(r) if is_transient(r.status()) => Attempt::Again {
+                    retry_after: crate::retry::retry_after(r.headers()),
+                    why: service_error(r).await,
+                },
+                Ok(r) if r.status() == 401 => {
+                    let why = format!("{} (not tried again)", service_error(r).await);
+                    let _ = self.unauthorized.set(why.clone());
+                    Attempt::Fail(why)
+                }
+                Ok(r) => Attempt::Fail(service_error(r).await),
+                Err(e) => match crate::retry::permanent(&e) {
+                    Some(why) => Attempt::Fail(why),
+                    None => Attempt::Again {
+                        why: crate::redact::transport(&e),
+                        retry_after: None,
                     },
-                };
-            match backoff.next_delay(retry_after) {
-                Some(delay) => {
-                    tracing::debug!(
-                        "{}: GET {path} failed ({why}); retrying in {delay:?}",
-                        self.label
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                None => {
-                    return Err(format!(
-                        "GET {path}: {why} (after {} attempts)",
-                        backoff.attempts()
-                    ));
-                }
+                },
             }
-        }
+        };
+        let label = format!("{}: GET {path}", self.label);
+        crate::retry::retry(&label, attempt, |why, attempts| {
+            format!("{why} (after {attempts} attempts)")
+        })
+        .await
+        .map_err(|why| format!("GET {path}: {why}"))
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::{Import, ImportPath, InstanceFacts, Inventory, SubmitError, Want};
 use crate::manifest::model::Sql as SqlConfig;
+use crate::retry::Attempt;
 use futures::future::BoxFuture;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -206,17 +207,17 @@ impl ImportPath for SqlTarget {
 
     fn inventory(&self, _want: Want) -> BoxFuture<'_, Result<Inventory, String>> {
         Box::pin(async move {
-            let mut backoff = crate::retry::Backoff::default();
-            let rows = loop {
+            let attempt = || async {
                 match self.query_states().await {
-                    Ok(rows) => break rows,
-                    Err(Unreachable::Permanent(e)) => return Err(e),
-                    Err(Unreachable::Transient(e)) => match backoff.next_delay(None) {
-                        Some(delay) => tokio::time::sleep(delay).await,
-                        None => return Err(e),
+                    Ok(rows) => Attempt::Done(rows),
+                    Err(Unreachable::Permanent(e)) => Attempt::Fail(e),
+                    Err(Unreachable::Transient(why)) => Attempt::Again {
+                        why,
+                        retry_after: None,
                     },
                 }
             };
+            let rows = crate::retry::retry(&self.label, attempt, |why, _| why).await?;
             // One query answers both: what is online and what is restoring.
             let mut inventory = Inventory {
                 online: Some(HashSet::new()),
