@@ -3,6 +3,7 @@
 //! first line says which manifest (and shard) it belongs to; a journal of
 //! another manifest is refused rather than trusted.
 
+use crate::db_key::DbKey;
 use crate::manifest::Manifest;
 use crate::manifest::select::Shard;
 use crate::run::events::{Event, Stamped};
@@ -38,7 +39,7 @@ impl Prior {
 }
 
 /// (instance key, lower-cased database name) -> last state.
-pub type PriorStates = HashMap<(String, String), Prior>;
+pub type PriorStates = HashMap<DbKey, Prior>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -185,7 +186,7 @@ impl Journal {
                     continue;
                 };
                 let (db, instance) = stamped.event.database();
-                prior.insert((instance.to_owned(), db.to_lowercase()), state);
+                prior.insert(DbKey::new(instance, db), state);
             }
             if !prior.is_empty() {
                 notes.push(format!(
@@ -300,7 +301,7 @@ mod tests {
         ];
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
         let opened = Journal::open(&path, "m.yaml", "abc").unwrap();
-        let get = |i: &str, d: &str| opened.prior.get(&(i.to_owned(), d.to_owned())).copied();
+        let get = |i: &str, d: &str| opened.prior.get(&DbKey::new(i, d)).copied();
         assert_eq!(get("prod", "sales"), Some(Prior::Submitted));
         assert_eq!(get("prod", "hr"), Some(Prior::Online));
         assert_eq!(get("prod", "crm"), Some(Prior::Skipped));
@@ -334,11 +335,8 @@ mod tests {
         drop(f);
 
         let again = Journal::open(&path, "m.yaml", "abc").unwrap();
-        assert_eq!(
-            again.prior[&("prod".into(), "sales".into())],
-            Prior::Submitted
-        );
-        assert_eq!(again.prior[&("prod".into(), "hr".into())], Prior::Online);
+        assert_eq!(again.prior[&DbKey::new("prod", "sales")], Prior::Submitted);
+        assert_eq!(again.prior[&DbKey::new("prod", "hr")], Prior::Online);
         assert!(
             again.notes.iter().any(|n| n.contains("cut off")),
             "{:?}",

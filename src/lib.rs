@@ -11,6 +11,7 @@ pub mod auth;
 pub mod backup;
 pub mod cli;
 pub mod commands;
+pub mod db_key;
 pub mod diagnostic;
 pub mod emulator;
 pub mod import_path;

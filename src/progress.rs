@@ -33,7 +33,7 @@ pub struct Display {
     mode: Mode,
     multi: MultiProgress,
     overall: ProgressBar,
-    running: Mutex<HashMap<(String, String), ProgressBar>>,
+    running: Mutex<HashMap<crate::db_key::DbKey, ProgressBar>>,
     failed: Mutex<u64>,
 }
 
@@ -83,7 +83,7 @@ impl Display {
 
     fn show(&self, stamped: &Stamped) {
         let (db, inst) = stamped.event.database();
-        let key = (inst.to_owned(), db.to_owned());
+        let key = crate::db_key::DbKey::new(inst, db);
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let done = |bar: Option<ProgressBar>| {
             if let Some(bar) = bar {

@@ -64,7 +64,7 @@ pub struct Collector {
 struct Records {
     list: Vec<Record>,
     /// (instance, lower-cased database) -> position in `list`.
-    index: HashMap<(String, String), usize>,
+    index: HashMap<crate::db_key::DbKey, usize>,
 }
 
 impl Collector {
@@ -80,7 +80,7 @@ impl Collector {
             index,
         } = &mut *guard;
         let (database, instance) = stamped.event.database();
-        let key = (instance.to_owned(), database.to_lowercase());
+        let key = crate::db_key::DbKey::new(instance, database);
         let at = *index.entry(key).or_insert_with(|| {
             records.push(Record {
                 database: database.to_owned(),

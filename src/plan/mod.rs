@@ -380,7 +380,7 @@ async fn plan_one(
         backup: None,
     };
     let earlier = prior
-        .get(&(db.instance.clone(), db.name.to_lowercase()))
+        .get(&crate::db_key::DbKey::new(&db.instance, &db.name))
         .copied();
     let ours = earlier.is_some_and(Prior::may_have_started);
     let target = ctx.targets[&lane].label().to_owned();
