@@ -1,6 +1,7 @@
-//! `plan`: every online prerequisite, read-only. One inventory call per
-//! instance and import path, one HEAD and one ranged GET per file, and the
-//! backup module's verdict on each database's file set.
+//! `plan`: every online prerequisite, read-only. One status round per
+//! instance and import path, one look at each instance (`instance`), a HEAD
+//! and up to two ranged GETs (head and tail) per file, and the backup rules'
+//! verdict on each database's file set.
 
 mod instance;
 
@@ -306,10 +307,18 @@ pub async fn plan(
                     let mut sql = target.facts().await;
                     // The SQL path cannot see the instance's state or
                     // storage; the API can, when the instance has one.
-                    if let (Ok(sql), Some(Ok(api))) = (&mut sql, from_api) {
-                        sql.state = api.state.clone();
-                        sql.storage_gb = api.storage_gb;
-                        sql.version = sql.version.take().or(api.version.clone());
+                    match (&mut sql, from_api) {
+                        (Ok(sql), Some(Ok(api))) => {
+                            sql.state = api.state.clone();
+                            sql.storage_gb = api.storage_gb;
+                            sql.version = sql.version.take().or(api.version.clone());
+                        }
+                        (Ok(_), Some(Err(e))) => tracing::warn!(
+                            "instance {}: the API cannot be asked ({e}); state and storage are \
+                             not checked for its sql databases",
+                            lane.0
+                        ),
+                        _ => {}
                     }
                     sql
                 }
