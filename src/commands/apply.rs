@@ -2,7 +2,7 @@ use super::shared::{self, RunSettings};
 use crate::Exit;
 use crate::cli::{ApplyArgs, Format, Global};
 use crate::journal::{self, Journal};
-use crate::manifest;
+use crate::manifest::{self, Env, Loaded};
 use crate::plan::Verdict;
 use crate::report::{self, Record};
 use crate::state_lock::{self, StateLock};
@@ -17,6 +17,28 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
             Ok(x) => x,
             Err(exit) => return exit,
         };
+    let runtime = match shared::runtime() {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    runtime.block_on(apply_loaded(
+        global,
+        args,
+        loaded,
+        &selected,
+        &manifest::process_env,
+    ))
+}
+
+/// `apply` on a loaded manifest: the state lock, the journal, the plan, the
+/// imports and the reports. `demo` runs exactly this, on its emulator.
+pub async fn apply_loaded(
+    global: &Global,
+    args: &ApplyArgs,
+    loaded: Loaded,
+    selected: &[usize],
+    env: Env<'_>,
+) -> Exit {
     let state_dir = args
         .state
         .clone()
@@ -62,20 +84,16 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
         .max_parallel
         .unwrap_or(loaded.manifest.concurrency.max_parallel) as usize;
     let manifest_name = loaded.source.name.clone();
-    let runtime = match shared::runtime() {
-        Ok(r) => r,
-        Err(exit) => return exit,
-    };
     let started = now();
-    runtime.block_on(async {
-        let ctx = match shared::context(loaded, &selected, &manifest::process_env) {
+    {
+        let ctx = match shared::context(loaded, selected, env) {
             Ok(c) => c,
             Err(exit) => return exit,
         };
         let options = crate::plan::Options {
             strict: args.checks.strict,
         };
-        let plan = crate::plan::plan(&ctx, &selected, &opened.prior, options).await;
+        let plan = crate::plan::plan(&ctx, selected, &opened.prior, options).await;
         let json = global.format == Format::Json;
         if !json {
             println!("{}\n", shared::plan_table(&plan));
@@ -121,7 +139,7 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
             Exit::Success if !reports_written => Exit::Failed,
             exit => exit,
         }
-    })
+    }
 }
 
 fn now() -> String {

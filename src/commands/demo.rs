@@ -2,16 +2,15 @@
 //! uploads generated backups (a striped set among them) through its S3,
 //! and applies examples/demo.yaml with both import paths.
 
-use super::shared::{self, RunSettings};
+use super::shared;
 use crate::Exit;
 use crate::backup::writer::{self, BackupSpec};
-use crate::cli::Global;
+use crate::cli::{ApplyArgs, CheckArgs, Global, SelectArgs};
 use crate::emulator::{self, Config};
 use crate::manifest;
-use crate::plan::Verdict;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const MANIFEST: &str = include_str!("../../examples/demo.yaml");
 
@@ -92,28 +91,26 @@ pub fn run(global: &Global) -> Exit {
             files.len()
         );
 
+        // The same `apply` a user runs, on the emulator's environment, with
+        // its state in a temporary folder.
         let selected: Vec<usize> = (0..loaded.manifest.databases.len()).collect();
-        let max_parallel = loaded.manifest.concurrency.max_parallel as usize;
-        let ctx = match shared::context(loaded, &selected, &env) {
-            Ok(c) => c,
-            Err(exit) => return exit,
-        };
-        let plan =
-            crate::plan::plan(&ctx, &selected, &Default::default(), Default::default()).await;
-        println!("{}\n", shared::plan_table(&plan));
-        if !plan.all_ready() {
-            eprintln!("error: the demo plan is not ready; this is a bug in the demo");
+        let Ok(state) = tempfile::tempdir() else {
+            eprintln!("error: cannot create a temporary state folder");
             return Exit::Failed;
-        }
-        let state = tempfile::tempdir().ok();
-        let journal = state.as_ref().and_then(|d| {
-            crate::journal::Journal::open(&d.path().join("demo.jsonl"), "examples/demo.yaml", "demo").ok().map(|o| o.journal)
-        });
-        let settings = RunSettings { max_parallel, stop_submitting: CancellationToken::new() };
-        let (records, _) = shared::execute(global, ctx, &plan, journal, &settings).await;
-        shared::print_summary(global, &records);
-        let exit = shared::exit_code(&records, false);
-        let imported = plan.count(Verdict::Ready);
+        };
+        let args = ApplyArgs {
+            manifest: PathBuf::from("examples/demo.yaml"),
+            select: SelectArgs::default(),
+            max_parallel: None,
+            checks: CheckArgs::default(),
+            state: Some(state.path().to_owned()),
+            report: None,
+            junit: None,
+            yes: true,
+            skip_invalid: false,
+        };
+        let exit = super::apply::apply_loaded(global, &args, loaded, &selected, &env).await;
+        let imported = selected.len();
         println!(
             "\n{}\n\nTo do the same against STACKIT: put your backups in a STACKIT object storage bucket, \
              copy examples/migration.yaml, set the instance ids and export S3_ACCESS_KEY, S3_SECRET_KEY, \
