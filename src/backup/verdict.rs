@@ -69,7 +69,7 @@ pub fn assess(files: &[Read<'_>]) -> (Option<StripeSet>, Vec<Finding>) {
     // The backup's data must fit in its objects. Only without compression:
     // a compressed object is rightly smaller than its data.
     let first = &readable[0].1;
-    let held: u64 = files.iter().map(|f| f.size).sum();
+    let held = files.iter().fold(0u64, |sum, f| sum.saturating_add(f.size));
     if !first.compressed && held < first.backup_size {
         findings.push(Finding::new(
             Rule::Truncated,
@@ -148,5 +148,30 @@ fn per_file(key: &str, size: u64, h: &BackupHeader, findings: &mut Vec<Finding>)
                 h.software_version
             ),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::writer::{self, BackupSpec};
+
+    #[test]
+    fn sizes_a_server_made_up_do_not_overflow() {
+        let headers: Vec<Result<BackupHeader, HeaderError>> = BackupSpec::striped("big", 2)
+            .iter()
+            .map(|s| crate::backup::read_header(&writer::write(s)))
+            .collect();
+        let reads: Vec<Read<'_>> = headers
+            .iter()
+            .map(|h| Read {
+                key: "k",
+                size: u64::MAX,
+                header: h,
+            })
+            .collect();
+        let (set, findings) = assess(&reads);
+        assert!(set.is_some());
+        assert!(findings.is_empty(), "{findings:?}");
     }
 }

@@ -111,8 +111,7 @@ pub fn plan_table(plan: &Plan) -> String {
         .items
         .iter()
         .filter(|i| i.verdict == Verdict::Ready)
-        .map(|i| i.size)
-        .sum();
+        .fold(0u64, |sum, i| sum.saturating_add(i.size));
     out.push(format!(
         "\n{} ready ({}), {} to wait for, {} skipped, {} done earlier, {} not ready",
         plan.count(Verdict::Ready),

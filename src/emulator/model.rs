@@ -376,14 +376,13 @@ impl Model {
                 facts.database_version
             ));
         }
-        let capacity = settings.storage_gb << 30;
+        let capacity = settings.storage_gb.saturating_mul(1 << 30);
         let used: u64 = inst
             .used
             .iter()
             .filter(|(k, _)| k.as_str() != key)
-            .map(|(_, v)| v)
-            .sum();
-        if used + facts.backup_size > capacity {
+            .fold(0u64, |sum, (_, v)| sum.saturating_add(*v));
+        if used.saturating_add(facts.backup_size) > capacity {
             return Err(format!(
                 "There is not enough space on the instance: the restore needs {} bytes, {} of \
                  {} bytes are in use",

@@ -109,15 +109,17 @@ fn capacity(
     }
     let mut planned: BTreeMap<String, u64> = BTreeMap::new();
     for item in items.iter().filter(|i| i.verdict == Verdict::Ready) {
-        *planned.entry(item.instance.clone()).or_default() +=
-            item.backup.as_ref().map_or(0, |b| b.backup_size);
+        // Sizes come from backup headers: saturate rather than overflow.
+        let total = planned.entry(item.instance.clone()).or_default();
+        *total = total.saturating_add(item.backup.as_ref().map_or(0, |b| b.backup_size));
     }
     for (instance, bytes) in planned {
         let Some(&gb) = storage.get(instance.as_str()) else {
             continue; // The SQL path cannot see the quota.
         };
         // GB read as GiB: the larger reading, so a refusal is never wrong.
-        let capacity = gb << 30;
+        // A size the server made up must not overflow the sum.
+        let capacity = gb.saturating_mul(1 << 30);
         let share = bytes as f64 / capacity.max(1) as f64;
         let numbers = format!(
             "the imports planned onto instance {instance} hold at least {:.2} GB of data; its \

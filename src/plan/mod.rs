@@ -498,7 +498,8 @@ async fn check_files(
         match result {
             Err(e) => item.reasons.push(e.to_string()),
             Ok((size, header)) => {
-                item.size += size;
+                // Sizes are the server's word: saturate rather than overflow.
+                item.size = item.size.saturating_add(size);
                 item.files.push(PlannedFile {
                     key: key.clone(),
                     uri: s3.uri(key),
