@@ -201,16 +201,37 @@ pub fn release_of(database_version: u16) -> &'static str {
 /// The newest database version SQL Server 2022 (what Flex runs) restores.
 pub const NEWEST_RESTORABLE: u16 = 957;
 
+/// SQL Server releases as the API names them, their major version
+/// (`SERVERPROPERTY('ProductMajorVersion')`), and the newest database
+/// version each restores (2025's is not confirmed, so it has none).
+const RELEASES: [(&str, &str, Option<u16>); 5] = [
+    ("2016", "13", Some(852)),
+    ("2017", "14", Some(869)),
+    ("2019", "15", Some(904)),
+    ("2022", "16", Some(NEWEST_RESTORABLE)),
+    ("2025", "17", None),
+];
+
 /// The newest database version an instance of a SQL Server release (as
 /// the API names it: `2022`) restores; None for a release not known here.
 pub fn newest_restorable(release: &str) -> Option<u16> {
-    match release {
-        "2016" => Some(852),
-        "2017" => Some(869),
-        "2019" => Some(904),
-        "2022" => Some(NEWEST_RESTORABLE),
-        _ => None,
-    }
+    RELEASES.iter().find(|r| r.0 == release).and_then(|r| r.2)
+}
+
+/// The release (`2022`) of a major version (`16`), or the major version
+/// itself when it is not known here.
+pub fn release_of_major(major: &str) -> String {
+    let major = major.trim();
+    RELEASES
+        .iter()
+        .find(|r| r.1 == major)
+        .map_or(major, |r| r.0)
+        .to_owned()
+}
+
+/// The major version (`16`) of a release (`2022`); None when not known.
+pub fn major_of_release(release: &str) -> Option<&'static str> {
+    RELEASES.iter().find(|r| r.0 == release).map(|r| r.1)
 }
 
 /// One backup set seen in a file (`Position` in `RESTORE HEADERONLY`).

@@ -274,12 +274,7 @@ async fn list_users(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    state.model.count_request(&instance, Counter::Users);
-    let users = state
-        .model
-        .settings(&instance)
-        .unwrap_or_default()
-        .user_list();
+    let users = state.model.users(&instance);
     let total = users.len();
     let items: Vec<Value> = users
         .iter()
@@ -303,16 +298,11 @@ async fn list_users(
 
 /// `GET .../users/{id}`.
 async fn get_user(State(state): Shared, Path(p): Path<UserScope>) -> Response {
-    let instance = match p.scope().check(&state) {
+    let instance = match p.scope.check(&state) {
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
-    state.model.count_request(&instance, Counter::Users);
-    let users = state
-        .model
-        .settings(&instance)
-        .unwrap_or_default()
-        .user_list();
+    let users = state.model.users(&instance);
     match p.user.checked_sub(1).and_then(|i| users.get(i as usize)) {
         Some((name, status)) => axum::Json(json!({
             "id": p.user,
@@ -330,22 +320,9 @@ async fn get_user(State(state): Shared, Path(p): Path<UserScope>) -> Response {
 
 #[derive(serde::Deserialize)]
 struct UserScope {
-    version: String,
-    project: String,
-    region: String,
-    instance: String,
+    #[serde(flatten)]
+    scope: Scope,
     user: u64,
-}
-
-impl UserScope {
-    fn scope(&self) -> Scope {
-        Scope {
-            version: self.version.clone(),
-            project: self.project.clone(),
-            region: self.region.clone(),
-            instance: self.instance.clone(),
-        }
-    }
 }
 
 async fn list_databases(

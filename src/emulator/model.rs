@@ -236,6 +236,13 @@ impl Model {
         self.lock().get(id).map(|i| i.settings.clone())
     }
 
+    /// The instance's users (name, status), asked for by a client (API or
+    /// T-SQL): counted in the stats.
+    pub fn users(&self, id: &str) -> Vec<(String, String)> {
+        self.count_request(id, Counter::Users);
+        self.settings(id).unwrap_or_default().user_list()
+    }
+
     /// Starts an import. Refused at once when the instance is unknown, the
     /// name is invalid, or the database exists or is being restored;
     /// otherwise the checks of the files run asynchronously, as on STACKIT.

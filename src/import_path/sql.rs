@@ -33,19 +33,6 @@ fn text_cell(row: &tiberius::Row, index: usize) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `SERVERPROPERTY('ProductMajorVersion')` as the release the API names.
-fn release_of_major(major: &str) -> String {
-    match major.trim() {
-        "13" => "2016",
-        "14" => "2017",
-        "15" => "2019",
-        "16" => "2022",
-        "17" => "2025",
-        other => other,
-    }
-    .to_owned()
-}
-
 impl Unreachable {
     fn into_message(self) -> String {
         match self {
@@ -297,7 +284,7 @@ impl ImportPath for SqlTarget {
                 .collect();
             Ok(InstanceFacts {
                 state: None,
-                version: major.as_deref().map(release_of_major),
+                version: major.as_deref().map(crate::backup::release_of_major),
                 storage_gb: None,
                 users: Some(users),
                 current_login,

@@ -291,12 +291,7 @@ impl TdsDoor {
                 Statement::ServerFacts => {
                     self.model.count_request(&self.instance, Counter::Instance);
                     let settings = self.model.settings(&self.instance).unwrap_or_default();
-                    let major = match settings.version.as_str() {
-                        "2016" => "13",
-                        "2017" => "14",
-                        "2019" => "15",
-                        _ => "16",
-                    };
+                    let major = crate::backup::major_of_release(&settings.version).unwrap_or("16");
                     t.columns(&[
                         ("", ColumnType::NVarChar(128)),
                         ("", ColumnType::NVarChar(128)),
@@ -305,12 +300,7 @@ impl TdsDoor {
                     t.done(done, more | wire::DONE_COUNT, 1);
                 }
                 Statement::Principals => {
-                    self.model.count_request(&self.instance, Counter::Users);
-                    let users = self
-                        .model
-                        .settings(&self.instance)
-                        .unwrap_or_default()
-                        .user_list();
+                    let users = self.model.users(&self.instance);
                     t.columns(&[
                         ("name", ColumnType::NVarChar(128)),
                         ("is_disabled", ColumnType::Int),
