@@ -142,45 +142,56 @@ impl SqlTarget {
             .map_err(|e| e.map(|m| crate::redact::text(&format!("cannot log in to {whence}: {m}"))))
     }
 
-    async fn query_states(&self) -> Result<Vec<(String, String)>, Unreachable> {
+    /// Runs `queries` on the status connection, which is kept between
+    /// rounds, opened when there is none, and dropped after a failure so
+    /// the next round reconnects; bounded by [`QUERY_TIMEOUT`].
+    async fn on_status_connection<T>(
+        &self,
+        what: &str,
+        queries: impl for<'c> FnOnce(&'c mut Connection) -> BoxFuture<'c, tiberius::Result<T>>,
+    ) -> Result<T, Unreachable> {
         let mut slot = self.status.lock().await;
         if slot.is_none() {
             *slot = Some(self.connect().await?);
         }
         let client = slot.as_mut().expect("connected above");
-        let run = async {
-            let rows = client
-                .simple_query("SELECT name, state_desc FROM sys.databases")
-                .await?
-                .into_first_result()
-                .await?;
-            Ok::<_, tiberius::error::Error>(
-                rows.iter()
-                    .map(|r| {
-                        let name: Option<&str> = r.get(0);
-                        let state: Option<&str> = r.get(1);
-                        (
-                            name.unwrap_or_default().to_owned(),
-                            state.unwrap_or_default().to_owned(),
-                        )
-                    })
-                    .collect(),
-            )
-        };
-        match tokio::time::timeout(QUERY_TIMEOUT, run).await {
-            Ok(Ok(rows)) => Ok(rows),
+        match tokio::time::timeout(QUERY_TIMEOUT, queries(client)).await {
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 *slot = None; // Reconnect next round.
                 Err(Unreachable::Transient(crate::redact::text(&format!(
-                    "sys.databases: {e}"
+                    "{what}: {e}"
                 ))))
             }
             Err(_) => {
                 *slot = None;
-                Err(Unreachable::Transient("sys.databases: timed out".into()))
+                Err(Unreachable::Transient(format!("{what}: timed out")))
             }
         }
     }
+
+    async fn query_states(&self) -> Result<Vec<(String, String)>, Unreachable> {
+        self.on_status_connection("sys.databases", |client| {
+            Box::pin(async move {
+                let rows = rows_of(client, "SELECT name, state_desc FROM sys.databases").await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        (
+                            text_cell(r, 0).unwrap_or_default(),
+                            text_cell(r, 1).unwrap_or_default(),
+                        )
+                    })
+                    .collect())
+            })
+        })
+        .await
+    }
+}
+
+/// The rows of a query's first result.
+async fn rows_of(client: &mut Connection, sql: &str) -> tiberius::Result<Vec<tiberius::Row>> {
+    client.simple_query(sql).await?.into_first_result().await
 }
 
 impl ImportPath for SqlTarget {
@@ -234,38 +245,25 @@ impl ImportPath for SqlTarget {
 
     fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, String>> {
         Box::pin(async move {
-            let mut slot = self.status.lock().await;
-            if slot.is_none() {
-                *slot = Some(self.connect().await.map_err(Unreachable::into_message)?);
-            }
-            let client = slot.as_mut().expect("connected above");
-            let run = async {
-                let server = client
-                    .simple_query("SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()")
-                    .await?
-                    .into_first_result()
-                    .await?;
-                let principals = client
-                    .simple_query(
-                        "SELECT name, is_disabled FROM sys.server_principals \
-                         WHERE type IN ('S', 'U', 'G', 'E', 'X')",
-                    )
-                    .await?
-                    .into_first_result()
-                    .await?;
-                Ok::<_, tiberius::error::Error>((server, principals))
-            };
-            let (server, principals) = match tokio::time::timeout(QUERY_TIMEOUT, run).await {
-                Ok(Ok(rows)) => rows,
-                Ok(Err(e)) => {
-                    *slot = None;
-                    return Err(crate::redact::text(&format!("instance facts: {e}")));
-                }
-                Err(_) => {
-                    *slot = None;
-                    return Err("instance facts: timed out".into());
-                }
-            };
+            let (server, principals) = self
+                .on_status_connection("instance facts", |client| {
+                    Box::pin(async move {
+                        let server = rows_of(
+                            client,
+                            "SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()",
+                        )
+                        .await?;
+                        let principals = rows_of(
+                            client,
+                            "SELECT name, is_disabled FROM sys.server_principals \
+                             WHERE type IN ('S', 'U', 'G', 'E', 'X')",
+                        )
+                        .await?;
+                        Ok((server, principals))
+                    })
+                })
+                .await
+                .map_err(Unreachable::into_message)?;
             let major: Option<String> = server.first().and_then(|r| text_cell(r, 0));
             let current_login = server.first().and_then(|r| text_cell(r, 1));
             let users = principals
