@@ -1,6 +1,6 @@
 use super::{is_json, print_json};
 use crate::Exit;
-use crate::backup::{self, BackupHeader, HeaderError, verdict};
+use crate::backup::{self, BackupHeader, Guid, HeaderError, verdict};
 use crate::cli::Global;
 use std::io::Read;
 
@@ -24,24 +24,17 @@ pub fn run(global: &Global, paths: &[String]) -> Exit {
     } else {
         print_table(&inspected);
     }
-    if inspected.len() > 1 || inspected.iter().any(has_findings) {
-        // The verdict is for people; with --format json stdout stays the array.
-        eprintln!("{}", verdicts(&inspected));
+    // The verdict is for people; with --format json stdout stays the array.
+    // One file gets one only when a rule found something.
+    let (text, found) = verdicts(&inspected);
+    if inspected.len() > 1 || found {
+        eprintln!("{text}");
     }
     if any_unreadable {
         Exit::Failed
     } else {
         Exit::Success
     }
-}
-
-fn has_findings(i: &Inspected) -> bool {
-    let read = [verdict::Read {
-        key: &i.path,
-        size: i.size.unwrap_or(0),
-        header: &i.header,
-    }];
-    !verdict::assess(&read).1.is_empty()
 }
 
 fn inspect(path: &str) -> Inspected {
@@ -262,14 +255,24 @@ fn print_table(inspected: &[Inspected]) {
     }
 }
 
+/// What files are judged together: a media set, or one compressed file
+/// whose header could not be read.
+#[derive(PartialEq)]
+enum Group<'a> {
+    MediaSet(Guid),
+    Unread(&'a str),
+}
+
 /// One verdict per media set: files of unrelated backups are judged each
-/// on its own, never as one broken stripe set.
-fn verdicts(inspected: &[Inspected]) -> String {
-    let mut groups: Vec<(String, Vec<&Inspected>)> = Vec::new();
+/// on its own, never as one broken stripe set. Also says whether any rule
+/// found anything.
+fn verdicts(inspected: &[Inspected]) -> (String, bool) {
+    let mut groups: Vec<(Group<'_>, Vec<&Inspected>)> = Vec::new();
+    let mut found = false;
     for i in inspected {
         let key = match &i.header {
-            Ok(h) => h.media_set_id.to_string(),
-            Err(HeaderError::Compressed(_)) => format!("compressed:{}", i.path),
+            Ok(h) => Group::MediaSet(h.media_set_id),
+            Err(HeaderError::Compressed(_)) => Group::Unread(&i.path),
             Err(_) => continue, // Listed as an error already.
         };
         match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -295,6 +298,7 @@ fn verdicts(inspected: &[Inspected]) -> String {
             })
             .collect();
         let (set, findings) = verdict::assess(&reads);
+        found |= !findings.is_empty();
         let refusals: Vec<String> = findings
             .iter()
             .filter(|f| f.refuses())
@@ -305,14 +309,10 @@ fn verdicts(inspected: &[Inspected]) -> String {
             .filter(|f| !f.refuses())
             .map(|f| format!("  - warning {}", crate::redact::terminal(&f.to_string())))
             .collect();
-        let prefix = if groups.len() > 1 {
-            if key.starts_with("compressed:") {
-                format!("{}: ", crate::redact::terminal(&members[0].path))
-            } else {
-                format!("media set {key}: ")
-            }
-        } else {
-            String::new()
+        let prefix = match key {
+            _ if groups.len() == 1 => String::new(),
+            Group::MediaSet(id) => format!("media set {id}: "),
+            Group::Unread(path) => format!("{}: ", crate::redact::terminal(path)),
         };
         let line = match &set {
             Some(set) => {
@@ -344,5 +344,5 @@ fn verdicts(inspected: &[Inspected]) -> String {
         out.push(line);
         out.extend(warnings);
     }
-    out.join("\n")
+    (out.join("\n"), found)
 }
