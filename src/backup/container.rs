@@ -170,11 +170,7 @@ pub fn decode_prefix(input: &[u8], want: usize) -> Result<(Compression, Vec<u8>)
         out.extend_from_slice(&decoded[..decoded.len().min(want - out.len())]);
         // The next header follows the payload, perhaps after word padding,
         // or (at a filemark) after some padding that has to be skipped.
-        match [end, end.next_multiple_of(2), end.next_multiple_of(4)]
-            .into_iter()
-            .find(|&n| chunk_at(input, n, info.layout).is_some())
-            .or_else(|| find_chunk(input, end, info.layout))
-        {
+        match chunk_after(input, end, info.layout).or_else(|| find_chunk(input, end, info.layout)) {
             Some(next) if next > chunk.offset => at = next,
             _ => break,
         }
@@ -211,9 +207,7 @@ pub fn decode_tail(tail: &[u8]) -> Option<Vec<u8>> {
                 }
                 chain.push((start, chunk));
                 let end = start + chunk.payload_len;
-                next = [end, end.next_multiple_of(2), end.next_multiple_of(4)]
-                    .into_iter()
-                    .find(|&n| chunk_at(tail, n, layout).is_some());
+                next = chunk_after(tail, end, layout);
             }
             if chain.is_empty() {
                 continue;
@@ -275,6 +269,14 @@ fn chunk_at(input: &[u8], at: usize, layout: u8) -> Option<Chunk> {
         decoded_len,
         crc,
     })
+}
+
+/// The chunk right after a payload that ends at `end`: there, or after the
+/// payload's padding to a word or a double word.
+fn chunk_after(input: &[u8], end: usize, layout: u8) -> Option<usize> {
+    [end, end.next_multiple_of(2), end.next_multiple_of(4)]
+        .into_iter()
+        .find(|&at| chunk_at(input, at, layout).is_some())
 }
 
 /// The next valid chunk header at or after `from` (word steps).

@@ -118,6 +118,18 @@ pub struct InstanceFacts {
     pub current_login: Option<String>,
 }
 
+impl InstanceFacts {
+    /// Fills in what the API tells and T-SQL cannot: the instance's state
+    /// and storage, and its version when T-SQL gave none.
+    pub fn complete_from(&mut self, api: &InstanceFacts) {
+        self.state = api.state.clone();
+        self.storage_gb = api.storage_gb;
+        if self.version.is_none() {
+            self.version = api.version.clone();
+        }
+    }
+}
+
 pub trait ImportPath: Send + Sync {
     /// "instance prod (API)", for messages.
     fn label(&self) -> &str;

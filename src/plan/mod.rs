@@ -282,54 +282,46 @@ pub async fn plan(
     lanes.sort();
     lanes.dedup();
     // What each instance is like, from the API where the instance has one
-    // (once per instance), and one status round and one look through SQL
-    // per SQL lane (in turn: they share one connection); all concurrently.
-    let instance_facts: HashMap<String, Result<InstanceFacts, String>> = futures::future::join_all(
+    // (once per instance), beside one status round per lane and, for SQL
+    // lanes, one look through T-SQL (in turn: they share one connection).
+    let api_looks = futures::future::join_all(
         ctx.instance_api
             .iter()
             .map(|(instance, api)| async move { (instance.clone(), api.facts().await) }),
-    )
-    .await
-    .into_iter()
-    .collect();
-    let rounds = futures::future::join_all(lanes.into_iter().map(|lane| {
-        let instance_facts = &instance_facts;
-        async move {
-            let target = &ctx.targets[&lane];
-            let inventory = target.inventory(crate::import_path::Want::Both).await;
-            let from_api = instance_facts.get(&lane.0);
-            let facts = match (&inventory, lane.1) {
-                (Err(e), _) => Err(e.clone()),
-                (Ok(_), Method::Api) => from_api
-                    .cloned()
-                    .unwrap_or_else(|| Err("no API facts".into())),
-                (Ok(_), Method::Sql) => {
-                    let mut sql = target.facts().await;
-                    // The SQL path cannot see the instance's state or
-                    // storage; the API can, when the instance has one.
-                    match (&mut sql, from_api) {
-                        (Ok(sql), Some(Ok(api))) => {
-                            sql.state = api.state.clone();
-                            sql.storage_gb = api.storage_gb;
-                            sql.version = sql.version.take().or(api.version.clone());
-                        }
-                        (Ok(_), Some(Err(e))) => tracing::warn!(
-                            "instance {}: the API cannot be asked ({e}); state and storage are \
-                             not checked for its sql databases",
-                            lane.0
-                        ),
-                        _ => {}
-                    }
-                    sql
-                }
-            };
-            (lane, inventory, facts)
-        }
-    }))
-    .await;
+    );
+    let rounds = futures::future::join_all(lanes.into_iter().map(|lane| async move {
+        let target = &ctx.targets[&lane];
+        let inventory = target.inventory(crate::import_path::Want::Both).await;
+        let sql_facts = match (&inventory, lane.1) {
+            (Ok(_), Method::Sql) => Some(target.facts().await),
+            _ => None,
+        };
+        (lane, inventory, sql_facts)
+    }));
+    let (api_looks, rounds) = futures::future::join(api_looks, rounds).await;
+    let from_api: HashMap<String, Result<InstanceFacts, String>> = api_looks.into_iter().collect();
     let mut inventories: BTreeMap<Lane, Result<Inventory, String>> = BTreeMap::new();
     let mut facts: BTreeMap<Lane, Result<InstanceFacts, String>> = BTreeMap::new();
-    for (lane, inventory, fact) in rounds {
+    for (lane, inventory, sql_facts) in rounds {
+        let api = from_api.get(&lane.0);
+        let fact = match (&inventory, sql_facts) {
+            (Err(e), _) => Err(e.clone()),
+            (Ok(_), None) => api.cloned().unwrap_or_else(|| Err("no API facts".into())),
+            (Ok(_), Some(mut sql)) => {
+                // T-SQL cannot see the instance's state or storage; the
+                // API can, when the instance has one.
+                match (&mut sql, api) {
+                    (Ok(sql), Some(Ok(api))) => sql.complete_from(api),
+                    (Ok(_), Some(Err(e))) => tracing::warn!(
+                        "instance {}: the API cannot be asked ({e}); state and storage are \
+                         not checked for its sql databases",
+                        lane.0
+                    ),
+                    _ => {}
+                }
+                sql
+            }
+        };
         inventories.insert(lane.clone(), inventory);
         facts.insert(lane, fact);
     }
