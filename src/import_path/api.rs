@@ -111,6 +111,29 @@ impl ApiTarget {
     }
 }
 
+impl ApiTarget {
+    /// Every item of a paged list, page by page as `pagination.totalPages`
+    /// says, but never more than [`MAX_PAGES`] pages.
+    async fn get_all<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        sort: &str,
+    ) -> Result<Vec<T>, String> {
+        let mut items = Vec::new();
+        let mut page = 1;
+        loop {
+            let p: Page<T> = self
+                .get(&format!("{path}?page={page}&size={PAGE_SIZE}&sort={sort}"))
+                .await?;
+            items.extend(p.items);
+            if i64::from(page) >= p.pagination.total_pages || page >= MAX_PAGES {
+                return Ok(items);
+            }
+            page += 1;
+        }
+    }
+}
+
 /// `{endpoint}/{version}/projects/{project}/regions/{region}/instances/{instance}`,
 /// each id escaped as one path segment: validation already refuses ids
 /// that are not of the documented form, and escaping keeps even a library
@@ -212,9 +235,12 @@ struct RunningRestore {
     percent_complete: Option<i64>,
 }
 
+/// One page of a paged list (`GET .../databases`, `GET .../users`): the
+/// documents name the items after the list.
 #[derive(Deserialize)]
-struct DatabasePage {
-    databases: Vec<ListedDatabase>,
+struct Page<T> {
+    #[serde(alias = "databases", alias = "users")]
+    items: Vec<T>,
     pagination: Pagination,
 }
 
@@ -260,19 +286,8 @@ impl ImportPath for ApiTarget {
             };
             let online = if want != Want::Running {
                 let mut names = HashSet::new();
-                let mut page = 1;
-                loop {
-                    let p: DatabasePage = self
-                        .get(&format!(
-                            "/databases?page={page}&size={PAGE_SIZE}&sort=index.asc"
-                        ))
-                        .await?;
-                    names.extend(p.databases.into_iter().map(|d| d.name.to_lowercase()));
-                    if i64::from(page) >= p.pagination.total_pages || page >= MAX_PAGES {
-                        break;
-                    }
-                    page += 1;
-                }
+                let listed: Vec<ListedDatabase> = self.get_all("/databases", "index.asc").await?;
+                names.extend(listed.into_iter().map(|d| d.name.to_lowercase()));
                 Some(names)
             } else {
                 None
@@ -300,33 +315,21 @@ impl ImportPath for ApiTarget {
                 size: Option<u64>,
             }
             #[derive(Deserialize)]
-            struct UserPage {
-                users: Vec<ListedUser>,
-                pagination: Pagination,
-            }
-            #[derive(Deserialize)]
             struct ListedUser {
                 username: String,
                 status: String,
             }
             let instance: Instance = self.get("").await?;
-            let mut users = HashMap::new();
-            let mut page = 1;
-            loop {
-                let p: UserPage = self
-                    .get(&format!("/users?page={page}&size={PAGE_SIZE}&sort=id.asc"))
-                    .await?;
-                users.extend(p.users.into_iter().map(|u| {
+            let listed: Vec<ListedUser> = self.get_all("/users", "id.asc").await?;
+            let users = listed
+                .into_iter()
+                .map(|u| {
                     (
                         u.username.to_lowercase(),
                         u.status.eq_ignore_ascii_case("ACTIVE"),
                     )
-                }));
-                if i64::from(page) >= p.pagination.total_pages || page >= MAX_PAGES {
-                    break;
-                }
-                page += 1;
-            }
+                })
+                .collect();
             Ok(InstanceFacts {
                 state: instance.state.or(instance.status),
                 version: instance.version,
