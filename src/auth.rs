@@ -314,9 +314,7 @@ mod tests {
     }
 
     fn key_file(dir: &Path, token_url: &str) -> PathBuf {
-        let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).unwrap();
-        let pem = rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&private, rsa::pkcs8::LineEnding::LF)
-            .unwrap();
+        let (pem, _) = crate::emulator::keys::rsa_key_pem(aws_lc_rs::rsa::KeySize::Rsa2048);
         let key = serde_json::json!({
             "tokenEndpoint": token_url,
             "credentials": {"kid": "k", "iss": "sa@sa.stackit.cloud", "sub": "s", "aud": "a", "privateKey": pem.as_str()}

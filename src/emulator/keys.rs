@@ -3,8 +3,6 @@
 //! assertion, and short-lived access tokens.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rsa::RsaPrivateKey;
-use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -17,19 +15,27 @@ pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// every emulator a test suite starts can share it.
 fn key_pair() -> &'static (String, String) {
     static KEY: OnceLock<(String, String)> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let private =
-            RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key generation");
-        let private_pem = private
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("PEM encoding")
-            .to_string();
-        let public_pem = private
-            .to_public_key()
-            .to_public_key_pem(LineEnding::LF)
-            .expect("PEM encoding");
-        (private_pem, public_pem)
-    })
+    KEY.get_or_init(|| rsa_key_pem(aws_lc_rs::rsa::KeySize::Rsa2048))
+}
+
+/// A fresh RSA key pair as PKCS#8 private and SPKI public PEM texts, the
+/// forms a STACKIT key file and a JWT library take.
+pub fn rsa_key_pem(size: aws_lc_rs::rsa::KeySize) -> (String, String) {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::KeyPair as _;
+    let private = aws_lc_rs::rsa::KeyPair::generate(size).expect("RSA key generation");
+    let private_der = private.as_der().expect("PKCS#8 encoding");
+    let public_der = private.public_key().as_der().expect("SPKI encoding");
+    let pem = |tag: &str, der: &[u8]| {
+        pem::encode_config(
+            &pem::Pem::new(tag, der),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        )
+    };
+    (
+        pem("PRIVATE KEY", private_der.as_ref()),
+        pem("PUBLIC KEY", public_der.as_ref()),
+    )
 }
 
 pub struct ServiceAccount {

@@ -7,7 +7,7 @@
 mod api;
 mod bucket;
 mod faults;
-mod keys;
+pub(crate) mod keys;
 pub mod model;
 mod serve;
 mod tds;

@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod interpolate;
+mod json_schema;
 pub mod model;
 pub mod names;
 pub mod path;

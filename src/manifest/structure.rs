@@ -2,13 +2,11 @@
 //! is generated from the model. Every violation is reported (not just the
 //! first), in words for the manifest author, at the place in the source.
 
+use super::json_schema::{Kind, Schema, Violation};
 use super::model::Manifest;
 use super::path::{FieldPath, Seg, SegRef, Target, span_of};
 use super::yaml::{Entry, Node, Typed};
 use crate::diagnostic::Diagnostic;
-use jsonschema::error::{TypeKind, ValidationErrorKind};
-use jsonschema::paths::LocationSegment;
-use jsonschema::{ValidationError, Validator};
 use serde_json::{Map, Value};
 use std::sync::LazyLock;
 
@@ -17,11 +15,8 @@ pub fn schema() -> Value {
     serde_json::to_value(schemars::schema_for!(Manifest)).expect("the schema serializes")
 }
 
-static SCHEMA: LazyLock<(Value, Validator)> = LazyLock::new(|| {
-    let schema = schema();
-    let validator = jsonschema::validator_for(&schema).expect("the generated schema is valid");
-    (schema, validator)
-});
+static SCHEMA: LazyLock<Schema> =
+    LazyLock::new(|| Schema::new(schema()).expect("the generated schema is checkable"));
 
 /// Converts the (interpolated) YAML tree to JSON, typing plain scalars.
 /// Scalar texts are moved, not copied: afterwards the tree keeps its keys
@@ -43,12 +38,12 @@ pub fn into_json<'a>(
                 Ok(Typed::Str(_)) => None,
                 // `password: ${PW}` with PW=null is the text "null", not no value.
                 Ok(Typed::Null)
-                    if s.from_env && !s.text.is_empty() && expects_string(&SCHEMA.0, path) =>
+                    if s.from_env && !s.text.is_empty() && expects_string(SCHEMA.root(), path) =>
                 {
                     None
                 }
                 Ok(Typed::Null) => Some(Value::Null),
-                Ok(_) if s.tag.is_none() && expects_string(&SCHEMA.0, path) => None,
+                Ok(_) if s.tag.is_none() && expects_string(SCHEMA.root(), path) => None,
                 Ok(Typed::Bool(b)) => Some(Value::Bool(b)),
                 Ok(Typed::Int(i)) => Some(Value::from(i)),
                 Ok(Typed::Float(f)) => {
@@ -108,37 +103,23 @@ fn expects_string(schema: &Value, path: &[SegRef<'_>]) -> bool {
 }
 
 pub fn check(tree: &Node, value: &Value) -> Vec<Diagnostic> {
-    let (schema, validator) = &*SCHEMA;
     let mut out = Vec::new();
-    for error in validator.iter_errors(value) {
-        describe(tree, schema, value, &error, &mut out);
+    for violation in SCHEMA.violations(value) {
+        describe(tree, SCHEMA.root(), value, &violation, &mut out);
     }
     out
-}
-
-fn field_path(error: &ValidationError<'_>) -> FieldPath {
-    FieldPath(
-        error
-            .instance_path()
-            .iter()
-            .map(|seg| match seg {
-                LocationSegment::Property(p) => Seg::Key(p.into_owned()),
-                LocationSegment::Index(i) => Seg::Index(i),
-            })
-            .collect(),
-    )
 }
 
 fn describe(
     tree: &Node,
     schema: &Value,
     value: &Value,
-    error: &ValidationError<'_>,
+    violation: &Violation,
     out: &mut Vec<Diagnostic>,
 ) {
-    let path = field_path(error);
+    let path = &violation.path;
     let at_value = |d: Diagnostic| {
-        let span = span_of(tree, &path, Target::Value);
+        let span = span_of(tree, path, Target::Value);
         d.at(path.to_string(), Some(super::location(span)))
     };
     let name = match path.0.last() {
@@ -146,9 +127,9 @@ fn describe(
         Some(Seg::Index(i)) => format!("item {i}"),
         None => "the manifest".to_owned(),
     };
-    match error.kind() {
-        ValidationErrorKind::AdditionalProperties { unexpected } => {
-            let allowed = property_names(schema, &path);
+    match &violation.kind {
+        Kind::AdditionalProperties { unexpected } => {
+            let allowed = property_names(schema, path);
             for key in unexpected {
                 let key_path = path.key(key);
                 let span = span_of(tree, &key_path, Target::Key);
@@ -164,9 +145,9 @@ fn describe(
                 out.push(d);
             }
         }
-        ValidationErrorKind::Required { property } => {
-            let key = property.as_str().unwrap_or_default();
-            let span = span_of(tree, &path, Target::Key);
+        Kind::Required { property } => {
+            let key = property.as_str();
+            let span = span_of(tree, path, Target::Key);
             let where_ = if path.0.is_empty() {
                 "the manifest".to_owned()
             } else {
@@ -177,60 +158,54 @@ fn describe(
                     .at(path.key(key).to_string(), Some(super::location(span))),
             );
         }
-        ValidationErrorKind::Type { kind } => {
-            let found = json_type(lookup(value, &path));
+        Kind::Type { expected } => {
+            let found = json_type(lookup(value, path));
             out.push(at_value(Diagnostic::error(format!(
                 "{name} must be {}, not {found}",
-                expected_types(kind)
+                expected_types(expected)
             ))));
         }
-        ValidationErrorKind::Enum { options } => {
+        Kind::Enum { options } => {
             let options: Vec<String> = options
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|o| format!("`{}`", o.as_str().unwrap_or("null")))
-                        .collect()
-                })
-                .unwrap_or_default();
+                .iter()
+                .map(|o| format!("`{}`", o.as_str().unwrap_or("null")))
+                .collect();
             out.push(at_value(
                 Diagnostic::error(format!("{name} must be one of {}", options.join(", ")))
-                    .hint(near_value(lookup(value, &path), &options)),
+                    .hint(near_value(lookup(value, path), &options)),
             ));
         }
-        ValidationErrorKind::Minimum { limit } => {
+        Kind::Minimum { limit } => {
             out.push(at_value(Diagnostic::error(format!(
                 "{name} must be at least {limit}"
             ))));
         }
-        ValidationErrorKind::Maximum { limit } => {
+        Kind::Maximum { limit } => {
             out.push(at_value(Diagnostic::error(format!(
                 "{name} must be at most {limit}"
             ))));
         }
-        ValidationErrorKind::MinLength { limit: 1 }
-        | ValidationErrorKind::MinItems { limit: 1 }
-        | ValidationErrorKind::MinProperties { limit: 1 } => {
+        Kind::MinLength { limit: 1 } | Kind::MinItems { limit: 1 } => {
             out.push(at_value(Diagnostic::error(format!(
                 "{name} must not be empty"
             ))));
         }
-        ValidationErrorKind::MinLength { limit } => {
+        Kind::MinLength { limit } => {
             out.push(at_value(Diagnostic::error(format!(
                 "{name} must have at least {limit} characters"
             ))));
         }
-        ValidationErrorKind::MaxLength { limit } => {
+        Kind::MaxLength { limit } => {
             out.push(at_value(Diagnostic::error(format!(
                 "{name} must have at most {limit} characters"
             ))));
         }
-        ValidationErrorKind::MinItems { limit } => {
+        Kind::MinItems { limit } => {
             out.push(at_value(Diagnostic::error(format!(
                 "{name} must have at least {limit} items"
             ))));
         }
-        ValidationErrorKind::Pattern { .. } => {
+        Kind::Pattern => {
             let d = Diagnostic::error(format!("{name} has the wrong format"));
             let d = match path.0.last() {
                 Some(Seg::Key(k)) if k == "timeout" => {
@@ -240,35 +215,26 @@ fn describe(
             };
             out.push(at_value(d));
         }
-        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+        Kind::AnyOf { alternatives } => {
             // Keep only the alternatives whose shape fits (an object against the
             // `{prefix}` form, a list against the list form) and explain those.
-            let fitting: Vec<_> = context
+            let fitting: Vec<_> = alternatives
                 .iter()
-                .filter(|errors| {
-                    !errors.iter().any(|e| {
-                        matches!(e.kind(), ValidationErrorKind::Type { .. })
-                            && field_path(e) == path
-                    })
+                .filter(|found| {
+                    !found
+                        .iter()
+                        .any(|v| matches!(v.kind, Kind::Type { .. }) && v.path == *path)
                 })
                 .collect();
             match fitting.as_slice() {
                 [only] => only
                     .iter()
-                    .for_each(|e| describe(tree, schema, value, e, out)),
+                    .for_each(|v| describe(tree, schema, value, v, out)),
                 _ => out.push(at_value(
                     Diagnostic::error(format!("{name} has none of the allowed forms"))
-                        .hint(forms_hint(&path)),
+                        .hint(forms_hint(path)),
                 )),
             }
-        }
-        other => {
-            // A rule the model does not use today; name it without quoting the
-            // value, which could be a secret.
-            out.push(at_value(Diagnostic::error(format!(
-                "{name} breaks the schema's `{}` rule",
-                other.keyword()
-            ))));
         }
     }
 }
@@ -282,17 +248,11 @@ fn forms_hint(path: &FieldPath) -> String {
     }
 }
 
-fn expected_types(kind: &TypeKind) -> String {
-    let names: Vec<String> = match kind {
-        TypeKind::Single(t) => vec![t.to_string()],
-        TypeKind::Multiple(set) => set
-            .iter()
-            .filter(|t| t.to_string() != "null")
-            .map(|t| t.to_string())
-            .collect(),
-    };
-    let words: Vec<&str> = names
+fn expected_types(expected: &[String]) -> String {
+    let names = expected
         .iter()
+        .filter(|t| expected.len() == 1 || *t != "null");
+    let words: Vec<&str> = names
         .map(|t| match t.as_str() {
             "object" => "a mapping",
             "array" => "a list",
