@@ -64,7 +64,8 @@ the offending line, the field path and a hint. Exit 0 when valid (warnings allow
     /// is free, the files exist and are readable, the backups are real,
     /// unencrypted, complete stripe sets starting with a full backup.
     #[command(
-        after_help = "Each backup finding has a rule code (B001-B010, listed in the README) that \
+        after_help = "Every finding has a rule code (B: backup headers, I: the instance, T: the \
+target database, S: the files in S3, M: the manifest; listed in the README) that \
 `--format json` reports under `findings`; warnings (such as a compressed backup whose header \
 could not be decoded) do not block unless --strict. Exit 0 when every database is ready."
     )]
@@ -221,10 +222,12 @@ pub struct ApplyArgs {
     /// apply per journal at a time: a second one refuses, naming the first.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
-    /// Write a JSON report: per database outcome, timings, attempts, reason.
+    /// Write a JSON report: per database outcome, timings, attempts, reason,
+    /// and a failure's code (R001-R007, listed in the README).
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
-    /// Write a JUnit XML report, one test case per database.
+    /// Write a JUnit XML report, one test case per database (a failure's
+    /// type is its code).
     #[arg(long, value_name = "FILE.xml")]
     pub junit: Option<PathBuf>,
     /// Do not ask for confirmation.

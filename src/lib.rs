@@ -17,6 +17,7 @@ pub mod emulator;
 pub mod import_path;
 pub mod journal;
 pub mod manifest;
+pub mod ops;
 pub mod plan;
 pub mod progress;
 pub mod redact;

@@ -2,7 +2,7 @@
 //! summary table, `--report FILE.json` and `--junit FILE.xml`.
 
 use crate::manifest::model::Method;
-use crate::run::events::{Consumer, Event, Skip, Stamped};
+use crate::run::events::{Consumer, Event, Failure, Skip, Stamped};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,6 +52,9 @@ pub struct Record {
     pub finished_at: Option<String>,
     pub seconds: Option<f64>,
     pub reason: Option<String>,
+    /// The failure's code (R001-R007), for programs that sort failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
 }
 
 /// Builds the records from events, in the order databases first appear.
@@ -92,6 +95,7 @@ impl Collector {
                 finished_at: None,
                 seconds: None,
                 reason: None,
+                code: None,
             });
             records.len() - 1
         });
@@ -124,7 +128,12 @@ impl Collector {
                 r.seconds = Some(*seconds);
                 finish(r, Outcome::Online, None);
             }
-            Event::Failed { reason, .. } => finish(r, Outcome::Failed, Some(reason.clone())),
+            Event::Failed {
+                reason, failure, ..
+            } => {
+                r.code = failure.as_ref().map(Failure::code);
+                finish(r, Outcome::Failed, Some(reason.clone()));
+            }
             Event::TimedOut { after_seconds, .. } => {
                 let reason = format!(
                     "timed out after {}, still running on the server",
@@ -211,58 +220,99 @@ pub fn json_report(
     })
 }
 
-fn xml_escape(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_owned(),
-            '<' => "&lt;".to_owned(),
-            '>' => "&gt;".to_owned(),
-            '"' => "&quot;".to_owned(),
-            '\'' => "&apos;".to_owned(),
-            c if c.is_control() && c != '\n' && c != '\t' => " ".to_owned(),
-            c => c.to_string(),
-        })
-        .collect()
+/// JUnit XML: one test case per database, for CI dashboards. Written by
+/// quick-junit, the serializer nextest uses, so escaping is not ours to get
+/// wrong.
+pub fn junit(manifest: &str, records: &[Record]) -> String {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    use std::time::Duration;
+    let mut suite = TestSuite::new(manifest);
+    for r in records {
+        let reason = r.reason.as_deref().unwrap_or("");
+        let status = match r.outcome {
+            Outcome::Online => TestCaseStatus::success(),
+            Outcome::Skipped => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(reason);
+                status
+            }
+            other => {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status
+                    .set_message(format!("{}: {reason}", other.word()))
+                    .set_type(r.code.unwrap_or(&other.word().replace(' ', "_")));
+                status
+            }
+        };
+        let mut case = TestCase::new(r.database.as_str(), status);
+        case.set_classname(r.instance.as_str())
+            .set_time(Duration::from_secs_f64(r.seconds.unwrap_or(0.0).max(0.0)));
+        suite.add_test_case(case);
+    }
+    let total: f64 = records.iter().filter_map(|r| r.seconds).sum();
+    suite.set_time(Duration::from_secs_f64(total.max(0.0)));
+    let mut report = Report::new("sqlflex-import");
+    report
+        .set_time(Duration::from_secs_f64(total.max(0.0)))
+        .add_test_suite(suite);
+    report.to_string().expect("JUnit XML is written to memory")
 }
 
-/// JUnit XML: one test case per database, for CI dashboards.
-pub fn junit(manifest: &str, records: &[Record]) -> String {
-    let failures = records.iter().filter(|r| !r.outcome.is_success()).count();
-    let skipped = records
-        .iter()
-        .filter(|r| r.outcome == Outcome::Skipped)
-        .count();
-    let total: f64 = records.iter().filter_map(|r| r.seconds).sum();
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    xml.push_str(&format!(
-        "<testsuites name=\"sqlflex-import\" tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">\n",
-        records.len()
-    ));
-    xml.push_str(&format!(
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{total:.3}\">\n",
-        xml_escape(manifest),
-        records.len()
-    ));
-    for r in records {
-        xml.push_str(&format!(
-            "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-            xml_escape(&r.instance),
-            xml_escape(&r.database),
-            r.seconds.unwrap_or(0.0)
-        ));
-        let reason = xml_escape(r.reason.as_deref().unwrap_or(""));
-        match r.outcome {
-            Outcome::Online => xml.push_str("/>\n"),
-            Outcome::Skipped => xml.push_str(&format!(
-                ">\n      <skipped message=\"{reason}\"/>\n    </testcase>\n"
-            )),
-            other => xml.push_str(&format!(
-                ">\n      <failure message=\"{}: {reason}\" type=\"{}\"/>\n    </testcase>\n",
-                other.word(),
-                other.word().replace(' ', "_")
-            )),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(database: &str, outcome: Outcome, reason: Option<&str>) -> Record {
+        Record {
+            database: database.into(),
+            instance: "prod".into(),
+            method: Some(Method::Api),
+            outcome,
+            attempts: 1,
+            submitted_at: None,
+            finished_at: None,
+            seconds: Some(1.5),
+            reason: reason.map(str::to_owned),
+            code: None,
         }
     }
-    xml.push_str("  </testsuite>\n</testsuites>\n");
-    xml
+
+    #[test]
+    fn junit_reads_back_with_every_outcome_and_hostile_text() {
+        let mut failed = record(
+            "b<&\"'>",
+            Outcome::Failed,
+            Some("refused: <x> & \u{1b}[31m\u{7}"),
+        );
+        failed.code = Some("R001");
+        let records = [
+            record("a", Outcome::Online, None),
+            failed,
+            record("c", Outcome::Skipped, Some("already there")),
+            record("d", Outcome::TimedOut, Some("timed out after 2h")),
+        ];
+        let xml = junit("m & n.yaml", &records);
+        let report = quick_junit::Report::deserialize_from_str(&xml).expect("well-formed JUnit");
+        let suite = &report.test_suites[0];
+        assert_eq!(suite.name.as_str(), "m & n.yaml");
+        assert_eq!((suite.tests, suite.failures, suite.skipped), (4, 2, 1));
+        let case = &suite.test_cases[1];
+        assert_eq!(case.name.as_str(), "b<&\"'>");
+        match &case.status {
+            quick_junit::TestCaseStatus::NonSuccess { message, ty, .. } => {
+                assert_eq!(ty.as_ref().map(|t| t.as_str()), Some("R001"));
+                let message = message.as_ref().unwrap().as_str();
+                assert!(message.starts_with("failed: refused: <x> &"), "{message}");
+                assert!(
+                    !message.contains('\u{1b}') && !message.contains('\u{7}'),
+                    "{message:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            &suite.test_cases[3].status,
+            quick_junit::TestCaseStatus::NonSuccess { ty: Some(t), .. } if t.as_str() == "timed_out"
+        ));
+    }
 }

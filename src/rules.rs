@@ -1,6 +1,7 @@
 //! Every verdict `plan` can reach about a database's backups, its target
 //! instance and its files, as one typed rule with a stable code (B: backup
-//! headers, I: the instance, M: the manifest): what it checks, whether it
+//! headers, I: the instance, T: the target database, S: the files in S3,
+//! M: the manifest): what it checks, whether it
 //! refuses the import, warns or informs, where it is checked, and why. The README's rule table is this list (a test keeps
 //! them in step); `plan --format json` reports findings by code.
 
@@ -43,6 +44,26 @@ pub enum Rule {
     StorageExceeded,
     /// The planned imports fill more than 80 % of the storage.
     StorageNearlyFull,
+    /// The instance cannot be asked what it is like.
+    InstanceUnreadable,
+    /// The target database exists already.
+    TargetExists,
+    /// The target database is being restored, not by an earlier run.
+    TargetRestoring,
+    /// A database of that name exists in another state (offline, suspect).
+    TargetNotOnline,
+    /// An earlier run submitted it, and it is neither restoring nor online.
+    EarlierImportLost,
+    /// The instance's databases cannot be listed.
+    TargetUnlisted,
+    /// A `prefix` with no `.bak` object under it.
+    NoBackupUnderPrefix,
+    /// A file is not in the bucket.
+    ObjectMissing,
+    /// The manifest's S3 key may not read a file.
+    ObjectDenied,
+    /// S3 failed or could not be reached.
+    S3Failed,
     /// An object key with a comma on the SQL path.
     KeyWithComma,
 }
@@ -59,7 +80,7 @@ pub enum Severity {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 28] = [
         Rule::NotABackup,
         Rule::PasswordProtected,
         Rule::Encrypted,
@@ -77,6 +98,16 @@ impl Rule {
         Rule::OwnerDefault,
         Rule::StorageExceeded,
         Rule::StorageNearlyFull,
+        Rule::InstanceUnreadable,
+        Rule::TargetExists,
+        Rule::TargetRestoring,
+        Rule::TargetNotOnline,
+        Rule::EarlierImportLost,
+        Rule::TargetUnlisted,
+        Rule::NoBackupUnderPrefix,
+        Rule::ObjectMissing,
+        Rule::ObjectDenied,
+        Rule::S3Failed,
         Rule::KeyWithComma,
     ];
 
@@ -99,6 +130,16 @@ impl Rule {
             Rule::OwnerDefault => "I005",
             Rule::StorageExceeded => "I006",
             Rule::StorageNearlyFull => "I007",
+            Rule::InstanceUnreadable => "I008",
+            Rule::TargetExists => "T001",
+            Rule::TargetRestoring => "T002",
+            Rule::TargetNotOnline => "T003",
+            Rule::EarlierImportLost => "T004",
+            Rule::TargetUnlisted => "T005",
+            Rule::NoBackupUnderPrefix => "S001",
+            Rule::ObjectMissing => "S002",
+            Rule::ObjectDenied => "S003",
+            Rule::S3Failed => "S004",
             Rule::KeyWithComma => "M001",
         }
     }
@@ -137,6 +178,24 @@ impl Rule {
                 "the planned imports on an instance, at their backup data size, fit its storage"
             }
             Rule::StorageNearlyFull => "they fill at most 80 % of it",
+            Rule::InstanceUnreadable => {
+                "the instance can be asked for its state, version and users"
+            }
+            Rule::TargetExists => {
+                "the target database does not exist (`on_exists: skip` counts it as done instead)"
+            }
+            Rule::TargetRestoring => "no restore of the target database is running",
+            Rule::TargetNotOnline => {
+                "no database of that name is in another state (offline, suspect)"
+            }
+            Rule::EarlierImportLost => {
+                "an import the journal says was submitted is restoring or online"
+            }
+            Rule::TargetUnlisted => "the instance's databases can be listed",
+            Rule::NoBackupUnderPrefix => "a `prefix` holds at least one `.bak` object",
+            Rule::ObjectMissing => "each file exists in the bucket",
+            Rule::ObjectDenied => "the manifest's S3 key can read each file",
+            Rule::S3Failed => "S3 answers the listing, `HEAD` and ranged `GET`",
             Rule::KeyWithComma => "no object key of a `sql` import contains a comma",
         }
     }
@@ -156,6 +215,18 @@ impl Rule {
                  instance has an `api` section; T-SQL cannot see the quota"
             }
             Rule::KeyWithComma => "`validate`; `plan` for keys listed under a prefix",
+            Rule::InstanceUnreadable => "`plan`: API (instance, users) or SQL (`SERVERPROPERTY`)",
+            Rule::TargetExists
+            | Rule::TargetRestoring
+            | Rule::TargetNotOnline
+            | Rule::TargetUnlisted => {
+                "`plan`: API (`databases`, `restore-jobs`) or SQL (`sys.databases`)"
+            }
+            Rule::EarlierImportLost => "`apply`, against the journal (`plan` does not read it)",
+            Rule::NoBackupUnderPrefix => "`plan` (S3 `ListObjectsV2`)",
+            Rule::ObjectMissing | Rule::ObjectDenied | Rule::S3Failed => {
+                "`plan` (S3 `HEAD`, ranged `GET`, listing)"
+            }
             _ => "`plan` and `inspect` (backup headers)",
         }
     }
@@ -189,6 +260,19 @@ impl Rule {
             Rule::StorageExceeded => "the restore would fail when the disk is full",
             Rule::StorageNearlyFull => "little room is left for growth and logs",
             Rule::KeyWithComma => "the procedure takes all files as one comma-separated `@s3_url`",
+            Rule::InstanceUnreadable => "the instance rules cannot be checked without it",
+            Rule::TargetExists => "STACKIT imports only into a database that does not exist",
+            Rule::TargetRestoring => "a second restore of the same name would fail",
+            Rule::TargetNotOnline => "the name is taken; the restore would fail",
+            Rule::EarlierImportLost => {
+                "the restore failed on the server; importing again is a deliberate choice \
+                 (another `--state` folder)"
+            }
+            Rule::TargetUnlisted => "without the list, no import can be proven to happen once",
+            Rule::NoBackupUnderPrefix => "there is nothing to import",
+            Rule::ObjectMissing => "the service would fail on it after the submit",
+            Rule::ObjectDenied => "STACKIT reads the files with the manifest's key",
+            Rule::S3Failed => "the files cannot be checked",
         }
     }
 }

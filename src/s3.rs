@@ -28,6 +28,18 @@ pub enum S3Error {
     Unreachable { key: String, message: String },
 }
 
+impl S3Error {
+    /// The plan rule an unreadable file breaks.
+    pub fn rule(&self) -> crate::rules::Rule {
+        use crate::rules::Rule;
+        match self {
+            S3Error::NotFound { .. } => Rule::ObjectMissing,
+            S3Error::Denied { .. } => Rule::ObjectDenied,
+            S3Error::Http { .. } | S3Error::Unreachable { .. } => Rule::S3Failed,
+        }
+    }
+}
+
 pub struct S3 {
     http: reqwest::Client,
     bucket: Bucket,

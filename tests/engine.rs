@@ -4,7 +4,7 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{Db, S3, assert_no_secrets, manifest, run, stats, tool};
+use emu::{Db, S3, apply, assert_no_secrets, manifest, run, stats, tool};
 use serde_json::Value;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::Emulator;
@@ -87,19 +87,16 @@ async fn plan_flags_each_problem_and_apply_then_submits_nothing() {
     // Make `existing` exist, through the tool itself, as another run would
     // (its own journal: to this manifest's journal it is someone else's).
     let other_state = dir.path().join("other-run");
-    let (code, _, stderr) = run(tool(
+    let (code, _, stderr) = apply(
         &e,
         &[
-            "apply",
-            "--yes",
-            "--no-progress",
             "--only",
             "existing",
             "--state",
             other_state.to_str().unwrap(),
             path.to_str().unwrap(),
         ],
-    ))
+    )
     .await;
     assert_eq!(code, 0, "{stderr}");
 
@@ -143,11 +140,7 @@ async fn plan_flags_each_problem_and_apply_then_submits_nothing() {
     );
 
     let before = submissions(&stats(&e).await, &e);
-    let (code, stdout, stderr) = run(tool(
-        &e,
-        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
-    ))
-    .await;
+    let (code, stdout, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
     assert_eq!(code, 1);
     assert!(
         stderr.contains("nothing was submitted: 4 database(s) are not ready"),
@@ -260,17 +253,10 @@ async fn thirty_databases_over_both_methods_import_once_within_the_bounds() {
     }
 
     // A rerun submits nothing and succeeds.
-    let (code, _, stderr) = run(tool(
+    let (code, _, stderr) = apply(
         &e,
-        &[
-            "apply",
-            "--yes",
-            "--no-progress",
-            path.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ],
-    ))
+        &[path.to_str().unwrap(), "--report", report.to_str().unwrap()],
+    )
     .await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(submissions(&stats(&e).await, &e), sent);
@@ -340,11 +326,7 @@ async fn ctrl_c_stops_submitting_and_a_rerun_resumes() {
         .len();
     assert_eq!(online, 2, "it waited for the running imports");
 
-    let (code, _, stderr) = run(tool(
-        &e,
-        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
-    ))
-    .await;
+    let (code, _, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
     assert_eq!(code, 0, "{stderr}");
     let sent = submissions(&stats(&e).await, &e);
     assert_eq!(sent.len(), 6);
@@ -368,11 +350,7 @@ async fn kill_9_then_a_rerun_reattaches_without_submitting_again() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let (code, _, stderr) = run(tool(
-        &e,
-        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
-    ))
-    .await;
+    let (code, _, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("re-attached"),
@@ -413,17 +391,10 @@ async fn seeding_with_on_exists_skip_can_be_applied_again_and_again() {
     for run_number in 0..2 {
         // A fresh state folder each time: no journal helps, on_exists does.
         let state = dir.path().join(format!("state{run_number}"));
-        let (code, stdout, stderr) = run(tool(
+        let (code, stdout, stderr) = apply(
             &e,
-            &[
-                "apply",
-                "--yes",
-                "--no-progress",
-                "--state",
-                state.to_str().unwrap(),
-                path.to_str().unwrap(),
-            ],
-        ))
+            &["--state", state.to_str().unwrap(), path.to_str().unwrap()],
+        )
         .await;
         assert_eq!(code, 0, "{stderr}");
         if run_number == 1 {
@@ -458,17 +429,7 @@ async fn skip_invalid_runs_the_ready_ones_and_still_fails() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let path = write_manifest(dir.path(), &manifest(&e, 2, 2, &dbs));
-    let (code, stdout, _) = run(tool(
-        &e,
-        &[
-            "apply",
-            "--yes",
-            "--no-progress",
-            "--skip-invalid",
-            path.to_str().unwrap(),
-        ],
-    ))
-    .await;
+    let (code, stdout, _) = apply(&e, &["--skip-invalid", path.to_str().unwrap()]).await;
     assert_eq!(code, 1, "a database that was not imported fails the run");
     assert!(
         stdout.contains("1 online, 0 skipped, 0 failed, 0 timed out, 1 not ready"),
@@ -487,18 +448,7 @@ async fn shards_split_a_manifest_without_overlap() {
     let path = six_databases(&e, dir.path()).await;
     let mut seen = 0;
     for shard in ["1/2", "2/2"] {
-        let (code, stdout, stderr) = run(tool(
-            &e,
-            &[
-                "apply",
-                "--yes",
-                "--no-progress",
-                "--shard",
-                shard,
-                path.to_str().unwrap(),
-            ],
-        ))
-        .await;
+        let (code, stdout, stderr) = apply(&e, &["--shard", shard, path.to_str().unwrap()]).await;
         assert_eq!(code, 0, "{stderr}");
         seen += stdout.lines().filter(|l| l.contains("  online")).count();
     }
@@ -528,18 +478,7 @@ async fn a_timed_out_import_is_never_resubmitted_and_a_rerun_waits_for_it() {
         ),
     )
     .unwrap();
-    let (code, stdout, _) = run(tool(
-        &e,
-        &[
-            "apply",
-            "--yes",
-            "--no-progress",
-            "--only",
-            "r0",
-            path.to_str().unwrap(),
-        ],
-    ))
-    .await;
+    let (code, stdout, _) = apply(&e, &["--only", "r0", path.to_str().unwrap()]).await;
     assert_eq!(code, 1);
     assert!(
         stdout.contains("timed out after 1s, still running on the server"),
@@ -551,18 +490,7 @@ async fn a_timed_out_import_is_never_resubmitted_and_a_rerun_waits_for_it() {
         with_defaults(original, "defaults: {owner: app_owner, timeout: 1m}"),
     )
     .unwrap();
-    let (code, _, stderr) = run(tool(
-        &e,
-        &[
-            "apply",
-            "--yes",
-            "--no-progress",
-            "--only",
-            "r0",
-            path.to_str().unwrap(),
-        ],
-    ))
-    .await;
+    let (code, _, stderr) = apply(&e, &["--only", "r0", path.to_str().unwrap()]).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("re-attached"), "{stderr}");
     assert_eq!(

@@ -8,7 +8,7 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{Db, S3, manifest, run, stats, tool};
+use emu::{Db, S3, apply, manifest, run, stats, tool};
 use serde_json::Value;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::model::InstanceSettings;
@@ -103,18 +103,7 @@ async fn busy_and_failed_instances_are_refused_before_anything_is_submitted() {
     );
     let (_, items, stderr) = plan(&e, &sql_only_path, &["--only", "c"]).await;
     assert_eq!(item(&items, "c")["verdict"], "ready", "{stderr}");
-    let (code, _, stderr) = run(tool(
-        &e,
-        &[
-            "apply",
-            "--yes",
-            "--no-progress",
-            "--only",
-            "a",
-            path.to_str().unwrap(),
-        ],
-    ))
-    .await;
+    let (code, _, stderr) = apply(&e, &["--only", "a", path.to_str().unwrap()]).await;
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(
         stats(&e).await["instances"][&e.instance_ids[0]]["restore_submissions"],
@@ -185,18 +174,7 @@ async fn owners_must_exist_and_be_active_on_both_paths() {
     assert_eq!(item(&items, "f")["verdict"], "ready", "names ignore case");
     // Without an owner the procedure's default applies: the emulator takes
     // the login when @owner_name is left out (a NULL would fail).
-    let (code, stdout, stderr) = run(tool(
-        &e,
-        &[
-            "apply",
-            "--yes",
-            "--no-progress",
-            "--only",
-            "b",
-            path.to_str().unwrap(),
-        ],
-    ))
-    .await;
+    let (code, stdout, stderr) = apply(&e, &["--only", "b", path.to_str().unwrap()]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
 }
 
@@ -382,18 +360,7 @@ async fn a_late_failure_is_reported_never_resubmitted_and_not_counted_on_rerun()
     );
     let m = path.to_str().unwrap();
     let report = dir.path().join("r.json");
-    let (code, stdout, stderr) = run(tool(
-        &e,
-        &[
-            "apply",
-            "--yes",
-            "--no-progress",
-            m,
-            "--report",
-            report.to_str().unwrap(),
-        ],
-    ))
-    .await;
+    let (code, stdout, stderr) = apply(&e, &[m, "--report", report.to_str().unwrap()]).await;
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     let s = stats(&e).await;
     let inst = &s["instances"][&e.instance_ids[0]];
@@ -418,7 +385,7 @@ async fn a_late_failure_is_reported_never_resubmitted_and_not_counted_on_rerun()
     // A rerun does not count it as imported: it plans it again (a failure
     // the service reported is worth another try once the cause is fixed),
     // and it fails again, once.
-    let (code, stdout, _) = run(tool(&e, &["apply", "--yes", "--no-progress", m])).await;
+    let (code, stdout, _) = apply(&e, &[m]).await;
     assert_eq!(code, 1, "{stdout}");
     assert!(
         !stdout.contains("done earlier") || stdout.contains("0 done earlier"),
@@ -746,4 +713,59 @@ fn the_emulator_takes_its_instances_from_a_file() {
         stderr.contains("instance state `BROKEN` is not one of READY"),
         "{stderr}"
     );
+}
+
+/// Refusals and failures are typed end to end: the plan's findings carry
+/// the T and S codes, and a late failure carries its R code into NDJSON,
+/// the JSON report and JUnit's failure type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_failures_carry_their_codes_end_to_end() {
+    let e = emulator(vec![settings(|s| s.storage_gb = 1)]).await;
+    upload(&e, "ok", writer::write(&BackupSpec::full("ok"))).await;
+    upload(&e, "big", claiming("big", 3 << 30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dbs = [
+        Db::sql("ok", 0, &["ok.bak"]),
+        Db::sql("big", 0, &["big.bak"]),
+        Db::sql("gone", 0, &["nowhere.bak"]),
+    ];
+    let path = common::write(dir.path(), "m.yaml", &sql_only(&manifest(&e, 1, 1, &dbs)));
+    let m = path.to_str().unwrap();
+    let (code, _, stderr) = apply(&e, &["--only", "ok", m]).await;
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, items, stderr) = plan(&e, &path, &[]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(codes(item(&items, "ok")), ["T001 refuse"]);
+    assert_eq!(codes(item(&items, "gone")), ["S002 refuse"]);
+    assert!(reason(item(&items, "gone")).contains("S002: nowhere.bak does not exist"));
+    assert_eq!(item(&items, "big")["verdict"], "ready");
+
+    let (report, junit) = (dir.path().join("r.json"), dir.path().join("r.xml"));
+    let args = [
+        "--format",
+        "json",
+        "apply",
+        "--yes",
+        "--only",
+        "big",
+        m,
+        "--report",
+        report.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ];
+    let (code, stdout, stderr) = run(tool(&e, &args)).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let failed: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert_eq!(failed[0]["failure"]["code"], "R006", "{stdout}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["databases"][0]["code"], "R006", "{r}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"type="R006""#), "{xml}");
 }

@@ -350,11 +350,7 @@ async fn plan_and_apply_handle_compressed_appended_cut_and_strict() {
     assert!(zstd["reasons"][0].as_str().unwrap().starts_with("B008: "));
 
     // The compressed backup imports; the emulator reads it as the service would.
-    let (code, stdout, stderr) = emu::run(tool(
-        &e,
-        &["apply", "--yes", "--no-progress", "--only", "packed", m],
-    ))
-    .await;
+    let (code, stdout, stderr) = emu::apply(&e, &["--only", "packed", m]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(
         emu::stats(&e).await["instances"][&e.instance_ids[0]]["databases"],

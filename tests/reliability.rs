@@ -6,7 +6,7 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{S3, SECRETS, run, stats, tool};
+use emu::{S3, SECRETS, apply, run, stats, tool};
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::{Config, Emulator};
 use std::path::{Path, PathBuf};
@@ -88,17 +88,10 @@ async fn a_faulty_api_still_imports_each_database_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = setup(&e, dir.path(), 40, false, 10).await;
     let report = dir.path().join("r.json");
-    let (code, stdout, stderr) = run(tool(
+    let (code, stdout, stderr) = apply(
         &e,
-        &[
-            "apply",
-            "--yes",
-            "--no-progress",
-            path.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-        ],
-    ))
+        &[path.to_str().unwrap(), "--report", report.to_str().unwrap()],
+    )
     .await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let (sent, online) = tally(&e).await;
@@ -133,11 +126,7 @@ async fn connections_dropped_on_the_sql_path_never_import_twice() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let path = setup(&e, dir.path(), 20, true, 5).await;
-    let (code, stdout, stderr) = run(tool(
-        &e,
-        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
-    ))
-    .await;
+    let (code, stdout, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let (sent, online) = tally(&e).await;
     exactly_once(&sent, 20);
@@ -187,11 +176,7 @@ async fn crash_and_resume(signal: i32) {
         sent_before.len()
     );
 
-    let (code, _, stderr) = run(tool(
-        &e,
-        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
-    ))
-    .await;
+    let (code, _, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
     assert_eq!(code, 0, "{stderr}");
     let (sent, online) = tally(&e).await;
     exactly_once(&sent, 30);
@@ -213,11 +198,7 @@ async fn a_damaged_or_foreign_journal_is_explained_not_trusted() {
     let e = emu::start(Duration::from_millis(300)).await;
     let dir = tempfile::tempdir().unwrap();
     let path = setup(&e, dir.path(), 4, false, 4).await;
-    let (code, _, stderr) = run(tool(
-        &e,
-        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
-    ))
-    .await;
+    let (code, _, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
     assert_eq!(code, 0, "{stderr}");
 
     // A cut last line: explained, ignored, and the rerun is still right.
@@ -225,11 +206,7 @@ async fn a_damaged_or_foreign_journal_is_explained_not_trusted() {
     let mut text = std::fs::read_to_string(&journal).unwrap();
     text.push_str("{\"event\":\"onl");
     std::fs::write(&journal, &text).unwrap();
-    let (code, _, stderr) = run(tool(
-        &e,
-        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
-    ))
-    .await;
+    let (code, _, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("was cut off (the previous run was killed while writing); it is ignored"),
@@ -246,21 +223,13 @@ async fn a_damaged_or_foreign_journal_is_explained_not_trusted() {
             .replace("db000", "zz000"),
     );
     std::fs::copy(&journal, dir.path().join(".sqlflex-import/other.jsonl")).unwrap();
-    let (code, _, stderr) = run(tool(
-        &e,
-        &["apply", "--yes", "--no-progress", other.to_str().unwrap()],
-    ))
-    .await;
+    let (code, _, stderr) = apply(&e, &[other.to_str().unwrap()]).await;
     assert_eq!(code, 2);
     assert!(stderr.contains("belongs to another manifest"), "{stderr}");
 
     // Garbage in the middle: damaged, not guessed at.
     std::fs::write(&journal, "{\"journal\":1,\"fingerprint\":\"x\"}\n%%%\n").unwrap();
-    let (code, _, stderr) = run(tool(
-        &e,
-        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
-    ))
-    .await;
+    let (code, _, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
     assert_eq!(code, 2);
     assert!(
         stderr.contains("journal")

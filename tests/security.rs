@@ -7,7 +7,7 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{Db, S3, assert_no_secrets, manifest, run, stats, tool};
+use emu::{Db, S3, apply, assert_no_secrets, manifest, run, stats, tool};
 use rusty_s3::S3Action;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::Emulator;
@@ -626,17 +626,14 @@ async fn apply_fails_when_a_report_cannot_be_written() {
         &manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])]),
     );
     let missing = dir.path().join("no/such/dir/r.json");
-    let (code, stdout, stderr) = run(tool(
+    let (code, stdout, stderr) = apply(
         &e,
         &[
-            "apply",
-            "--yes",
-            "--no-progress",
             path.to_str().unwrap(),
             "--report",
             missing.to_str().unwrap(),
         ],
-    ))
+    )
     .await;
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stderr.contains("cannot write the report"), "{stderr}");

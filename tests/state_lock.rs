@@ -6,7 +6,7 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{Db, S3, manifest, run, stats, tool};
+use emu::{Db, S3, apply, manifest, stats, tool};
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ async fn a_second_apply_on_the_same_state_refuses_and_a_killed_ones_lock_is_take
     .await;
     assert!(submitted.is_some(), "the first apply submitted");
 
-    let (code, _, stderr) = run(tool(&e, &["apply", "--yes", "--no-progress", m])).await;
+    let (code, _, stderr) = apply(&e, &[m]).await;
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -51,7 +51,7 @@ async fn a_second_apply_on_the_same_state_refuses_and_a_killed_ones_lock_is_take
     // SAFETY: signalling our own child.
     unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
     let _ = first.wait();
-    let (code, stdout, stderr) = run(tool(&e, &["apply", "--yes", "--no-progress", m])).await;
+    let (code, stdout, stderr) = apply(&e, &[m]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
         stderr.contains("ended without releasing its lock; taking it over"),

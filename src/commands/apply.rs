@@ -1,149 +1,162 @@
-use super::shared::{self, RunSettings};
+use super::shared;
 use crate::Exit;
 use crate::cli::{ApplyArgs, Format, Global};
-use crate::journal::{self, Journal};
-use crate::manifest::{self, Env, Loaded};
-use crate::plan::Verdict;
-use crate::report::{self, Record};
-use crate::state_lock::{self, StateLock};
+use crate::manifest::{self, Env};
+use crate::ops::{self, ApplyError, ApplyRequest, Note, Selected, Stopped, Ui};
+use crate::plan::Plan;
+use crate::run::events::Consumer;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
-    let (loaded, selected) =
-        match shared::load(global, &args.manifest, &args.select, &manifest::process_env) {
-            Ok(x) => x,
-            Err(exit) => return exit,
-        };
+    let selected = match shared::load(global, &args.manifest, &args.select, &manifest::process_env)
+    {
+        Ok(x) => x,
+        Err(exit) => return exit,
+    };
     let runtime = match shared::runtime() {
         Ok(r) => r,
         Err(exit) => return exit,
     };
-    runtime.block_on(apply_loaded(
+    runtime.block_on(apply_selected(
         global,
         args,
-        loaded,
-        &selected,
+        selected,
         &manifest::process_env,
     ))
 }
 
-/// `apply` on a loaded manifest: the state lock, the journal, the plan, the
-/// imports and the reports. `demo` runs exactly this, on its emulator.
-pub async fn apply_loaded(
+/// `apply` on a loaded manifest, rendered for a person or a script.
+/// `demo` runs exactly this, on its emulator.
+pub async fn apply_selected(
     global: &Global,
     args: &ApplyArgs,
-    loaded: Loaded,
-    selected: &[usize],
+    selected: Selected,
     env: Env<'_>,
 ) -> Exit {
-    let state_dir = args
-        .state
-        .clone()
-        .unwrap_or_else(|| loaded.dir.join(".sqlflex-import"));
-    let journal_path = journal::path_for(&state_dir, &args.manifest, args.select.shard);
-    if let Err(e) = std::fs::create_dir_all(&state_dir) {
-        eprintln!(
-            "error: cannot create the state folder {}: {e}",
-            state_dir.display()
-        );
-        return Exit::Invalid;
-    }
-    // Held until this function returns: one apply per journal at a time.
-    let _lock = match StateLock::acquire(&state_lock::path_for(&journal_path)) {
-        Ok((lock, previous)) => {
-            if let Some(previous) = previous {
-                eprintln!(
-                    "note: a previous apply ({previous}) ended without releasing its lock; taking it over"
+    let stop = CancellationToken::new();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let request = ApplyRequest {
+        selected,
+        manifest_path: &args.manifest,
+        shard: args.select.shard,
+        state: args.state.clone(),
+        max_parallel: args.max_parallel,
+        plan: crate::plan::Options {
+            strict: args.checks.strict,
+        },
+        skip_invalid: args.skip_invalid,
+        report: args.report.clone(),
+        junit: args.junit.clone(),
+        stop_submitting: stop.clone(),
+        env,
+    };
+    let mut ui = Terminal {
+        global,
+        yes: args.yes,
+        display: None,
+        stop,
+        interrupted: Arc::clone(&interrupted),
+    };
+    let applied = match ops::apply(request, &mut ui).await {
+        Ok(applied) => applied,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return match e {
+                ApplyError::Locked(_) => Exit::Failed,
+                ApplyError::StateFolder { .. }
+                | ApplyError::Journal(_)
+                | ApplyError::Targets(_) => Exit::Invalid,
+            };
+        }
+    };
+    match applied.stopped {
+        Stopped::NotReady(count) => {
+            if global.format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "plan", "plan": applied.plan})
                 );
             }
-            lock
+            eprintln!(
+                "error: nothing was submitted: {count} database(s) are not ready (see above); \
+                 fix them, or pass --skip-invalid to import the others"
+            );
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Failed;
-        }
-    };
-    let opened = match Journal::open(
-        &journal_path,
-        &loaded.source.name,
-        &journal::fingerprint(&loaded.manifest),
-    ) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Invalid;
-        }
-    };
-    for note in &opened.notes {
-        eprintln!("note: {note}");
+        Stopped::Declined => eprintln!("nothing was submitted"),
+        Stopped::Ran { .. } => shared::print_summary(global, &applied.records),
     }
-    let max_parallel = args
-        .max_parallel
-        .unwrap_or(loaded.manifest.concurrency.max_parallel) as usize;
-    let manifest_name = loaded.source.name.clone();
-    let started = now();
+    for e in &applied.report_errors {
+        eprintln!(
+            "error: cannot write the {} {}: {}",
+            e.kind,
+            e.path.display(),
+            e.error
+        );
+    }
+    if let Some(e) = &applied.journal_error {
+        eprintln!(
+            "error: the journal could not be written ({e}); a rerun may not resume correctly"
+        );
+    }
+    if applied.succeeded() {
+        Exit::Success
+    } else if interrupted.load(Ordering::SeqCst)
+        && applied.journal_error.is_none()
+        && matches!(applied.stopped, Stopped::Ran { .. })
     {
-        let ctx = match shared::context(loaded, selected, env) {
-            Ok(c) => c,
-            Err(exit) => return exit,
-        };
-        let options = crate::plan::Options {
-            strict: args.checks.strict,
-        };
-        let plan = crate::plan::plan(&ctx, selected, &opened.prior, options).await;
-        let json = global.format == Format::Json;
-        if !json {
-            println!("{}\n", shared::plan_table(&plan));
-        }
-        if !plan.all_ready() && !args.skip_invalid {
-            if json {
-                println!("{}", serde_json::json!({"event": "plan", "plan": plan}));
-            }
-            eprintln!(
-                "error: nothing was submitted: {} database(s) are not ready (see above); \
-                 fix them, or pass --skip-invalid to import the others",
-                plan.count(Verdict::NotReady)
-            );
-            let records = shared::records_of_unrun_plan(&plan);
-            let _ = write_reports(args, &manifest_name, &started, &records);
-            return Exit::Failed;
-        }
-        let to_run = plan.count(Verdict::Ready) + plan.count(Verdict::Attach);
-        if to_run > 0 && !args.yes && std::io::stdin().is_terminal() && !confirm(to_run) {
-            eprintln!("nothing was submitted");
-            return Exit::Failed;
-        }
-
-        let stop = CancellationToken::new();
-        let interrupted = Arc::new(AtomicBool::new(false));
-        watch_ctrl_c(stop.clone(), Arc::clone(&interrupted));
-        let settings = RunSettings {
-            max_parallel,
-            stop_submitting: stop,
-        };
-        let (records, journal_error) =
-            shared::execute(global, ctx, &plan, Some(opened.journal), &settings).await;
-        shared::print_summary(global, &records);
-        let reports_written = write_reports(args, &manifest_name, &started, &records);
-        if let Some(e) = journal_error {
-            eprintln!(
-                "error: the journal could not be written ({e}); a rerun may not resume correctly"
-            );
-            return Exit::Failed;
-        }
-        match shared::exit_code(&records, interrupted.load(Ordering::SeqCst)) {
-            // A CI job that asked for a report must not pass without it.
-            Exit::Success if !reports_written => Exit::Failed,
-            exit => exit,
-        }
+        Exit::Interrupted
+    } else {
+        Exit::Failed
     }
 }
 
-fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+/// `apply`'s terminal: the plan table, the prompt, the progress display.
+struct Terminal<'a> {
+    global: &'a Global,
+    yes: bool,
+    display: Option<Arc<crate::progress::Display>>,
+    /// What Ctrl-C cancels and records, once the run starts.
+    stop: CancellationToken,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Ui for Terminal<'_> {
+    fn note(&mut self, note: Note) {
+        match note {
+            Note::LockTakenOver(previous) => eprintln!(
+                "note: a previous apply ({previous}) ended without releasing its lock; taking it over"
+            ),
+            Note::Journal(note) => eprintln!("note: {note}"),
+        }
+    }
+
+    fn planned(&mut self, plan: &Plan) {
+        if self.global.format != Format::Json {
+            println!("{}\n", shared::plan_table(plan));
+        }
+    }
+
+    fn confirm(&mut self, to_run: usize) -> bool {
+        self.yes || !std::io::stdin().is_terminal() || confirm(to_run)
+    }
+
+    fn run_starting(&mut self, to_run: usize) -> Vec<Consumer> {
+        // From here on, Ctrl-C lets running imports finish; before (at the
+        // prompt, during the checks) it ends the process as usual.
+        watch_ctrl_c(self.stop.clone(), Arc::clone(&self.interrupted));
+        let (display, consumers) = shared::run_consumers(self.global, to_run);
+        self.display = Some(display);
+        consumers
+    }
+
+    fn run_finished(&mut self) {
+        if let Some(display) = self.display.take() {
+            display.finish();
+        }
+    }
 }
 
 fn confirm(count: usize) -> bool {
@@ -186,29 +199,4 @@ fn watch_ctrl_c(stop: CancellationToken, interrupted: Arc<AtomicBool>) {
             }
         }
     });
-}
-
-/// Writes the requested reports; false when one could not be written.
-fn write_reports(args: &ApplyArgs, manifest: &str, started: &str, records: &[Record]) -> bool {
-    let mut written = true;
-    if let Some(path) = &args.report {
-        let json = report::json_report(manifest, started, &now(), records);
-        if let Err(e) = std::fs::write(
-            path,
-            serde_json::to_string_pretty(&json).expect("JSON") + "\n",
-        ) {
-            eprintln!("error: cannot write the report {}: {e}", path.display());
-            written = false;
-        }
-    }
-    if let Some(path) = &args.junit
-        && let Err(e) = std::fs::write(path, report::junit(manifest, records))
-    {
-        eprintln!(
-            "error: cannot write the JUnit report {}: {e}",
-            path.display()
-        );
-        written = false;
-    }
-    written
 }

@@ -93,7 +93,10 @@ pub fn run(global: &Global) -> Exit {
 
         // The same `apply` a user runs, on the emulator's environment, with
         // its state in a temporary folder.
-        let selected: Vec<usize> = (0..loaded.manifest.databases.len()).collect();
+        let imported = loaded.manifest.databases.len();
+        let Ok(selected) = shared::shown(global, crate::ops::select(loaded, &Default::default())) else {
+            return Exit::Failed;
+        };
         let Ok(state) = tempfile::tempdir() else {
             eprintln!("error: cannot create a temporary state folder");
             return Exit::Failed;
@@ -109,8 +112,7 @@ pub fn run(global: &Global) -> Exit {
             yes: true,
             skip_invalid: false,
         };
-        let exit = super::apply::apply_loaded(global, &args, loaded, &selected, &env).await;
-        let imported = selected.len();
+        let exit = super::apply::apply_selected(global, &args, selected, &env).await;
         println!(
             "\n{}\n\nTo do the same against STACKIT: put your backups in a STACKIT object storage bucket, \
              copy examples/migration.yaml, set the instance ids and export S3_ACCESS_KEY, S3_SECRET_KEY, \

@@ -1,17 +1,11 @@
 use super::{is_json, print_json};
 use crate::Exit;
-use crate::backup::{self, BackupHeader, Guid, HeaderError, verdict};
+use crate::backup::{BackupHeader, Guid, HeaderError, verdict};
 use crate::cli::Global;
-use std::io::Read;
-
-struct Inspected {
-    path: String,
-    size: Option<u64>,
-    header: Result<BackupHeader, HeaderError>,
-}
+use crate::ops::Inspected;
 
 pub fn run(global: &Global, paths: &[String]) -> Exit {
-    let inspected: Vec<Inspected> = paths.iter().map(|p| inspect(p)).collect();
+    let inspected = crate::ops::inspect(paths, &crate::manifest::process_env);
     // A file that is not a backup fails inspect; a compressed one that
     // could not be decoded is reported, with a warning, but does not.
     let any_unreadable = inspected
@@ -35,120 +29,6 @@ pub fn run(global: &Global, paths: &[String]) -> Exit {
     } else {
         Exit::Success
     }
-}
-
-fn inspect(path: &str) -> Inspected {
-    if path.starts_with("s3://") {
-        return inspect_s3(path);
-    }
-    let read = || -> std::io::Result<(u64, Vec<u8>, Option<Vec<u8>>)> {
-        use std::io::{Seek, SeekFrom};
-        let mut file = std::fs::File::open(path)?;
-        let size = file.metadata()?.len();
-        let mut head = Vec::with_capacity(backup::HEAD_READ.min(size as usize));
-        (&mut file)
-            .take(backup::HEAD_READ as u64)
-            .read_to_end(&mut head)?;
-        let tail = if size > head.len() as u64 {
-            let from = size.saturating_sub(backup::TAIL_READ as u64);
-            file.seek(SeekFrom::Start(from))?;
-            let mut tail = Vec::with_capacity(backup::TAIL_READ);
-            file.take(backup::TAIL_READ as u64).read_to_end(&mut tail)?;
-            Some(tail)
-        } else {
-            None
-        };
-        Ok((size, head, tail))
-    };
-    match read() {
-        Ok((size, head, tail)) => Inspected {
-            path: path.to_owned(),
-            size: Some(size),
-            header: backup::read_object(&head, tail.as_deref()),
-        },
-        Err(e) => Inspected {
-            path: path.to_owned(),
-            size: None,
-            header: Err(HeaderError::Unavailable(format!("cannot read: {e}"))),
-        },
-    }
-}
-
-/// `s3://bucket/key` or `s3://host/bucket/key`, with the endpoint and keys
-/// from S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY (what the emulator's
-/// `--print-env` sets). One HEAD and one ranged GET, as `plan` does.
-fn inspect_s3(uri: &str) -> Inspected {
-    let fail = |e: String| Inspected {
-        path: uri.to_owned(),
-        size: None,
-        header: Err(HeaderError::Unavailable(e)),
-    };
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let (Some(endpoint), Some(access_key), Some(secret_key)) = (
-        var("S3_ENDPOINT"),
-        var("S3_ACCESS_KEY"),
-        var("S3_SECRET_KEY"),
-    ) else {
-        return fail(
-            "reading s3:// URIs needs S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY in the environment"
-                .into(),
-        );
-    };
-    let parts: Vec<&str> = uri.trim_start_matches("s3://").splitn(3, '/').collect();
-    let authority = url::Url::parse(&endpoint).ok().and_then(|u| {
-        u.host_str().map(|h| match u.port() {
-            Some(p) => format!("{h}:{p}"),
-            None => h.to_owned(),
-        })
-    });
-    let (bucket, key) = match parts.as_slice() {
-        [host, bucket, key] if authority.as_deref() == Some(*host) => (*bucket, (*key).to_owned()),
-        [bucket, rest @ ..] if !rest.is_empty() => (*bucket, rest.join("/")),
-        _ => return fail("not an s3://bucket/key URI".into()),
-    };
-    let config = crate::manifest::model::S3 {
-        endpoint,
-        bucket: bucket.to_owned(),
-        access_key: crate::secret::Secret::new(access_key),
-        secret_key: Some(crate::secret::Secret::new(secret_key)),
-        secret_key_file: None,
-        region: var("S3_REGION"),
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return fail(e.to_string()),
-    };
-    runtime.block_on(async {
-        let s3 = match crate::s3::S3::new(&config, crate::plan::http_client()) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
-        let size = match s3.head(&key).await {
-            Ok(size) => size,
-            Err(e) => return fail(e.to_string()),
-        };
-        let head = match s3.read_prefix(&key, backup::HEAD_READ).await {
-            Ok(head) => head,
-            Err(e) => return fail(e.to_string()),
-        };
-        let tail = if size > head.len() as u64 {
-            let from = size.saturating_sub(backup::TAIL_READ as u64);
-            match s3.read_range(&key, from, size).await {
-                Ok(tail) => Some(tail),
-                Err(e) => return fail(e.to_string()),
-            }
-        } else {
-            None
-        };
-        Inspected {
-            path: uri.to_owned(),
-            size: Some(size),
-            header: backup::read_object(&head, tail.as_deref()),
-        }
-    })
 }
 
 /// One file as `inspect --format json` shows it: `path` first, then the

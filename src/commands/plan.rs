@@ -5,7 +5,7 @@ use crate::manifest;
 use std::path::Path;
 
 pub fn run(global: &Global, path: &Path, select: &SelectArgs, checks: CheckArgs) -> Exit {
-    let (loaded, selected) = match shared::load(global, path, select, &manifest::process_env) {
+    let selected = match shared::load(global, path, select, &manifest::process_env) {
         Ok(x) => x,
         Err(exit) => return exit,
     };
@@ -13,24 +13,30 @@ pub fn run(global: &Global, path: &Path, select: &SelectArgs, checks: CheckArgs)
         Ok(r) => r,
         Err(exit) => return exit,
     };
-    runtime.block_on(async {
-        let ctx = match shared::context(loaded, &selected, &manifest::process_env) {
-            Ok(c) => c,
-            Err(exit) => return exit,
-        };
-        let options = crate::plan::Options {
-            strict: checks.strict,
-        };
-        let plan = crate::plan::plan(&ctx, &selected, &Default::default(), options).await;
-        if global.format == Format::Json {
-            println!("{}", serde_json::to_string_pretty(&plan).expect("JSON"));
-        } else {
-            println!("{}", shared::plan_table(&plan));
+    let options = crate::plan::Options {
+        strict: checks.strict,
+    };
+    let planned = runtime.block_on(crate::ops::plan(
+        selected,
+        &manifest::process_env,
+        &Default::default(),
+        options,
+    ));
+    let plan = match planned {
+        Ok((_, plan)) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid;
         }
-        if plan.all_ready() {
-            Exit::Success
-        } else {
-            Exit::Failed
-        }
-    })
+    };
+    if global.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&plan).expect("JSON"));
+    } else {
+        println!("{}", shared::plan_table(&plan));
+    }
+    if plan.all_ready() {
+        Exit::Success
+    } else {
+        Exit::Failed
+    }
 }

@@ -353,7 +353,11 @@ impl<'a> Checker<'a> {
                         ok = false;
                     }
                     if key.contains(',') && m.method_of(db) == Method::Sql {
-                        self.error(&fp, comma_in_key(&key));
+                        let finding = crate::rules::Finding::new(
+                            crate::rules::Rule::KeyWithComma,
+                            comma_in_key(&key),
+                        );
+                        self.error(&fp, finding.to_string());
                         ok = false;
                     }
                     if key.to_ascii_lowercase().ends_with(".trn") {
@@ -574,11 +578,11 @@ impl<'a> Checker<'a> {
 
 /// M001: the stored procedure takes every file in one comma-separated
 /// `@s3_url`, so a comma inside a key would split it into two wrong names.
+/// M001 about one key (the message; the code is the finding's).
 pub fn comma_in_key(key: &str) -> String {
     format!(
-        "{}: `{}` contains a comma, which would split the procedure's comma-separated @s3_url; \
+        "`{}` contains a comma, which would split the procedure's comma-separated @s3_url; \
          rename the object or import it with `method: api`",
-        crate::rules::Rule::KeyWithComma.code(),
         crate::redact::terminal(key)
     )
 }

@@ -27,9 +27,10 @@ pub fn check(
         let facts = match &facts[&lane] {
             Ok(f) => f,
             Err(e) => {
-                item.reasons
-                    .push(format!("cannot read what {label} is like: {e}"));
-                item.verdict = Verdict::NotReady;
+                item.refuse(
+                    Rule::InstanceUnreadable,
+                    format!("cannot read what {label} is like: {e}"),
+                );
                 continue;
             }
         };
@@ -149,7 +150,6 @@ fn record(item: &mut PlanItem, found: Vec<Finding>, strict: bool) {
     for finding in found {
         let finding = if strict { finding.strict() } else { finding };
         if finding.refuses() {
-            item.reasons.push(finding.to_string());
             item.verdict = Verdict::NotReady;
         }
         item.findings.push(finding);

@@ -13,7 +13,7 @@ use crate::import_path::{ImportPath, InstanceFacts, Inventory, Presence};
 use crate::journal::{Prior, PriorStates};
 use crate::manifest::model::{Database, Files, Method, OnExists};
 use crate::manifest::{Env, Loaded};
-use crate::rules::Finding;
+use crate::rules::{Finding, Rule};
 use crate::s3::S3;
 use futures::StreamExt;
 use serde::Serialize;
@@ -188,22 +188,77 @@ pub struct PlannedFile {
     pub size: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PlanItem {
-    #[serde(skip)]
     pub index: usize,
     pub database: String,
     pub instance: String,
     pub method: Method,
     pub verdict: Verdict,
-    pub reasons: Vec<String>,
-    /// What the backup rules found (refusals and warnings), by code.
+    /// What the rules found (refusals, warnings, information), by code:
+    /// the one record of why the verdict is what it is.
     pub findings: Vec<Finding>,
     /// In stripe order when the set is complete.
     pub files: Vec<PlannedFile>,
     pub size: u64,
     /// What the backup says about itself, when it could be read.
     pub backup: Option<BackupSummary>,
+}
+
+impl PlanItem {
+    /// Why the verdict is what it is, in words: the refusals of a database
+    /// that is not ready; for the others, what the verdict means.
+    pub fn reasons(&self) -> Vec<String> {
+        match self.verdict {
+            Verdict::NotReady => self
+                .findings
+                .iter()
+                .filter(|f| f.refuses())
+                .map(ToString::to_string)
+                .collect(),
+            Verdict::Skip => vec!["already there".to_owned()],
+            Verdict::Ready | Verdict::Done | Verdict::Attach => Vec::new(),
+        }
+    }
+
+    /// Records what a rule found; a refusal makes the database not ready.
+    fn refuse(&mut self, rule: Rule, message: impl Into<String>) {
+        self.findings.push(Finding::new(rule, message));
+        self.verdict = Verdict::NotReady;
+    }
+
+    fn refused(&self) -> bool {
+        self.findings.iter().any(Finding::refuses)
+    }
+}
+
+impl Serialize for PlanItem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            database: &'a str,
+            instance: &'a str,
+            method: Method,
+            verdict: Verdict,
+            reasons: Vec<String>,
+            findings: &'a [Finding],
+            files: &'a [PlannedFile],
+            size: u64,
+            backup: &'a Option<BackupSummary>,
+        }
+        Shown {
+            database: &self.database,
+            instance: &self.instance,
+            method: self.method,
+            verdict: self.verdict,
+            reasons: self.reasons(),
+            findings: &self.findings,
+            files: &self.files,
+            size: self.size,
+            backup: &self.backup,
+        }
+        .serialize(s)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -337,10 +392,9 @@ pub async fn plan(
     .await;
     let mut items = items;
     instance::check(ctx, &mut items, &facts, options.strict);
-    for item in &mut items {
-        for reason in &mut item.reasons {
-            *reason = crate::redact::scrub(reason);
-        }
+    // Findings carry remote errors: the last guard before any output.
+    for finding in items.iter_mut().flat_map(|i| &mut i.findings) {
+        finding.message = crate::redact::scrub(&finding.message);
     }
     Plan {
         manifest: ctx.loaded.source.name.clone(),
@@ -374,7 +428,6 @@ async fn plan_one(
         instance: db.instance.clone(),
         method: lane.1,
         verdict: Verdict::NotReady,
-        reasons: Vec::new(),
         findings: Vec::new(),
         files: Vec::new(),
         size: 0,
@@ -386,46 +439,47 @@ async fn plan_one(
     let ours = earlier.is_some_and(Prior::may_have_started);
     let target = ctx.targets[&lane].label().to_owned();
     match &inventories[&lane] {
-        Err(e) => item
-            .reasons
-            .push(format!("cannot read the databases of {target}: {e}")),
+        Err(e) => item.refuse(
+            Rule::TargetUnlisted,
+            format!("cannot read the databases of {target}: {e}"),
+        ),
         Ok(inventory) => match inventory.presence(&db.name) {
             Presence::Online if ours => item.verdict = Verdict::Done,
             Presence::Online | Presence::Restoring(_)
                 if m.on_exists_of(db) == OnExists::Skip && !ours =>
             {
                 item.verdict = Verdict::Skip;
-                item.reasons.push("already there".into());
             }
-            Presence::Online => item
-                .reasons
-                .push(format!("database {} already exists on {target}", db.name)),
+            Presence::Online => item.refuse(
+                Rule::TargetExists,
+                format!("database {} already exists on {target}", db.name),
+            ),
             Presence::Restoring(_) if ours => item.verdict = Verdict::Attach,
-            Presence::Restoring(_) => item.reasons.push(format!(
-                "database {} is being restored on {target}",
-                db.name
-            )),
-            Presence::Other => item.reasons.push(format!(
-                "database {} exists on {target} but is not online",
-                db.name
-            )),
+            Presence::Restoring(_) => item.refuse(
+                Rule::TargetRestoring,
+                format!("database {} is being restored on {target}", db.name),
+            ),
+            Presence::Other => item.refuse(
+                Rule::TargetNotOnline,
+                format!("database {} exists on {target} but is not online", db.name),
+            ),
             Presence::Absent | Presence::Unknown
                 if earlier.is_some_and(|p| matches!(p, Prior::Submitted | Prior::TimedOut)) =>
             {
-                item.reasons.push(format!(
-                    "an earlier run submitted {} (see the journal), but it is neither restoring nor online: \
-                     the restore failed on the server; use another --state folder to import it again",
-                    db.name
-                ));
+                item.refuse(
+                    Rule::EarlierImportLost,
+                    format!(
+                        "an earlier run submitted {} (see the journal), but it is neither restoring \
+                         nor online: the restore failed on the server; use another --state folder \
+                         to import it again",
+                        db.name
+                    ),
+                );
             }
             Presence::Absent | Presence::Unknown => {
                 check_files(ctx, db, &mut item, s3_slots, strict).await
             }
         },
-    }
-    // Reasons carry remote errors: the last guard before any output.
-    for reason in &mut item.reasons {
-        *reason = crate::redact::scrub(reason);
     }
     item
 }
@@ -447,24 +501,24 @@ async fn check_files(
             let _slot = s3_slots.acquire().await.expect("never closed");
             match s3.list_backups(&p.prefix).await {
                 Ok(keys) if keys.is_empty() => {
-                    item.reasons
-                        .push(format!("there is no .bak file under {}", p.prefix));
+                    item.refuse(
+                        Rule::NoBackupUnderPrefix,
+                        format!("there is no .bak file under {}", p.prefix),
+                    );
                     return;
                 }
                 Ok(keys) if item.method == Method::Sql && keys.iter().any(|k| k.contains(',')) => {
                     for key in keys.iter().filter(|k| k.contains(',')) {
-                        let message = crate::manifest::checks::comma_in_key(key);
-                        item.findings.push(Finding::new(
-                            crate::rules::Rule::KeyWithComma,
-                            message.trim_start_matches("M001: ").to_owned(),
-                        ));
-                        item.reasons.push(message);
+                        item.refuse(
+                            Rule::KeyWithComma,
+                            crate::manifest::checks::comma_in_key(key),
+                        );
                     }
                     return;
                 }
                 Ok(keys) => keys,
                 Err(e) => {
-                    item.reasons.push(e.to_string());
+                    item.refuse(e.rule(), e.to_string());
                     return;
                 }
             }
@@ -488,7 +542,7 @@ async fn check_files(
     let mut read = Vec::new();
     for (key, result) in keys.iter().zip(checked) {
         match result {
-            Err(e) => item.reasons.push(e.to_string()),
+            Err(e) => item.refuse(e.rule(), e.to_string()),
             Ok((size, header)) => {
                 // Sizes are the server's word: saturate rather than overflow.
                 item.size = item.size.saturating_add(size);
@@ -501,7 +555,7 @@ async fn check_files(
             }
         }
     }
-    if !item.reasons.is_empty() {
+    if item.refused() {
         return;
     }
     if let Some(first) = read.iter().find_map(|(_, _, h)| h.as_ref().ok()) {
@@ -517,13 +571,10 @@ async fn check_files(
         .collect();
     let (set, findings) = verdict::assess(&views);
     for finding in findings {
-        let finding = if strict { finding.strict() } else { finding };
-        if finding.refuses() {
-            item.reasons.push(finding.to_string());
-        }
-        item.findings.push(finding);
+        item.findings
+            .push(if strict { finding.strict() } else { finding });
     }
-    if !item.reasons.is_empty() {
+    if item.refused() {
         return;
     }
     if let Some(set) = set {

@@ -22,6 +22,91 @@ pub enum Skip {
     NotReady,
 }
 
+/// Why an import failed, decided where it happened: a code for programs
+/// (the report, JUnit, the journal) and the specifics for people, worded
+/// here and nowhere else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code")]
+pub enum Failure {
+    /// The service said no (a 4xx other than "exists").
+    #[serde(rename = "R001")]
+    Refused { by: String, why: String },
+    /// The first attempt found the database there already.
+    #[serde(rename = "R002")]
+    Exists { by: String, why: String },
+    /// An attempt went unanswered and the service cannot say whether it
+    /// started: never submitted again.
+    #[serde(rename = "R003")]
+    OutcomeUnknown {
+        by: String,
+        cause: String,
+        lookup: String,
+    },
+    /// Every attempt failed in a way that is safe to retry, and the retries
+    /// ran out.
+    #[serde(rename = "R004")]
+    GaveUp { attempts: u32, cause: String },
+    /// The restore ended with the database in another state than ONLINE.
+    #[serde(rename = "R005")]
+    NotOnline { state: String },
+    /// The restore ended without the database appearing at all.
+    #[serde(rename = "R006")]
+    Vanished { by: String },
+    /// The run stopped following it (status polling ended first).
+    #[serde(rename = "R007")]
+    PollingStopped,
+}
+
+impl Failure {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::Refused { .. } => "R001",
+            Failure::Exists { .. } => "R002",
+            Failure::OutcomeUnknown { .. } => "R003",
+            Failure::GaveUp { .. } => "R004",
+            Failure::NotOnline { .. } => "R005",
+            Failure::Vanished { .. } => "R006",
+            Failure::PollingStopped => "R007",
+        }
+    }
+
+    /// The texts that came from outside, for redaction.
+    fn texts_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            Failure::Refused { by, why } | Failure::Exists { by, why } => vec![by, why],
+            Failure::OutcomeUnknown { by, cause, lookup } => vec![by, cause, lookup],
+            Failure::GaveUp { cause, .. } => vec![cause],
+            Failure::NotOnline { state } => vec![state],
+            Failure::Vanished { by } => vec![by],
+            Failure::PollingStopped => vec![],
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Refused { by, why } => write!(f, "{by} refused the import: {why}"),
+            Failure::Exists { by, why } => write!(f, "{by}: {why}"),
+            Failure::OutcomeUnknown { by, cause, lookup } => write!(
+                f,
+                "the import may or may not have started ({cause}), and {by} cannot tell \
+                 ({lookup}); not submitting again"
+            ),
+            Failure::GaveUp { attempts, cause } => {
+                write!(f, "gave up after {attempts} attempts: {cause}")
+            }
+            Failure::NotOnline { state } => write!(f, "the database is {state} after the restore"),
+            Failure::Vanished { by } => write!(
+                f,
+                "the restore ended on {by} without the database coming online; the service \
+                 gives no reason here (check the instance's logs)"
+            ),
+            Failure::PollingStopped => f.write_str("status polling stopped"),
+        }
+    }
+}
+
 /// The events of a run. The journal stores them (and reads them back on
 /// resume) in this one shape: a renamed variant must keep its old name as
 /// a serde alias, or an older journal would stop resuming (a test reads a
@@ -92,6 +177,10 @@ pub enum Event {
     Failed {
         database: String,
         instance: String,
+        /// Journals written before this field existed have only the reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<Failure>,
+        /// The failure in words (filled in by [`Events::emit`]).
         #[serde(default)]
         reason: String,
     },
@@ -109,6 +198,15 @@ pub enum Event {
 }
 
 impl Event {
+    pub fn failed(database: String, instance: String, failure: Failure) -> Self {
+        Event::Failed {
+            database,
+            instance,
+            reason: failure.to_string(),
+            failure: Some(failure),
+        }
+    }
+
     pub fn database(&self) -> (&str, &str) {
         match self {
             Event::Planned {
@@ -173,6 +271,17 @@ impl Events {
     /// Records the event in the journal (flushed) before anyone else sees it.
     pub fn emit(&self, mut event: Event) {
         // The last guard before the journal, the display and the reports.
+        if let Event::Failed {
+            failure: Some(failure),
+            reason,
+            ..
+        } = &mut event
+        {
+            for text in failure.texts_mut() {
+                *text = crate::redact::scrub(text);
+            }
+            *reason = failure.to_string();
+        }
         if let Event::Skipped { reason, .. }
         | Event::Retried { reason, .. }
         | Event::Failed { reason, .. } = &mut event
@@ -205,5 +314,100 @@ impl Events {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .map(ToString::to_string)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_failure() -> Vec<Failure> {
+        let s = |t: &str| t.to_owned();
+        vec![
+            Failure::Refused {
+                by: s("api"),
+                why: s("400"),
+            },
+            Failure::Exists {
+                by: s("api"),
+                why: s("409"),
+            },
+            Failure::OutcomeUnknown {
+                by: s("api"),
+                cause: s("reset"),
+                lookup: s("503"),
+            },
+            Failure::GaveUp {
+                attempts: 5,
+                cause: s("429"),
+            },
+            Failure::NotOnline {
+                state: s("SUSPECT"),
+            },
+            Failure::Vanished { by: s("sql") },
+            Failure::PollingStopped,
+        ]
+    }
+
+    #[test]
+    fn failures_have_distinct_codes_and_read_back_from_the_journal() {
+        let all = every_failure();
+        let mut codes: Vec<&str> = all.iter().map(Failure::code).collect();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        for failure in all {
+            let event = Event::failed("d".into(), "i".into(), failure.clone());
+            let line = serde_json::to_value(&event).unwrap();
+            assert_eq!(line["failure"]["code"], failure.code());
+            assert_eq!(line["reason"], failure.to_string());
+            match serde_json::from_value::<Event>(line).unwrap() {
+                Event::Failed {
+                    failure: Some(back),
+                    ..
+                } => assert_eq!(back, failure),
+                other => panic!("{other:?}"),
+            }
+        }
+        // A line from before failures were typed keeps its words.
+        let old = r#"{"event":"failed","database":"d","instance":"i","reason":"x"}"#;
+        match serde_json::from_str::<Event>(old).unwrap() {
+            Event::Failed {
+                failure: None,
+                reason,
+                ..
+            } => assert_eq!(reason, "x"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failure_is_redacted_in_its_fields_and_its_words() {
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&seen);
+        let events = Events::new(
+            None,
+            vec![Box::new(move |e: &Stamped| {
+                sink.lock().unwrap().push(serde_json::to_string(e).unwrap())
+            })],
+        );
+        let why =
+            "denied at https://s3.example/b/a.bak?X-Amz-Signature=0123456789abcdef0123456789abcdef";
+        events.emit(Event::failed(
+            "d".into(),
+            "i".into(),
+            Failure::Refused {
+                by: "api".into(),
+                why: why.into(),
+            },
+        ));
+        let line = seen.lock().unwrap()[0].clone();
+        assert!(
+            line.contains("R001") && line.contains("https://s3.example/b/a.bak"),
+            "{line}"
+        );
+        assert!(
+            !line.contains("X-Amz-Signature") && !line.contains("0123456789abcdef"),
+            "{line}"
+        );
     }
 }

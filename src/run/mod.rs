@@ -10,7 +10,7 @@ mod poll;
 use crate::import_path::{Import, ImportPath, Presence, SubmitError};
 use crate::plan::{Context, Lane, Plan, Verdict};
 use crate::retry::Backoff;
-use events::{Event, Events, Skip};
+use events::{Event, Events, Failure, Skip};
 use poll::{Finished, Poller};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,7 +52,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                 reason: "imported by an earlier run".into(),
             }),
             Verdict::NotReady => {
-                let reason = format!("not ready: {}", item.reasons.join("; "));
+                let reason = format!("not ready: {}", item.reasons().join("; "));
                 events.emit(Event::Skipped {
                     database,
                     instance,
@@ -125,7 +125,7 @@ struct Job {
 
 enum Submission {
     Sent(Instant),
-    Failed(String),
+    Failed(Failure),
     Interrupted,
 }
 
@@ -168,12 +168,8 @@ impl Job {
         } else {
             match self.submit(target.as_ref(), &stop, &events).await {
                 Submission::Sent(at) => at,
-                Submission::Failed(reason) => {
-                    events.emit(Event::Failed {
-                        database,
-                        instance,
-                        reason,
-                    });
+                Submission::Failed(failure) => {
+                    events.emit(Event::failed(database, instance, failure));
                     return;
                 }
                 Submission::Interrupted => {
@@ -192,16 +188,10 @@ impl Job {
                     seconds,
                 });
             }
-            Ok(Ok(Finished::Failed(reason))) => events.emit(Event::Failed {
-                database,
-                instance,
-                reason,
-            }),
-            Ok(Err(_)) => events.emit(Event::Failed {
-                database,
-                instance,
-                reason: "status polling stopped".into(),
-            }),
+            Ok(Ok(Finished::Failed(failure))) => {
+                events.emit(Event::failed(database, instance, failure))
+            }
+            Ok(Err(_)) => events.emit(Event::failed(database, instance, Failure::PollingStopped)),
             Err(_) => {
                 poller.forget(&database);
                 events.emit(Event::TimedOut {
@@ -246,10 +236,10 @@ impl Job {
                     return Submission::Sent(Instant::now());
                 }
                 Err(SubmitError::Refused(why)) => {
-                    return Submission::Failed(format!(
-                        "{} refused the import: {why}",
-                        target.label()
-                    ));
+                    return Submission::Failed(Failure::Refused {
+                        by: target.label().to_owned(),
+                        why,
+                    });
                 }
                 Err(SubmitError::Exists(why)) if uncertain => {
                     // Our earlier, unanswered attempt got through.
@@ -262,7 +252,10 @@ impl Job {
                     return Submission::Sent(Instant::now());
                 }
                 Err(SubmitError::Exists(why)) => {
-                    return Submission::Failed(format!("{}: {why}", target.label()));
+                    return Submission::Failed(Failure::Exists {
+                        by: target.label().to_owned(),
+                        why,
+                    });
                 }
                 Err(SubmitError::Unknown {
                     message,
@@ -280,16 +273,19 @@ impl Job {
                     return Submission::Sent(Instant::now());
                 }
                 Ok(false) => {}
-                Err(e) => {
-                    return Submission::Failed(format!(
-                        "the import may or may not have started ({reason}), and {} cannot tell ({e}); \
-                         not submitting again",
-                        target.label()
-                    ));
+                Err(lookup) => {
+                    return Submission::Failed(Failure::OutcomeUnknown {
+                        by: target.label().to_owned(),
+                        cause: reason,
+                        lookup,
+                    });
                 }
             }
             let Some(delay) = backoff.next_delay(retry_after) else {
-                return Submission::Failed(format!("gave up after {attempt} attempts: {reason}"));
+                return Submission::Failed(Failure::GaveUp {
+                    attempts: attempt,
+                    cause: reason,
+                });
             };
             events.emit(Event::Retried {
                 database: database.clone(),

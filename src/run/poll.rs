@@ -5,7 +5,7 @@
 //! are expected to finish (from their percent), so completions are seen
 //! promptly without polling hard.
 
-use super::events::{Event, Events};
+use super::events::{Event, Events, Failure};
 use crate::import_path::{ImportPath, Presence, Want};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,7 +28,7 @@ const COMPLETION_MARGIN: Duration = Duration::from_millis(40);
 #[derive(Debug)]
 pub enum Finished {
     Online,
-    Failed(String),
+    Failed(Failure),
 }
 
 struct Watch {
@@ -210,10 +210,8 @@ impl Poller {
                     Presence::Online => finished.push((key.clone(), Finished::Online)),
                     Presence::Other => {
                         let state = inventory.other.get(key).cloned().unwrap_or_default();
-                        finished.push((
-                            key.clone(),
-                            Finished::Failed(format!("the database is {state} after the restore")),
-                        ));
+                        finished
+                            .push((key.clone(), Finished::Failed(Failure::NotOnline { state })));
                     }
                     Presence::Restoring(percent) => {
                         w.missing = 0;
@@ -244,11 +242,9 @@ impl Poller {
                         {
                             finished.push((
                                 key.clone(),
-                                Finished::Failed(format!(
-                                    "the restore ended on {} without the database coming online; \
-                                     the service gives no reason here (check the instance's logs)",
-                                    self.target.label()
-                                )),
+                                Finished::Failed(Failure::Vanished {
+                                    by: self.target.label().to_owned(),
+                                }),
                             ));
                         }
                     }

@@ -25,6 +25,14 @@ pub async fn run(mut cmd: std::process::Command) -> (i32, String, String) {
         .unwrap()
 }
 
+/// `apply --yes --no-progress ARGS...` as a script runs it: (exit code,
+/// stdout, stderr).
+pub async fn apply(e: &Emulator, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["apply", "--yes", "--no-progress"];
+    all.extend_from_slice(args);
+    run(tool(e, &all)).await
+}
+
 /// Recognisable secrets: tests assert they appear in no output.
 pub fn test_credentials() -> emulator::Credentials {
     emulator::Credentials {

@@ -1,0 +1,37 @@
+//! The library's operations, as cargo's `ops` are: typed requests in, typed
+//! outcomes and errors out. Nothing here prints, prompts or exits; the
+//! `commands/` layer parses arguments, renders what comes back and maps it
+//! to exit codes, and `demo` runs the very same [`apply`].
+
+mod apply;
+mod inspect;
+mod load;
+
+pub use apply::{Applied, ApplyError, ApplyRequest, Note, ReportError, Stopped, Ui, apply};
+pub use inspect::{Inspected, inspect};
+pub use load::{LoadError, Selected, load, select};
+
+use crate::journal::PriorStates;
+use crate::manifest::Env;
+use crate::plan::{Context, Plan};
+use std::sync::Arc;
+
+/// The remote side of a manifest could not be set up (an S3 endpoint or
+/// API URL that does not parse, a key file that cannot be used).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TargetsError(pub String);
+
+/// `plan`: every prerequisite of the selected databases, checked read-only.
+/// Returns the context too, so `apply` goes on with the same clients.
+pub async fn plan(
+    selected: Selected,
+    env: Env<'_>,
+    prior: &PriorStates,
+    options: crate::plan::Options,
+) -> Result<(Arc<Context>, Plan), TargetsError> {
+    let Selected { loaded, indexes } = selected;
+    let ctx = Arc::new(Context::new(loaded, &indexes, env).map_err(TargetsError)?);
+    let plan = crate::plan::plan(&ctx, &indexes, prior, options).await;
+    Ok((ctx, plan))
+}
