@@ -50,15 +50,12 @@ async fn emulator(instances: usize, restore: Duration) -> Emulator {
 
 /// Uploads one small backup per name (or `distinct` of them, shared).
 async fn upload(e: &Emulator, names: &[String], distinct: usize) -> Vec<String> {
-    let config = sqlflex_import::manifest::model::S3 {
-        endpoint: e.s3_endpoint(),
+    let config = sqlflex_import::manifest::valid::S3Access {
+        endpoint: e.s3_endpoint().parse().expect("the emulator's S3 URL"),
         bucket: emulator::BUCKET.into(),
         access_key: sqlflex_import::secret::Secret::new(e.credentials.s3_access_key.clone()),
-        secret_key: Some(sqlflex_import::secret::Secret::new(
-            e.credentials.s3_secret_key.clone(),
-        )),
-        secret_key_file: None,
-        region: None,
+        secret_key: sqlflex_import::secret::Secret::new(e.credentials.s3_secret_key.clone()),
+        region: "eu01".into(),
     };
     let s3 = sqlflex_import::s3::S3::new(&config, sqlflex_import::plan::http_client()).unwrap();
     let mut keys = Vec::new();

@@ -2,8 +2,7 @@
 //! flow (a self-signed RS512 assertion exchanged for short-lived access
 //! tokens, cached and refreshed before they expire, one refresh at a time).
 
-use crate::manifest::checks::{KEY_PATH_ENV, TOKEN_ENV};
-use crate::manifest::model::Api;
+use crate::manifest::valid::ApiAuth;
 use crate::retry::Attempt;
 use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -39,33 +38,16 @@ impl TokenSource {
     /// The instance's token source, in the documented order: `api.token`
     /// (or `token_file`, already read), `api.service_account_key_path`,
     /// then the environment.
-    pub fn for_instance(
-        api: Option<&Api>,
-        dir: &Path,
+    pub fn new(
+        auth: &ApiAuth,
         env: &dyn Fn(&str) -> Option<String>,
         http: reqwest::Client,
     ) -> Result<Self, AuthError> {
-        if let Some(token) = api.and_then(|a| a.token.clone()) {
-            return Ok(TokenSource::Static(token));
-        }
-        let key_path = api
-            .and_then(|a| a.service_account_key_path.clone())
-            .map(|p| dir.join(p))
-            .or_else(|| {
-                env(KEY_PATH_ENV)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            });
-        if let Some(path) = key_path {
-            return KeyFlow::load(&path, env, http).map(|k| TokenSource::KeyFlow(Box::new(k)));
-        }
-        match env(TOKEN_ENV).filter(|v| !v.is_empty()) {
-            Some(token) => Ok(TokenSource::Static(Secret::new(token))),
-            // Validation guarantees a source; this is only reachable through the library.
-            None => Err(AuthError::KeyFile {
-                path: PathBuf::new(),
-                reason: "no token source is configured".into(),
-            }),
+        match auth {
+            ApiAuth::Token(token) => Ok(TokenSource::Static(token.clone())),
+            ApiAuth::KeyFile(path) => {
+                KeyFlow::load(path, env, http).map(|k| TokenSource::KeyFlow(Box::new(k)))
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! part of the signature) and sent with reqwest; transient failures are
 //! retried.
 
-use crate::manifest::model::S3 as S3Config;
+use crate::manifest::valid::S3Access;
 use crate::retry::Attempt;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use std::time::Duration;
@@ -44,24 +44,22 @@ pub struct S3 {
     http: reqwest::Client,
     bucket: Bucket,
     credentials: Credentials,
-    config: S3Config,
+    config: S3Access,
 }
 
 impl S3 {
-    pub fn new(config: &S3Config, http: reqwest::Client) -> Result<Self, String> {
-        let endpoint: url::Url = config
-            .endpoint
-            .parse()
-            .map_err(|e| format!("s3.endpoint: {e}"))?;
-        let region = config.region.clone().unwrap_or_else(|| "eu01".into());
-        let bucket = Bucket::new(endpoint, UrlStyle::Path, config.bucket.clone(), region)
-            .map_err(|e| format!("s3: {e}"))?;
-        let secret = config
-            .secret_key
-            .as_ref()
-            .map(|s| s.expose().to_owned())
-            .unwrap_or_default();
-        let credentials = Credentials::new(config.access_key.expose().to_owned(), secret);
+    pub fn new(config: &S3Access, http: reqwest::Client) -> Result<Self, String> {
+        let bucket = Bucket::new(
+            config.endpoint.clone(),
+            UrlStyle::Path,
+            config.bucket.clone(),
+            config.region.clone(),
+        )
+        .map_err(|e| format!("s3: {e}"))?;
+        let credentials = Credentials::new(
+            config.access_key.expose().to_owned(),
+            config.secret_key.expose().to_owned(),
+        );
         Ok(S3 {
             http,
             bucket,

@@ -71,7 +71,7 @@ pub fn run(global: &Global) -> Exit {
                 return Exit::Failed;
             }
         };
-        let s3 = match crate::s3::S3::new(&loaded.manifest.s3, crate::plan::http_client()) {
+        let s3 = match crate::s3::S3::new(&loaded.valid.s3, crate::plan::http_client()) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");

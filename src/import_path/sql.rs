@@ -3,7 +3,7 @@
 //! `sys.databases` query per round.
 
 use super::{Import, ImportPath, InstanceFacts, Inventory, SubmitError, Want};
-use crate::manifest::model::Sql as SqlConfig;
+use crate::manifest::valid::SqlAccess;
 use crate::retry::Attempt;
 use futures::future::BoxFuture;
 use std::collections::HashSet;
@@ -69,20 +69,15 @@ pub struct SqlTarget {
 }
 
 impl SqlTarget {
-    pub fn new(sql: &SqlConfig, label: String) -> Self {
-        let host = sql.host.clone().unwrap_or_default();
+    pub fn new(sql: &SqlAccess, label: String) -> Self {
+        let host = sql.host.clone();
         let mut config = Config::new();
         config.host(&host);
         config.port(sql.port);
         config.application_name("sqlflex-import");
-        let password = sql
-            .password
-            .as_ref()
-            .map(|p| p.expose().to_owned())
-            .unwrap_or_default();
         config.authentication(AuthMethod::sql_server(
-            sql.user.clone().unwrap_or_default(),
-            password,
+            sql.user.clone(),
+            sql.password.expose().to_owned(),
         ));
         if sql.encrypt {
             config.encryption(EncryptionLevel::Required);

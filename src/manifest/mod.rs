@@ -11,6 +11,7 @@ pub mod names;
 pub mod path;
 pub mod select;
 pub mod structure;
+pub mod valid;
 pub mod yaml;
 
 pub use model::*;
@@ -19,6 +20,7 @@ use crate::diagnostic::{Diagnostic, Location, Shift, Source};
 use path::{FieldPath, SegRef};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use valid::ValidManifest;
 use yaml::{Node, Span};
 
 /// Largest manifest read. A 10,000-database manifest is about 1.5 MiB.
@@ -27,7 +29,11 @@ pub const MAX_MANIFEST_BYTES: u64 = 32 * 1024 * 1024;
 /// A manifest that passed every check.
 #[derive(Debug)]
 pub struct Loaded {
+    /// The document as written (secrets read from their files).
     pub manifest: Manifest,
+    /// What the pipeline works from: defaults applied, no `Option` for
+    /// what the checks proved present.
+    pub valid: ValidManifest,
     pub source: SourceText,
     pub warnings: Vec<Diagnostic>,
     /// The folder of the manifest; relative paths in it are resolved from here.
@@ -164,8 +170,14 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
         return Err(reject(shown, diagnostics));
     }
     let manifest = parts.manifest;
+    let valid = match ValidManifest::of(&manifest, dir, env) {
+        Ok(valid) => valid,
+        // The checks above should have refused it; say what slipped past.
+        Err(e) => return Err(reject(shown, vec![Diagnostic::error(e)])),
+    };
     Ok(Loaded {
         manifest,
+        valid,
         source: SourceText {
             name: name.to_owned(),
             text: shown.0,

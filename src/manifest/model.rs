@@ -408,16 +408,6 @@ impl S3 {
         check_key(&key)?;
         Ok(key)
     }
-
-    /// `s3://host/bucket/key`, the form STACKIT's import takes.
-    pub fn uri_of(&self, key: &str) -> String {
-        format!(
-            "s3://{}/{}/{}",
-            self.endpoint_authority().unwrap_or_default(),
-            self.bucket,
-            key
-        )
-    }
 }
 
 /// An object key that names one object the same way everywhere. `.` and
@@ -488,9 +478,5 @@ mod tests {
                 .contains("not supported")
         );
         assert!(s3.key_of("/abs.bak").unwrap_err().contains("leading"));
-        assert_eq!(
-            s3.uri_of("a/b.bak"),
-            "s3://object.storage.eu01.onstackit.cloud/backups/a/b.bak"
-        );
     }
 }

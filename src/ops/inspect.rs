@@ -90,13 +90,15 @@ fn inspect_s3(uri: &str, env: Env) -> Inspected {
         [bucket, rest @ ..] if !rest.is_empty() => (*bucket, rest.join("/")),
         _ => return fail("not an s3://bucket/key URI".into()),
     };
-    let config = crate::manifest::model::S3 {
+    let Ok(endpoint) = endpoint.parse() else {
+        return fail("S3_ENDPOINT is not a URL".into());
+    };
+    let config = crate::manifest::valid::S3Access {
         endpoint,
         bucket: bucket.to_owned(),
         access_key: crate::secret::Secret::new(access_key),
-        secret_key: Some(crate::secret::Secret::new(secret_key)),
-        secret_key_file: None,
-        region: var("S3_REGION"),
+        secret_key: crate::secret::Secret::new(secret_key),
+        region: var("S3_REGION").unwrap_or_else(|| "eu01".into()),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

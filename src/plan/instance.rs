@@ -19,7 +19,7 @@ pub fn check(
     facts: &BTreeMap<Lane, Result<InstanceFacts, String>>,
     strict: bool,
 ) {
-    let m = &ctx.loaded.manifest;
+    let m = &ctx.loaded.valid;
     for item in items.iter_mut().filter(|i| i.verdict == Verdict::Ready) {
         let db = &m.databases[item.index];
         let lane = ctx.lane_of(db);
@@ -60,7 +60,7 @@ pub fn check(
                 ),
             ));
         }
-        match (m.owner_of(db), &facts.users) {
+        match (db.owner.as_deref(), &facts.users) {
             (Some(owner), Some(users)) => match users.get(&owner.to_lowercase()) {
                 None => found.push(Finding::new(
                     Rule::OwnerMissing,

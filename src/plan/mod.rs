@@ -11,13 +11,15 @@ use crate::import_path::api::ApiTarget;
 use crate::import_path::sql::SqlTarget;
 use crate::import_path::{ImportPath, InstanceFacts, Inventory, Presence};
 use crate::journal::{Prior, PriorStates};
-use crate::manifest::model::{Database, Files, Method, OnExists};
+use crate::manifest::model::{Method, OnExists};
+use crate::manifest::valid::{ApiAccess, ApiAuth, Source, Target};
 use crate::manifest::{Env, Loaded};
 use crate::rules::{Finding, Rule};
 use crate::s3::S3;
 use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,45 +40,31 @@ pub struct Context {
 }
 
 /// The API target of `instance`, sharing token sources between instances
-/// that use the same key.
+/// that use the same key file.
 fn api_target(
-    loaded: &Loaded,
     instance: &str,
+    api: &ApiAccess,
     env: Env,
     http: &reqwest::Client,
-    tokens: &mut HashMap<String, Arc<TokenSource>>,
+    tokens: &mut HashMap<PathBuf, Arc<TokenSource>>,
 ) -> Result<Arc<dyn ImportPath>, String> {
-    let inst = &loaded.manifest.instances[instance];
-    let api = inst.api.as_ref();
-    let identity = api
-        .and_then(|a| {
-            a.service_account_key_path
-                .as_ref()
-                .map(|p| format!("key:{}", p.display()))
-        })
-        .unwrap_or_else(|| format!("instance:{instance}"));
-    let auth = match tokens.get(&identity) {
-        Some(t) => Arc::clone(t),
-        None => {
-            let t = Arc::new(
-                TokenSource::for_instance(api, &loaded.dir, env, http.clone())
-                    .map_err(|e| e.to_string())?,
-            );
-            tokens.insert(identity, Arc::clone(&t));
-            t
+    let auth = match &api.auth {
+        ApiAuth::KeyFile(path) if tokens.contains_key(path) => Arc::clone(&tokens[path]),
+        auth => {
+            let source =
+                Arc::new(TokenSource::new(auth, env, http.clone()).map_err(|e| e.to_string())?);
+            if let ApiAuth::KeyFile(path) = auth {
+                tokens.insert(path.clone(), Arc::clone(&source));
+            }
+            source
         }
     };
-    let region = inst.region.clone().unwrap_or_default();
-    let version = api.and_then(|a| a.api_version).unwrap_or_default();
-    let endpoint = api
-        .and_then(|a| a.endpoint.clone())
-        .unwrap_or_else(|| ApiTarget::default_endpoint(version, &region));
     let base = crate::import_path::api::instance_url(
-        &endpoint,
-        version,
-        inst.project_id.as_deref().unwrap_or_default(),
-        &region,
-        inst.instance_id.as_deref().unwrap_or_default(),
+        &api.endpoint,
+        api.version,
+        &api.project_id,
+        &api.region,
+        &api.instance_id,
     )
     .map_err(|e| format!("instance {instance}: {e}"))?;
     Ok(Arc::new(ApiTarget::new(
@@ -109,40 +97,31 @@ impl Context {
     /// sources between instances that use the same key.
     pub fn new(loaded: Loaded, selected: &[usize], env: Env) -> Result<Self, String> {
         let http = http_client();
-        let m = &loaded.manifest;
+        let m = &loaded.valid;
         let s3 = Arc::new(S3::new(&m.s3, http.clone())?);
         let mut targets: HashMap<Lane, Arc<dyn ImportPath>> = HashMap::new();
         let mut instance_api: HashMap<String, Arc<dyn ImportPath>> = HashMap::new();
-        let mut tokens: HashMap<String, Arc<TokenSource>> = HashMap::new();
+        let mut tokens: HashMap<PathBuf, Arc<TokenSource>> = HashMap::new();
         for &i in selected {
             let db = &m.databases[i];
-            let method = m.method_of(db);
-            let lane = (db.instance.clone(), method);
+            let lane = (db.instance.clone(), db.method);
             if targets.contains_key(&lane) {
                 continue;
             }
             let inst = &m.instances[&db.instance];
-            let target: Arc<dyn ImportPath> = match method {
-                Method::Api => {
-                    let api = api_target(&loaded, &db.instance, env, &http, &mut tokens)?;
+            let target: Arc<dyn ImportPath> = match (db.method, &inst.api, &inst.sql) {
+                (Method::Api, Some(api), _) => {
+                    let api = api_target(&db.instance, api, env, &http, &mut tokens)?;
                     instance_api.insert(db.instance.clone(), Arc::clone(&api));
                     api
                 }
-                Method::Sql => {
-                    let sql = inst
-                        .sql
-                        .as_ref()
-                        .ok_or_else(|| format!("instance {} has no sql section", db.instance))?;
+                (Method::Sql, api, Some(sql)) => {
                     // The instance's state and storage only the API can
-                    // tell: asked there too when the instance has an API
-                    // section that works.
-                    let has_api = inst.api.is_some()
-                        && [&inst.project_id, &inst.region, &inst.instance_id]
-                            .iter()
-                            .all(|v| v.as_deref().is_some_and(|v| !v.is_empty()));
-                    if has_api
+                    // tell: asked there too when the instance has API
+                    // access that works.
+                    if let Some(api) = api
                         && !instance_api.contains_key(&db.instance)
-                        && let Ok(api) = api_target(&loaded, &db.instance, env, &http, &mut tokens)
+                        && let Ok(api) = api_target(&db.instance, api, env, &http, &mut tokens)
                     {
                         instance_api.insert(db.instance.clone(), api);
                     }
@@ -150,6 +129,14 @@ impl Context {
                         sql,
                         format!("instance {} (SQL)", db.instance),
                     ))
+                }
+                // `ValidManifest` holds the access of every path a database uses.
+                (method, _, _) => {
+                    return Err(format!(
+                        "instance {} has no {} access",
+                        db.instance,
+                        method.as_str()
+                    ));
                 }
             };
             targets.insert(lane, target);
@@ -162,8 +149,8 @@ impl Context {
         })
     }
 
-    pub fn lane_of(&self, db: &Database) -> Lane {
-        (db.instance.clone(), self.loaded.manifest.method_of(db))
+    pub fn lane_of(&self, db: &Target) -> Lane {
+        (db.instance.clone(), db.method)
     }
 }
 
@@ -329,7 +316,7 @@ pub async fn plan(
     prior: &PriorStates,
     options: Options,
 ) -> Plan {
-    let m = &ctx.loaded.manifest;
+    let m = &ctx.loaded.valid;
     let mut lanes: Vec<Lane> = selected
         .iter()
         .map(|&i| ctx.lane_of(&m.databases[i]))
@@ -419,8 +406,7 @@ async fn plan_one(
     s3_slots: &tokio::sync::Semaphore,
     strict: bool,
 ) -> PlanItem {
-    let m = &ctx.loaded.manifest;
-    let db = &m.databases[index];
+    let db = &ctx.loaded.valid.databases[index];
     let lane = ctx.lane_of(db);
     let mut item = PlanItem {
         index,
@@ -446,7 +432,7 @@ async fn plan_one(
         Ok(inventory) => match inventory.presence(&db.name) {
             Presence::Online if ours => item.verdict = Verdict::Done,
             Presence::Online | Presence::Restoring(_)
-                if m.on_exists_of(db) == OnExists::Skip && !ours =>
+                if db.on_exists == OnExists::Skip && !ours =>
             {
                 item.verdict = Verdict::Skip;
             }
@@ -486,24 +472,21 @@ async fn plan_one(
 
 async fn check_files(
     ctx: &Context,
-    db: &Database,
+    db: &Target,
     item: &mut PlanItem,
     s3_slots: &tokio::sync::Semaphore,
     strict: bool,
 ) {
     let s3 = &ctx.s3;
     let keys: Vec<String> = match &db.files {
-        Files::List(entries) => entries
-            .iter()
-            .filter_map(|e| ctx.loaded.manifest.s3.key_of(e).ok())
-            .collect(),
-        Files::Prefix(p) => {
+        Source::Keys(keys) => keys.clone(),
+        Source::Prefix(prefix) => {
             let _slot = s3_slots.acquire().await.expect("never closed");
-            match s3.list_backups(&p.prefix).await {
+            match s3.list_backups(prefix).await {
                 Ok(keys) if keys.is_empty() => {
                     item.refuse(
                         Rule::NoBackupUnderPrefix,
-                        format!("there is no .bak file under {}", p.prefix),
+                        format!("there is no .bak file under {prefix}"),
                     );
                     return;
                 }

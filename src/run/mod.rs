@@ -28,7 +28,7 @@ pub struct Options {
 
 /// Runs the imports of a plan and reports every step through `events`.
 pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Arc<Events>) {
-    let m = &ctx.loaded.manifest;
+    let m = &ctx.loaded.valid;
     let global = Arc::new(Semaphore::new(options.max_parallel.max(1)));
     let mut per_instance: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let mut pollers: HashMap<Lane, Arc<Poller>> = HashMap::new();
@@ -82,21 +82,21 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                 let slots = per_instance
                     .entry(instance.clone())
                     .or_insert_with(|| {
-                        Arc::new(Semaphore::new(m.per_instance_limit(&instance) as usize))
+                        Arc::new(Semaphore::new(m.instances[&instance].max_parallel as usize))
                     })
                     .clone();
                 let job = Job {
                     import: Import {
                         database,
-                        owner: m.owner_of(db).map(str::to_owned),
+                        owner: db.owner.clone(),
                         files: item.files.iter().map(|f| f.uri.clone()).collect(),
                         bucket_uri: ctx.s3.bucket_uri(),
                         access_key: m.s3.access_key.clone(),
-                        secret_key: m.s3.secret_key.clone().unwrap_or_default(),
+                        secret_key: m.s3.secret_key.clone(),
                     },
                     instance,
                     attach: item.verdict == Verdict::Attach,
-                    timeout: m.timeout_of(db),
+                    timeout: db.timeout,
                 };
                 let (events, global, stop) = (
                     Arc::clone(&events),
