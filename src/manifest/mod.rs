@@ -230,23 +230,34 @@ fn looks_secret(key: &str) -> bool {
 /// wrong type, but still a secret on screen), with their positions. A value
 /// that is exactly one `${VAR}` reference is not a literal secret.
 fn literal_secrets(tree: &Node) -> Vec<(FieldPath, Span)> {
-    fn walk<'a>(node: &'a Node, path: &mut Vec<SegRef<'a>>, out: &mut Vec<(FieldPath, Span)>) {
+    /// Keys repeat (every database has a `name`), and the near-miss test is
+    /// an edit distance: each distinct key is judged once.
+    type Judged<'a> = std::collections::HashMap<&'a str, bool>;
+    fn walk<'a>(
+        node: &'a Node,
+        path: &mut Vec<SegRef<'a>>,
+        judged: &mut Judged<'a>,
+        out: &mut Vec<(FieldPath, Span)>,
+    ) {
         match node {
             Node::Map(entries, _) => {
                 for e in entries {
                     path.push(SegRef::Key(&e.key));
+                    let secret = *judged
+                        .entry(e.key.as_str())
+                        .or_insert_with(|| looks_secret(&e.key));
                     match &e.value {
-                        Node::Scalar(s) if looks_secret(&e.key) => {
+                        Node::Scalar(s) if secret => {
                             if !s.text.trim().is_empty()
                                 && !interpolate::is_single_reference(&s.text)
                             {
                                 out.push((FieldPath::from_refs(path), s.span));
                             }
                         }
-                        other if looks_secret(&e.key) => {
+                        other if secret => {
                             out.push((FieldPath::from_refs(path), other.span()));
                         }
-                        other => walk(other, path, out),
+                        other => walk(other, path, judged, out),
                     }
                     path.pop();
                 }
@@ -254,7 +265,7 @@ fn literal_secrets(tree: &Node) -> Vec<(FieldPath, Span)> {
             Node::Seq(items, _) => {
                 for (i, n) in items.iter().enumerate() {
                     path.push(SegRef::Index(i));
-                    walk(n, path, out);
+                    walk(n, path, judged, out);
                     path.pop();
                 }
             }
@@ -262,7 +273,7 @@ fn literal_secrets(tree: &Node) -> Vec<(FieldPath, Span)> {
         }
     }
     let mut out = Vec::new();
-    walk(tree, &mut Vec::new(), &mut out);
+    walk(tree, &mut Vec::new(), &mut Judged::new(), &mut out);
     out
 }
 

@@ -135,17 +135,18 @@ impl ValidManifest {
             secret_key: present(s3.secret_key.clone(), "s3.secret_key")?,
             region: s3.region.clone().unwrap_or_else(|| "eu01".into()),
         };
+        // Which paths target each instance, in one pass over the databases.
+        let mut paths = std::collections::BTreeSet::new();
+        for db in &m.databases {
+            paths.insert((db.instance.as_str(), m.method_of(db)));
+        }
+        let uses = |name: &str, method| paths.contains(&(name, method));
         let mut instances = BTreeMap::new();
         for (name, inst) in &m.instances {
-            let uses = |method| {
-                m.databases
-                    .iter()
-                    .any(|d| d.instance == *name && m.method_of(d) == method)
-            };
-            let api = api_access(name, inst, dir, env, uses(Method::Api))?;
+            let api = api_access(name, inst, dir, env, uses(name, Method::Api))?;
             let sql = match &inst.sql {
                 Some(sql) => Some(sql_access(name, sql)?),
-                None if uses(Method::Sql) => {
+                None if uses(name, Method::Sql) => {
                     return Err(format!("instance {name} has no sql section"));
                 }
                 None => None,
