@@ -7,7 +7,6 @@ use crate::plan::Plan;
 use crate::run::events::Consumer;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
@@ -37,7 +36,6 @@ pub async fn apply_selected(
     env: Env<'_>,
 ) -> Exit {
     let stop = CancellationToken::new();
-    let interrupted = Arc::new(AtomicBool::new(false));
     let request = ApplyRequest {
         selected,
         manifest_path: &args.manifest,
@@ -58,7 +56,6 @@ pub async fn apply_selected(
         yes: args.yes,
         display: None,
         stop,
-        interrupted: Arc::clone(&interrupted),
     };
     let applied = match ops::apply(request, &mut ui).await {
         Ok(applied) => applied,
@@ -101,15 +98,10 @@ pub async fn apply_selected(
             "error: the journal could not be written ({e}); a rerun may not resume correctly"
         );
     }
-    if applied.succeeded() {
-        Exit::Success
-    } else if interrupted.load(Ordering::SeqCst)
-        && applied.journal_error.is_none()
-        && matches!(applied.stopped, Stopped::Ran { .. })
-    {
-        Exit::Interrupted
-    } else {
-        Exit::Failed
+    match applied.stopped {
+        _ if applied.succeeded() => Exit::Success,
+        Stopped::Ran { interrupted: true } if applied.journal_error.is_none() => Exit::Interrupted,
+        _ => Exit::Failed,
     }
 }
 
@@ -118,9 +110,8 @@ struct Terminal<'a> {
     global: &'a Global,
     yes: bool,
     display: Option<Arc<crate::progress::Display>>,
-    /// What Ctrl-C cancels and records, once the run starts.
+    /// What Ctrl-C cancels, once the run starts.
     stop: CancellationToken,
-    interrupted: Arc<AtomicBool>,
 }
 
 impl Ui for Terminal<'_> {
@@ -146,7 +137,7 @@ impl Ui for Terminal<'_> {
     fn run_starting(&mut self, to_run: usize) -> Vec<Consumer> {
         // From here on, Ctrl-C lets running imports finish; before (at the
         // prompt, during the checks) it ends the process as usual.
-        watch_ctrl_c(self.stop.clone(), Arc::clone(&self.interrupted));
+        watch_ctrl_c(self.stop.clone());
         let (display, consumers) = shared::run_consumers(self.global, to_run);
         self.display = Some(display);
         consumers
@@ -170,7 +161,7 @@ fn confirm(count: usize) -> bool {
 /// First Ctrl-C: submit nothing new, wait for what runs. Second: exit now;
 /// the journal is flushed after every change, so a rerun resumes. The
 /// handler is registered before this returns, so no Ctrl-C is missed.
-fn watch_ctrl_c(stop: CancellationToken, interrupted: Arc<AtomicBool>) {
+fn watch_ctrl_c(stop: CancellationToken) {
     #[cfg(unix)]
     let mut interrupt =
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
@@ -186,7 +177,6 @@ fn watch_ctrl_c(stop: CancellationToken, interrupted: Arc<AtomicBool>) {
         #[cfg(not(unix))]
         let mut next = async || tokio::signal::ctrl_c().await.is_ok();
         if next().await {
-            interrupted.store(true, Ordering::SeqCst);
             stop.cancel();
             eprintln!(
                 "\ninterrupted: no new imports start; waiting for the running ones (Ctrl-C again exits at once; `apply` again resumes)"
