@@ -145,7 +145,7 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
     for note in opened.notes {
         ui.note(Note::Journal(note));
     }
-    let max_parallel = max_parallel.unwrap_or(loaded.manifest.concurrency.max_parallel) as usize;
+    let max_parallel = max_parallel.unwrap_or(loaded.valid.max_parallel) as usize;
     let manifest_name = loaded.source.name.clone();
     let started = now();
     let (ctx, plan) = super::plan(selected, env, &opened.prior, plan_options).await?;
