@@ -35,9 +35,9 @@ pub enum TokenSource {
 }
 
 impl TokenSource {
-    /// The instance's token source, in the documented order: `api.token`
-    /// (or `token_file`, already read), `api.service_account_key_path`,
-    /// then the environment.
+    /// The token source the validated manifest chose (in the documented
+    /// order: `api.token` or `token_file`, `api.service_account_key_path`,
+    /// then the environment's key path and token).
     pub fn new(
         auth: &ApiAuth,
         env: &dyn Fn(&str) -> Option<String>,

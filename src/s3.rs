@@ -158,6 +158,31 @@ impl S3 {
         self.read_range(key, 0, len as u64).await
     }
 
+    /// An object read as a backup header needs it: its size (HEAD), then
+    /// its head, then, for an object larger than the head, its end (for a
+    /// cut upload or appended sets). The header as the backup reader finds it.
+    pub async fn read_backup(
+        &self,
+        key: &str,
+    ) -> Result<
+        (
+            u64,
+            Result<crate::backup::BackupHeader, crate::backup::HeaderError>,
+        ),
+        S3Error,
+    > {
+        use crate::backup;
+        let size = self.head(key).await?;
+        let head = self.read_prefix(key, backup::HEAD_READ).await?;
+        let tail = if size > head.len() as u64 {
+            let from = size.saturating_sub(backup::TAIL_READ as u64);
+            Some(self.read_range(key, from, size).await?)
+        } else {
+            None
+        };
+        Ok((size, backup::read_object(&head, tail.as_deref())))
+    }
+
     /// Bytes `from..to` of an object of that size: one ranged GET.
     pub async fn read_range(&self, key: &str, from: u64, to: u64) -> Result<Vec<u8>, S3Error> {
         let len = to.saturating_sub(from) as usize;

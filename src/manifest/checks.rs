@@ -576,9 +576,9 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// M001: the stored procedure takes every file in one comma-separated
-/// `@s3_url`, so a comma inside a key would split it into two wrong names.
-/// M001 about one key (the message; the code is the finding's).
+/// M001's message about one key (the finding carries the code): the stored
+/// procedure takes every file in one comma-separated `@s3_url`, so a comma
+/// inside a key would split it into two wrong names.
 pub fn comma_in_key(key: &str) -> String {
     format!(
         "`{}` contains a comma, which would split the procedure's comma-separated @s3_url; \

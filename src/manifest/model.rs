@@ -345,12 +345,7 @@ impl S3 {
     /// Host (and port, when not the default) of the endpoint, as it appears
     /// in `s3://host/bucket/key` URIs.
     pub fn endpoint_authority(&self) -> Option<String> {
-        let url = url::Url::parse(&self.endpoint).ok()?;
-        let host = url.host_str()?;
-        Some(match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        })
+        super::valid::authority(&url::Url::parse(&self.endpoint).ok()?)
     }
 
     /// The bucket key a `files` entry names: a plain key, or an

@@ -78,20 +78,15 @@ fn inspect_s3(uri: &str, env: Env) -> Inspected {
                 .into(),
         );
     };
+    let Ok(endpoint) = url::Url::parse(&endpoint) else {
+        return fail("S3_ENDPOINT is not a URL".into());
+    };
     let parts: Vec<&str> = uri.trim_start_matches("s3://").splitn(3, '/').collect();
-    let authority = url::Url::parse(&endpoint).ok().and_then(|u| {
-        u.host_str().map(|h| match u.port() {
-            Some(p) => format!("{h}:{p}"),
-            None => h.to_owned(),
-        })
-    });
+    let authority = crate::manifest::valid::authority(&endpoint);
     let (bucket, key) = match parts.as_slice() {
         [host, bucket, key] if authority.as_deref() == Some(*host) => (*bucket, (*key).to_owned()),
         [bucket, rest @ ..] if !rest.is_empty() => (*bucket, rest.join("/")),
         _ => return fail("not an s3://bucket/key URI".into()),
-    };
-    let Ok(endpoint) = endpoint.parse() else {
-        return fail("S3_ENDPOINT is not a URL".into());
     };
     let config = crate::manifest::valid::S3Access {
         endpoint,
@@ -112,27 +107,13 @@ fn inspect_s3(uri: &str, env: Env) -> Inspected {
             Ok(s) => s,
             Err(e) => return fail(e),
         };
-        let size = match s3.head(&key).await {
-            Ok(size) => size,
-            Err(e) => return fail(e.to_string()),
-        };
-        let head = match s3.read_prefix(&key, backup::HEAD_READ).await {
-            Ok(head) => head,
-            Err(e) => return fail(e.to_string()),
-        };
-        let tail = if size > head.len() as u64 {
-            let from = size.saturating_sub(backup::TAIL_READ as u64);
-            match s3.read_range(&key, from, size).await {
-                Ok(tail) => Some(tail),
-                Err(e) => return fail(e.to_string()),
-            }
-        } else {
-            None
-        };
-        Inspected {
-            path: uri.to_owned(),
-            size: Some(size),
-            header: backup::read_object(&head, tail.as_deref()),
+        match s3.read_backup(&key).await {
+            Ok((size, header)) => Inspected {
+                path: uri.to_owned(),
+                size: Some(size),
+                header,
+            },
+            Err(e) => fail(e.to_string()),
         }
     })
 }

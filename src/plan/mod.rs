@@ -509,17 +509,7 @@ async fn check_files(
     };
     let checked = futures::future::join_all(keys.iter().map(|key| async move {
         let _slot = s3_slots.acquire().await.expect("never closed");
-        let size = s3.head(key).await?;
-        let head = s3.read_prefix(key, backup::HEAD_READ).await?;
-        // The end, for a cut upload or appended sets; small objects were
-        // read whole already.
-        let tail = if size > head.len() as u64 {
-            let from = size.saturating_sub(backup::TAIL_READ as u64);
-            Some(s3.read_range(key, from, size).await?)
-        } else {
-            None
-        };
-        Ok::<_, crate::s3::S3Error>((size, backup::read_object(&head, tail.as_deref())))
+        s3.read_backup(key).await
     }))
     .await;
     let mut read = Vec::new();
