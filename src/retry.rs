@@ -40,7 +40,7 @@ impl Backoff {
             .base
             .saturating_mul(1 << self.attempt.min(16))
             .min(self.cap);
-        let jitter = bound.mul_f64(rand::random::<f64>());
+        let jitter = bound.mul_f64(fastrand::f64());
         Some(retry_after.map_or(jitter, |r| r.min(Duration::from_secs(120)).max(jitter)))
     }
 }

@@ -59,7 +59,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 fn trace_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+    format!("{:016x}", fastrand::u64(..))
 }
 
 /// The `Error` body of the API documents.

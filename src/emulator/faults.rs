@@ -1,8 +1,6 @@
 //! Reproducible fault injection: a seeded generator decides which request
 //! fails and how, so a failing reliability test can be replayed.
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use std::sync::Mutex;
 
 /// What happens to one API request.
@@ -23,7 +21,7 @@ pub enum Fault {
 pub struct Faults {
     rate: f64,
     reset_rate: f64,
-    rng: Mutex<StdRng>,
+    rng: Mutex<fastrand::Rng>,
 }
 
 impl Faults {
@@ -31,13 +29,13 @@ impl Faults {
         Faults {
             rate: rate.clamp(0.0, 1.0),
             reset_rate: reset_rate.clamp(0.0, 1.0),
-            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
         }
     }
 
     fn roll(&self) -> (f64, f64, u32) {
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-        (rng.random(), rng.random(), rng.random_range(0..3))
+        (rng.f64(), rng.f64(), rng.u32(0..3))
     }
 
     /// The fate of an API request; `does_work` is true for requests that
