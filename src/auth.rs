@@ -118,7 +118,7 @@ impl KeyFlow {
                 )
             }
         };
-        let signing = EncodingKey::from_rsa_pem(pem.expose().as_bytes())
+        let signing = rsa_signing_key(pem.expose())
             .map_err(|e| fail(format!("the private key is not an RSA PEM key ({e})")))?;
         let token_url = key
             .token_endpoint
@@ -267,6 +267,64 @@ impl KeyFlow {
     }
 }
 
+/// The private key of a key file in the form jsonwebtoken signs with:
+/// PKCS#1 DER. Portal key files carry PKCS#8 (`PRIVATE KEY`), older tools
+/// write PKCS#1 (`RSA PRIVATE KEY`). aws-lc checks the key before its DER is
+/// unwrapped, so the walk below only ever meets a well-formed key.
+fn rsa_signing_key(text: &str) -> Result<EncodingKey, String> {
+    use aws_lc_rs::rsa::KeyPair;
+    let block = pem::parse(text).map_err(|e| format!("not PEM: {e}"))?;
+    let pkcs1 = match block.tag() {
+        "PRIVATE KEY" => {
+            KeyPair::from_pkcs8(block.contents()).map_err(|e| format!("PKCS#8: {e}"))?;
+            pkcs8_private_key(block.contents()).ok_or("PKCS#8 without a private key")?
+        }
+        "RSA PRIVATE KEY" => block.contents(),
+        other => return Err(format!("a PEM block of type {other:?}")),
+    };
+    KeyPair::from_der(pkcs1).map_err(|e| format!("PKCS#1: {e}"))?;
+    Ok(EncodingKey::from_rsa_der(pkcs1))
+}
+
+/// The `privateKey` of a PKCS#8 PrivateKeyInfo (RFC 5208): SEQUENCE {
+/// version INTEGER, algorithm SEQUENCE, privateKey OCTET STRING, .. }.
+fn pkcs8_private_key(der: &[u8]) -> Option<&[u8]> {
+    let (0x30, info, _) = der_element(der)? else {
+        return None;
+    };
+    let (0x02, _, rest) = der_element(info)? else {
+        return None;
+    };
+    let (0x30, _, rest) = der_element(rest)? else {
+        return None;
+    };
+    match der_element(rest)? {
+        (0x04, key, _) => Some(key),
+        _ => None,
+    }
+}
+
+/// One DER element: its tag, its contents and what follows it. DER has only
+/// definite lengths; anything longer than the input is refused.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let width = usize::from(first & 0x7f);
+        if width == 0 || width > 4 || rest.len() < width {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at(width);
+        (
+            bytes.iter().fold(0, |len, &b| len << 8 | usize::from(b)),
+            rest,
+        )
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +351,62 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         (format!("http://{addr}/token"), calls)
+    }
+
+    /// Both forms a key file can carry sign an RS512 JWT that the public key
+    /// verifies; anything else is refused with a reason, never a panic.
+    #[test]
+    fn pkcs8_and_pkcs1_keys_sign_and_other_pem_is_refused() {
+        let (pkcs8_pem, public_pem) =
+            crate::emulator::keys::rsa_key_pem(aws_lc_rs::rsa::KeySize::Rsa2048);
+        let pkcs8 = pem::parse(&pkcs8_pem).unwrap();
+        let pkcs1 = pkcs8_private_key(pkcs8.contents()).expect("the inner RSA key");
+        let pkcs1_pem = pem::encode(&pem::Pem::new("RSA PRIVATE KEY", pkcs1));
+        let spki = pem::parse(&public_pem).unwrap();
+        let verify = jsonwebtoken::DecodingKey::from_rsa_der(spki.contents());
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS512);
+        validation.set_required_spec_claims::<&str>(&[]);
+        validation.validate_exp = false;
+        for text in [&pkcs8_pem, &pkcs1_pem] {
+            let key = rsa_signing_key(text).expect("an RSA key");
+            let claims = serde_json::json!({"sub": "me"});
+            let jwt = jsonwebtoken::encode(&Header::new(Algorithm::RS512), &claims, &key).unwrap();
+            jsonwebtoken::decode::<serde_json::Value>(&jwt, &verify, &validation)
+                .expect("the signature verifies");
+        }
+
+        let refusals = [
+            "not a pem at all".to_owned(),
+            pem::encode(&pem::Pem::new("CERTIFICATE", pkcs1)),
+            pem::encode(&pem::Pem::new("PRIVATE KEY", &pkcs8.contents()[..40])),
+            pem::encode(&pem::Pem::new("RSA PRIVATE KEY", &pkcs1[..pkcs1.len() - 1])),
+        ];
+        for text in &refusals {
+            assert!(rsa_signing_key(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn der_elements_never_read_past_their_input() {
+        assert_eq!(
+            der_element(&[0x04, 2, 7, 8, 9]),
+            Some((0x04, &[7, 8][..], &[9][..]))
+        );
+        assert_eq!(
+            der_element(&[0x04, 0x81, 3, 1, 2, 3]),
+            Some((4, &[1, 2, 3][..], &[][..]))
+        );
+        for short in [
+            &[][..],
+            &[0x30],
+            &[0x30, 5, 1],
+            &[0x30, 0x82, 1],
+            &[0x30, 0x80, 0],
+            &[0x30, 0x85, 1, 1, 1, 1, 1],
+        ] {
+            assert_eq!(der_element(short), None, "{short:?}");
+        }
+        assert_eq!(pkcs8_private_key(&[0x30, 3, 0x02, 1, 0]), None);
     }
 
     fn key_file(dir: &Path, token_url: &str) -> PathBuf {

@@ -104,7 +104,9 @@ impl ServiceAccount {
     /// Checks a self-signed RS512 assertion; returns why it is refused.
     pub fn verify_assertion(&self, assertion: &str) -> Result<(), String> {
         let (_, public_pem) = key_pair();
-        let key = DecodingKey::from_rsa_pem(public_pem.as_bytes()).map_err(|e| e.to_string())?;
+        // aws-lc verifies with an SPKI key as it is (RFC 5280 or 8017).
+        let spki = pem::parse(public_pem).map_err(|e| e.to_string())?;
+        let key = DecodingKey::from_rsa_der(spki.contents());
         let mut validation = Validation::new(Algorithm::RS512);
         validation.set_audience(&[&self.audience]);
         validation.set_issuer(&[&self.email]);
