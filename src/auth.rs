@@ -374,6 +374,12 @@ mod tests {
             jsonwebtoken::decode::<serde_json::Value>(&jwt, &verify, &validation)
                 .expect("the signature verifies");
         }
+        // And the SPKI key is really checked: another key's signature fails.
+        let (other, _) = crate::emulator::keys::rsa_key_pem(aws_lc_rs::rsa::KeySize::Rsa2048);
+        let other = rsa_signing_key(&other).unwrap();
+        let claims = serde_json::json!({"sub": "me"});
+        let jwt = jsonwebtoken::encode(&Header::new(Algorithm::RS512), &claims, &other).unwrap();
+        assert!(jsonwebtoken::decode::<serde_json::Value>(&jwt, &verify, &validation).is_err());
 
         let refusals = [
             "not a pem at all".to_owned(),
