@@ -270,7 +270,8 @@ impl KeyFlow {
 /// The private key of a key file in the form jsonwebtoken signs with:
 /// PKCS#1 DER. Portal key files carry PKCS#8 (`PRIVATE KEY`), older tools
 /// write PKCS#1 (`RSA PRIVATE KEY`). aws-lc checks the key before its DER is
-/// unwrapped, so the walk below only ever meets a well-formed key.
+/// unwrapped, so the walk below only ever meets a well-formed key, and checks
+/// the PKCS#1 it yields, so jsonwebtoken only gets a key aws-lc signs with.
 fn rsa_signing_key(text: &str) -> Result<EncodingKey, String> {
     use aws_lc_rs::rsa::KeyPair;
     let block = pem::parse(text).map_err(|e| format!("not PEM: {e}"))?;
@@ -367,19 +368,18 @@ mod tests {
         let mut validation = jsonwebtoken::Validation::new(Algorithm::RS512);
         validation.set_required_spec_claims::<&str>(&[]);
         validation.validate_exp = false;
+        let verifies = |key: &EncodingKey| {
+            let claims = serde_json::json!({"sub": "me"});
+            let jwt = jsonwebtoken::encode(&Header::new(Algorithm::RS512), &claims, key).unwrap();
+            jsonwebtoken::decode::<serde_json::Value>(&jwt, &verify, &validation).is_ok()
+        };
         for text in [&pkcs8_pem, &pkcs1_pem] {
             let key = rsa_signing_key(text).expect("an RSA key");
-            let claims = serde_json::json!({"sub": "me"});
-            let jwt = jsonwebtoken::encode(&Header::new(Algorithm::RS512), &claims, &key).unwrap();
-            jsonwebtoken::decode::<serde_json::Value>(&jwt, &verify, &validation)
-                .expect("the signature verifies");
+            assert!(verifies(&key), "the signature verifies");
         }
         // And the SPKI key is really checked: another key's signature fails.
         let (other, _) = crate::emulator::keys::rsa_key_pem(aws_lc_rs::rsa::KeySize::Rsa2048);
-        let other = rsa_signing_key(&other).unwrap();
-        let claims = serde_json::json!({"sub": "me"});
-        let jwt = jsonwebtoken::encode(&Header::new(Algorithm::RS512), &claims, &other).unwrap();
-        assert!(jsonwebtoken::decode::<serde_json::Value>(&jwt, &verify, &validation).is_err());
+        assert!(!verifies(&rsa_signing_key(&other).unwrap()));
 
         let refusals = [
             "not a pem at all".to_owned(),
