@@ -686,6 +686,15 @@ mod tests {
         assert!(check_endpoint("not a url").is_err());
     }
 
+    /// url's IDNA back end is chosen in Cargo.toml (`idna_adapter`); its
+    /// stub back end would refuse every host that is not ASCII.
+    #[test]
+    fn internationalised_hosts_are_accepted_in_their_ascii_form() {
+        assert!(check_endpoint("https://bücher.example").is_ok());
+        let url = url::Url::parse("https://BÜCHER.example/").unwrap();
+        assert_eq!(url.host_str(), Some("xn--bcher-kva.example"));
+    }
+
     #[test]
     fn bucket_names_follow_s3_rules() {
         assert!(check_bucket("migration-backups").is_ok());
