@@ -61,3 +61,35 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 2);
     assert!(stderr.contains("K must be between 1 and N"), "{stderr}");
 }
+
+/// RUST_LOG takes `target=level` directives over `-v`/`-q`; one that does
+/// not parse is named, and the levels of `-v`/`-q` apply.
+#[test]
+fn a_rust_log_that_does_not_parse_is_named_and_ignored() {
+    let manifest = common::project_root().join("examples/minimal.yaml");
+    let validate = |env: Option<&str>, quiet: bool| {
+        let mut cmd = bin();
+        cmd.env_remove("RUST_LOG");
+        if let Some(value) = env {
+            cmd.env("RUST_LOG", value);
+        }
+        if quiet {
+            cmd.arg("-q");
+        }
+        run(cmd.arg("validate").arg(&manifest))
+    };
+    let (plain, _, plain_err) = validate(None, false);
+    let (code, _, stderr) = validate(Some("sqlflex_import=loud"), false);
+    assert_eq!(code, plain, "{stderr}");
+    assert!(
+        stderr.contains("RUST_LOG is not a list of `target=level` directives"),
+        "{stderr}"
+    );
+    assert!(!plain_err.contains("RUST_LOG"), "{plain_err}");
+    // `-q` keeps errors only, so the warning is not shown.
+    let (_, _, quiet) = validate(Some("sqlflex_import=loud"), true);
+    assert!(!quiet.contains("RUST_LOG"), "{quiet}");
+    // A valid directive is taken as it is: nothing to warn about.
+    let (_, _, valid) = validate(Some("warn,sqlflex_import=debug"), false);
+    assert!(!valid.contains("RUST_LOG"), "{valid}");
+}

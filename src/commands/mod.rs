@@ -45,9 +45,12 @@ pub fn run(cli: Cli) -> Exit {
     }
 }
 
-/// Logs go to stderr; `-v`/`-q` pick the level, RUST_LOG overrides.
+/// Logs go to stderr; `-v`/`-q` pick the level, RUST_LOG overrides with
+/// `target=level` directives (a bare level is the default for every target).
 pub fn init_logging(global: &Global) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -57,14 +60,28 @@ pub fn init_logging(global: &Global) {
     };
     // tiberius warns on every login without TLS; `encrypt: false` is the
     // manifest's explicit choice, so only its errors are shown.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},tiberius=error")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let default: Targets = format!("{level},tiberius=error")
+        .parse()
+        .expect("the default log directives parse");
+    let from_env = std::env::var("RUST_LOG").ok().map(|v| v.parse::<Targets>());
+    let filter = match &from_env {
+        Some(Ok(targets)) => targets.clone(),
+        _ => default,
+    };
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(crate::diagnostic::stderr_is_styled())
         .with_target(false)
-        .try_init();
+        .with_max_level(tracing::Level::TRACE)
+        .finish()
+        .with(filter);
+    if logs.try_init().is_ok()
+        && let Some(Err(e)) = from_env
+    {
+        tracing::warn!(
+            "RUST_LOG is not a list of `target=level` directives ({e}); using the default levels"
+        );
+    }
 }
 
 /// Prints a JSON document on stdout.
