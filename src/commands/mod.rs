@@ -11,6 +11,7 @@ mod validate;
 use crate::Exit;
 use crate::cli::{Cli, Command, Format, Global};
 use clap::CommandFactory;
+use tracing_subscriber::filter::Targets;
 
 pub fn run(cli: Cli) -> Exit {
     let global = &cli.global;
@@ -48,7 +49,6 @@ pub fn run(cli: Cli) -> Exit {
 /// Logs go to stderr; `-v`/`-q` pick the level, RUST_LOG overrides with
 /// `target=level` directives (a bare level is the default for every target).
 pub fn init_logging(global: &Global) {
-    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let level = match (global.quiet, global.verbose) {
@@ -58,16 +58,7 @@ pub fn init_logging(global: &Global) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    // tiberius warns on every login without TLS; `encrypt: false` is the
-    // manifest's explicit choice, so only its errors are shown.
-    let default: Targets = format!("{level},tiberius=error")
-        .parse()
-        .expect("the default log directives parse");
-    let from_env = std::env::var("RUST_LOG").ok().map(|v| v.parse::<Targets>());
-    let filter = match &from_env {
-        Some(Ok(targets)) => targets.clone(),
-        _ => default,
-    };
+    let (filter, unreadable) = log_filter(level, std::env::var("RUST_LOG").ok().as_deref());
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(crate::diagnostic::stderr_is_styled())
@@ -76,11 +67,31 @@ pub fn init_logging(global: &Global) {
         .finish()
         .with(filter);
     if logs.try_init().is_ok()
-        && let Some(Err(e)) = from_env
+        && let Some(e) = unreadable
     {
         tracing::warn!(
             "RUST_LOG is not a list of `target=level` directives ({e}); using the default levels"
         );
+    }
+}
+
+/// RUST_LOG's directives when it holds some that parse, otherwise `level`
+/// (and why RUST_LOG was passed over).
+fn log_filter(
+    level: &str,
+    rust_log: Option<&str>,
+) -> (Targets, Option<tracing_subscriber::filter::ParseError>) {
+    // tiberius warns on every login without TLS; `encrypt: false` is the
+    // manifest's explicit choice, so only its errors are shown.
+    let default: Targets = format!("{level},tiberius=error")
+        .parse()
+        .expect("the default log directives parse");
+    // An empty RUST_LOG, as CI systems often export it, counts as unset: as
+    // directives it would silence even errors.
+    match rust_log.filter(|v| !v.trim().is_empty()).map(str::parse) {
+        Some(Ok(targets)) => (targets, None),
+        Some(Err(e)) => (default, Some(e)),
+        None => (default, None),
     }
 }
 
@@ -94,4 +105,39 @@ fn print_json(value: &impl serde::Serialize) {
 
 fn is_json(global: &Global) -> bool {
     global.format == Format::Json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_directives_override_the_level_unless_empty_or_unreadable() {
+        let (from_env, why) = log_filter("warn", Some("info,sqlflex_import=debug"));
+        assert!(why.is_none());
+        assert!(from_env.would_enable("sqlflex_import::run", &Level::DEBUG));
+        assert!(from_env.would_enable("hyper", &Level::INFO));
+        assert!(!from_env.would_enable("hyper", &Level::DEBUG));
+
+        // Empty (or blank) is unset: errors and warnings still show.
+        for empty in [None, Some(""), Some("  ")] {
+            let (filter, why) = log_filter("warn", empty);
+            assert!(why.is_none(), "{empty:?}");
+            assert!(
+                filter.would_enable("sqlflex_import", &Level::WARN),
+                "{empty:?}"
+            );
+            assert!(
+                !filter.would_enable("sqlflex_import", &Level::INFO),
+                "{empty:?}"
+            );
+            assert!(!filter.would_enable("tiberius", &Level::WARN), "{empty:?}");
+        }
+
+        let (filter, why) = log_filter("error", Some("sqlflex_import=loud"));
+        assert!(why.is_some());
+        assert!(filter.would_enable("sqlflex_import", &Level::ERROR));
+        assert!(!filter.would_enable("sqlflex_import", &Level::WARN));
+    }
 }
