@@ -160,7 +160,9 @@ fn confirm(count: usize) -> bool {
 
 /// First Ctrl-C: submit nothing new, wait for what runs. Second: exit now;
 /// the journal is flushed after every change, so a rerun resumes. The
-/// handler is registered before this returns, so no Ctrl-C is missed.
+/// handler is registered before this returns, and both Ctrl-Cs are read
+/// from it: a listener made after the first would miss a second one sent
+/// while the message was printed.
 fn watch_ctrl_c(stop: CancellationToken) {
     #[cfg(unix)]
     let mut interrupt =
@@ -181,7 +183,7 @@ fn watch_ctrl_c(stop: CancellationToken) {
             eprintln!(
                 "\ninterrupted: no new imports start; waiting for the running ones (Ctrl-C again exits at once; `apply` again resumes)"
             );
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if next().await {
                 eprintln!(
                     "exiting; the running imports go on on the server and the next `apply` re-attaches to them"
                 );
