@@ -49,14 +49,15 @@ pub fn run(cli: Cli) -> Exit {
 /// Logs go to stderr; `-v`/`-q` pick the level, RUST_LOG overrides with
 /// `target=level` directives (a bare level is the default for every target).
 pub fn init_logging(global: &Global) {
+    use tracing::Level;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let level = match (global.quiet, global.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        _ => "trace",
+        (true, _) => Level::ERROR,
+        (false, 0) => Level::WARN,
+        (false, 1) => Level::INFO,
+        (false, 2) => Level::DEBUG,
+        _ => Level::TRACE,
     };
     let (filter, unreadable) = log_filter(level, std::env::var("RUST_LOG").ok().as_deref());
     let logs = tracing_subscriber::fmt()
@@ -78,14 +79,14 @@ pub fn init_logging(global: &Global) {
 /// RUST_LOG's directives when it holds some that parse, otherwise `level`
 /// (and why RUST_LOG was passed over).
 fn log_filter(
-    level: &str,
+    level: tracing::Level,
     rust_log: Option<&str>,
 ) -> (Targets, Option<tracing_subscriber::filter::ParseError>) {
     // tiberius warns on every login without TLS; `encrypt: false` is the
     // manifest's explicit choice, so only its errors are shown.
-    let default: Targets = format!("{level},tiberius=error")
-        .parse()
-        .expect("the default log directives parse");
+    let default = Targets::new()
+        .with_default(level)
+        .with_target("tiberius", tracing::Level::ERROR);
     // An empty RUST_LOG, as CI systems often export it, counts as unset: as
     // directives it would silence even errors.
     match rust_log.filter(|v| !v.trim().is_empty()).map(str::parse) {
@@ -114,7 +115,7 @@ mod tests {
 
     #[test]
     fn rust_log_directives_override_the_level_unless_empty_or_unreadable() {
-        let (from_env, why) = log_filter("warn", Some("info,sqlflex_import=debug"));
+        let (from_env, why) = log_filter(Level::WARN, Some("info,sqlflex_import=debug"));
         assert!(why.is_none());
         assert!(from_env.would_enable("sqlflex_import::run", &Level::DEBUG));
         assert!(from_env.would_enable("hyper", &Level::INFO));
@@ -122,7 +123,7 @@ mod tests {
 
         // Empty (or blank) is unset: errors and warnings still show.
         for empty in [None, Some(""), Some("  ")] {
-            let (filter, why) = log_filter("warn", empty);
+            let (filter, why) = log_filter(Level::WARN, empty);
             assert!(why.is_none(), "{empty:?}");
             assert!(
                 filter.would_enable("sqlflex_import", &Level::WARN),
@@ -135,7 +136,7 @@ mod tests {
             assert!(!filter.would_enable("tiberius", &Level::WARN), "{empty:?}");
         }
 
-        let (filter, why) = log_filter("error", Some("sqlflex_import=loud"));
+        let (filter, why) = log_filter(Level::ERROR, Some("sqlflex_import=loud"));
         assert!(why.is_some());
         assert!(filter.would_enable("sqlflex_import", &Level::ERROR));
         assert!(!filter.would_enable("sqlflex_import", &Level::WARN));
