@@ -11,11 +11,29 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// How long an issued access token lives.
 pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
+/// The emulator's RSA key, in the forms it hands out (PEM texts for the key
+/// file) and the one it verifies with (the public key's DER).
+struct EmulatorKey {
+    private_pem: String,
+    public_pem: String,
+    public_der: Vec<u8>,
+}
+
 /// One RSA key per process: generating it takes a noticeable moment, and
 /// every emulator a test suite starts can share it.
-fn key_pair() -> &'static (String, String) {
-    static KEY: OnceLock<(String, String)> = OnceLock::new();
-    KEY.get_or_init(|| rsa_key_pem(aws_lc_rs::rsa::KeySize::Rsa2048))
+fn key_pair() -> &'static EmulatorKey {
+    static KEY: OnceLock<EmulatorKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let (private_pem, public_pem) = rsa_key_pem(aws_lc_rs::rsa::KeySize::Rsa2048);
+        let public_der = pem::parse(&public_pem)
+            .expect("the PEM text just encoded")
+            .into_contents();
+        EmulatorKey {
+            private_pem,
+            public_pem,
+            public_der,
+        }
+    })
 }
 
 /// A fresh RSA key pair as PKCS#8 private and SPKI public PEM texts, the
@@ -79,7 +97,11 @@ impl ServiceAccount {
     /// `tokenEndpoint`, which tells the tool where this emulator's token
     /// endpoint is (on STACKIT it is the fixed service-account API).
     pub fn write_key_file(&self, path: &Path) -> std::io::Result<()> {
-        let (private_pem, public_pem) = key_pair();
+        let EmulatorKey {
+            private_pem,
+            public_pem,
+            ..
+        } = key_pair();
         let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let key = serde_json::json!({
             "id": uuid::Uuid::new_v4().to_string(),
@@ -103,10 +125,8 @@ impl ServiceAccount {
 
     /// Checks a self-signed RS512 assertion; returns why it is refused.
     pub fn verify_assertion(&self, assertion: &str) -> Result<(), String> {
-        let (_, public_pem) = key_pair();
         // aws-lc verifies with an SPKI key as it is (RFC 5280 or 8017).
-        let spki = pem::parse(public_pem).map_err(|e| e.to_string())?;
-        let key = DecodingKey::from_rsa_der(spki.contents());
+        let key = DecodingKey::from_rsa_der(&key_pair().public_der);
         let mut validation = Validation::new(Algorithm::RS512);
         validation.set_audience(&[&self.audience]);
         validation.set_issuer(&[&self.email]);
