@@ -41,18 +41,6 @@ impl ApiTarget {
         }
     }
 
-    /// The default endpoint, as each document's `servers` gives it: v3alpha1
-    /// has the region in the host, v3 one global host (the region is in the
-    /// path either way).
-    pub fn default_endpoint(version: ApiVersion, region: &str) -> String {
-        match version {
-            ApiVersion::V3alpha1 => {
-                format!("https://mssql-flex-service.api.{region}.stackit.cloud")
-            }
-            ApiVersion::V3 => "https://mssql-flex-service.api.stackit.cloud".to_owned(),
-        }
-    }
-
     /// A GET with retries; the body as JSON of type T.
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
         let url = format!("{}{path}", self.base);
@@ -451,11 +439,11 @@ mod tests {
         assert!(is_transient(reqwest::StatusCode::TOO_MANY_REQUESTS));
         assert!(!is_transient(reqwest::StatusCode::BAD_REQUEST));
         assert_eq!(
-            ApiTarget::default_endpoint(ApiVersion::V3, "eu01"),
+            ApiVersion::V3.default_endpoint("eu01"),
             "https://mssql-flex-service.api.stackit.cloud"
         );
         assert_eq!(
-            ApiTarget::default_endpoint(ApiVersion::V3alpha1, "eu01"),
+            ApiVersion::V3alpha1.default_endpoint("eu01"),
             "https://mssql-flex-service.api.eu01.stackit.cloud"
         );
     }

@@ -179,6 +179,20 @@ pub enum ApiVersion {
     V3,
 }
 
+impl ApiVersion {
+    /// The default endpoint, as each document's `servers` gives it: v3alpha1
+    /// has the region in the host, v3 one global host (the region is in the
+    /// path either way).
+    pub fn default_endpoint(self, region: &str) -> String {
+        match self {
+            ApiVersion::V3alpha1 => {
+                format!("https://mssql-flex-service.api.{region}.stackit.cloud")
+            }
+            ApiVersion::V3 => "https://mssql-flex-service.api.stackit.cloud".to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Api {

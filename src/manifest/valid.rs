@@ -237,7 +237,7 @@ fn api_access(
     let version = api.and_then(|a| a.api_version).unwrap_or_default();
     let endpoint = api
         .and_then(|a| a.endpoint.clone())
-        .unwrap_or_else(|| crate::import_path::api::ApiTarget::default_endpoint(version, &region));
+        .unwrap_or_else(|| version.default_endpoint(&region));
     Ok(Some(ApiAccess {
         project_id,
         region,
