@@ -3,6 +3,8 @@
 //! from inside a request (fault injection drops it without an answer).
 
 use axum::Router;
+use axum::body::Body;
+use futures::future::BoxFuture;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::future::Future;
@@ -58,16 +60,25 @@ where
     }
 }
 
-/// Serves an axum router; every request carries its connection's kill switch.
-pub async fn serve_router(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+/// What every HTTP listener of the emulator runs per request. One type for
+/// all of them, so hyper's server (HTTP/1, HTTP/2 and the choice between
+/// them) is compiled once instead of once per service. An error drops the
+/// connection, as hyper does with any service's error; it is an `io::Error`
+/// because a boxed `dyn Error` here trips rustc's check that the connection
+/// task is `Send` for every lifetime.
+type Handler = Arc<
+    dyn Fn(
+            hyper::Request<hyper::body::Incoming>,
+            ConnectionKill,
+        ) -> BoxFuture<'static, Result<hyper::Response<Body>, std::io::Error>>
+        + Send
+        + Sync,
+>;
+
+async fn serve_http(listener: TcpListener, handler: Handler, shutdown: CancellationToken) {
     accept_loop(listener, shutdown, move |stream, kill| {
-        let router = router.clone();
-        let service = hyper::service::service_fn(
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(kill.clone());
-                router.clone().oneshot(request)
-            },
-        );
+        let handler = Arc::clone(&handler);
+        let service = hyper::service::service_fn(move |request| handler(request, kill.clone()));
         async move {
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -77,19 +88,33 @@ pub async fn serve_router(listener: TcpListener, router: Router, shutdown: Cance
     .await;
 }
 
+/// Serves an axum router; every request carries its connection's kill switch.
+pub async fn serve_router(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+    let handler: Handler = Arc::new(move |mut request, kill| {
+        request.extensions_mut().insert(kill);
+        let response = router.clone().oneshot(request);
+        Box::pin(async move {
+            let Ok(response) = response.await;
+            Ok(response)
+        })
+    });
+    serve_http(listener, handler, shutdown).await;
+}
+
 /// Serves the S3 service.
 pub async fn serve_s3(
     listener: TcpListener,
     service: s3s::service::S3Service,
     shutdown: CancellationToken,
 ) {
-    accept_loop(listener, shutdown, move |stream, _| {
+    let handler: Handler = Arc::new(move |request, _| {
         let service = service.clone();
-        async move {
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        }
-    })
-    .await;
+        Box::pin(async move {
+            let response = hyper::service::Service::call(&service, request)
+                .await
+                .map_err(|e| std::io::Error::other(s3s::StdError::from(e)))?;
+            Ok(response.map(Body::new))
+        })
+    });
+    serve_http(listener, handler, shutdown).await;
 }
