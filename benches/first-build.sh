@@ -43,23 +43,27 @@ read -r all0 busy0 steal0 < <(cpu_ticks)
 t0=$(now)
 git clone -q "$repo" "$work/clone"
 cd "$work/clone"
-first=""
-while IFS= read -r line; do
-  if [ -z "$first" ]; then
-    first=$(now)
-    echo "first line: $line"
-  fi
-done < <(cargo run --release -- demo 2>"$log")
+out="$work/demo.stdout"
+rm -f "$work/first"
+set +e
+cargo run --release -- demo 2>"$log" | {
+  IFS= read -r line && now >"$work/first" && printf '%s\n' "$line"
+  cat
+} >"$out"
+status=${PIPESTATUS[0]}
+set -e
 t1=$(now)
 read -r all1 busy1 steal1 < <(cpu_ticks)
 cal_after=$(cal)
 
-
-if [ -z "$first" ]; then
-  echo "demo printed nothing; its stderr ends:"
+first=$(cat "$work/first" 2>/dev/null || true)
+if [ -z "$first" ] || [ "$status" -ne 0 ]; then
+  echo "demo failed (exit status $status); its stderr ends:"
   tail -20 "$log"
   exit 1
 fi
+echo "first line: $(head -1 "$out")"
+echo "last line:  $(tail -1 "$out")"
 build=$(elapsed "$t0" "$first")
 total=$(elapsed "$t0" "$t1")
 python3 - "$build" "$total" "$hz" "$all0" "$busy0" "$steal0" "$all1" "$busy1" "$steal1" \
