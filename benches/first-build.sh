@@ -63,7 +63,7 @@ if [ -z "$first" ] || [ "$status" -ne 0 ]; then
   exit 1
 fi
 echo "first line: $(head -1 "$out")"
-echo "last line:  $(tail -1 "$out")"
+echo "outcome:    $(grep -m1 ' online, ' "$out" || echo 'no summary line')"
 build=$(elapsed "$t0" "$first")
 total=$(elapsed "$t0" "$t1")
 python3 - "$build" "$total" "$hz" "$all0" "$busy0" "$steal0" "$all1" "$busy1" "$steal1" \
