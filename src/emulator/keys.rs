@@ -23,22 +23,19 @@ struct EmulatorKey {
 /// every emulator a test suite starts can share it.
 fn key_pair() -> &'static EmulatorKey {
     static KEY: OnceLock<EmulatorKey> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let (private_pem, public_pem) = rsa_key_pem(aws_lc_rs::rsa::KeySize::Rsa2048);
-        let public_der = pem::parse(&public_pem)
-            .expect("the PEM text just encoded")
-            .into_contents();
-        EmulatorKey {
-            private_pem,
-            public_pem,
-            public_der,
-        }
-    })
+    KEY.get_or_init(|| rsa_key(aws_lc_rs::rsa::KeySize::Rsa2048))
 }
 
 /// A fresh RSA key pair as PKCS#8 private and SPKI public PEM texts, the
-/// forms a STACKIT key file and a JWT library take.
+/// forms a STACKIT key file and a JWT library take (the key-flow tests make
+/// keys the emulator does not know).
+#[cfg(test)]
 pub fn rsa_key_pem(size: aws_lc_rs::rsa::KeySize) -> (String, String) {
+    let key = rsa_key(size);
+    (key.private_pem, key.public_pem)
+}
+
+fn rsa_key(size: aws_lc_rs::rsa::KeySize) -> EmulatorKey {
     use aws_lc_rs::encoding::AsDer;
     use aws_lc_rs::signature::KeyPair as _;
     let private = aws_lc_rs::rsa::KeyPair::generate(size).expect("RSA key generation");
@@ -50,10 +47,11 @@ pub fn rsa_key_pem(size: aws_lc_rs::rsa::KeySize) -> (String, String) {
             pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
         )
     };
-    (
-        pem("PRIVATE KEY", private_der.as_ref()),
-        pem("PUBLIC KEY", public_der.as_ref()),
-    )
+    EmulatorKey {
+        private_pem: pem("PRIVATE KEY", private_der.as_ref()),
+        public_pem: pem("PUBLIC KEY", public_der.as_ref()),
+        public_der: public_der.as_ref().to_vec(),
+    }
 }
 
 pub struct ServiceAccount {
