@@ -64,7 +64,9 @@ pub fn init_logging(global: &Global) {
         .with_writer(std::io::stderr)
         .with_ansi(crate::diagnostic::stderr_is_styled())
         .with_target(false)
-        .with_max_level(tracing::Level::TRACE)
+        // The Targets layer below decides; the builder's own cap (INFO by
+        // default) would hide -vv and -vvv.
+        .with_max_level(Level::TRACE)
         .finish()
         .with(filter);
     if logs.try_init().is_ok()
