@@ -4,7 +4,7 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{Db, S3, apply, assert_no_secrets, manifest, run, stats, tool};
+use emu::{Db, S3, apply, assert_no_secrets, manifest, run, spawn_apply, stats, tool};
 use serde_json::Value;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::Emulator;
@@ -293,14 +293,7 @@ async fn ctrl_c_stops_submitting_and_a_rerun_resumes() {
     let e = emu::start(Duration::from_secs(3)).await;
     let dir = tempfile::tempdir().unwrap();
     let path = six_databases(&e, dir.path()).await;
-    let child = tool(
-        &e,
-        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let child = spawn_apply(&e, &path, Stdio::piped(), Stdio::piped());
     wait_for_submissions(&e, 2).await;
     // SAFETY: a signal to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -338,14 +331,7 @@ async fn kill_9_then_a_rerun_reattaches_without_submitting_again() {
     let e = emu::start(Duration::from_secs(3)).await;
     let dir = tempfile::tempdir().unwrap();
     let path = six_databases(&e, dir.path()).await;
-    let mut child = tool(
-        &e,
-        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_apply(&e, &path, Stdio::null(), Stdio::null());
     wait_for_submissions(&e, 2).await;
     child.kill().unwrap();
     child.wait().unwrap();
@@ -547,14 +533,7 @@ async fn a_second_ctrl_c_exits_at_once() {
     let e = emu::start(Duration::from_secs(20)).await;
     let dir = tempfile::tempdir().unwrap();
     let path = six_databases(&e, dir.path()).await;
-    let mut child = tool(
-        &e,
-        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_apply(&e, &path, Stdio::null(), Stdio::piped());
     wait_for_submissions(&e, 2).await;
     let started = std::time::Instant::now();
     // The second Ctrl-C once the first was handled (the tool says so),

@@ -6,7 +6,7 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{S3, SECRETS, apply, run, stats, tool};
+use emu::{S3, SECRETS, apply, run, spawn_apply, stats, tool};
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::{Config, Emulator};
 use std::path::{Path, PathBuf};
@@ -142,14 +142,7 @@ async fn crash_and_resume(signal: i32) {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let path = setup(&e, dir.path(), 30, false, 5).await;
-    let mut child = tool(
-        &e,
-        &["apply", "--yes", "--no-progress", path.to_str().unwrap()],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_apply(&e, &path, Stdio::null(), Stdio::null());
     // Midway: some imports submitted, most not yet.
     let midway = emu::eventually(Duration::from_secs(60), || async {
         let (sent, _) = tally(&e).await;

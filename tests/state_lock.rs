@@ -6,7 +6,7 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{Db, S3, apply, manifest, stats, tool};
+use emu::{Db, S3, apply, manifest, spawn_apply, stats};
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use std::time::Duration;
 
@@ -25,11 +25,12 @@ async fn a_second_apply_on_the_same_state_refuses_and_a_killed_ones_lock_is_take
         &manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])]),
     );
     let m = path.to_str().unwrap();
-    let mut first = tool(&e, &["apply", "--yes", "--no-progress", m])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = spawn_apply(
+        &e,
+        &path,
+        std::process::Stdio::null(),
+        std::process::Stdio::null(),
+    );
     // The first run holds the lock once it has submitted.
     let submitted = emu::eventually(Duration::from_secs(30), || async {
         let s = stats(&e).await;

@@ -25,12 +25,32 @@ pub async fn run(mut cmd: std::process::Command) -> (i32, String, String) {
         .unwrap()
 }
 
+/// `apply` as a script runs it: no prompt, no progress bars.
+const APPLY: [&str; 3] = ["apply", "--yes", "--no-progress"];
+
 /// `apply --yes --no-progress ARGS...` as a script runs it: (exit code,
 /// stdout, stderr).
 pub async fn apply(e: &Emulator, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["apply", "--yes", "--no-progress"];
+    let mut all = APPLY.to_vec();
     all.extend_from_slice(args);
     run(tool(e, &all)).await
+}
+
+/// `apply --yes --no-progress MANIFEST` started in the background, for tests
+/// that signal, kill or race it while it runs.
+pub fn spawn_apply(
+    e: &Emulator,
+    manifest: &std::path::Path,
+    stdout: std::process::Stdio,
+    stderr: std::process::Stdio,
+) -> std::process::Child {
+    let mut all = APPLY.to_vec();
+    all.push(manifest.to_str().expect("a UTF-8 manifest path"));
+    tool(e, &all)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("the binary starts")
 }
 
 /// Recognisable secrets: tests assert they appear in no output.
