@@ -224,7 +224,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// Write a JSON report: per database outcome, timings, attempts, reason,
-    /// and a failure's code (R001-R007, listed in the README).
+    /// and a failure's code (R001-R008, listed in the README).
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
     /// Write a JUnit XML report, one test case per database (a failure's

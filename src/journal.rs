@@ -253,6 +253,12 @@ fn prior_of(event: &Event) -> Option<Prior> {
             Prior::Submitted
         }
         Event::Online { .. } => Prior::Online,
+        // Accepted, then no longer followed: like a run that stopped
+        // waiting, the next one attaches to it or finds it lost.
+        Event::Failed {
+            failure: Some(failure),
+            ..
+        } if failure.still_running_perhaps() => Prior::Submitted,
         Event::Failed { .. } => Prior::Failed,
         Event::TimedOut { .. } => Prior::TimedOut,
         Event::Skipped { .. } => Prior::Skipped,
@@ -308,6 +314,34 @@ mod tests {
         assert_eq!(get("rep", "dwh"), Some(Prior::TimedOut));
         assert_eq!(get("rep", "old"), Some(Prior::Failed));
         assert_eq!(get("rep", "inv"), Some(Prior::Submitted));
+    }
+
+    /// An import whose status was lost after it was accepted may still be
+    /// running: the next run must follow it, not start it again or refuse
+    /// it as someone else's.
+    #[test]
+    fn an_import_whose_status_was_lost_resumes_as_submitted() {
+        use crate::run::events::{Event, Failure};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        let opened = Journal::open(&path, "m.yaml", "abc").unwrap();
+        let lost = Failure::StatusUnreadable {
+            by: "instance prod (API)".into(),
+            cause: "HTTP 401".into(),
+        };
+        let refused = Failure::Refused {
+            by: "instance prod (API)".into(),
+            why: "HTTP 400".into(),
+        };
+        for (database, failure) in [("lost", lost), ("refused", refused)] {
+            let event = Event::failed(database.into(), "prod".into(), failure);
+            let line = serde_json::to_value(&event).unwrap();
+            opened.journal.write(&line).unwrap();
+        }
+        drop(opened);
+        let again = Journal::open(&path, "m.yaml", "abc").unwrap();
+        assert_eq!(again.prior[&DbKey::new("prod", "lost")], Prior::Submitted);
+        assert_eq!(again.prior[&DbKey::new("prod", "refused")], Prior::Failed);
     }
 
     #[test]

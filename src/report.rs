@@ -52,7 +52,7 @@ pub struct Record {
     pub finished_at: Option<String>,
     pub seconds: Option<f64>,
     pub reason: Option<String>,
-    /// The failure's code (R001-R007), for programs that sort failures.
+    /// The failure's code (R001-R008), for programs that sort failures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'static str>,
 }

@@ -4,7 +4,10 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{Db, S3, apply, assert_no_secrets, manifest, run, spawn_apply, stats, tool};
+use emu::{
+    Db, S3, apply, assert_no_secrets, manifest, run, spawn_apply, stats, submissions, tool,
+    with_defaults,
+};
 use serde_json::Value;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::Emulator;
@@ -22,20 +25,6 @@ async fn upload(s3: &S3, key: &str, spec: &BackupSpec) {
         200,
         "{key}"
     );
-}
-
-fn submissions(stats: &Value, e: &Emulator) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    for id in &e.instance_ids {
-        for (db, n) in stats["instances"][id]["restore_submissions"]
-            .as_object()
-            .unwrap()
-        {
-            out.push((db.clone(), n.as_u64().unwrap()));
-        }
-    }
-    out.sort();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,17 +349,13 @@ fn demo_imports_through_both_paths() {
     assert!(stderr.contains("inventory is compressed"), "{stderr}");
 }
 
-fn with_defaults(manifest: String, defaults: &str) -> String {
-    manifest.replace("defaults: {owner: app_owner, timeout: 2m}", defaults)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeding_with_on_exists_skip_can_be_applied_again_and_again() {
     let e = emu::start(Duration::from_millis(300)).await;
     let dir = tempfile::tempdir().unwrap();
     let path = six_databases(&e, dir.path()).await;
     let text = with_defaults(
-        std::fs::read_to_string(&path).unwrap(),
+        &std::fs::read_to_string(&path).unwrap(),
         "defaults: {owner: app_owner, on_exists: skip}",
     );
     std::fs::write(&path, text).unwrap();
@@ -458,10 +443,7 @@ async fn a_timed_out_import_is_never_resubmitted_and_a_rerun_waits_for_it() {
     let original = std::fs::read_to_string(&path).unwrap();
     std::fs::write(
         &path,
-        with_defaults(
-            original.clone(),
-            "defaults: {owner: app_owner, timeout: 1s}",
-        ),
+        with_defaults(&original, "defaults: {owner: app_owner, timeout: 1s}"),
     )
     .unwrap();
     let (code, stdout, _) = apply(&e, &["--only", "r0", path.to_str().unwrap()]).await;
@@ -473,7 +455,7 @@ async fn a_timed_out_import_is_never_resubmitted_and_a_rerun_waits_for_it() {
     // The timeout is no part of the manifest's identity: the journal still applies.
     std::fs::write(
         &path,
-        with_defaults(original, "defaults: {owner: app_owner, timeout: 1m}"),
+        with_defaults(&original, "defaults: {owner: app_owner, timeout: 1m}"),
     )
     .unwrap();
     let (code, _, stderr) = apply(&e, &["--only", "r0", path.to_str().unwrap()]).await;

@@ -140,10 +140,7 @@ async fn owners_must_exist_and_be_active_on_both_paths() {
         "databases:\n",
         "databases:\n  - {name: g, instance: i0, method: sql, files: [f.bak]}\n",
     );
-    let text = text.replace(
-        "defaults: {owner: app_owner, timeout: 2m}",
-        "defaults: {timeout: 2m}",
-    );
+    let text = emu::with_defaults(&text, "defaults: {timeout: 2m}");
     // The API path needs an owner: a and c name theirs.
     let text = text.replace("  - {name: a,", "  - {owner: app_owner, name: a,");
     let path = common::write(dir.path(), "m.yaml", &text);

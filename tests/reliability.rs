@@ -6,7 +6,7 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{S3, SECRETS, apply, run, spawn_apply, stats, tool};
+use emu::{Db, S3, SECRETS, apply, run, spawn_apply, stats, tool};
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::{Config, Emulator};
 use std::path::{Path, PathBuf};
@@ -17,55 +17,33 @@ use std::time::Duration;
 /// SQL, each with its own backup in the bucket.
 async fn setup(e: &Emulator, dir: &Path, count: usize, sql: bool, per_instance: u32) -> PathBuf {
     let s3 = S3::new(e);
-    let mut m = format!(
-        "version: 1\ndefaults: {{owner: app_owner, method: {}, timeout: 5m}}\nconcurrency: {{max_parallel: 40, per_instance: {per_instance}}}\n\
-         s3: {{endpoint: \"${{S3_ENDPOINT}}\", bucket: \"${{S3_BUCKET}}\", access_key: \"${{S3_ACCESS_KEY}}\", secret_key: \"${{S3_SECRET_KEY}}\"}}\ninstances:\n",
-        if sql { "sql" } else { "api" }
-    );
-    for (i, id) in e.instance_ids.iter().enumerate() {
-        m.push_str(&format!(
-            "  i{i}: {{project_id: \"${{STACKIT_PROJECT_ID}}\", region: eu01, instance_id: {id}, \
-             api: {{endpoint: \"${{STACKIT_API_ENDPOINT}}\", token: \"${{STACKIT_SERVICE_ACCOUNT_TOKEN}}\"}}, \
-             sql: {{host: 127.0.0.1, port: {}, user: \"${{SQL_USER}}\", password: \"${{SQL_PASSWORD}}\", encrypt: false}}}}\n",
-            e.tds[i].port()
-        ));
+    let names: Vec<String> = (0..count).map(|n| format!("db{n:03}")).collect();
+    let mut dbs = Vec::new();
+    for (n, name) in names.iter().enumerate() {
+        let key = format!("{name}.bak");
+        let body = writer::write(&BackupSpec::full(name));
+        assert_eq!(s3.put(&key, body).await.status(), 200);
+        let instance = n % e.instance_ids.len();
+        dbs.push(if sql {
+            Db::sql(name, instance, &[&key])
+        } else {
+            Db::api(name, instance, &[&key])
+        });
     }
-    m.push_str("databases:\n");
-    for n in 0..count {
-        let name = format!("db{n:03}");
-        assert_eq!(
-            s3.put(
-                &format!("{name}.bak"),
-                writer::write(&BackupSpec::full(&name))
-            )
-            .await
-            .status(),
-            200
-        );
-        m.push_str(&format!(
-            "  - {{name: {name}, instance: i{}, files: [{name}.bak]}}\n",
-            n % e.instance_ids.len()
-        ));
-    }
-    common::write(dir, "m.yaml", &m)
+    let text = emu::manifest(e, 40, per_instance, &dbs);
+    let text = emu::with_defaults(&text, "defaults: {owner: app_owner, timeout: 5m}");
+    common::write(dir, "m.yaml", &text)
 }
 
 /// (database, times submitted) over all instances, and the online count.
 async fn tally(e: &Emulator) -> (Vec<(String, u64)>, usize) {
     let s = stats(e).await;
-    let mut sent = Vec::new();
-    let mut online = 0;
-    for id in &e.instance_ids {
-        for (db, n) in s["instances"][id]["restore_submissions"]
-            .as_object()
-            .unwrap()
-        {
-            sent.push((db.clone(), n.as_u64().unwrap()));
-        }
-        online += s["instances"][id]["databases"].as_array().unwrap().len();
-    }
-    sent.sort();
-    (sent, online)
+    let online = e
+        .instance_ids
+        .iter()
+        .map(|id| s["instances"][id]["databases"].as_array().unwrap().len())
+        .sum();
+    (emu::submissions(&s, e), online)
 }
 
 fn exactly_once(sent: &[(String, u64)], count: usize) {
@@ -319,4 +297,107 @@ async fn answers_that_break_the_contract_end_in_clear_errors() {
             started.elapsed()
         );
     }
+}
+
+/// Credentials withdrawn while the restores run (a rotated password, a
+/// revoked token): no later status round can succeed, so the run says why at
+/// once instead of retrying until each import's timeout (two minutes here),
+/// and a rerun with the credentials back follows the restores instead of
+/// refusing them as someone else's or submitting them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawn_credentials_end_the_wait_with_the_cause_and_a_rerun_follows() {
+    let e = emu::start(Duration::from_secs(20)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3::new(&e);
+    for name in ["by_api", "by_sql"] {
+        let body = writer::write(&BackupSpec::full(name));
+        assert_eq!(s3.put(&format!("{name}.bak"), body).await.status(), 200);
+    }
+    let dbs = [
+        Db::api("by_api", 0, &["by_api.bak"]),
+        Db::sql("by_sql", 1, &["by_sql.bak"]),
+    ];
+    let path = common::write(dir.path(), "m.yaml", &emu::manifest(&e, 4, 2, &dbs));
+    let report = dir.path().join("r.json");
+    let args = [
+        "--format",
+        "json",
+        "apply",
+        "--yes",
+        "--no-progress",
+        path.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let child = tool(&e, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let both_running = emu::eventually(Duration::from_secs(30), || async {
+        let running = |i: usize| {
+            e.model
+                .running_restores(&e.instance_ids[i])
+                .is_some_and(|r| !r.is_empty())
+        };
+        (running(0) && running(1)).then_some(())
+    })
+    .await;
+    assert!(both_running.is_some(), "both restores start");
+    e.model.set_credentials_revoked(true);
+
+    let waited = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await;
+    let Ok(output) = waited else {
+        // SAFETY: a signal to our own child, which still runs.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        panic!("apply still waits a minute after its credentials were withdrawn");
+    };
+    let output = output.unwrap().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let failed: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "failed")
+        .collect();
+    let failure_of = |db: &str| {
+        let event = failed
+            .iter()
+            .find(|v| v["database"] == db)
+            .unwrap_or_else(|| panic!("{db} failed: {stdout}"));
+        assert_eq!(event["failure"]["code"], "R008", "{event}");
+        event["reason"].as_str().unwrap().to_owned()
+    };
+    assert!(failure_of("by_api").contains("HTTP 401"), "{stdout}");
+    assert!(failure_of("by_sql").contains("login refused"), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let codes: Vec<&str> = r["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(codes, ["R008", "R008"], "{r}");
+    for text in [&*stdout, &*stderr, &r.to_string()] {
+        emu::assert_no_secrets("a run whose credentials were withdrawn", text);
+    }
+    // One refused login, never retried: a lockout policy counts each one.
+    let logins = &stats(&e).await["instances"][&e.instance_ids[1]];
+    assert_eq!(logins["failed_logins"], 1, "{logins}");
+
+    e.model.set_credentials_revoked(false);
+    let (code, stdout, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let (sent, online) = tally(&e).await;
+    exactly_once(&sent, 2);
+    assert_eq!(online, 2);
 }

@@ -154,6 +154,9 @@ async fn authorize(
         .map(str::trim);
     match bearer {
         None => error(StatusCode::UNAUTHORIZED, "missing bearer token"),
+        Some(_) if state.model.credentials_revoked() => {
+            error(StatusCode::UNAUTHORIZED, "the bearer token is not valid")
+        }
         Some(t) if t == state.token || state.account.accepts_access_token(t) => {
             next.run(request).await
         }
@@ -587,7 +590,12 @@ async fn token(State(state): Shared, Form(form): Form<HashMap<String, String>>) 
             "assertion is required".into(),
         );
     };
-    match state.account.verify_assertion(assertion) {
+    let verdict = if state.model.credentials_revoked() {
+        Err("the service-account key has been revoked".to_owned())
+    } else {
+        state.account.verify_assertion(assertion)
+    };
+    match verdict {
         Ok(()) => axum::Json(json!({
             "access_token": state.account.issue_access_token(),
             "token_type": "Bearer",

@@ -179,6 +179,8 @@ pub struct Model {
     pub s3: OwnS3,
     restore_duration: Duration,
     instances: Mutex<BTreeMap<String, Instance>>,
+    /// See [`Model::set_credentials_revoked`].
+    credentials_revoked: std::sync::atomic::AtomicBool,
 }
 
 /// The system databases every instance shows in `sys.databases`.
@@ -215,7 +217,24 @@ impl Model {
             s3,
             restore_duration,
             instances: Mutex::new(instances),
+            credentials_revoked: Default::default(),
         }
+    }
+
+    /// As when an administrator withdraws the credentials in the middle of a
+    /// migration (a rotated password, a revoked token or key): while set,
+    /// the API answers every bearer token with 401 and the token endpoint
+    /// refuses the service-account key, each SQL endpoint refuses the login
+    /// (error 18456) and closes the sessions already open, as `KILL` would.
+    /// Restores already running go on. Clearing it gives them back.
+    pub fn set_credentials_revoked(&self, revoked: bool) {
+        self.credentials_revoked
+            .store(revoked, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn credentials_revoked(&self) -> bool {
+        self.credentials_revoked
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Instance>> {

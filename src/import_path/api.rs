@@ -1,7 +1,7 @@
 //! Imports through STACKIT's REST API: `POST .../restores`, with
 //! `restore-jobs` and the paginated database list as the status round.
 
-use super::{Import, ImportPath, InstanceFacts, Inventory, SubmitError, Want};
+use super::{Import, ImportPath, InstanceFacts, Inventory, StatusError, SubmitError, Want};
 use crate::auth::TokenSource;
 use crate::manifest::model::ApiVersion;
 use crate::retry::Attempt;
@@ -41,34 +41,39 @@ impl ApiTarget {
         }
     }
 
-    /// A GET with retries; the body as JSON of type T.
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+    /// A GET with retries; the body as JSON of type T. An error that retries
+    /// cannot mend (a refusal, a TLS failure, an answer outside the
+    /// contract) is [`StatusError::Lasting`].
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, StatusError> {
+        use StatusError::Lasting;
         let url = format!("{}{path}", self.base);
         let attempt = || async {
             if let Some(why) = self.unauthorized.get() {
-                return Attempt::Fail(why.clone());
+                return Attempt::Fail(Lasting(why.clone()));
             }
             let token = match self.auth.bearer().await {
                 Ok(t) => t,
-                Err(e) => return Attempt::Fail(crate::redact::text(&e.to_string())),
+                Err(e) => return Attempt::Fail(token_error(&e)),
             };
             match self.http.get(&url).bearer_auth(token.expose()).send().await {
                 Ok(r) if r.status().is_success() => {
                     let body = match crate::s3::read_limited(r, MAX_BODY + 1).await {
                         Ok(body) => body,
-                        Err(e) => return Attempt::Fail(e),
+                        // Cut off while the answer arrived: a later round may
+                        // get it whole.
+                        Err(e) => return Attempt::Fail(StatusError::Transient(e)),
                     };
                     if body.len() > MAX_BODY {
-                        return Attempt::Fail(format!(
+                        return Attempt::Fail(Lasting(format!(
                             "the answer is larger than {} MiB",
                             MAX_BODY >> 20
-                        ));
+                        )));
                     }
                     match serde_json::from_slice(&body) {
                         Ok(value) => Attempt::Done(value),
-                        Err(e) => {
-                            Attempt::Fail(format!("the answer does not fit the API contract ({e})"))
-                        }
+                        Err(e) => Attempt::Fail(Lasting(format!(
+                            "the answer does not fit the API contract ({e})"
+                        ))),
                     }
                 }
                 Ok(r) if is_transient(r.status()) => Attempt::Again {
@@ -78,11 +83,11 @@ impl ApiTarget {
                 Ok(r) if r.status() == 401 => {
                     let why = format!("{} (not tried again)", service_error(r).await);
                     let _ = self.unauthorized.set(why.clone());
-                    Attempt::Fail(why)
+                    Attempt::Fail(Lasting(why))
                 }
-                Ok(r) => Attempt::Fail(service_error(r).await),
+                Ok(r) => Attempt::Fail(Lasting(service_error(r).await)),
                 Err(e) => match crate::retry::permanent(&e) {
-                    Some(why) => Attempt::Fail(why),
+                    Some(why) => Attempt::Fail(Lasting(why)),
                     None => Attempt::Again {
                         why: crate::redact::transport(&e),
                         retry_after: None,
@@ -92,10 +97,10 @@ impl ApiTarget {
         };
         let label = format!("{}: GET {path}", self.label);
         crate::retry::retry(&label, attempt, |why, attempts| {
-            format!("{why} (after {attempts} attempts)")
+            StatusError::Transient(format!("{why} (after {attempts} attempts)"))
         })
         .await
-        .map_err(|why| format!("GET {path}: {why}"))
+        .map_err(|e| e.map_text(|why| format!("GET {path}: {why}")))
     }
 }
 
@@ -106,7 +111,7 @@ impl ApiTarget {
         &self,
         path: &str,
         sort: &str,
-    ) -> Result<Vec<T>, String> {
+    ) -> Result<Vec<T>, StatusError> {
         let mut items = Vec::new();
         let mut page = 1;
         loop {
@@ -156,10 +161,22 @@ pub fn instance_url(
     Ok(url.to_string())
 }
 
-/// Answers that may mean "try again": 429 and 5xx, except 501 (Not
-/// Implemented: the same request will never be implemented a second later).
+/// A token that could not be had: only an unreachable token endpoint may
+/// answer on a later round; a refused key stays refused.
+fn token_error(e: &crate::auth::AuthError) -> StatusError {
+    let text = crate::redact::text(&e.to_string());
+    match e {
+        crate::auth::AuthError::Unreachable { .. } => StatusError::Transient(text),
+        _ => StatusError::Lasting(text),
+    }
+}
+
+/// Answers that may mean "try again": 408 (RFC 9110: the client may repeat
+/// the request), 429 and 5xx, except 501 (Not Implemented: the same request
+/// will never be implemented a second later). Any other 4xx is final, and
+/// ends a status wait at once.
 fn is_transient(status: reqwest::StatusCode) -> bool {
-    status == 429 || (status.is_server_error() && status != 501)
+    status == 408 || status == 429 || (status.is_server_error() && status != 501)
 }
 
 /// The service's own message: `Error` (with traceId) or `ValidationError`.
@@ -254,7 +271,7 @@ impl ImportPath for ApiTarget {
         Duration::from_millis(100)
     }
 
-    fn inventory(&self, want: Want) -> BoxFuture<'_, Result<Inventory, String>> {
+    fn inventory(&self, want: Want) -> BoxFuture<'_, Result<Inventory, StatusError>> {
         Box::pin(async move {
             let restoring = if want == Want::Online {
                 None
@@ -288,7 +305,7 @@ impl ImportPath for ApiTarget {
         })
     }
 
-    fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, String>> {
+    fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, StatusError>> {
         Box::pin(async move {
             #[derive(Deserialize)]
             struct Instance {
@@ -426,8 +443,11 @@ mod tests {
             "instance prod (API)".into(),
         );
         for _ in 0..3 {
-            let err = target.inventory(Want::Both).await.unwrap_err();
-            assert!(err.contains("token expired"), "{err}");
+            // Lasting: the poller ends the wait with it instead of retrying.
+            match target.inventory(Want::Both).await.unwrap_err() {
+                StatusError::Lasting(why) => assert!(why.contains("token expired"), "{why}"),
+                other => panic!("a 401 read as passing: {other:?}"),
+            }
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1, "asked again after a 401");
     }
@@ -437,6 +457,8 @@ mod tests {
         assert!(!is_transient(reqwest::StatusCode::NOT_IMPLEMENTED));
         assert!(is_transient(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
         assert!(is_transient(reqwest::StatusCode::TOO_MANY_REQUESTS));
+        assert!(is_transient(reqwest::StatusCode::REQUEST_TIMEOUT));
+        assert!(!is_transient(reqwest::StatusCode::FORBIDDEN));
         assert!(!is_transient(reqwest::StatusCode::BAD_REQUEST));
         assert_eq!(
             ApiVersion::V3.default_endpoint("eu01"),

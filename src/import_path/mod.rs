@@ -102,6 +102,30 @@ pub enum SubmitError {
     },
 }
 
+/// Why a status request (a round, the instance's facts) failed, and
+/// whether asking again later can help. Both texts are redacted already.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatusError {
+    /// May pass: the instance could not be reached, or kept answering 5xx
+    /// or 429, through every retry; a later round may get through.
+    #[error("{0}")]
+    Transient(String),
+    /// Will not pass by asking again: the credentials or the permission were
+    /// refused, TLS fails, or the answer breaks the contract.
+    #[error("{0}")]
+    Lasting(String),
+}
+
+impl StatusError {
+    /// The same kind of error with its text changed (context added, say).
+    pub fn map_text(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            StatusError::Transient(m) => StatusError::Transient(f(m)),
+            StatusError::Lasting(m) => StatusError::Lasting(f(m)),
+        }
+    }
+}
+
 /// What an instance says about itself, for the plan's instance rules. Each
 /// part is None when the import path cannot see it.
 #[derive(Debug, Clone, Default)]
@@ -135,7 +159,7 @@ pub trait ImportPath: Send + Sync {
     fn label(&self) -> &str;
     /// Running restores and/or the databases that exist: one status round,
     /// whatever the number of databases.
-    fn inventory(&self, want: Want) -> BoxFuture<'_, Result<Inventory, String>>;
+    fn inventory(&self, want: Want) -> BoxFuture<'_, Result<Inventory, StatusError>>;
     /// Starts one import. Never retried inside: the caller must look
     /// whether an unknown outcome happened before it submits again.
     fn submit<'a>(&'a self, import: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>>;
@@ -143,7 +167,7 @@ pub trait ImportPath: Send + Sync {
     fn min_poll_gap(&self) -> Duration;
     /// The instance's state, version, storage and users: one request set
     /// per instance, whatever the number of databases.
-    fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, String>>;
+    fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, StatusError>>;
 }
 
 #[cfg(test)]

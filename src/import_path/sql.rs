@@ -2,7 +2,7 @@
 //! protocol (tiberius), always with typed parameters; status from one
 //! `sys.databases` query per round.
 
-use super::{Import, ImportPath, InstanceFacts, Inventory, SubmitError, Want};
+use super::{Import, ImportPath, InstanceFacts, Inventory, StatusError, SubmitError, Want};
 use crate::manifest::valid::SqlAccess;
 use crate::retry::Attempt;
 use futures::future::BoxFuture;
@@ -18,34 +18,12 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// SQL Server's "Login failed for user".
 const LOGIN_FAILED: u32 = 18456;
 
-/// Why the instance could not be reached, and whether trying again can help.
-#[derive(Debug, Clone)]
-enum Unreachable {
-    Transient(String),
-    Permanent(String),
-}
-
 /// A text cell, whatever string type the server chose.
 fn text_cell(row: &tiberius::Row, index: usize) -> Option<String> {
     row.try_get::<&str, _>(index)
         .ok()
         .flatten()
         .map(str::to_owned)
-}
-
-impl Unreachable {
-    fn into_message(self) -> String {
-        match self {
-            Unreachable::Transient(m) | Unreachable::Permanent(m) => m,
-        }
-    }
-
-    fn map(self, f: impl FnOnce(String) -> String) -> Self {
-        match self {
-            Unreachable::Transient(m) => Unreachable::Transient(f(m)),
-            Unreachable::Permanent(m) => Unreachable::Permanent(f(m)),
-        }
-    }
 }
 
 /// With an owner, and without one: left out, `@owner_name` takes the
@@ -100,17 +78,17 @@ impl SqlTarget {
     /// Logs in, once per failure: a login that the server refused (error
     /// 18456) is remembered and never tried again by this process, because
     /// lockout policies count every attempt.
-    async fn connect(&self) -> Result<Connection, Unreachable> {
+    async fn connect(&self) -> Result<Connection, StatusError> {
         if let Some(why) = self.login_refused.get() {
-            return Err(Unreachable::Permanent(why.clone()));
+            return Err(StatusError::Lasting(why.clone()));
         }
         let whence = format!("{}:{}", self.host, self.port);
         let attempt = async {
             let tcp = TcpStream::connect((self.host.as_str(), self.port))
                 .await
-                .map_err(|e| Unreachable::Transient(e.to_string()))?;
+                .map_err(|e| StatusError::Transient(e.to_string()))?;
             tcp.set_nodelay(true)
-                .map_err(|e| Unreachable::Transient(e.to_string()))?;
+                .map_err(|e| StatusError::Transient(e.to_string()))?;
             Client::connect(self.config.clone(), tcp.compat_write())
                 .await
                 .map_err(|e| match e {
@@ -121,20 +99,21 @@ impl SqlTarget {
                             s.message()
                         );
                         let _ = self.login_refused.set(why.clone());
-                        Unreachable::Permanent(why)
+                        StatusError::Lasting(why)
                     }
-                    tiberius::error::Error::Tls(ref t) => Unreachable::Permanent(format!(
+                    tiberius::error::Error::Tls(ref t) => StatusError::Lasting(format!(
                         "TLS failed: {t}; check the server's certificate or `sql.encrypt`"
                     )),
-                    other => Unreachable::Transient(other.to_string()),
+                    other => StatusError::Transient(other.to_string()),
                 })
         };
         let outcome = match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(Unreachable::Transient("timed out".into())),
+            Err(_) => Err(StatusError::Transient("timed out".into())),
         };
-        outcome
-            .map_err(|e| e.map(|m| crate::redact::text(&format!("cannot log in to {whence}: {m}"))))
+        outcome.map_err(|e| {
+            e.map_text(|m| crate::redact::text(&format!("cannot log in to {whence}: {m}")))
+        })
     }
 
     /// Runs `queries` on the status connection, which is kept between
@@ -144,7 +123,7 @@ impl SqlTarget {
         &self,
         what: &str,
         queries: impl for<'c> FnOnce(&'c mut Connection) -> BoxFuture<'c, tiberius::Result<T>>,
-    ) -> Result<T, Unreachable> {
+    ) -> Result<T, StatusError> {
         let mut slot = self.status.lock().await;
         if slot.is_none() {
             *slot = Some(self.connect().await?);
@@ -154,18 +133,18 @@ impl SqlTarget {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 *slot = None; // Reconnect next round.
-                Err(Unreachable::Transient(crate::redact::text(&format!(
+                Err(StatusError::Transient(crate::redact::text(&format!(
                     "{what}: {e}"
                 ))))
             }
             Err(_) => {
                 *slot = None;
-                Err(Unreachable::Transient(format!("{what}: timed out")))
+                Err(StatusError::Transient(format!("{what}: timed out")))
             }
         }
     }
 
-    async fn query_states(&self) -> Result<Vec<(String, String)>, Unreachable> {
+    async fn query_states(&self) -> Result<Vec<(String, String)>, StatusError> {
         self.on_status_connection("sys.databases", |client| {
             Box::pin(async move {
                 let rows = rows_of(client, "SELECT name, state_desc FROM sys.databases").await?;
@@ -198,19 +177,21 @@ impl ImportPath for SqlTarget {
         Duration::from_millis(500)
     }
 
-    fn inventory(&self, _want: Want) -> BoxFuture<'_, Result<Inventory, String>> {
+    fn inventory(&self, _want: Want) -> BoxFuture<'_, Result<Inventory, StatusError>> {
         Box::pin(async move {
             let attempt = || async {
                 match self.query_states().await {
                     Ok(rows) => Attempt::Done(rows),
-                    Err(Unreachable::Permanent(e)) => Attempt::Fail(e),
-                    Err(Unreachable::Transient(why)) => Attempt::Again {
+                    Err(lasting @ StatusError::Lasting(_)) => Attempt::Fail(lasting),
+                    Err(StatusError::Transient(why)) => Attempt::Again {
                         why,
                         retry_after: None,
                     },
                 }
             };
-            let rows = crate::retry::retry(&self.label, attempt, |why, _| why).await?;
+            let rows =
+                crate::retry::retry(&self.label, attempt, |why, _| StatusError::Transient(why))
+                    .await?;
             // One query answers both: what is online and what is restoring.
             let mut inventory = Inventory {
                 online: Some(HashSet::new()),
@@ -238,7 +219,7 @@ impl ImportPath for SqlTarget {
         })
     }
 
-    fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, String>> {
+    fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, StatusError>> {
         Box::pin(async move {
             let (server, principals) = self
                 .on_status_connection("instance facts", |client| {
@@ -257,8 +238,7 @@ impl ImportPath for SqlTarget {
                         Ok((server, principals))
                     })
                 })
-                .await
-                .map_err(Unreachable::into_message)?;
+                .await?;
             let major: Option<String> = server.first().and_then(|r| text_cell(r, 0));
             let current_login = server.first().and_then(|r| text_cell(r, 1));
             let users = principals
@@ -290,8 +270,8 @@ impl ImportPath for SqlTarget {
             // A login that fails never reached the procedure: safe to retry,
             // unless retrying cannot help (a refused login, a TLS failure).
             let mut client = self.connect().await.map_err(|e| match e {
-                Unreachable::Permanent(message) => SubmitError::Refused(message),
-                Unreachable::Transient(message) => SubmitError::Unknown {
+                StatusError::Lasting(message) => SubmitError::Refused(message),
+                StatusError::Transient(message) => SubmitError::Unknown {
                     message,
                     retry_after: None,
                 },

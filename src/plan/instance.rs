@@ -5,7 +5,7 @@
 
 use super::{Context, Lane, PlanItem, Verdict};
 use crate::backup;
-use crate::import_path::InstanceFacts;
+use crate::import_path::{InstanceFacts, StatusError};
 use crate::manifest::model::Method;
 use crate::rules::{Finding, Rule};
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ const NEARLY_FULL: f64 = 0.8;
 pub fn check(
     ctx: &Context,
     items: &mut [PlanItem],
-    facts: &BTreeMap<Lane, Result<InstanceFacts, String>>,
+    facts: &BTreeMap<Lane, Result<InstanceFacts, StatusError>>,
     strict: bool,
 ) {
     let m = &ctx.loaded.valid;
@@ -95,7 +95,7 @@ pub fn check(
 /// restored size (the backup's data), against its storage.
 fn capacity(
     items: &mut [PlanItem],
-    facts: &BTreeMap<Lane, Result<InstanceFacts, String>>,
+    facts: &BTreeMap<Lane, Result<InstanceFacts, StatusError>>,
     strict: bool,
 ) {
     let mut storage: BTreeMap<&str, u64> = BTreeMap::new();

@@ -9,7 +9,7 @@ use crate::auth::TokenSource;
 use crate::backup::{self, verdict};
 use crate::import_path::api::ApiTarget;
 use crate::import_path::sql::SqlTarget;
-use crate::import_path::{ImportPath, InstanceFacts, Inventory, Presence};
+use crate::import_path::{ImportPath, InstanceFacts, Inventory, Presence, StatusError};
 use crate::journal::{Prior, PriorStates};
 use crate::manifest::model::{Method, OnExists};
 use crate::manifest::valid::{ApiAccess, ApiAuth, Source, Target};
@@ -341,14 +341,17 @@ pub async fn plan(
         (lane, inventory, sql_facts)
     }));
     let (api_looks, rounds) = futures::future::join(api_looks, rounds).await;
-    let from_api: HashMap<String, Result<InstanceFacts, String>> = api_looks.into_iter().collect();
-    let mut inventories: BTreeMap<Lane, Result<Inventory, String>> = BTreeMap::new();
-    let mut facts: BTreeMap<Lane, Result<InstanceFacts, String>> = BTreeMap::new();
+    let from_api: HashMap<String, Result<InstanceFacts, StatusError>> =
+        api_looks.into_iter().collect();
+    let mut inventories: BTreeMap<Lane, Result<Inventory, StatusError>> = BTreeMap::new();
+    let mut facts: BTreeMap<Lane, Result<InstanceFacts, StatusError>> = BTreeMap::new();
     for (lane, inventory, sql_facts) in rounds {
         let api = from_api.get(&lane.0);
         let fact = match (&inventory, sql_facts) {
             (Err(e), _) => Err(e.clone()),
-            (Ok(_), None) => api.cloned().unwrap_or_else(|| Err("no API facts".into())),
+            (Ok(_), None) => api
+                .cloned()
+                .unwrap_or_else(|| Err(StatusError::Lasting("no API facts".into()))),
             (Ok(_), Some(mut sql)) => {
                 // T-SQL cannot see the instance's state or storage; the
                 // API can, when the instance has one.
@@ -401,7 +404,7 @@ pub async fn plan(
 async fn plan_one(
     ctx: &Context,
     index: usize,
-    inventories: &BTreeMap<Lane, Result<Inventory, String>>,
+    inventories: &BTreeMap<Lane, Result<Inventory, StatusError>>,
     prior: &PriorStates,
     s3_slots: &tokio::sync::Semaphore,
     strict: bool,

@@ -55,9 +55,20 @@ pub enum Failure {
     /// The run stopped following it (status polling ended first).
     #[serde(rename = "R007")]
     PollingStopped,
+    /// Submitted, then its status could no longer be read for a reason that
+    /// waiting does not mend (credentials rotated, permission withdrawn): it
+    /// may still be running, and a later run attaches to it.
+    #[serde(rename = "R008")]
+    StatusUnreadable { by: String, cause: String },
 }
 
 impl Failure {
+    /// Whether the import was accepted and may still be running on the
+    /// server, so that a later run must follow it rather than start it.
+    pub fn still_running_perhaps(&self) -> bool {
+        matches!(self, Failure::StatusUnreadable { .. })
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Failure::Refused { .. } => "R001",
@@ -67,6 +78,7 @@ impl Failure {
             Failure::NotOnline { .. } => "R005",
             Failure::Vanished { .. } => "R006",
             Failure::PollingStopped => "R007",
+            Failure::StatusUnreadable { .. } => "R008",
         }
     }
 
@@ -79,6 +91,7 @@ impl Failure {
             Failure::NotOnline { state } => vec![state],
             Failure::Vanished { by } => vec![by],
             Failure::PollingStopped => vec![],
+            Failure::StatusUnreadable { by, cause } => vec![by, cause],
         }
     }
 }
@@ -103,6 +116,12 @@ impl std::fmt::Display for Failure {
                  gives no reason here (check the instance's logs)"
             ),
             Failure::PollingStopped => f.write_str("status polling stopped"),
+            Failure::StatusUnreadable { by, cause } => write!(
+                f,
+                "submitted, but {by} no longer tells its status ({cause}); the import may still \
+                 be running: mend the cause, then run apply again to follow it (it is not \
+                 submitted twice)"
+            ),
         }
     }
 }
@@ -346,6 +365,10 @@ mod tests {
             },
             Failure::Vanished { by: s("sql") },
             Failure::PollingStopped,
+            Failure::StatusUnreadable {
+                by: s("api"),
+                cause: s("401"),
+            },
         ]
     }
 

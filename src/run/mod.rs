@@ -7,7 +7,7 @@
 pub mod events;
 mod poll;
 
-use crate::import_path::{Import, ImportPath, Presence, SubmitError};
+use crate::import_path::{Import, ImportPath, Presence, StatusError, SubmitError};
 use crate::plan::{Context, Lane, Plan, Verdict};
 use crate::retry::Backoff;
 use events::{Event, Events, Failure, Skip};
@@ -277,7 +277,7 @@ impl Job {
                     return Submission::Failed(Failure::OutcomeUnknown {
                         by: target.label().to_owned(),
                         cause: reason,
-                        lookup,
+                        lookup: lookup.to_string(),
                     });
                 }
             }
@@ -304,7 +304,7 @@ impl Job {
 
 /// Whether the database now exists or is being restored. Absent twice, a
 /// second apart, counts as absent: a restore may take a moment to show.
-async fn look(target: &dyn ImportPath, database: &str) -> Result<bool, String> {
+async fn look(target: &dyn ImportPath, database: &str) -> Result<bool, StatusError> {
     for round in 0..2 {
         if round > 0 {
             tokio::time::sleep(Duration::from_secs(1)).await;

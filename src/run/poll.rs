@@ -6,7 +6,7 @@
 //! promptly without polling hard.
 
 use super::events::{Event, Events, Failure};
-use crate::import_path::{ImportPath, Presence, Want};
+use crate::import_path::{ImportPath, Presence, StatusError, Want};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -164,7 +164,11 @@ impl Poller {
             last_round = Some(Instant::now());
             let finished = match self.round().await {
                 Ok(finished) => finished,
-                Err(e) => {
+                Err(StatusError::Lasting(cause)) => {
+                    self.give_up(cause);
+                    true
+                }
+                Err(e @ StatusError::Transient(_)) => {
                     tracing::warn!("{}: status round failed: {e}", self.target.label());
                     false
                 }
@@ -177,8 +181,22 @@ impl Poller {
         }
     }
 
+    /// Ends every watch: their status cannot be read, and waiting until
+    /// each import's timeout would only hide why. They may still be
+    /// running; the failure says so, and a later run attaches to them.
+    fn give_up(&self, cause: String) {
+        let by = self.target.label().to_owned();
+        for (_, w) in self.watches().drain() {
+            let failure = Failure::StatusUnreadable {
+                by: by.clone(),
+                cause: cause.clone(),
+            };
+            let _ = w.done.send(Finished::Failed(failure));
+        }
+    }
+
     /// One status round; true when an import finished.
-    async fn round(&self) -> Result<bool, String> {
+    async fn round(&self) -> Result<bool, StatusError> {
         // When every restore should be over, the database list alone usually
         // settles them all (one request); otherwise the running restores
         // first, and the list only for those that left it.
@@ -261,5 +279,89 @@ impl Poller {
             self.events.emit(event);
         }
         Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import_path::{Import, InstanceFacts, Inventory, SubmitError};
+    use futures::future::BoxFuture;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An import path whose every status round fails the same way.
+    struct Unreadable {
+        error: StatusError,
+        rounds: AtomicUsize,
+    }
+
+    impl ImportPath for Unreadable {
+        fn label(&self) -> &str {
+            "instance t (API)"
+        }
+        fn inventory(&self, _: Want) -> BoxFuture<'_, Result<Inventory, StatusError>> {
+            self.rounds.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Err(self.error.clone()) })
+        }
+        fn submit<'a>(&'a self, _: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>> {
+            unreachable!("the poller never submits")
+        }
+        fn min_poll_gap(&self) -> Duration {
+            Duration::ZERO
+        }
+        fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, StatusError>> {
+            unreachable!("the poller never asks for facts")
+        }
+    }
+
+    /// A minute of (paused) time following two imports whose status rounds
+    /// all fail with `error`: their outcomes, or None if still waiting.
+    async fn follow(error: StatusError) -> (Option<(Finished, Finished)>, usize) {
+        let target = Arc::new(Unreadable {
+            error,
+            rounds: AtomicUsize::new(0),
+        });
+        let poller = Poller::new(target.clone(), Arc::new(Events::new(None, Vec::new())));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(Arc::clone(&poller).run(stop.clone()));
+        let (a, b) = (
+            poller.watch("a", "t", Instant::now()),
+            poller.watch("b", "t", Instant::now()),
+        );
+        let both = async { (a.await.unwrap(), b.await.unwrap()) };
+        let outcome = tokio::time::timeout(Duration::from_secs(60), both)
+            .await
+            .ok();
+        stop.cancel();
+        task.await.unwrap();
+        (outcome, target.rounds.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lasting_status_error_ends_every_wait_with_its_cause() {
+        let (outcome, rounds) = follow(StatusError::Lasting("HTTP 401".into())).await;
+        let Some((a, b)) = outcome else {
+            panic!("still waiting after a lasting error");
+        };
+        for finished in [a, b] {
+            match finished {
+                Finished::Failed(Failure::StatusUnreadable { by, cause }) => {
+                    assert_eq!(
+                        (by.as_str(), cause.as_str()),
+                        ("instance t (API)", "HTTP 401")
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(rounds, 1, "asked again after a lasting error");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_passing_status_error_keeps_waiting_and_asking() {
+        let (outcome, rounds) = follow(StatusError::Transient("HTTP 503".into())).await;
+        assert!(outcome.is_none(), "gave up on a passing error: {outcome:?}");
+        // Every interval (at most 5 s) for a minute.
+        assert!(rounds >= 12, "only {rounds} rounds in a minute");
     }
 }

@@ -209,6 +209,22 @@ pub async fn stats(e: &Emulator) -> serde_json::Value {
         .unwrap()
 }
 
+/// (database, times submitted) over every instance, sorted: from the
+/// emulator's `restore_submissions`, which counts each accepted restore.
+pub fn submissions(stats: &serde_json::Value, e: &Emulator) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for id in &e.instance_ids {
+        for (db, n) in stats["instances"][id]["restore_submissions"]
+            .as_object()
+            .expect("stats count submissions per instance")
+        {
+            out.push((db.clone(), n.as_u64().expect("a count")));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Polls `probe` every 50 ms until it returns Some, at most `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
 where
@@ -270,11 +286,20 @@ impl<'a> Db<'a> {
     }
 }
 
+/// The `defaults:` line of [`manifest`].
+pub const DEFAULTS: &str = "defaults: {owner: app_owner, timeout: 2m}";
+
+/// [`manifest`] with another `defaults:` line.
+pub fn with_defaults(manifest: &str, defaults: &str) -> String {
+    assert!(manifest.contains(DEFAULTS), "not the kit's manifest");
+    manifest.replace(DEFAULTS, defaults)
+}
+
 /// A manifest for the emulator: instances `i0`, `i1`, ... with both doors,
 /// every credential from the emulator's environment.
 pub fn manifest(e: &Emulator, max_parallel: u32, per_instance: u32, dbs: &[Db<'_>]) -> String {
     let mut m = format!(
-        "version: 1\ndefaults: {{owner: app_owner, timeout: 2m}}\nconcurrency: {{max_parallel: {max_parallel}, per_instance: {per_instance}}}\n\
+        "version: 1\n{DEFAULTS}\nconcurrency: {{max_parallel: {max_parallel}, per_instance: {per_instance}}}\n\
          s3: {{endpoint: \"${{S3_ENDPOINT}}\", bucket: \"${{S3_BUCKET}}\", access_key: \"${{S3_ACCESS_KEY}}\", secret_key: \"${{S3_SECRET_KEY}}\"}}\ninstances:\n"
     );
     for (i, id) in e.instance_ids.iter().enumerate() {

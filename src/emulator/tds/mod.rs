@@ -76,7 +76,9 @@ impl TdsDoor {
             return Ok(()); // Injected: the connection dies during login.
         }
         let mut t = Tokens::default();
-        let accepted = login.user == self.user && login.password == self.password;
+        let accepted = login.user == self.user
+            && login.password == self.password
+            && !self.model.credentials_revoked();
         self.model.count_login(&self.instance, accepted);
         if !accepted {
             t.message(
@@ -114,6 +116,9 @@ impl TdsDoor {
             let Some((kind, payload)) = wire::read_message(&mut reader).await? else {
                 return Ok(());
             };
+            if self.model.credentials_revoked() {
+                return Ok(()); // The login was withdrawn: its session is killed.
+            }
             let mut t = Tokens::default();
             let drop_after = match kind {
                 wire::PACKET_SQL_BATCH => match wire::parse_sql_batch(&payload) {
