@@ -185,15 +185,16 @@ async fn a_striped_backup_imports_through_the_procedure() {
     let (_, jobs) = get_json(&e, &api(&e, 0, "v3alpha1", "/restore-jobs")).await;
     assert_eq!(jobs["runningRestores"][0]["database_name"], "StripedViaSql");
 
-    let mut online = false;
-    for _ in 0..200 {
-        if state(&mut client).await[0].get::<&str, _>("state_desc") == Some("ONLINE") {
-            online = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(online, "the database comes online");
+    // The probe needs the client mutably on every call: lend it through a lock.
+    let shared = tokio::sync::Mutex::new(client);
+    let lent = &shared;
+    let online = eventually(Duration::from_secs(10), || async move {
+        let rows = state(&mut *lent.lock().await).await;
+        (rows[0].get::<&str, _>("state_desc") == Some("ONLINE")).then_some(())
+    })
+    .await;
+    assert!(online.is_some(), "the database comes online");
+    let mut client = shared.into_inner();
     let id = client
         .query("SELECT DB_ID(@P1)", &[&"StripedViaSql"])
         .await
