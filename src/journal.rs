@@ -6,7 +6,7 @@
 use crate::db_key::DbKey;
 use crate::manifest::Manifest;
 use crate::manifest::select::Shard;
-use crate::run::events::{Event, Stamped};
+use crate::run::events::{Event, Failure, Stamped};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -253,12 +253,18 @@ fn prior_of(event: &Event) -> Option<Prior> {
             Prior::Submitted
         }
         Event::Online { .. } => Prior::Online,
-        // Accepted, then no longer followed: like a run that stopped
-        // waiting, the next one attaches to it or finds it lost.
+        // Two failures leave an import that may be running. Accepted, then
+        // no longer followed: like a run that stopped waiting, the next one
+        // attaches to it or finds it lost. Sent without an answer: like a
+        // crash in mid-submit, the next one looks before it submits.
         Event::Failed {
-            failure: Some(failure),
+            failure: Some(Failure::StatusUnreadable { .. }),
             ..
-        } if failure.still_running_perhaps() => Prior::Submitted,
+        } => Prior::Submitted,
+        Event::Failed {
+            failure: Some(Failure::OutcomeUnknown { .. }),
+            ..
+        } => Prior::Submitting,
         Event::Failed { .. } => Prior::Failed,
         Event::TimedOut { .. } => Prior::TimedOut,
         Event::Skipped { .. } => Prior::Skipped,
@@ -316,24 +322,34 @@ mod tests {
         assert_eq!(get("rep", "inv"), Some(Prior::Submitted));
     }
 
-    /// An import whose status was lost after it was accepted may still be
-    /// running: the next run must follow it, not start it again or refuse
-    /// it as someone else's.
+    /// An import whose status was lost after it was accepted, or whose
+    /// submission went unanswered, may still be running: the next run must
+    /// follow it (or look first), not refuse it as someone else's.
     #[test]
-    fn an_import_whose_status_was_lost_resumes_as_submitted() {
-        use crate::run::events::{Event, Failure};
+    fn failures_that_may_leave_an_import_running_resume_as_started() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
         let opened = Journal::open(&path, "m.yaml", "abc").unwrap();
+        let by = || "instance prod (API)".to_owned();
         let lost = Failure::StatusUnreadable {
-            by: "instance prod (API)".into(),
+            by: by(),
             cause: "HTTP 401".into(),
         };
+        let unanswered = Failure::OutcomeUnknown {
+            by: by(),
+            cause: "connection reset".into(),
+            lookup: "HTTP 503 (after 8 attempts)".into(),
+        };
         let refused = Failure::Refused {
-            by: "instance prod (API)".into(),
+            by: by(),
             why: "HTTP 400".into(),
         };
-        for (database, failure) in [("lost", lost), ("refused", refused)] {
+        let failures = [
+            ("lost", lost),
+            ("unanswered", unanswered),
+            ("refused", refused),
+        ];
+        for (database, failure) in failures {
             let event = Event::failed(database.into(), "prod".into(), failure);
             let line = serde_json::to_value(&event).unwrap();
             opened.journal.write(&line).unwrap();
@@ -341,6 +357,10 @@ mod tests {
         drop(opened);
         let again = Journal::open(&path, "m.yaml", "abc").unwrap();
         assert_eq!(again.prior[&DbKey::new("prod", "lost")], Prior::Submitted);
+        assert_eq!(
+            again.prior[&DbKey::new("prod", "unanswered")],
+            Prior::Submitting
+        );
         assert_eq!(again.prior[&DbKey::new("prod", "refused")], Prior::Failed);
     }
 

@@ -63,12 +63,6 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// Whether the import was accepted and may still be running on the
-    /// server, so that a later run must follow it rather than start it.
-    pub fn still_running_perhaps(&self) -> bool {
-        matches!(self, Failure::StatusUnreadable { .. })
-    }
-
     pub fn code(&self) -> &'static str {
         match self {
             Failure::Refused { .. } => "R001",
