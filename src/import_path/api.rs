@@ -453,6 +453,25 @@ mod tests {
     }
 
     #[test]
+    fn only_an_unreachable_token_endpoint_may_pass() {
+        use crate::auth::AuthError;
+        let url = || "https://auth.example/token".to_owned();
+        let unreachable = AuthError::Unreachable {
+            url: url(),
+            reason: "connection refused".into(),
+        };
+        assert!(matches!(
+            token_error(&unreachable),
+            StatusError::Transient(_)
+        ));
+        let refused = AuthError::Refused {
+            url: url(),
+            reason: "invalid_grant".into(),
+        };
+        assert!(matches!(token_error(&refused), StatusError::Lasting(_)));
+    }
+
+    #[test]
     fn a_501_is_final_and_v3_has_one_host() {
         assert!(!is_transient(reqwest::StatusCode::NOT_IMPLEMENTED));
         assert!(is_transient(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
