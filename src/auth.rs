@@ -23,8 +23,14 @@ pub enum AuthError {
     KeyFile { path: PathBuf, reason: String },
     #[error("the token endpoint {url} refused the service-account key: {reason}")]
     Refused { url: String, reason: String },
+    /// Not reachable now (refused or dropped connections, 5xx, through every
+    /// retry): a later attempt may get through.
     #[error("cannot reach the token endpoint {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    /// Reachable, but no request to it can succeed (TLS fails, the request
+    /// cannot be built, redirects loop).
+    #[error("cannot use the token endpoint {url}: {reason}")]
+    Unusable { url: String, reason: String },
     #[error("the token endpoint {url} is refused: {reason}")]
     InsecureEndpoint { url: String, reason: String },
 }
@@ -246,7 +252,7 @@ impl KeyFlow {
                     })
                 }
                 Err(e) => match crate::retry::permanent(&e) {
-                    Some(reason) => Attempt::Fail(AuthError::Unreachable {
+                    Some(reason) => Attempt::Fail(AuthError::Unusable {
                         url: url.clone(),
                         reason,
                     }),

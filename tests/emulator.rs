@@ -803,7 +803,10 @@ async fn the_key_flow_issues_tokens_the_api_accepts() {
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), 401);
+    // RFC 6749 5.2 and RFC 7523 3.1: 400 with `invalid_grant`.
+    assert_eq!(refused.status(), 400);
+    let refusal: Value = refused.json().await.unwrap();
+    assert_eq!(refusal["error"], "invalid_grant", "{refusal}");
     let bad_grant = http
         .post(endpoint)
         .form(&[("grant_type", "password")])

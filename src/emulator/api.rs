@@ -604,6 +604,8 @@ async fn token(State(state): Shared, Form(form): Form<HashMap<String, String>>) 
             "scope": "",
         }))
         .into_response(),
-        Err(why) => oauth_error(StatusCode::UNAUTHORIZED, "invalid_grant", why),
+        // RFC 6749 5.2: 400 for every error but a failed client
+        // authentication; RFC 7523 3.1 names a bad assertion invalid_grant.
+        Err(why) => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why),
     }
 }

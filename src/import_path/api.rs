@@ -469,6 +469,11 @@ mod tests {
             reason: "invalid_grant".into(),
         };
         assert!(matches!(token_error(&refused), StatusError::Lasting(_)));
+        let unusable = AuthError::Unusable {
+            url: url(),
+            reason: "TLS failed: invalid peer certificate".into(),
+        };
+        assert!(matches!(token_error(&unusable), StatusError::Lasting(_)));
     }
 
     #[test]
