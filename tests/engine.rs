@@ -6,7 +6,7 @@ mod emu;
 
 use emu::{
     Db, S3, apply, assert_no_secrets, manifest, run, spawn_apply, stats, submissions, tool,
-    with_defaults,
+    wait_for_submissions, with_defaults,
 };
 use serde_json::Value;
 use sqlflex_import::backup::writer::{self, BackupSpec};
@@ -269,21 +269,13 @@ async fn six_databases(e: &Emulator, dir: &Path) -> PathBuf {
     write_manifest(dir, &manifest(e, 2, 2, &dbs))
 }
 
-async fn wait_for_submissions(e: &Emulator, n: usize) {
-    emu::eventually(Duration::from_secs(30), || async {
-        (submissions(&stats(e).await, e).len() >= n).then_some(())
-    })
-    .await
-    .expect("imports are submitted");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_submitting_and_a_rerun_resumes() {
     let e = emu::start(Duration::from_secs(3)).await;
     let dir = tempfile::tempdir().unwrap();
     let path = six_databases(&e, dir.path()).await;
     let child = spawn_apply(&e, &path, Stdio::piped(), Stdio::piped());
-    wait_for_submissions(&e, 2).await;
+    wait_for_submissions(&e, 2, Duration::from_secs(30)).await;
     // SAFETY: a signal to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
@@ -321,7 +313,7 @@ async fn kill_9_then_a_rerun_reattaches_without_submitting_again() {
     let dir = tempfile::tempdir().unwrap();
     let path = six_databases(&e, dir.path()).await;
     let mut child = spawn_apply(&e, &path, Stdio::null(), Stdio::null());
-    wait_for_submissions(&e, 2).await;
+    wait_for_submissions(&e, 2, Duration::from_secs(30)).await;
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -516,7 +508,7 @@ async fn a_second_ctrl_c_exits_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = six_databases(&e, dir.path()).await;
     let mut child = spawn_apply(&e, &path, Stdio::null(), Stdio::piped());
-    wait_for_submissions(&e, 2).await;
+    wait_for_submissions(&e, 2, Duration::from_secs(30)).await;
     let started = std::time::Instant::now();
     // The second Ctrl-C once the first was handled (the tool says so),
     // not after a guessed pause.

@@ -122,12 +122,7 @@ async fn crash_and_resume(signal: i32) {
     let path = setup(&e, dir.path(), 30, false, 5).await;
     let mut child = spawn_apply(&e, &path, Stdio::null(), Stdio::null());
     // Midway: some imports submitted, most not yet.
-    let midway = emu::eventually(Duration::from_secs(60), || async {
-        let (sent, _) = tally(&e).await;
-        (sent.len() >= 5).then_some(())
-    })
-    .await;
-    assert!(midway.is_some(), "the run started submitting");
+    emu::wait_for_submissions(&e, 5, Duration::from_secs(60)).await;
     // SAFETY: a signal to our own child.
     unsafe { libc::kill(child.id() as i32, signal) };
     if signal == libc::SIGINT {

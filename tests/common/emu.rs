@@ -225,6 +225,16 @@ pub fn submissions(stats: &serde_json::Value, e: &Emulator) -> Vec<(String, u64)
     out
 }
 
+/// Waits until at least `n` databases have been submitted, at most `within`;
+/// panics after that.
+pub async fn wait_for_submissions(e: &Emulator, n: usize, within: Duration) {
+    eventually(within, || async {
+        (submissions(&stats(e).await, e).len() >= n).then_some(())
+    })
+    .await
+    .expect("imports are submitted");
+}
+
 /// Polls `probe` every 50 ms until it returns Some, at most `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
 where
