@@ -28,8 +28,9 @@ pub struct Global {
     /// (machine-readable on stdout, logs on stderr).
     #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
     pub format: Format,
-    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG,
-    /// as `target=level` directives (`warn,sqlflex_import=debug`), overrides.
+    /// More log output on stderr (-v info, -vv debug, -vvv trace), redacted
+    /// like all output. RUST_LOG, as `target=level` directives
+    /// (`warn,sqlflex_import=debug`), overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Only errors on stderr.

@@ -94,6 +94,14 @@ pub fn text(input: &str) -> String {
 /// [`text`] without the length bound: for texts this program composed
 /// (a plan's reasons, an event's reason), as the last step before output.
 pub fn scrub(input: &str) -> String {
+    terminal(&credentials(input)).into_owned()
+}
+
+/// The secrets, URL parts and credential shapes of [`scrub`], with control
+/// characters left as they are: for text whose control characters a
+/// formatter has already dealt with, such as a whole log line with its
+/// colours (see `commands::logging`).
+pub fn credentials(input: &str) -> String {
     let mut out = replace_known(input);
     out = URL
         .replace_all(&out, |c: &regex::Captures| without_query(&c[0]))
@@ -103,7 +111,7 @@ pub fn scrub(input: &str) -> String {
             out = s;
         }
     }
-    terminal(&out).into_owned()
+    out
 }
 
 /// Control characters shown escaped (`\u{1b}`), newlines and tabs as spaces;
@@ -125,7 +133,7 @@ pub fn terminal(s: &str) -> Cow<'_, str> {
 
 /// C0 and C1 controls, DEL, and the bidirectional overrides that can make
 /// a text read differently from what it is.
-fn is_unsafe(c: char) -> bool {
+pub fn is_unsafe(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 

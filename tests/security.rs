@@ -369,6 +369,44 @@ async fn a_server_that_echoes_the_request_shows_no_secret() {
     }
 }
 
+/// At trace level every crate underneath logs, the emulator's S3 among them
+/// (it runs in the same process in `demo`): it describes each request it
+/// is asked for, presigned query and all. The log writer redacts each line.
+#[test]
+fn logs_at_trace_level_show_no_download_link() {
+    let (code, stdout, stderr) = common::run(
+        common::bin()
+            .args(["-vvv", "demo", "--no-progress"])
+            .env_remove("RUST_LOG"),
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    // The lines that used to carry the links are still there.
+    assert!(
+        stderr.contains("X-Amz-Signature=***"),
+        "no presigned request was logged:\n{stderr}"
+    );
+    for key in ["X-Amz-Signature=", "X-Amz-Credential="] {
+        for (at, _) in stderr.match_indices(key) {
+            let value = &stderr[at + key.len()..];
+            assert!(
+                value.starts_with("***"),
+                "the trace log shows {key}{}",
+                &value[..value.len().min(40)]
+            );
+        }
+    }
+    // The demo's credentials are made up per run; these are their shapes.
+    for (what, shape) in [
+        ("S3 access key", r"\bEMU[0-9A-F]{17}\b"),
+        ("S3 secret key", r"\b[0-9a-f]{40}\b"),
+        ("SQL password", r"Pw-[0-9a-f]{32}"),
+        ("API token", r"emu-[0-9a-f]{32}"),
+    ] {
+        let found = regex::Regex::new(shape).unwrap().find(&stderr);
+        assert!(found.is_none(), "the trace log shows the {what}: {found:?}");
+    }
+}
+
 /// A non-loopback address of this machine, when it has one.
 fn local_non_loopback_ip() -> Option<std::net::IpAddr> {
     let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
@@ -456,6 +494,10 @@ async fn a_wrong_sql_password_is_tried_once() {
     assert!(stdout.contains("login refused"), "{stdout}");
     assert!(stdout.contains("18456"), "{stdout}");
     assert_eq!(logins(stats(&e).await), (Some(1), Some(1)));
+    // tiberius logs the server's error itself; the log says which instance.
+    let logged: Vec<&str> = stderr.lines().filter(|l| l.contains("18456")).collect();
+    assert!(!logged.is_empty(), "{stderr}");
+    assert!(logged.iter().all(|l| l.contains("instance=i0")), "{stderr}");
 
     let mut apply = tool(&e, &["apply", "--yes", "--no-progress", m]);
     apply.env("SQL_PASSWORD", "WRONG-PASSWORD-1");

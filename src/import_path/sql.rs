@@ -11,6 +11,7 @@ use std::time::Duration;
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+use tracing::Instrument;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -43,11 +44,12 @@ pub struct SqlTarget {
     status: tokio::sync::Mutex<Option<Connection>>,
     /// Set by the first refused login; every later attempt fails at once.
     login_refused: std::sync::OnceLock<String>,
+    instance: String,
     label: String,
 }
 
 impl SqlTarget {
-    pub fn new(sql: &SqlAccess, label: String) -> Self {
+    pub fn new(sql: &SqlAccess, instance: &str) -> Self {
         let host = sql.host.clone();
         let mut config = Config::new();
         config.host(&host);
@@ -71,7 +73,8 @@ impl SqlTarget {
             config,
             status: tokio::sync::Mutex::new(None),
             login_refused: std::sync::OnceLock::new(),
-            label,
+            instance: instance.to_owned(),
+            label: format!("instance {instance} (SQL)"),
         }
     }
 
@@ -144,6 +147,143 @@ impl SqlTarget {
         }
     }
 
+    /// Where tiberius's own log lines (it logs each error a server sends,
+    /// in the server's words) come from: the log shows the span with them.
+    fn span(&self) -> tracing::Span {
+        tracing::error_span!("sql", instance = %self.instance)
+    }
+
+    /// One `sys.databases` query, retried while it may pass.
+    async fn read_inventory(&self) -> Result<Inventory, StatusError> {
+        let attempt = || async {
+            match self.query_states().await {
+                Ok(rows) => Attempt::Done(rows),
+                Err(lasting @ StatusError::Lasting(_)) => Attempt::Fail(lasting),
+                Err(StatusError::Transient(why)) => Attempt::Again {
+                    why,
+                    retry_after: None,
+                },
+            }
+        };
+        let rows =
+            crate::retry::retry(&self.label, attempt, |why, _| StatusError::Transient(why)).await?;
+        // One query answers both: what is online and what is restoring.
+        let mut inventory = Inventory {
+            online: Some(HashSet::new()),
+            restoring: Some(Default::default()),
+            ..Inventory::default()
+        };
+        for (name, state) in rows {
+            let key = name.to_lowercase();
+            match state.as_str() {
+                "ONLINE" => {
+                    inventory.online.get_or_insert_default().insert(key);
+                }
+                "RESTORING" | "RECOVERING" | "RECOVERY_PENDING" => {
+                    inventory
+                        .restoring
+                        .get_or_insert_default()
+                        .insert(key, None);
+                }
+                _ => {
+                    inventory.other.insert(key, state);
+                }
+            }
+        }
+        Ok(inventory)
+    }
+
+    /// The server's major version, the login this tool runs as, and the
+    /// server principals (for the owner check).
+    async fn read_facts(&self) -> Result<InstanceFacts, StatusError> {
+        let (server, principals) = self
+            .on_status_connection("instance facts", |client| {
+                Box::pin(async move {
+                    let server = rows_of(
+                        client,
+                        "SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()",
+                    )
+                    .await?;
+                    let principals = rows_of(
+                        client,
+                        "SELECT name, is_disabled FROM sys.server_principals \
+                         WHERE type IN ('S', 'U', 'G', 'E', 'X')",
+                    )
+                    .await?;
+                    Ok((server, principals))
+                })
+            })
+            .await?;
+        let major: Option<String> = server.first().and_then(|r| text_cell(r, 0));
+        let current_login = server.first().and_then(|r| text_cell(r, 1));
+        let users = principals
+            .iter()
+            .filter_map(|r| {
+                let name = text_cell(r, 0)?;
+                let disabled = r
+                    .try_get::<i32, _>(1)
+                    .ok()
+                    .flatten()
+                    .map(|v| v != 0)
+                    .or_else(|| r.try_get::<bool, _>(1).ok().flatten())
+                    .unwrap_or(false);
+                Some((name.to_lowercase(), !disabled))
+            })
+            .collect();
+        Ok(InstanceFacts {
+            state: None,
+            version: major.as_deref().map(crate::backup::release_of_major),
+            storage_gb: None,
+            users: Some(users),
+            current_login,
+        })
+    }
+
+    /// One call of the import procedure, its outcome sorted the way the
+    /// engine's look-up protocol needs it.
+    async fn call_import(&self, import: &Import) -> Result<(), SubmitError> {
+        // A login that fails never reached the procedure: safe to retry,
+        // unless retrying cannot help (a refused login, a TLS failure).
+        let mut client = self.connect().await.map_err(|e| match e {
+            StatusError::Lasting(message) => SubmitError::Refused(message),
+            StatusError::Transient(message) => SubmitError::Unknown {
+                message,
+                retry_after: None,
+            },
+        })?;
+        let urls = import.files.join(",");
+        let (database, owner) = (import.database.as_str(), import.owner.as_deref());
+        let (access_key, secret_key) = (import.access_key.expose(), import.secret_key.expose());
+        let urls = urls.as_str();
+        let mut params: Vec<&dyn tiberius::ToSql> =
+            vec![&database, &urls, &access_key, &secret_key];
+        let statement = match &owner {
+            Some(owner) => {
+                params.push(owner);
+                IMPORT_WITH_OWNER
+            }
+            None => IMPORT,
+        };
+        let run = client.execute(statement, &params);
+        match tokio::time::timeout(QUERY_TIMEOUT, run).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(tiberius::error::Error::Server(e))) if e.code() == 1801 => {
+                Err(SubmitError::Exists(crate::redact::text(e.message())))
+            }
+            Ok(Err(tiberius::error::Error::Server(e))) => Err(SubmitError::Refused(
+                crate::redact::text(&format!("SQL Server error {}: {}", e.code(), e.message())),
+            )),
+            Ok(Err(e)) => Err(SubmitError::Unknown {
+                message: crate::redact::text(&e.to_string()),
+                retry_after: None,
+            }),
+            Err(_) => Err(SubmitError::Unknown {
+                message: "the procedure call timed out".into(),
+                retry_after: None,
+            }),
+        }
+    }
+
     async fn query_states(&self) -> Result<Vec<(String, String)>, StatusError> {
         self.on_status_connection("sys.databases", |client| {
             Box::pin(async move {
@@ -178,135 +318,16 @@ impl ImportPath for SqlTarget {
     }
 
     fn inventory(&self, _want: Want) -> BoxFuture<'_, Result<Inventory, StatusError>> {
-        Box::pin(async move {
-            let attempt = || async {
-                match self.query_states().await {
-                    Ok(rows) => Attempt::Done(rows),
-                    Err(lasting @ StatusError::Lasting(_)) => Attempt::Fail(lasting),
-                    Err(StatusError::Transient(why)) => Attempt::Again {
-                        why,
-                        retry_after: None,
-                    },
-                }
-            };
-            let rows =
-                crate::retry::retry(&self.label, attempt, |why, _| StatusError::Transient(why))
-                    .await?;
-            // One query answers both: what is online and what is restoring.
-            let mut inventory = Inventory {
-                online: Some(HashSet::new()),
-                restoring: Some(Default::default()),
-                ..Inventory::default()
-            };
-            for (name, state) in rows {
-                let key = name.to_lowercase();
-                match state.as_str() {
-                    "ONLINE" => {
-                        inventory.online.get_or_insert_default().insert(key);
-                    }
-                    "RESTORING" | "RECOVERING" | "RECOVERY_PENDING" => {
-                        inventory
-                            .restoring
-                            .get_or_insert_default()
-                            .insert(key, None);
-                    }
-                    _ => {
-                        inventory.other.insert(key, state);
-                    }
-                }
-            }
-            Ok(inventory)
-        })
+        Box::pin(self.read_inventory().instrument(self.span()))
     }
 
     fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, StatusError>> {
-        Box::pin(async move {
-            let (server, principals) = self
-                .on_status_connection("instance facts", |client| {
-                    Box::pin(async move {
-                        let server = rows_of(
-                            client,
-                            "SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()",
-                        )
-                        .await?;
-                        let principals = rows_of(
-                            client,
-                            "SELECT name, is_disabled FROM sys.server_principals \
-                             WHERE type IN ('S', 'U', 'G', 'E', 'X')",
-                        )
-                        .await?;
-                        Ok((server, principals))
-                    })
-                })
-                .await?;
-            let major: Option<String> = server.first().and_then(|r| text_cell(r, 0));
-            let current_login = server.first().and_then(|r| text_cell(r, 1));
-            let users = principals
-                .iter()
-                .filter_map(|r| {
-                    let name = text_cell(r, 0)?;
-                    let disabled = r
-                        .try_get::<i32, _>(1)
-                        .ok()
-                        .flatten()
-                        .map(|v| v != 0)
-                        .or_else(|| r.try_get::<bool, _>(1).ok().flatten())
-                        .unwrap_or(false);
-                    Some((name.to_lowercase(), !disabled))
-                })
-                .collect();
-            Ok(InstanceFacts {
-                state: None,
-                version: major.as_deref().map(crate::backup::release_of_major),
-                storage_gb: None,
-                users: Some(users),
-                current_login,
-            })
-        })
+        Box::pin(self.read_facts().instrument(self.span()))
     }
 
     fn submit<'a>(&'a self, import: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>> {
-        Box::pin(async move {
-            // A login that fails never reached the procedure: safe to retry,
-            // unless retrying cannot help (a refused login, a TLS failure).
-            let mut client = self.connect().await.map_err(|e| match e {
-                StatusError::Lasting(message) => SubmitError::Refused(message),
-                StatusError::Transient(message) => SubmitError::Unknown {
-                    message,
-                    retry_after: None,
-                },
-            })?;
-            let urls = import.files.join(",");
-            let (database, owner) = (import.database.as_str(), import.owner.as_deref());
-            let (access_key, secret_key) = (import.access_key.expose(), import.secret_key.expose());
-            let urls = urls.as_str();
-            let mut params: Vec<&dyn tiberius::ToSql> =
-                vec![&database, &urls, &access_key, &secret_key];
-            let statement = match &owner {
-                Some(owner) => {
-                    params.push(owner);
-                    IMPORT_WITH_OWNER
-                }
-                None => IMPORT,
-            };
-            let run = client.execute(statement, &params);
-            match tokio::time::timeout(QUERY_TIMEOUT, run).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(tiberius::error::Error::Server(e))) if e.code() == 1801 => {
-                    Err(SubmitError::Exists(crate::redact::text(e.message())))
-                }
-                Ok(Err(tiberius::error::Error::Server(e))) => Err(SubmitError::Refused(
-                    crate::redact::text(&format!("SQL Server error {}: {}", e.code(), e.message())),
-                )),
-                Ok(Err(e)) => Err(SubmitError::Unknown {
-                    message: crate::redact::text(&e.to_string()),
-                    retry_after: None,
-                }),
-                Err(_) => Err(SubmitError::Unknown {
-                    message: "the procedure call timed out".into(),
-                    retry_after: None,
-                }),
-            }
-        })
+        let span =
+            tracing::error_span!("sql", instance = %self.instance, database = %import.database);
+        Box::pin(self.call_import(import).instrument(span))
     }
 }

@@ -125,10 +125,7 @@ impl Context {
                     {
                         instance_api.insert(db.instance.clone(), api);
                     }
-                    Arc::new(SqlTarget::new(
-                        sql,
-                        format!("instance {} (SQL)", db.instance),
-                    ))
+                    Arc::new(SqlTarget::new(sql, &db.instance))
                 }
                 // `ValidManifest` holds the access of every path a database uses.
                 (method, _, _) => {
