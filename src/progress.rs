@@ -29,6 +29,25 @@ impl Mode {
     }
 }
 
+/// The bars on screen, if any: other writers to stderr (the log) step
+/// around them.
+static ON_SCREEN: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Runs `write` with the progress bars, if some are on screen, cleared
+/// first and drawn again after. A line written past the bars would be
+/// drawn over at their next refresh, and a warning would vanish.
+pub fn around_bars<R>(write: impl FnOnce() -> R) -> R {
+    let bars = ON_SCREEN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match bars {
+        Some(bars) => bars.suspend(write),
+        None => write(),
+    }
+}
+
+fn on_screen(bars: Option<MultiProgress>) {
+    *ON_SCREEN.lock().unwrap_or_else(|e| e.into_inner()) = bars;
+}
+
 pub struct Display {
     mode: Mode,
     multi: MultiProgress,
@@ -53,6 +72,9 @@ impl Display {
             .progress_chars("=> "),
         );
         overall.enable_steady_tick(Duration::from_millis(250));
+        if mode == Mode::Bars {
+            on_screen(Some(multi.clone()));
+        }
         Arc::new(Display {
             mode,
             multi,
@@ -180,7 +202,108 @@ impl Display {
     }
 
     pub fn finish(&self) {
+        if self.mode == Mode::Bars {
+            on_screen(None);
+        }
         self.overall.finish_and_clear();
         let _ = self.multi.clear();
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use indicatif::TermLike;
+    use std::io;
+
+    /// A terminal that records what is done to it, in order.
+    #[derive(Debug, Clone, Default)]
+    pub struct Screen(pub Arc<Mutex<Vec<String>>>);
+
+    impl Screen {
+        pub fn record(&self, op: String) -> io::Result<()> {
+            self.0.lock().unwrap().push(op);
+            Ok(())
+        }
+
+        /// Puts a bar on this screen, as `apply` does on a terminal, until
+        /// the returned guard is dropped.
+        pub fn show_bar(&self) -> impl Drop {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(
+                self.clone(),
+            )));
+            let bar = multi.add(ProgressBar::new(10));
+            bar.tick();
+            on_screen(Some(multi));
+            // Holds the bar: dropped, it would leave the screen.
+            struct Shown {
+                _bar: ProgressBar,
+            }
+            impl Drop for Shown {
+                fn drop(&mut self) {
+                    on_screen(None);
+                }
+            }
+            Shown { _bar: bar }
+        }
+
+        pub fn ops(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    /// Whether `line` was written with the bars cleared before it and drawn
+    /// again after it.
+    pub fn written_around_the_bars(ops: &[String], line: &str) -> bool {
+        let Some(at) = ops.iter().position(|o| o.contains(line)) else {
+            return false;
+        };
+        ops[..at].iter().any(|o| o == "clear") && ops[at + 1..].iter().any(|o| o.contains("0/10"))
+    }
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            80
+        }
+        fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+            self.record(format!("up {n}"))
+        }
+        fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+            self.record(format!("down {n}"))
+        }
+        fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+            self.record(format!("right {n}"))
+        }
+        fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+            self.record(format!("left {n}"))
+        }
+        fn write_line(&self, s: &str) -> io::Result<()> {
+            self.record(format!("draw {s}"))
+        }
+        fn write_str(&self, s: &str) -> io::Result<()> {
+            self.record(format!("draw {s}"))
+        }
+        fn clear_line(&self) -> io::Result<()> {
+            self.record("clear".into())
+        }
+        fn flush(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_written_around_the_bars_is_not_drawn_over() {
+        let screen = Screen::default();
+        let shown = screen.show_bar();
+        let before = screen.ops().len();
+        assert!(before > 0, "the bar was never drawn");
+        around_bars(|| screen.record("LOG".into()).unwrap());
+        drop(shown);
+        let ops = &screen.ops()[before..];
+        assert!(written_around_the_bars(ops, "LOG"), "{ops:?}");
+
+        // Without bars on screen, the line is just written.
+        around_bars(|| screen.record("LOG 2".into()).unwrap());
+        assert_eq!(screen.ops().last().unwrap(), "LOG 2");
     }
 }

@@ -121,8 +121,10 @@ impl<W: Write> Drop for LogLine<W> {
             shown = shown.trim_end().to_owned() + " …\n";
         }
         // Nowhere to report a failed write to stderr.
-        let _ = self.to.write_all(shown.as_bytes());
-        let _ = self.to.flush();
+        crate::progress::around_bars(|| {
+            let _ = self.to.write_all(shown.as_bytes());
+            let _ = self.to.flush();
+        });
     }
 }
 
@@ -215,6 +217,35 @@ mod tests {
             assert!(out.contains("50000"), "{out:?}");
             // The formatter's own colours stay; nothing else starts a sequence.
             assert_eq!(out.contains("\u{1b}[3"), ansi, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn a_log_line_steps_around_the_progress_bars() {
+        use crate::progress::tests::{Screen, written_around_the_bars};
+        let screen = Screen::default();
+        let shown = screen.show_bar();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(Redacted({
+                let screen = screen.clone();
+                move || Recorder(screen.clone())
+            }))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || tracing::warn!("retrying in 2s"));
+        drop(shown);
+        let ops = screen.ops();
+        assert!(written_around_the_bars(&ops, "retrying in 2s"), "{ops:?}");
+
+        /// The log's writes, recorded on the same screen as the bars.
+        struct Recorder(Screen);
+        impl Write for Recorder {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.record(String::from_utf8_lossy(buf).into_owned())?;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
         }
     }
 
