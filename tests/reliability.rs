@@ -396,3 +396,40 @@ async fn withdrawn_credentials_end_the_wait_with_the_cause_and_a_rerun_follows()
     exactly_once(&sent, 2);
     assert_eq!(online, 2);
 }
+
+/// The import procedure's session killed while it runs, and the login
+/// withdrawn with it: the run cannot tell whether the import started, and
+/// says so (R003). The rerun, with the credentials back, looks before it
+/// submits: it finds the import it started and follows it, instead of
+/// submitting it again or refusing it as someone else's restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_submit_that_cannot_be_looked_up_is_looked_up_by_the_rerun() {
+    let e = emu::start(Duration::from_secs(3)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = setup(&e, dir.path(), 1, true, 1).await;
+    let m = path.to_str().unwrap();
+    e.model.revoke_credentials_during_next_sql_import();
+
+    let (code, stdout, stderr) = run(tool(
+        &e,
+        &["--format", "json", "apply", "--yes", "--no-progress", m],
+    ))
+    .await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let failed: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert_eq!(failed[0]["failure"]["code"], "R003", "{}", failed[0]);
+    let (sent, _) = tally(&e).await;
+    exactly_once(&sent, 1);
+
+    e.model.set_credentials_revoked(false);
+    let (code, stdout, stderr) = apply(&e, &[m]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let (sent, online) = tally(&e).await;
+    exactly_once(&sent, 1);
+    assert_eq!(online, 1);
+}

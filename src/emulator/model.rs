@@ -181,6 +181,8 @@ pub struct Model {
     instances: Mutex<BTreeMap<String, Instance>>,
     /// See [`Model::set_credentials_revoked`].
     credentials_revoked: std::sync::atomic::AtomicBool,
+    /// See [`Model::revoke_credentials_during_next_sql_import`].
+    revoke_during_sql_import: std::sync::atomic::AtomicBool,
 }
 
 /// The system databases every instance shows in `sys.databases`.
@@ -218,6 +220,7 @@ impl Model {
             restore_duration,
             instances: Mutex::new(instances),
             credentials_revoked: Default::default(),
+            revoke_during_sql_import: Default::default(),
         }
     }
 
@@ -230,6 +233,29 @@ impl Model {
     pub fn set_credentials_revoked(&self, revoked: bool) {
         self.credentials_revoked
             .store(revoked, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// As when the credentials are withdrawn while an import procedure
+    /// runs: the next import a SQL endpoint accepts is started, but its
+    /// session is killed before the answer leaves, and from then on the
+    /// credentials are revoked as by [`Model::set_credentials_revoked`]. A
+    /// client sees its call unanswered and cannot log in again to look.
+    pub fn revoke_credentials_during_next_sql_import(&self) {
+        self.revoke_during_sql_import
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Called by a SQL endpoint that has just started an import: whether
+    /// to kill the session now (see
+    /// [`Model::revoke_credentials_during_next_sql_import`]).
+    pub fn revoked_during_sql_import(&self) -> bool {
+        let due = self
+            .revoke_during_sql_import
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        if due {
+            self.set_credentials_revoked(true);
+        }
+        due
     }
 
     pub fn credentials_revoked(&self) -> bool {

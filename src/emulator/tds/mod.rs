@@ -426,7 +426,7 @@ impl TdsDoor {
                     &format!("Import of database '{database}' started."),
                     SERVER_NAME,
                 );
-                if self.faults.drop_connection() {
+                if self.model.revoked_during_sql_import() || self.faults.drop_connection() {
                     Import::StartedThenDrop
                 } else {
                     Import::Started
@@ -448,7 +448,8 @@ impl TdsDoor {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Import {
     Started,
-    /// Started, and the fault injector drops the connection before the answer.
+    /// Started, and the connection dropped before the answer (the fault
+    /// injector, or a session killed as its credentials are withdrawn).
     StartedThenDrop,
     Refused,
 }
