@@ -754,11 +754,7 @@ async fn refusals_and_failures_carry_their_codes_end_to_end() {
     ];
     let (code, stdout, stderr) = run(tool(&e, &args)).await;
     assert_eq!(code, 1, "{stdout}\n{stderr}");
-    let failed: Vec<Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["event"] == "failed")
-        .collect();
+    let failed = emu::events(&stdout, "failed");
     assert_eq!(failed.len(), 1, "{stdout}");
     assert_eq!(failed[0]["failure"]["code"], "R006", "{stdout}");
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();

@@ -358,11 +358,7 @@ async fn withdrawn_credentials_end_the_wait_with_the_cause_and_a_rerun_follows()
         String::from_utf8_lossy(&output.stderr),
     );
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
-    let failed: Vec<serde_json::Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["event"] == "failed")
-        .collect();
+    let failed = emu::events(&stdout, "failed");
     let failure_of = |db: &str| {
         let event = failed
             .iter()
@@ -416,11 +412,7 @@ async fn an_unanswered_submit_that_cannot_be_looked_up_is_looked_up_by_the_rerun
     ))
     .await;
     assert_eq!(code, 1, "{stdout}\n{stderr}");
-    let failed: Vec<serde_json::Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["event"] == "failed")
-        .collect();
+    let failed = emu::events(&stdout, "failed");
     assert_eq!(failed.len(), 1, "{stdout}");
     assert_eq!(failed[0]["failure"]["code"], "R003", "{}", failed[0]);
     let (sent, _) = tally(&e).await;

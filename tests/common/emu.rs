@@ -270,6 +270,16 @@ pub fn assert_no_secrets(what: &str, text: &str) {
     }
 }
 
+/// The NDJSON events of one kind (`"failed"`, `"online"`...) that
+/// `--format json apply` printed on stdout.
+pub fn events(stdout: &str, kind: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == kind)
+        .collect()
+}
+
 /// One database of a test manifest.
 pub struct Db<'a> {
     pub name: &'a str,
