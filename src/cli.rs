@@ -168,6 +168,12 @@ pub struct EmulatorArgs {
     /// dropped without an answer.
     #[arg(long, value_name = "F", default_value_t = 0.0, value_parser = fraction)]
     pub reset_rate: f64,
+    /// Lock the SQL login after N failed logins in a row, as SQL Server does
+    /// for a login with CHECK_POLICY under an account lockout policy: a
+    /// locked login is refused (error 18486) even with the right password,
+    /// until the emulator restarts. Default: never locked.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub lockout_after: Option<u32>,
     /// Seed of the fault injector and of the ids, for reproducible runs.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,

@@ -547,6 +547,49 @@ async fn database_lists_are_paginated_and_sorted() {
     assert_eq!((status, instance["status"].as_str()), (200, Some("READY")));
 }
 
+/// With a lockout policy, failed logins in a row lock the login: then even
+/// the right password is refused, with SQL Server's 18486. An accepted
+/// login in between starts the count again.
+#[tokio::test]
+async fn the_sql_door_locks_a_login_after_failures_in_a_row() {
+    let e = emu::start_with(sqlflex_import::emulator::Config {
+        lockout_after: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let password = e.credentials.sql_password.clone();
+    let code = |r: tiberius::Result<emu::Sql>| match r {
+        Ok(_) => 0,
+        Err(tiberius::error::Error::Server(t)) => t.code(),
+        Err(other) => panic!("{other:?}"),
+    };
+    assert_eq!(code(sql(&e, 0, "wrong").await), 18456);
+    assert_eq!(
+        code(sql(&e, 0, &password).await),
+        0,
+        "one failure is not two in a row"
+    );
+    assert_eq!(code(sql(&e, 0, "wrong").await), 18456);
+    assert_eq!(code(sql(&e, 0, "wrong").await), 18456);
+    let locked = sql(&e, 0, &password).await.unwrap_err();
+    assert!(
+        matches!(&locked, tiberius::error::Error::Server(t)
+            if t.code() == 18486 && t.message().contains("locked out")),
+        "{locked:?}"
+    );
+    let s = stats(&e).await;
+    assert_eq!(
+        s["instances"][&e.instance_ids[0]]["locked_out"], true,
+        "{s}"
+    );
+    assert_eq!(
+        s["instances"][&e.instance_ids[0]]["failed_logins"], 4,
+        "{s}"
+    );
+    // The policy holds per server: the other instance's login is not locked.
+    assert_eq!(code(sql(&e, 1, &password).await), 0);
+}
+
 #[tokio::test]
 async fn the_sql_door_answers_errors_and_keeps_the_connection() {
     let e = start(FAST).await;

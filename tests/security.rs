@@ -506,6 +506,35 @@ async fn a_wrong_sql_password_is_tried_once() {
     assert_eq!(logins(stats(&e).await), (Some(2), Some(2)));
 }
 
+/// A login the server has locked out (18486) is refused as finally as a
+/// wrong password: one attempt per process, never a retry that the lockout
+/// policy would count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_out_login_is_tried_once() {
+    let e = emu::start_with(sqlflex_import::emulator::Config {
+        lockout_after: Some(1),
+        ..Default::default()
+    })
+    .await;
+    S3::new(&e)
+        .put("hr.bak", writer::write(&BackupSpec::full("hr")))
+        .await;
+    // Someone else's wrong password locks the login.
+    assert!(emu::sql(&e, 0, "WRONG-PASSWORD-1").await.is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(
+        dir.path(),
+        "m.yaml",
+        &manifest(&e, 1, 1, &[Db::sql("hr", 0, &["hr.bak"])]),
+    );
+    let (code, stdout, stderr) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("login refused"), "{stdout}");
+    assert!(stdout.contains("18486"), "{stdout}");
+    let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
+    assert_eq!(inst["logins"], 2, "the lockout's and the plan's: {inst}");
+}
+
 #[test]
 fn ids_and_keys_cannot_steer_a_request() {
     let dir = tempfile::tempdir().unwrap();

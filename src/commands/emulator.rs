@@ -38,6 +38,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
         seed: args.seed,
         credentials: None,
         instance_settings,
+        lockout_after: args.lockout_after,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -44,6 +44,9 @@ pub struct Config {
     /// How each instance is set up (state, version, storage, users); the
     /// defaults for instances beyond the list.
     pub instance_settings: Vec<model::InstanceSettings>,
+    /// Failed SQL logins in a row that lock the login (SQL Server's
+    /// CHECK_POLICY under an account lockout policy); None: never locked.
+    pub lockout_after: Option<u32>,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             seed: 0,
             credentials: None,
             instance_settings: Vec::new(),
+            lockout_after: None,
         }
     }
 }
@@ -158,20 +162,23 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
     let instance_ids: Vec<String> = (0..tds.len())
         .map(|i| id(config.seed, i as u64 + 1))
         .collect();
-    let model = Arc::new(Model::new(
-        project_id.clone(),
-        REGION.into(),
-        &instance_ids,
-        &config.instance_settings,
-        OwnS3 {
-            authority: authority(s3),
-            bucket: BUCKET.into(),
-            access_key: credentials.s3_access_key.clone(),
-            secret_key: credentials.s3_secret_key.clone(),
-            root: s3_root.clone(),
-        },
-        config.restore_duration,
-    ));
+    let model = Arc::new(
+        Model::new(
+            project_id.clone(),
+            REGION.into(),
+            &instance_ids,
+            &config.instance_settings,
+            OwnS3 {
+                authority: authority(s3),
+                bucket: BUCKET.into(),
+                access_key: credentials.s3_access_key.clone(),
+                secret_key: credentials.s3_secret_key.clone(),
+                root: s3_root.clone(),
+            },
+            config.restore_duration,
+        )
+        .with_lockout_after(config.lockout_after),
+    );
 
     let account = keys::ServiceAccount::new(format!("http://{api}/token"));
     let key_path = data_dir.join("service-account-key.json");

@@ -150,6 +150,9 @@ struct Instance {
     status_requests: u64,
     logins: u64,
     failed_logins: u64,
+    /// Failed logins since the last accepted one (the lockout policy's count).
+    failed_in_a_row: u32,
+    locked_out: bool,
     instance_requests: u64,
     user_requests: u64,
     next_id: i64,
@@ -183,6 +186,17 @@ pub struct Model {
     credentials_revoked: std::sync::atomic::AtomicBool,
     /// See [`Model::revoke_credentials_during_next_sql_import`].
     revoke_during_sql_import: std::sync::atomic::AtomicBool,
+    /// See [`Model::with_lockout_after`].
+    lockout_after: Option<u32>,
+}
+
+/// Why a SQL login was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefused {
+    /// A wrong user or password, or credentials withdrawn.
+    Credentials,
+    /// Locked by the lockout policy, whatever the password.
+    LockedOut,
 }
 
 /// The system databases every instance shows in `sys.databases`.
@@ -221,7 +235,17 @@ impl Model {
             instances: Mutex::new(instances),
             credentials_revoked: Default::default(),
             revoke_during_sql_import: Default::default(),
+            lockout_after: None,
         }
+    }
+
+    /// An account lockout policy for the SQL login, as SQL Server applies
+    /// the Windows policy to a login with CHECK_POLICY: `threshold` failed
+    /// logins in a row lock it, and a locked login is refused even with the
+    /// right password until the emulator restarts. None: never locked.
+    pub fn with_lockout_after(mut self, threshold: Option<u32>) -> Self {
+        self.lockout_after = threshold;
+        self
     }
 
     /// As when an administrator withdraws the credentials in the middle of a
@@ -603,14 +627,31 @@ impl Model {
         }
     }
 
-    /// One SQL login attempt on the instance's TDS endpoint.
-    pub fn count_login(&self, instance: &str, accepted: bool) {
-        if let Some(inst) = self.lock().get_mut(instance) {
-            inst.logins += 1;
-            if !accepted {
-                inst.failed_logins += 1;
-            }
+    /// One SQL login attempt on the instance's TDS endpoint, whose user and
+    /// password were right or not: counted, and held against the lockout
+    /// policy (see [`Model::with_lockout_after`]).
+    pub fn log_in(&self, instance: &str, credentials_right: bool) -> Result<(), LoginRefused> {
+        let mut all = self.lock();
+        let Some(inst) = all.get_mut(instance) else {
+            return Err(LoginRefused::Credentials);
+        };
+        inst.logins += 1;
+        let outcome = if inst.locked_out {
+            Err(LoginRefused::LockedOut)
+        } else if credentials_right && !self.credentials_revoked() {
+            inst.failed_in_a_row = 0;
+            Ok(())
+        } else {
+            inst.failed_in_a_row += 1;
+            inst.locked_out = self
+                .lockout_after
+                .is_some_and(|threshold| inst.failed_in_a_row >= threshold);
+            Err(LoginRefused::Credentials)
+        };
+        if outcome.is_err() {
+            inst.failed_logins += 1;
         }
+        outcome
     }
 
     /// The `/_emulator/stats` document.
@@ -629,6 +670,7 @@ impl Model {
                         "status_requests": i.status_requests,
                         "logins": i.logins,
                         "failed_logins": i.failed_logins,
+                        "locked_out": i.locked_out,
                         "instance_requests": i.instance_requests,
                         "user_requests": i.user_requests,
                         "failed_restores": i.failed,

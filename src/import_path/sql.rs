@@ -16,8 +16,11 @@ use tracing::Instrument;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// SQL Server's "Login failed for user".
-const LOGIN_FAILED: u32 = 18456;
+/// SQL Server's refusals of a login: failed (18456, whatever the reason
+/// underneath), untrusted domain (18452), account disabled (18470), locked
+/// out (18486), password expired (18487) or to be changed (18488). None
+/// passes by trying again, and under a lockout policy each try counts.
+const LOGIN_REFUSED: [u32; 6] = [18452, 18456, 18470, 18486, 18487, 18488];
 
 /// A text cell, whatever string type the server chose.
 fn text_cell(row: &tiberius::Row, index: usize) -> Option<String> {
@@ -95,10 +98,11 @@ impl SqlTarget {
             Client::connect(self.config.clone(), tcp.compat_write())
                 .await
                 .map_err(|e| match e {
-                    tiberius::error::Error::Server(ref s) if s.code() == LOGIN_FAILED => {
+                    tiberius::error::Error::Server(ref s) if LOGIN_REFUSED.contains(&s.code()) => {
                         let why = format!(
-                            "login refused (SQL Server error {LOGIN_FAILED}: {}); not tried again, \
+                            "login refused (SQL Server error {}: {}); not tried again, \
                              so that a lockout policy does not lock the login",
+                            s.code(),
                             s.message()
                         );
                         let _ = self.login_refused.set(why.clone());

@@ -6,7 +6,7 @@ mod sql;
 mod wire;
 
 use super::faults::Faults;
-use super::model::{Counter, DatabaseInfo, ImportRequest, Model, SubmitError};
+use super::model::{Counter, DatabaseInfo, ImportRequest, LoginRefused, Model, SubmitError};
 use sql::{Arg, DbColumn, Statement};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,18 +76,24 @@ impl TdsDoor {
             return Ok(()); // Injected: the connection dies during login.
         }
         let mut t = Tokens::default();
-        let accepted = login.user == self.user
-            && login.password == self.password
-            && !self.model.credentials_revoked();
-        self.model.count_login(&self.instance, accepted);
-        if !accepted {
-            t.message(
-                true,
-                18456,
-                14,
-                &format!("Login failed for user '{}'.", login.user),
-                SERVER_NAME,
-            );
+        let right = login.user == self.user && login.password == self.password;
+        if let Err(refused) = self.model.log_in(&self.instance, right) {
+            // SQL Server's messages, which say no more to an unauthenticated
+            // client than these.
+            let (number, message) = match refused {
+                LoginRefused::Credentials => {
+                    (18456, format!("Login failed for user '{}'.", login.user))
+                }
+                LoginRefused::LockedOut => (
+                    18486,
+                    format!(
+                        "Login failed for user '{}' because the account is currently locked \
+                         out. The system administrator can unlock it.",
+                        login.user
+                    ),
+                ),
+            };
+            t.message(true, number, 14, &message, SERVER_NAME);
             t.done(0xFD, wire::DONE_ERROR, 0);
             wire::write_message(&mut writer, wire::PACKET_REPLY, &t.0, 4096).await?;
             return Ok(());
