@@ -61,9 +61,12 @@ static CREDENTIALS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             r(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
             MASK,
         ),
-        // `Bearer xyz`, `Basic xyz`, `AWS4-HMAC-SHA256 Credential=...`.
+        // `Bearer xyz`, `Basic xyz`, `AWS4-HMAC-SHA256 Credential=...`; a
+        // word of fewer than 8 characters after it is prose ("the bearer
+        // token is not valid"), not a credential (and a known secret is
+        // replaced above whatever its shape).
         (
-            r(r"(?i)\b(bearer|basic|aws4-hmac-sha256)\s+[^\s,;]+"),
+            r(r"(?i)\b(bearer|basic|aws4-hmac-sha256)\s+[^\s,;]{8,}"),
             "${1} ***",
         ),
         // key=value and "key": "value" pairs whose key names a credential.
@@ -233,6 +236,7 @@ mod tests {
         assert!(out.ends_with("ab"), "{out}");
         for (input, gone) in [
             ("Authorization: Bearer abc.def-ghi", "abc.def"),
+            ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpw"),
             (
                 "token eyJhbGciOiJSUzUxMiJ9.eyJzdWIiOiJ4In0.c2ln here",
                 "eyJhbGci",
@@ -249,6 +253,16 @@ mod tests {
         ] {
             let out = text(input);
             assert!(!out.contains(gone), "{input} -> {out}");
+        }
+    }
+
+    #[test]
+    fn prose_about_credentials_is_left_as_it_is() {
+        for prose in [
+            "HTTP 401: the bearer token is not valid",
+            "basic auth is not supported",
+        ] {
+            assert_eq!(text(prose), prose);
         }
     }
 
