@@ -81,9 +81,9 @@ impl SqlTarget {
         }
     }
 
-    /// Logs in, once per failure: a login that the server refused (error
-    /// 18456) is remembered and never tried again by this process, because
-    /// lockout policies count every attempt.
+    /// Logs in, once per failure: a login that the server refused (any of
+    /// [`LOGIN_REFUSED`]) is remembered and never tried again by this
+    /// process, because lockout policies count every attempt.
     async fn connect(&self) -> Result<Connection, StatusError> {
         if let Some(why) = self.login_refused.get() {
             return Err(StatusError::Lasting(why.clone()));
