@@ -642,7 +642,7 @@ impl Model {
             inst.failed_in_a_row = 0;
             Ok(())
         } else {
-            inst.failed_in_a_row += 1;
+            inst.failed_in_a_row = inst.failed_in_a_row.saturating_add(1);
             inst.locked_out = self
                 .lockout_after
                 .is_some_and(|threshold| inst.failed_in_a_row >= threshold);
