@@ -190,7 +190,8 @@ pub struct EmulatorArgs {
     pub users: Option<Vec<String>>,
     /// A YAML file describing each instance in turn (overrides the three
     /// flags above): `instances: [{state: READY, version: "2022",
-    /// storage_gb: 100, users: [app_owner, "old_user:LOCKED"]}, ...]`.
+    /// storage_gb: 100, users: [app_owner, "old_user:LOCKED"],
+    /// view_any_database: true}, ...]`.
     #[arg(long, value_name = "FILE.yaml")]
     pub instances_file: Option<PathBuf>,
     /// Print KEY=VALUE lines for a shell (STACKIT_API_ENDPOINT, S3_*, SQL_*, ...)

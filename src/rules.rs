@@ -46,6 +46,8 @@ pub enum Rule {
     StorageNearlyFull,
     /// The instance cannot be asked what it is like.
     InstanceUnreadable,
+    /// The SQL login may not see every database.
+    DatabasesHidden,
     /// The target database exists already.
     TargetExists,
     /// The target database is being restored, not by an earlier run.
@@ -80,7 +82,7 @@ pub enum Severity {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 28] = [
+    pub const ALL: [Rule; 29] = [
         Rule::NotABackup,
         Rule::PasswordProtected,
         Rule::Encrypted,
@@ -99,6 +101,7 @@ impl Rule {
         Rule::StorageExceeded,
         Rule::StorageNearlyFull,
         Rule::InstanceUnreadable,
+        Rule::DatabasesHidden,
         Rule::TargetExists,
         Rule::TargetRestoring,
         Rule::TargetNotOnline,
@@ -131,6 +134,7 @@ impl Rule {
             Rule::StorageExceeded => "I006",
             Rule::StorageNearlyFull => "I007",
             Rule::InstanceUnreadable => "I008",
+            Rule::DatabasesHidden => "I009",
             Rule::TargetExists => "T001",
             Rule::TargetRestoring => "T002",
             Rule::TargetNotOnline => "T003",
@@ -181,6 +185,7 @@ impl Rule {
             Rule::InstanceUnreadable => {
                 "the instance can be asked for its state, version and users"
             }
+            Rule::DatabasesHidden => "the SQL login may see every database (`VIEW ANY DATABASE`)",
             Rule::TargetExists => {
                 "the target database does not exist (`on_exists: skip` counts it as done instead)"
             }
@@ -216,6 +221,7 @@ impl Rule {
             }
             Rule::KeyWithComma => "`validate`; `plan` for keys listed under a prefix",
             Rule::InstanceUnreadable => "`plan`: API (instance, users) or SQL (`SERVERPROPERTY`)",
+            Rule::DatabasesHidden => "`plan`, SQL (`HAS_PERMS_BY_NAME`)",
             Rule::TargetExists
             | Rule::TargetRestoring
             | Rule::TargetNotOnline
@@ -261,6 +267,10 @@ impl Rule {
             Rule::StorageNearlyFull => "little room is left for growth and logs",
             Rule::KeyWithComma => "the procedure takes all files as one comma-separated `@s3_url`",
             Rule::InstanceUnreadable => "the instance rules cannot be checked without it",
+            Rule::DatabasesHidden => {
+                "without it `sys.databases` hides the databases the login does not own: a name \
+                 already taken, and the import's own progress, would be invisible"
+            }
             Rule::TargetExists => "STACKIT imports only into a database that does not exist",
             Rule::TargetRestoring => "a second restore of the same name would fail",
             Rule::TargetNotOnline => "the name is taken; the restore would fail",

@@ -175,6 +175,67 @@ async fn owners_must_exist_and_be_active_on_both_paths() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
 }
 
+/// A SQL login without VIEW ANY DATABASE sees only master, tempdb and the
+/// databases it owns: a name another owner holds is invisible to it, and so
+/// would the import's own progress be. `plan` refuses the SQL path there
+/// (I009) instead of calling a taken name free; the API, which lists every
+/// database, goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_login_that_cannot_see_every_database_is_refused() {
+    let e = emulator(vec![settings(|s| s.view_any_database = false)]).await;
+    for name in ["taken", "fresh", "by_api"] {
+        upload(&e, name, writer::write(&BackupSpec::full(name))).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let first = common::write(
+        dir.path(),
+        "first.yaml",
+        &manifest(&e, 1, 1, &[Db::api("taken", 0, &["taken.bak"])]),
+    );
+    let (code, stdout, stderr) = apply(&e, &[first.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    // As SQL Server hides it from the login: owned by app_owner.
+    let mut login = emu::sql(&e, 0, &e.credentials.sql_password).await.unwrap();
+    let rows = login
+        .simple_query("SELECT name FROM sys.databases")
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    let seen: Vec<&str> = rows.iter().filter_map(|r| r.get::<&str, _>(0)).collect();
+    assert!(
+        seen.contains(&"master") && !seen.contains(&"taken"),
+        "{seen:?}"
+    );
+
+    let path = common::write(
+        dir.path(),
+        "m.yaml",
+        &manifest(
+            &e,
+            4,
+            2,
+            &[
+                Db::sql("taken", 0, &["taken.bak"]),
+                Db::sql("fresh", 0, &["fresh.bak"]),
+                Db::api("by_api", 0, &["by_api.bak"]),
+            ],
+        ),
+    );
+    let (code, items, stderr) = plan(&e, &path, &[]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(codes(item(&items, "taken")), ["I009 refuse"]);
+    assert_eq!(codes(item(&items, "fresh")), ["I009 refuse"]);
+    assert!(
+        reason(item(&items, "fresh"))
+            .contains("`importer` of instance i0 (SQL) lacks VIEW ANY DATABASE"),
+        "{}",
+        item(&items, "fresh")
+    );
+    assert_eq!(item(&items, "by_api")["verdict"], "ready");
+}
+
 /// A backup written by SQL Server 2022 onto an instance of 2019, and a
 /// 2025 one onto 2022: refused by name and number on both paths.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

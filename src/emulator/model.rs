@@ -89,6 +89,10 @@ pub struct InstanceSettings {
     pub storage_gb: u64,
     /// Logins on the instance; `name` or `name:STATUS` (default ACTIVE).
     pub users: Vec<String>,
+    /// Whether the SQL login holds VIEW ANY DATABASE (as `public` does by
+    /// default); without it, `sys.databases` and `DB_ID` show it only
+    /// master, tempdb and the databases it owns.
+    pub view_any_database: bool,
 }
 
 impl Default for InstanceSettings {
@@ -99,6 +103,7 @@ impl Default for InstanceSettings {
             storage_gb: 100,
             // The owners the examples use, and the SQL login.
             users: vec!["app_owner".into(), "demo_owner".into(), "importer".into()],
+            view_any_database: true,
         }
     }
 }
@@ -577,7 +582,15 @@ impl Model {
 
     /// `sys.databases` of an instance: system databases, online ones and
     /// those being restored (state RESTORING), optionally one by name.
-    pub fn sys_databases(&self, instance: &str, name: Option<&str>) -> Vec<DatabaseInfo> {
+    /// The rows of `sys.databases` (all, or the one named) as the SQL login
+    /// `seen_by` may see them: without VIEW ANY DATABASE, master, tempdb and
+    /// its own. None: every row, as the model holds them.
+    pub fn sys_databases(
+        &self,
+        instance: &str,
+        name: Option<&str>,
+        seen_by: Option<&str>,
+    ) -> Vec<DatabaseInfo> {
         let all = self.lock();
         let Some(inst) = all.get(instance) else {
             return Vec::new();
@@ -606,6 +619,12 @@ impl Model {
             .collect();
         if let Some(name) = name {
             rows.retain(|d| d.name.eq_ignore_ascii_case(name));
+        }
+        if let Some(login) = seen_by.filter(|_| !inst.settings.view_any_database) {
+            rows.retain(|d| {
+                ["master", "tempdb"].contains(&d.name.as_str())
+                    || d.owner.eq_ignore_ascii_case(login)
+            });
         }
         rows.sort_by_key(|d| d.id);
         rows

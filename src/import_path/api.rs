@@ -341,6 +341,8 @@ impl ImportPath for ApiTarget {
                 storage_gb: instance.storage.and_then(|s| s.size),
                 users: Some(users),
                 current_login: None,
+                // The API lists every database of the instance.
+                sees_every_database: None,
             })
         })
     }

@@ -140,6 +140,9 @@ pub struct InstanceFacts {
     pub users: Option<HashMap<String, bool>>,
     /// The login that runs the import procedure (SQL).
     pub current_login: Option<String>,
+    /// Whether that login may see every database in `sys.databases` (SQL:
+    /// `VIEW ANY DATABASE`); without it, only its own, master and tempdb.
+    pub sees_every_database: Option<bool>,
 }
 
 impl InstanceFacts {

@@ -205,7 +205,8 @@ impl SqlTarget {
                 Box::pin(async move {
                     let server = rows_of(
                         client,
-                        "SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()",
+                        "SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME(), \
+                         HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW ANY DATABASE')",
                     )
                     .await?;
                     let principals = rows_of(
@@ -220,6 +221,10 @@ impl SqlTarget {
             .await?;
         let major: Option<String> = server.first().and_then(|r| text_cell(r, 0));
         let current_login = server.first().and_then(|r| text_cell(r, 1));
+        let sees_every_database = server
+            .first()
+            .and_then(|r| r.try_get::<i32, _>(2).ok().flatten())
+            .map(|v| v == 1);
         let users = principals
             .iter()
             .filter_map(|r| {
@@ -240,6 +245,7 @@ impl SqlTarget {
             storage_gb: None,
             users: Some(users),
             current_login,
+            sees_every_database,
         })
     }
 

@@ -1,4 +1,4 @@
-//! The instance rules (I001-I007): whether each instance can take the
+//! The instance rules (I001-I009): whether each instance can take the
 //! imports planned onto it. What the instance says about itself is asked
 //! once per instance and path (`ImportPath::facts`), then every database that
 //! passed its own checks is judged against it.
@@ -85,6 +85,20 @@ pub fn check(
                 ),
             )),
             _ => {}
+        }
+        if facts.sees_every_database == Some(false) {
+            found.push(Finding::new(
+                Rule::DatabasesHidden,
+                format!(
+                    "the SQL login {} of {label} lacks VIEW ANY DATABASE: it sees only master, \
+                     tempdb and the databases it owns, so neither a name already taken nor this \
+                     import's progress would show; grant it, or import through the API",
+                    facts
+                        .current_login
+                        .as_deref()
+                        .map_or("of the manifest".to_owned(), |l| format!("`{l}`"))
+                ),
+            ));
         }
         record(item, found, strict);
     }

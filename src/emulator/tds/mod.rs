@@ -259,9 +259,11 @@ impl TdsDoor {
                     self.model.count_status_request(&self.instance);
                     match name.as_ref().map(resolve).transpose() {
                         Ok(name) => {
-                            let rows = self
-                                .model
-                                .sys_databases(&self.instance, name.flatten().as_deref());
+                            let rows = self.model.sys_databases(
+                                &self.instance,
+                                name.flatten().as_deref(),
+                                Some(&self.user),
+                            );
                             result_set(t, &columns, &rows);
                             t.done(done, more | wire::DONE_COUNT, rows.len() as u64);
                         }
@@ -277,7 +279,7 @@ impl TdsDoor {
                         Ok(name) => {
                             let id = name.and_then(|n| {
                                 self.model
-                                    .sys_databases(&self.instance, Some(&n))
+                                    .sys_databases(&self.instance, Some(&n), Some(&self.user))
                                     .first()
                                     .map(|d| d.id)
                             });
@@ -299,15 +301,21 @@ impl TdsDoor {
                     ))]);
                     t.done(done, more | wire::DONE_COUNT, 1);
                 }
-                Statement::ServerFacts => {
+                Statement::ServerFacts { view_any_database } => {
                     self.model.count_request(&self.instance, Counter::Instance);
                     let settings = self.model.settings(&self.instance).unwrap_or_default();
                     let major = crate::backup::major_of_release(&settings.version).unwrap_or("16");
-                    t.columns(&[
+                    let mut columns = vec![
                         ("", ColumnType::NVarChar(128)),
                         ("", ColumnType::NVarChar(128)),
-                    ]);
-                    t.row(&[Cell::Text(major.into()), Cell::Text(self.user.clone())]);
+                    ];
+                    let mut row = vec![Cell::Text(major.into()), Cell::Text(self.user.clone())];
+                    if view_any_database {
+                        columns.push(("", ColumnType::Int));
+                        row.push(Cell::Int(i32::from(settings.view_any_database)));
+                    }
+                    t.columns(&columns);
+                    t.row(&row);
                     t.done(done, more | wire::DONE_COUNT, 1);
                 }
                 Statement::Principals => {
@@ -575,7 +583,7 @@ mod tests {
         let mut t = Tokens::default();
         assert!(!door.rpc(&mut t, rpc));
         assert!(!t.0.contains(&0xAA), "no ERROR token");
-        let restoring = door.model.sys_databases("i1", Some("byname"));
+        let restoring = door.model.sys_databases("i1", Some("byname"), None);
         assert_eq!(restoring[0].state, "RESTORING");
 
         let unknown = wire::parse_rpc(&rpc_payload("dbo.other", &[])).unwrap();

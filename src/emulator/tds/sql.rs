@@ -161,8 +161,12 @@ pub enum Statement {
     DbId(Arg),
     Version,
     /// `SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()`: the
-    /// instance's major version and the login running the batch.
-    ServerFacts,
+    /// instance's major version and the login running the batch, and with
+    /// `, HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW ANY DATABASE')` whether it
+    /// may see every database.
+    ServerFacts {
+        view_any_database: bool,
+    },
     /// `SELECT name, is_disabled FROM sys.server_principals [WHERE ...]`:
     /// the logins.
     Principals,
@@ -236,7 +240,11 @@ fn parse_statement(t: &[Tok], sql: &str) -> Statement {
         ] if f.eq_ignore_ascii_case("SERVERPROPERTY")
             && p.eq_ignore_ascii_case("ProductMajorVersion") =>
         {
-            Statement::ServerFacts
+            Statement::ServerFacts {
+                view_any_database: rest.iter().any(
+                    |t| matches!(t, Tok::Str(p) if p.eq_ignore_ascii_case("VIEW ANY DATABASE")),
+                ) && rest.iter().any(|t| word(Some(t), "HAS_PERMS_BY_NAME")),
+            }
         }
         _ if is_principals_query(rest) => Statement::Principals,
         _ => parse_sys_databases(rest).unwrap_or_else(unsupported),
@@ -458,6 +466,21 @@ mod tests {
             Statement::DbId(Arg::Text("it's".into()))
         );
         assert_eq!(parse_batch("SELECT @@VERSION")[0], Statement::Version);
+        assert_eq!(
+            parse_batch("SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()")[0],
+            Statement::ServerFacts {
+                view_any_database: false
+            }
+        );
+        assert_eq!(
+            parse_batch(
+                "select serverproperty('ProductMajorVersion'), suser_sname(), \
+                 has_perms_by_name(null, null, 'VIEW ANY DATABASE')"
+            )[0],
+            Statement::ServerFacts {
+                view_any_database: true
+            }
+        );
         assert_eq!(parse_batch("SELECT 1")[0], Statement::SelectNumber(1));
         assert_eq!(parse_batch("SET NOCOUNT ON; SELECT 1").len(), 2);
     }
