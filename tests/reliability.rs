@@ -6,7 +6,7 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{Db, S3, SECRETS, apply, run, spawn_apply, stats, tool};
+use emu::{Db, S3, apply, run, spawn_apply, stats, tool};
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::{Config, Emulator};
 use std::path::{Path, PathBuf};
@@ -46,6 +46,13 @@ async fn tally(e: &Emulator) -> (Vec<(String, u64)>, usize) {
     (emu::submissions(&s, e), online)
 }
 
+/// Each of `count` databases submitted exactly once, and all online.
+async fn imported_exactly_once(e: &Emulator, count: usize) {
+    let (sent, online) = tally(e).await;
+    exactly_once(&sent, count);
+    assert_eq!(online, count);
+}
+
 fn exactly_once(sent: &[(String, u64)], count: usize) {
     assert_eq!(sent.len(), count, "{sent:?}");
     let twice: Vec<_> = sent.iter().filter(|(_, n)| *n != 1).collect();
@@ -72,9 +79,7 @@ async fn a_faulty_api_still_imports_each_database_exactly_once() {
     )
     .await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let (sent, online) = tally(&e).await;
-    exactly_once(&sent, 40);
-    assert_eq!(online, 40);
+    imported_exactly_once(&e, 40).await;
     assert!(
         stderr.contains("retrying in"),
         "faults happened and were retried: {stderr}"
@@ -86,9 +91,7 @@ async fn a_faulty_api_still_imports_each_database_exactly_once() {
         &journal,
         &std::fs::read_to_string(&report).unwrap(),
     ] {
-        for secret in SECRETS {
-            assert!(!text.contains(secret), "a secret leaked");
-        }
+        emu::assert_no_secrets("a faulty run", text);
     }
 }
 
@@ -106,9 +109,7 @@ async fn connections_dropped_on_the_sql_path_never_import_twice() {
     let path = setup(&e, dir.path(), 20, true, 5).await;
     let (code, stdout, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let (sent, online) = tally(&e).await;
-    exactly_once(&sent, 20);
-    assert_eq!(online, 20);
+    imported_exactly_once(&e, 20).await;
 }
 
 async fn crash_and_resume(signal: i32) {
@@ -144,9 +145,7 @@ async fn crash_and_resume(signal: i32) {
 
     let (code, _, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
     assert_eq!(code, 0, "{stderr}");
-    let (sent, online) = tally(&e).await;
-    exactly_once(&sent, 30);
-    assert_eq!(online, 30);
+    imported_exactly_once(&e, 30).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,9 +224,7 @@ async fn secrets_appear_in_no_command_output() {
     }
     outputs.push(std::fs::read_to_string(dir.path().join(".sqlflex-import/m.jsonl")).unwrap());
     for text in &outputs {
-        for secret in SECRETS {
-            assert!(!text.contains(secret), "{secret} appears in:\n{text}");
-        }
+        emu::assert_no_secrets("an output", text);
     }
 }
 
@@ -388,9 +385,7 @@ async fn withdrawn_credentials_end_the_wait_with_the_cause_and_a_rerun_follows()
     e.model.set_credentials_revoked(false);
     let (code, stdout, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let (sent, online) = tally(&e).await;
-    exactly_once(&sent, 2);
-    assert_eq!(online, 2);
+    imported_exactly_once(&e, 2).await;
 }
 
 /// The import procedure's session killed while it runs, and the login
@@ -421,7 +416,5 @@ async fn an_unanswered_submit_that_cannot_be_looked_up_is_looked_up_by_the_rerun
     e.model.set_credentials_revoked(false);
     let (code, stdout, stderr) = apply(&e, &[m]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let (sent, online) = tally(&e).await;
-    exactly_once(&sent, 1);
-    assert_eq!(online, 1);
+    imported_exactly_once(&e, 1).await;
 }
