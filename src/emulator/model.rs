@@ -581,10 +581,9 @@ impl Model {
     }
 
     /// `sys.databases` of an instance: system databases, online ones and
-    /// those being restored (state RESTORING), optionally one by name.
-    /// The rows of `sys.databases` (all, or the one named) as the SQL login
-    /// `seen_by` may see them: without VIEW ANY DATABASE, master, tempdb and
-    /// its own. None: every row, as the model holds them.
+    /// those being restored (state RESTORING), optionally one by name, as
+    /// the SQL login `seen_by` may see them: without VIEW ANY DATABASE,
+    /// master, tempdb and its own. None: every row, as the model holds them.
     pub fn sys_databases(
         &self,
         instance: &str,
