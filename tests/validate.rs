@@ -238,6 +238,60 @@ fn unset_environment_variables_are_named() {
     assert!(diagnostics_of("${S3_SECRET_KEY}", "${S3_SECRT_KEY:-fallback}").is_empty());
 }
 
+/// A value whose variable is unset keeps the reference's own text; checks
+/// of that text (not a URL, not a number, `$` in an id, no such file or
+/// instance) would only repeat the unset variable, so each is named once.
+#[test]
+fn an_unset_variable_is_the_only_error_about_its_value() {
+    let text = BASE
+        .replace(
+            "https://object.storage.eu01.onstackit.cloud",
+            "${S3_ENDPOINT}",
+        )
+        .replace("bucket: backups", "bucket: ${S3_BUCKET}")
+        .replace("instance_id: i1", "instance_id: ${PROD_INSTANCE_ID}")
+        .replace("user: importer,", "user: importer, port: \"${SQL_PORT}\",")
+        .replace(
+            "instance: prod, method: sql",
+            "instance: \"${HR_INSTANCE}\", method: sql",
+        )
+        .replace(
+            "api: {token: \"${TOKEN}\"}",
+            "api: {service_account_key_path: \"keys/${KEY_NAME}.json\"}",
+        );
+    let rejected = load(&text).expect_err("unset variables");
+    let unset = [
+        "S3_ENDPOINT",
+        "S3_BUCKET",
+        "PROD_INSTANCE_ID",
+        "KEY_NAME",
+        "SQL_PORT",
+        "HR_INSTANCE",
+    ];
+    let messages: Vec<&str> = rejected
+        .diagnostics
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
+    let want: Vec<String> = unset
+        .iter()
+        .map(|v| format!("environment variable `{v}` is not set"))
+        .collect();
+    assert_eq!(messages, want, "{:#?}", rejected.diagnostics);
+
+    // What the value would be refused for once set is still said then.
+    let set = |name: &str| match name {
+        "S3_ENDPOINT" => Some("http://object.storage.example".into()),
+        other => env(other),
+    };
+    let text = BASE.replace(
+        "https://object.storage.eu01.onstackit.cloud",
+        "${S3_ENDPOINT}",
+    );
+    let rejected = manifest::load_str("m.yaml", &text, Path::new("."), &set).expect_err("http");
+    expect_one(&rejected.diagnostics, Severity::Error, "https");
+}
+
 #[test]
 fn target_names_follow_sql_server_rules() {
     let long = "x".repeat(81);
@@ -469,6 +523,9 @@ fn secrets_come_from_files_relative_to_the_manifest() {
         manifest::load_str("m.yaml", &missing, dir.path(), &env).expect_err("missing file");
     let d = expect_one(&rejected.diagnostics, Severity::Error, "cannot read");
     assert!(d.message.contains("nope.secret"), "{d:#?}");
+    // The key is given, only unusable: it is not also called missing.
+    let errors = rejected.diagnostics.iter().filter(|d| d.is_error()).count();
+    assert_eq!(errors, 1, "{:#?}", rejected.diagnostics);
 
     let both = BASE.replace(
         "secret_key: ${S3_SECRET_KEY}",
@@ -476,6 +533,8 @@ fn secrets_come_from_files_relative_to_the_manifest() {
     );
     let rejected = manifest::load_str("m.yaml", &both, dir.path(), &env).expect_err("both");
     expect_one(&rejected.diagnostics, Severity::Error, "not both");
+    let errors = rejected.diagnostics.iter().filter(|d| d.is_error()).count();
+    assert_eq!(errors, 1, "{:#?}", rejected.diagnostics);
 }
 
 #[test]

@@ -142,13 +142,16 @@ impl<'a> Checker<'a> {
         if m.s3.access_key.is_empty() {
             self.error(&p.key("access_key"), "the S3 access key is empty");
         }
+        // A key given but unusable (both forms, a file that cannot be read)
+        // has its own diagnostic; "missing" would send the reader astray.
+        let given = m.s3.secret_key.is_some() || m.s3.secret_key_file.is_some();
         let secret = self.secret(
             m.s3.secret_key.take(),
             m.s3.secret_key_file.as_deref(),
             &p,
             ("secret_key", "secret_key_file"),
         );
-        if secret.is_none() {
+        if !given {
             self.push(
                 Diagnostic::error("the S3 secret key is missing")
                     .hint("set `s3.secret_key` (e.g. `${S3_SECRET_KEY}`) or `s3.secret_key_file`"),

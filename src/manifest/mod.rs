@@ -150,21 +150,27 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
 
     let mut failed = Vec::new();
     interpolate_tree(&mut tree, env, &mut failed);
+    let unresolved = failed
+        .iter()
+        .map(|(span, _)| start(location(*span)))
+        .collect();
     diagnostics.extend(interpolation_diagnostics(&tree, failed));
 
     let mut problems = Vec::new();
     let json = structure::into_json(&mut tree, &mut Vec::new(), &mut problems);
+    let mut later = Vec::new();
     for (path, message) in problems {
         let span = path::span_of(&tree, &path, path::Target::Value);
-        diagnostics.push(Diagnostic::error(message).at(path.to_string(), Some(location(span))));
+        later.push(Diagnostic::error(message).at(path.to_string(), Some(location(span))));
     }
-    diagnostics.extend(structure::check(&tree, &json));
-    let structurally_sound = !diagnostics.iter().any(Diagnostic::is_error);
+    later.extend(structure::check(&tree, &json));
+    let structurally_sound = !later.iter().any(Diagnostic::is_error);
 
     let mut parts = checks::Parts::from_json(json);
     let mut checker = checks::Checker::new(&tree, env, dir);
     checker.run(&mut parts);
-    diagnostics.extend(checker.diagnostics);
+    later.extend(checker.diagnostics);
+    diagnostics.extend(not_about_unresolved(later, &unresolved));
     sort(&mut diagnostics);
     if !structurally_sound || diagnostics.iter().any(Diagnostic::is_error) {
         return Err(reject(shown, diagnostics));
@@ -186,6 +192,24 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
         warnings: diagnostics,
         dir: dir.to_path_buf(),
     })
+}
+
+/// Where a diagnostic or a value starts: (line, column).
+fn start(l: Location) -> (usize, usize) {
+    (l.line, l.column)
+}
+
+/// The diagnostics that are not about a value whose `${VAR}` did not
+/// resolve. Such a value still holds the reference's own text, so what the
+/// later checks say about it (not a URL, not a number, contains `$`, no
+/// such file) only repeats, less clearly, that the variable is unset.
+fn not_about_unresolved(
+    diagnostics: Vec<Diagnostic>,
+    unresolved: &std::collections::HashSet<(usize, usize)>,
+) -> impl Iterator<Item = Diagnostic> {
+    diagnostics
+        .into_iter()
+        .filter(move |d| d.location.is_none_or(|l| !unresolved.contains(&start(l))))
 }
 
 /// Diagnostics in file order, so the output reads top to bottom.
