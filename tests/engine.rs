@@ -333,7 +333,10 @@ fn demo_imports_through_both_paths() {
     let (code, stdout, stderr) = common::run(common::bin().arg("demo").arg("--no-progress"));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("Demo done: 5 databases imported through both paths"),
+        stdout.contains(
+            "Demo done: 5 databases imported through both paths \
+             (3 via the REST API, 2 via the stored procedure)"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("5 online, 0 skipped, 0 failed"), "{stdout}");

@@ -93,7 +93,9 @@ pub fn run(global: &Global) -> Exit {
 
         // The same `apply` a user runs, on the emulator's environment, with
         // its state in a temporary folder.
-        let imported = loaded.manifest.databases.len();
+        let m = &loaded.manifest;
+        let imported = m.databases.len();
+        let via_api = m.databases.iter().filter(|db| m.method_of(db) == manifest::Method::Api).count();
         let Ok(selected) = shared::shown(global, crate::ops::select(loaded, &Default::default())) else {
             return Exit::Failed;
         };
@@ -115,11 +117,15 @@ pub fn run(global: &Global) -> Exit {
         let exit = super::apply::apply_selected(global, &args, selected, &env).await;
         println!(
             "\n{}\n\nTo do the same against STACKIT: put your backups in a STACKIT object storage bucket, \
-             copy examples/migration.yaml, set the instance ids and export S3_ACCESS_KEY, S3_SECRET_KEY, \
-             STACKIT_PROJECT_ID and STACKIT_SERVICE_ACCOUNT_KEY_PATH (or a token), then:\n  \
+             copy examples/migration.yaml to my.yaml and write in your bucket, instances and databases. \
+             `sqlflex-import validate my.yaml` names every environment variable and secret file it still \
+             needs; then:\n  \
              sqlflex-import validate my.yaml && sqlflex-import plan my.yaml && sqlflex-import apply my.yaml",
             if exit == Exit::Success {
-                format!("Demo done: {imported} databases imported through both paths (3 via the REST API, 2 via the stored procedure).")
+                format!(
+                    "Demo done: {imported} databases imported through both paths ({via_api} via the REST API, {} via the stored procedure).",
+                    imported - via_api
+                )
             } else {
                 "Demo finished with failures (see above).".to_owned()
             }
