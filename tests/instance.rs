@@ -236,6 +236,41 @@ async fn a_sql_login_that_cannot_see_every_database_is_refused() {
     assert_eq!(item(&items, "by_api")["verdict"], "ready");
 }
 
+/// The SQL path cannot see an instance's state or storage; when the
+/// instance's API refuses to answer, the SQL checks still stand and the log
+/// says, by instance and request, what was not checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_api_that_refuses_leaves_the_sql_checks_standing() {
+    let e = emulator(vec![settings(|_| {})]).await;
+    upload(&e, "hr", writer::write(&BackupSpec::full("hr"))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(
+        dir.path(),
+        "m.yaml",
+        &manifest(&e, 1, 1, &[Db::sql("hr", 0, &["hr.bak"])]),
+    );
+    let mut cmd = tool(&e, &["--format", "json", "plan", path.to_str().unwrap()]);
+    cmd.env("STACKIT_SERVICE_ACCOUNT_TOKEN", "NOT-THE-TOKEN-0000");
+    let (code, stdout, stderr) = run(cmd).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["items"][0]["verdict"], "ready", "{stdout}");
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("the API cannot be asked"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(
+        warned[0].contains("instance i0") && warned[0].contains("(GET the instance: "),
+        "{stderr}"
+    );
+    assert!(
+        warned[0].contains("state and storage are not checked"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("NOT-THE-TOKEN-0000"), "{stderr}");
+}
+
 /// A backup written by SQL Server 2022 onto an instance of 2019, and a
 /// 2025 one onto 2022: refused by name and number on both paths.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

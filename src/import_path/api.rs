@@ -95,12 +95,17 @@ impl ApiTarget {
                 },
             }
         };
-        let label = format!("{}: GET {path}", self.label);
+        // The instance's own URL is the empty path below it.
+        let request = match path {
+            "" => "GET the instance".to_owned(),
+            path => format!("GET {path}"),
+        };
+        let label = format!("{}: {request}", self.label);
         crate::retry::retry(&label, attempt, |why, attempts| {
             StatusError::Transient(format!("{why} (after {attempts} attempts)"))
         })
         .await
-        .map_err(|e| e.map_text(|why| format!("GET {path}: {why}")))
+        .map_err(|e| e.map_text(|why| format!("{request}: {why}")))
     }
 }
 

@@ -89,12 +89,14 @@ impl SqlTarget {
             return Err(StatusError::Lasting(why.clone()));
         }
         let whence = format!("{}:{}", self.host, self.port);
+        // Nothing reached the server yet: a wrong host or port, a firewall.
+        let unreachable =
+            |e: std::io::Error| StatusError::Transient(format!("cannot connect to {whence}: {e}"));
         let attempt = async {
             let tcp = TcpStream::connect((self.host.as_str(), self.port))
                 .await
-                .map_err(|e| StatusError::Transient(e.to_string()))?;
-            tcp.set_nodelay(true)
-                .map_err(|e| StatusError::Transient(e.to_string()))?;
+                .map_err(unreachable)?;
+            tcp.set_nodelay(true).map_err(unreachable)?;
             Client::connect(self.config.clone(), tcp.compat_write())
                 .await
                 .map_err(|e| match e {
@@ -113,14 +115,16 @@ impl SqlTarget {
                     )),
                     other => StatusError::Transient(other.to_string()),
                 })
+                .map_err(|e| e.map_text(|m| format!("cannot log in to {whence}: {m}")))
         };
         let outcome = match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(StatusError::Transient("timed out".into())),
+            Err(_) => Err(StatusError::Transient(format!(
+                "cannot connect to {whence} and log in within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ))),
         };
-        outcome.map_err(|e| {
-            e.map_text(|m| crate::redact::text(&format!("cannot log in to {whence}: {m}")))
-        })
+        outcome.map_err(|e| e.map_text(|m| crate::redact::text(&m)))
     }
 
     /// Runs `queries` on the status connection, which is kept between
@@ -339,5 +343,61 @@ impl ImportPath for SqlTarget {
         let span =
             tracing::error_span!("sql", instance = %self.instance, database = %import.database);
         Box::pin(self.call_import(import).instrument(span))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn target(port: u16) -> SqlTarget {
+        let sql = SqlAccess {
+            host: "127.0.0.1".into(),
+            port,
+            user: "importer".into(),
+            password: Secret::new("pw"),
+            encrypt: false,
+            trust_server_certificate: false,
+        };
+        SqlTarget::new(&sql, "i0")
+    }
+
+    /// A port nobody listens on is not a refused login: the message says
+    /// the server was not reached, and the next round may reach it.
+    #[tokio::test]
+    async fn an_unreachable_server_is_told_from_a_failed_login() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        match target(closed).connect().await {
+            Err(StatusError::Transient(m)) => {
+                assert!(
+                    m.starts_with(&format!("cannot connect to 127.0.0.1:{closed}: ")),
+                    "{m}"
+                );
+            }
+            other => panic!("{:?}", other.err()),
+        }
+
+        // Something answers, then hangs up before any login: the server was
+        // reached, the login did not happen.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                drop(socket);
+            }
+        });
+        match target(port).connect().await {
+            Err(StatusError::Transient(m)) => {
+                assert!(
+                    m.starts_with(&format!("cannot log in to 127.0.0.1:{port}: ")),
+                    "{m}"
+                );
+            }
+            other => panic!("{:?}", other.err()),
+        }
     }
 }
