@@ -1,0 +1,152 @@
+"""The emulator's S3 and SQL Server doors, driven by clients that are not
+ours: boto3 (the AWS SDK for Python) and python-tds (a pure-Python TDS
+client). Our own clients are lenient; these are the ones a user's scripts
+would use. Run by tests/other_clients.rs with the emulator's environment
+(`sqlflex-import emulator --print-env`) and one full backup already at
+`db.bak`. Exits non-zero, naming the check, on the first mismatch."""
+
+import os
+import sys
+import time
+import urllib.request
+
+import boto3
+import botocore
+import pytds
+from botocore.config import Config
+
+env = os.environ
+bucket = env["S3_BUCKET"]
+
+
+def s3_client(secret):
+    return boto3.client(
+        "s3",
+        endpoint_url=env["S3_ENDPOINT"],
+        aws_access_key_id=env["S3_ACCESS_KEY"],
+        aws_secret_access_key=secret,
+        region_name="eu01",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
+def error_code(call):
+    try:
+        call()
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+    return None
+
+
+def check_s3():
+    s3 = s3_client(env["S3_SECRET_KEY"])
+    assert bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]], "ListBuckets"
+    body = bytes(range(256)) * 400
+    s3.put_object(Bucket=bucket, Key="other/a b+c.bak", Body=body)
+    assert s3.head_object(Bucket=bucket, Key="other/a b+c.bak")["ContentLength"] == len(body), "HeadObject"
+    part = s3.get_object(Bucket=bucket, Key="other/a b+c.bak", Range="bytes=10-19")
+    assert part["ContentRange"] == f"bytes 10-19/{len(body)}", part["ContentRange"]
+    assert part["Body"].read() == body[10:20], "GetObject with Range"
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="other/", MaxKeys=1)
+    assert [o["Key"] for o in listed["Contents"]] == ["other/a b+c.bak"], "ListObjectsV2"
+
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="other/big.bak")
+    parts = []
+    for n in (1, 2):
+        chunk = bytes([n]) * (5 * 1024 * 1024)
+        r = s3.upload_part(Bucket=bucket, Key="other/big.bak", PartNumber=n, UploadId=upload["UploadId"], Body=chunk)
+        parts.append({"ETag": r["ETag"], "PartNumber": n})
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="other/big.bak", UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
+    assert s3.head_object(Bucket=bucket, Key="other/big.bak")["ContentLength"] == 10 * 1024 * 1024, "multipart"
+
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "other/a b+c.bak"}, ExpiresIn=60)
+    assert urllib.request.urlopen(url).read() == body, "presigned GET"
+
+    assert error_code(lambda: s3.head_object(Bucket=bucket, Key="other/none.bak")) == "404", "HeadObject missing"
+    assert error_code(lambda: s3.get_object(Bucket=bucket, Key="other/none.bak")) == "NoSuchKey", "GetObject missing"
+    wrong = s3_client("not-the-secret")
+    assert error_code(lambda: wrong.list_objects_v2(Bucket=bucket)) == "SignatureDoesNotMatch", "wrong secret"
+    for key in ("other/a b+c.bak", "other/big.bak"):
+        s3.delete_object(Bucket=bucket, Key=key)
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="other/"), "DeleteObject"
+    print("s3: boto3 ok")
+
+
+def connect(password):
+    return pytds.connect(
+        server=env["SQL_HOST"],
+        port=int(env["SQL_PORT"]),
+        user=env["SQL_USER"],
+        password=password,
+        database="master",
+        autocommit=True,
+        login_timeout=10,
+        timeout=30,
+    )
+
+
+def server_error(call):
+    try:
+        call()
+    except pytds.Error as e:
+        return getattr(e, "number", None)
+    return None
+
+
+def state_of(cur, name):
+    cur.execute("SELECT name, state_desc FROM sys.databases WHERE name = %s", (name,))
+    rows = cur.fetchall()
+    return rows[0][1] if rows else None
+
+
+def check_tds():
+    conn = connect(env["SQL_PASSWORD"])
+    cur = conn.cursor()
+    cur.execute("SELECT @@VERSION")
+    assert "SQL Server" in cur.fetchone()[0], "@@VERSION"
+    cur.execute("SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()")
+    assert cur.fetchone()[1] == env["SQL_USER"], "SUSER_SNAME()"
+    cur.execute("SELECT name, state_desc, state, database_id, create_date FROM sys.databases")
+    rows = cur.fetchall()
+    assert [r[0] for r in rows][:4] == ["master", "tempdb", "model", "msdb"], rows
+    assert all(hasattr(r[4], "year") for r in rows), "create_date is a datetime"
+    cur.execute("SELECT DB_ID(%s)", ("master",))
+    assert cur.fetchone()[0] == 1, "DB_ID"
+
+    uri = f"s3://{env['S3_ENDPOINT'].split('://', 1)[1]}/{bucket}/db.bak"
+    params = {
+        "@database_name": "via_pytds",
+        "@s3_url": uri,
+        "@s3_access_key_id": env["S3_ACCESS_KEY"],
+        "@s3_secret_key_id": env["S3_SECRET_KEY"],
+    }
+    # As a named RPC, the way client libraries call procedures.
+    cur.callproc("[msdb].[stackit].[import_database]", params)
+    assert cur.get_proc_return_status() == 0, "RPC return status"
+    deadline = time.monotonic() + 30
+    while state_of(cur, "via_pytds") != "ONLINE":
+        assert time.monotonic() < deadline, f"via_pytds is {state_of(cur, 'via_pytds')}"
+        time.sleep(0.1)
+    # The name now exists: SQL Server's 1801, and the connection stays usable.
+    again = server_error(lambda: cur.callproc("[msdb].[stackit].[import_database]", params))
+    assert again == 1801, f"a second import: {again}"
+    # As a batch with parameters (sp_executesql underneath).
+    cur.execute(
+        "EXEC [msdb].[stackit].[import_database] @database_name = %s, @s3_url = %s, "
+        "@s3_access_key_id = %s, @s3_secret_key_id = %s",
+        ("via_batch", uri, env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"]),
+    )
+    cur.execute("SELECT 1")
+    assert cur.fetchone()[0] == 1, "usable after an EXEC"
+    conn.close()
+
+    refused = server_error(lambda: connect("not-the-password"))
+    assert refused == 18456, f"a wrong password: {refused}"
+    print("tds: python-tds ok")
+
+
+check_s3()
+check_tds()
+sys.exit(0)
