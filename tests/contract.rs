@@ -31,16 +31,11 @@ const CHOSEN: [(&str, &str, u16, &str); 2] = [
 ];
 
 fn api_documents() -> Option<PathBuf> {
-    let dir = common::project_root().join("../shared/api");
-    if dir.join("sqlserverflex-v3.openapi.json").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: {} is absent; the REST contract was not checked",
-            dir.display()
-        );
-        None
-    }
+    common::shared(
+        "api",
+        "sqlserverflex-v3.openapi.json",
+        "the REST contract check",
+    )
 }
 
 /// One OpenAPI document, and a checker for its (OpenAPI 3.0) schemas.
@@ -357,13 +352,11 @@ async fn every_emulator_answer_is_one_the_documents_list() {
     for doc in &documents {
         let v = doc.version;
         let running = format!("running_{v}");
-        let answer = ask(
-            Method::POST,
-            url(v, "/restores"),
-            &token,
-            Some(restore_body(&e, &running, "db.bak").to_string()),
-        )
-        .await;
+        let post_running = || {
+            let body = restore_body(&e, &running, "db.bak").to_string();
+            ask(Method::POST, url(v, "/restores"), &token, Some(body))
+        };
+        let answer = post_running().await;
         assert_eq!(
             record(v, "POST restores", answer, doc, "post", "/restores"),
             202
@@ -485,13 +478,7 @@ async fn every_emulator_answer_is_one_the_documents_list() {
             ),
             422
         );
-        let answer = ask(
-            Method::POST,
-            url(v, "/restores"),
-            &token,
-            Some(restore_body(&e, &running, "db.bak").to_string()),
-        )
-        .await;
+        let answer = post_running().await;
         assert_eq!(
             record(
                 v,

@@ -371,15 +371,11 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        match target(closed).connect().await {
-            Err(StatusError::Transient(m)) => {
-                assert!(
-                    m.starts_with(&format!("cannot connect to 127.0.0.1:{closed}: ")),
-                    "{m}"
-                );
-            }
-            other => panic!("{:?}", other.err()),
-        }
+        let m = transient(target(closed).connect().await);
+        assert!(
+            m.starts_with(&format!("cannot connect to 127.0.0.1:{closed}: ")),
+            "{m}"
+        );
 
         // Something answers, then hangs up before any login: the server was
         // reached, the login did not happen.
@@ -390,14 +386,18 @@ mod tests {
                 drop(socket);
             }
         });
-        match target(port).connect().await {
-            Err(StatusError::Transient(m)) => {
-                assert!(
-                    m.starts_with(&format!("cannot log in to 127.0.0.1:{port}: ")),
-                    "{m}"
-                );
-            }
-            other => panic!("{:?}", other.err()),
+        let m = transient(target(port).connect().await);
+        assert!(
+            m.starts_with(&format!("cannot log in to 127.0.0.1:{port}: ")),
+            "{m}"
+        );
+    }
+
+    /// The message of a failure that may pass, or a panic saying what came.
+    fn transient(outcome: Result<Connection, StatusError>) -> String {
+        match outcome {
+            Err(StatusError::Transient(m)) => m,
+            other => panic!("not a transient failure: {:?}", other.err()),
         }
     }
 }

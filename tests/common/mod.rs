@@ -37,14 +37,21 @@ pub fn project_root() -> PathBuf {
 /// `../shared/bak-samples`, or None with the reason printed: tests that need
 /// the real samples skip visibly, never silently.
 pub fn samples() -> Option<PathBuf> {
-    let dir = project_root().join("../shared/bak-samples");
-    if dir.join("singlerestore_full.bak").is_file() {
+    shared(
+        "bak-samples",
+        "singlerestore_full.bak",
+        "the real-sample checks",
+    )
+}
+
+/// `../shared/<folder>` when it holds `marker`, or None with the reason
+/// printed (`what` did not run).
+pub fn shared(folder: &str, marker: &str, what: &str) -> Option<PathBuf> {
+    let dir = project_root().join("../shared").join(folder);
+    if dir.join(marker).is_file() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: {} is absent; the real-sample checks did not run",
-            dir.display()
-        );
+        eprintln!("SKIPPED: {} is absent; {what} did not run", dir.display());
         None
     }
 }
