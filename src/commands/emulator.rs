@@ -39,6 +39,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
         credentials: None,
         instance_settings,
         lockout_after: args.lockout_after,
+        tds_tls: None,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

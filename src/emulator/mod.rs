@@ -10,7 +10,7 @@ mod faults;
 pub(crate) mod keys;
 pub mod model;
 mod serve;
-mod tds;
+pub mod tds;
 
 use model::{Model, OwnS3};
 use std::net::SocketAddr;
@@ -47,6 +47,10 @@ pub struct Config {
     /// Failed SQL logins in a row that lock the login (SQL Server's
     /// CHECK_POLICY under an account lockout policy); None: never locked.
     pub lockout_after: Option<u32>,
+    /// A certificate for the SQL Server doors: with it they speak TLS to a
+    /// client that asks for encryption (as Flex instances do); without,
+    /// they answer "encryption not supported".
+    pub tds_tls: Option<tds::TlsIdentity>,
 }
 
 impl Default for Config {
@@ -65,6 +69,7 @@ impl Default for Config {
             credentials: None,
             instance_settings: Vec::new(),
             lockout_after: None,
+            tds_tls: None,
         }
     }
 }
@@ -137,6 +142,10 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
     let s3_root = data_dir.join("s3");
     tokio::fs::create_dir_all(s3_root.join(BUCKET)).await?;
 
+    let tds_tls = match &config.tds_tls {
+        Some(identity) => Some(tds::tls_server_config(identity).map_err(std::io::Error::other)?),
+        None => None,
+    };
     let api_listener = TcpListener::bind(config.api_addr).await?;
     let s3_listener = TcpListener::bind(config.s3_addr).await?;
     let mut tds_listeners = Vec::new();
@@ -229,6 +238,7 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
             instance: instance.clone(),
             user: credentials.sql_user.clone(),
             password: credentials.sql_password.clone(),
+            tls: tds_tls.clone(),
         });
         tasks.push(tokio::spawn(serve::accept_loop(
             listener,

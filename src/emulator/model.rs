@@ -155,6 +155,8 @@ struct Instance {
     status_requests: u64,
     logins: u64,
     failed_logins: u64,
+    /// Sessions on the SQL Server door that went on in TLS.
+    tls_sessions: u64,
     /// Failed logins since the last accepted one (the lockout policy's count).
     failed_in_a_row: u32,
     locked_out: bool,
@@ -645,6 +647,13 @@ impl Model {
         }
     }
 
+    /// One session on the instance's TDS endpoint that went on in TLS.
+    pub fn count_tls_session(&self, instance: &str) {
+        if let Some(inst) = self.lock().get_mut(instance) {
+            inst.tls_sessions += 1;
+        }
+    }
+
     /// One SQL login attempt on the instance's TDS endpoint, whose user and
     /// password were right or not: counted, and held against the lockout
     /// policy (see [`Model::with_lockout_after`]).
@@ -688,6 +697,7 @@ impl Model {
                         "status_requests": i.status_requests,
                         "logins": i.logins,
                         "failed_logins": i.failed_logins,
+                        "tls_sessions": i.tls_sessions,
                         "locked_out": i.locked_out,
                         "instance_requests": i.instance_requests,
                         "user_requests": i.user_requests,

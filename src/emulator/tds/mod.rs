@@ -1,9 +1,13 @@
 //! The SQL Server door: a TDS 7.4 server that tiberius and other standard
-//! clients can log into with SQL authentication, without TLS. One listener
-//! per instance, as every Flex instance has its own SQL endpoint.
+//! clients can log into with SQL authentication, in TLS when the emulator
+//! was given a certificate and the client asks for it, else in clear. One
+//! listener per instance, as every Flex instance has its own SQL endpoint.
 
 mod sql;
+mod tls;
 mod wire;
+
+pub use tls::{TlsIdentity, server_config as tls_server_config};
 
 use super::faults::Faults;
 use super::model::{Counter, DatabaseInfo, ImportRequest, LoginRefused, Model, SubmitError};
@@ -11,6 +15,7 @@ use sql::{Arg, DbColumn, Statement};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wire::{Cell, ColumnType, Param, Tokens, WireError};
 
@@ -29,18 +34,22 @@ pub struct TdsDoor {
     pub instance: String,
     pub user: String,
     pub password: String,
+    /// The TLS the door offers; None: it answers "encryption not supported".
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl TdsDoor {
-    pub async fn session(self: Arc<Self>, mut stream: TcpStream) {
-        if let Err(e) = self.converse(&mut stream).await {
+    pub async fn session(self: Arc<Self>, stream: TcpStream) {
+        if let Err(e) = self.converse(stream).await {
             tracing::debug!(instance = self.instance, "TDS session ended: {e}");
         }
     }
 
-    async fn converse(&self, stream: &mut TcpStream) -> Result<(), WireError> {
-        let (mut reader, mut writer) = stream.split();
-        let Some((kind, payload)) = wire::read_message(&mut reader).await? else {
+    /// PRELOGIN in clear, then the rest of the session in TLS when both
+    /// sides want it (the client asked for encryption and the door has a
+    /// certificate), else in clear.
+    async fn converse(&self, mut stream: TcpStream) -> Result<(), WireError> {
+        let Some((kind, payload)) = wire::read_message(&mut stream).await? else {
             return Ok(());
         };
         if kind != wire::PACKET_PRELOGIN {
@@ -49,27 +58,47 @@ impl TdsDoor {
             ));
         }
         let prelogin = wire::parse_prelogin(&payload)?;
-        if prelogin.requires_encryption {
+        let tls = self.tls.as_ref().filter(|_| prelogin.requires_encryption);
+        if prelogin.requires_encryption && tls.is_none() {
             tracing::info!(
                 instance = self.instance,
-                "client requires TLS, which the emulator does not offer"
+                "client requires TLS, which this emulator was not given a certificate for"
             );
         }
+        let encryption = match tls {
+            Some(_) => wire::ENCRYPT_ON,
+            None => wire::ENCRYPT_NOT_SUP,
+        };
         wire::write_message(
-            &mut writer,
+            &mut stream,
             wire::PACKET_REPLY,
-            &wire::prelogin_response(VERSION),
+            &wire::prelogin_response(VERSION, encryption),
             4096,
         )
         .await?;
+        let Some(config) = tls else {
+            return self.log_in_and_serve(stream).await;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
+        let mut secured = acceptor.accept(tls::PreloginFraming::new(stream)).await?;
+        // Whatever the handshake still holds goes out framed; then bare.
+        secured.get_mut().0.flush().await?;
+        secured.get_mut().0.handshake_done();
+        self.model.count_tls_session(&self.instance);
+        self.log_in_and_serve(secured).await
+    }
 
+    /// LOGIN7, then requests until the client leaves.
+    async fn log_in_and_serve<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+    ) -> Result<(), WireError> {
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let Some((kind, payload)) = wire::read_message(&mut reader).await? else {
             return Ok(());
         };
         if kind != wire::PACKET_LOGIN7 {
-            return Err(WireError::Malformed(
-                "login (expected LOGIN7; TLS is not supported)",
-            ));
+            return Err(WireError::Malformed("login (expected LOGIN7)"));
         }
         let login = wire::parse_login7(&payload)?;
         if self.faults.drop_connection() {
@@ -530,6 +559,7 @@ mod tests {
             instance: "i1".into(),
             user: "u".into(),
             password: "p".into(),
+            tls: None,
         }
     }
 

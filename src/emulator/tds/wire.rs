@@ -188,9 +188,13 @@ pub fn parse_prelogin(payload: &[u8]) -> Result<PreLogin, WireError> {
     })
 }
 
-/// The PRELOGIN answer: server version, and that this server does not
-/// support encryption (the emulator speaks TDS without TLS).
-pub fn prelogin_response(version: (u8, u8, u16)) -> Vec<u8> {
+/// PRELOGIN's ENCRYPTION values (MS-TDS 2.2.6.5) the door answers with.
+pub const ENCRYPT_ON: u8 = 0x01;
+pub const ENCRYPT_NOT_SUP: u8 = 0x02;
+
+/// The PRELOGIN answer: server version, and whether this connection goes on
+/// in TLS ([`ENCRYPT_ON`]) or in clear ([`ENCRYPT_NOT_SUP`]).
+pub fn prelogin_response(version: (u8, u8, u16), encryption: u8) -> Vec<u8> {
     let options: [(u8, Vec<u8>); 4] = [
         (0x00, {
             let mut v = vec![version.0, version.1];
@@ -198,7 +202,7 @@ pub fn prelogin_response(version: (u8, u8, u16)) -> Vec<u8> {
             v.extend_from_slice(&[0, 0]);
             v
         }),
-        (0x01, vec![0x02]), // ENCRYPT_NOT_SUP
+        (0x01, vec![encryption]),
         (0x02, vec![0x00]), // INSTOPT: no instance name check
         (0x04, vec![0x00]), // MARS off
     ];
@@ -543,7 +547,7 @@ mod tests {
 
     #[test]
     fn prelogin_answer_says_no_encryption() {
-        let answer = prelogin_response((16, 0, 1000));
+        let answer = prelogin_response((16, 0, 1000), ENCRYPT_NOT_SUP);
         // First option is VERSION at offset 21 (4 options * 5 + terminator).
         assert_eq!(&answer[..5], &[0x00, 0, 21, 0, 6]);
         let encryption_offset = usize::from(u16::from_be_bytes([answer[6], answer[7]]));

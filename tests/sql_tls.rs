@@ -1,0 +1,161 @@
+//! The SQL path in TLS, as Flex instances speak it: the emulator's SQL
+//! Server door given a certificate, the tool's default `encrypt: true`, and
+//! a relay in between that keeps every byte the client sends, so the test
+//! can see what would travel in clear.
+
+mod common;
+#[path = "common/emu.rs"]
+mod emu;
+
+use emu::{Db, S3, apply, manifest, run, stats, tool};
+use sqlflex_import::backup::writer::{self, BackupSpec};
+use sqlflex_import::emulator::{Config, Emulator, tds::TlsIdentity};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A certificate for `localhost` and 127.0.0.1 that no trust store knows.
+fn self_signed() -> TlsIdentity {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    TlsIdentity {
+        cert_chain: vec![cert.der().clone()],
+        key: rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    }
+}
+
+async fn emulator(tls: bool) -> Emulator {
+    let e = emu::start_with(Config {
+        restore_duration: Duration::from_millis(300),
+        instances: 1,
+        tds_tls: tls.then(self_signed),
+        ..Config::default()
+    })
+    .await;
+    let status = S3::new(&e)
+        .put("hr.bak", writer::write(&BackupSpec::full("hr")))
+        .await
+        .status();
+    assert_eq!(status, 200);
+    e
+}
+
+/// A TCP relay to `to`: its port, and every byte clients sent through it.
+async fn relay(to: std::net::SocketAddr) -> (u16, Arc<Mutex<Vec<u8>>>) {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let kept = Arc::clone(&sent);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let kept = Arc::clone(&kept);
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let server = tokio::net::TcpStream::connect(to).await.unwrap();
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let upstream = async move {
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                        kept.lock().unwrap().extend_from_slice(&buf[..n]);
+                        if to_server.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_server.shutdown().await;
+                };
+                let downstream = async move {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                };
+                tokio::join!(upstream, downstream);
+            });
+        }
+    });
+    (port, sent)
+}
+
+/// A manifest for one SQL database through the relay, with `sql_options`
+/// in place of the kit's `encrypt: false`.
+fn through(e: &Emulator, port: u16, sql_options: &str) -> String {
+    let text = manifest(e, 1, 1, &[Db::sql("hr", 0, &["hr.bak"])]);
+    let text = text.replace(
+        &format!("port: {}", e.tds[0].port()),
+        &format!("port: {port}"),
+    );
+    assert!(text.contains(", encrypt: false}"), "{text}");
+    text.replace(", encrypt: false}", &format!("{sql_options}}}"))
+}
+
+fn utf16(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_path_imports_in_tls_and_nothing_secret_travels_in_clear() {
+    let e = emulator(true).await;
+    let (port, sent) = relay(e.tds[0]).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The certificate is the test's own: trusted by this setting, on loopback.
+    let path = common::write(
+        dir.path(),
+        "m.yaml",
+        &through(&e, port, ", trust_server_certificate: true"),
+    );
+    let (code, stdout, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 online"), "{stdout}");
+    let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
+    assert!(inst["tls_sessions"].as_u64().unwrap() >= 2, "{inst}");
+    assert_eq!(
+        inst["tls_sessions"], inst["logins"],
+        "every login in TLS: {inst}"
+    );
+
+    // The S3 secret is a parameter of the procedure call; in TLS neither it
+    // nor the user's name is in what the client sent.
+    let sent = sent.lock().unwrap().clone();
+    assert!(sent.len() > 1000, "{} bytes", sent.len());
+    for secret in [&e.credentials.s3_secret_key, &e.credentials.sql_user] {
+        assert!(!contains(&sent, &utf16(secret)), "{secret} in clear");
+    }
+}
+
+/// The same relay shows what `encrypt: false` sends, so the check above can
+/// fail: the S3 secret, readable by anyone on the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tls_the_relay_sees_the_secret() {
+    let e = emulator(false).await;
+    let (port, sent) = relay(e.tds[0]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(dir.path(), "m.yaml", &through(&e, port, ", encrypt: false"));
+    let (code, stdout, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let sent = sent.lock().unwrap().clone();
+    assert!(contains(&sent, &utf16(&e.credentials.s3_secret_key)));
+    assert_eq!(
+        stats(&e).await["instances"][&e.instance_ids[0]]["tls_sessions"],
+        0
+    );
+}
+
+/// A certificate no trust store knows is refused, once: a TLS failure is
+/// not retried, and no login reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_certificate_is_refused_before_any_login() {
+    let e = emulator(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(dir.path(), "m.yaml", &through(&e, e.tds[0].port(), ""));
+    let (code, stdout, stderr) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("T005"), "{stdout}");
+    assert!(stdout.contains("TLS failed"), "{stdout}");
+    assert!(!stderr.contains("retrying"), "{stderr}");
+    let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
+    assert_eq!(inst["logins"], 0, "{inst}");
+}
