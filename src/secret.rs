@@ -77,6 +77,8 @@ pub const MAX_SECRET_FILE: u64 = 16 * 1024;
 /// Largest key file read (a service-account key or a PEM private key; an
 /// RSA-4096 key in JSON is about 5 KiB).
 pub const MAX_KEY_FILE: u64 = 64 * 1024;
+/// Largest `sql.ca_file` read: a bundle of a few hundred CA certificates.
+pub const MAX_CA_FILE: u64 = 1024 * 1024;
 
 /// Reads a file of at most `limit` bytes as UTF-8 text; a larger one is an
 /// error that says so, after reading no more than `limit + 1` bytes.
@@ -88,7 +90,7 @@ pub fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<Strin
     if bytes.len() as u64 > limit {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("larger than {} KiB; not a secret", limit / 1024),
+            format!("larger than {} KiB", limit / 1024),
         ));
     }
     String::from_utf8(bytes)

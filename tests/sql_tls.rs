@@ -13,24 +13,35 @@ use sqlflex_import::emulator::{Config, Emulator, tds::TlsIdentity};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A certificate for `localhost` and 127.0.0.1 that no trust store knows.
-fn self_signed() -> TlsIdentity {
+/// A private CA no trust store knows, and a certificate it signed for
+/// `localhost` and 127.0.0.1: (the door's identity, the CA in PEM).
+fn private_ca() -> (TlsIdentity, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "sqlflex-import test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
     let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    TlsIdentity {
-        cert_chain: vec![cert.der().clone()],
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let identity = TlsIdentity {
+        cert_chain: vec![leaf.der().clone()],
         key: rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-    }
+    };
+    let ca_pem = pem::encode(&pem::Pem::new("CERTIFICATE", ca_cert.der().to_vec()));
+    (identity, ca_pem)
 }
 
-async fn emulator(tls: bool) -> Emulator {
+async fn emulator(tls: bool) -> (Emulator, String) {
+    let (identity, ca) = private_ca();
     let e = emu::start_with(Config {
         restore_duration: Duration::from_millis(300),
         instances: 1,
-        tds_tls: tls.then(self_signed),
+        tds_tls: tls.then_some(identity),
         ..Config::default()
     })
     .await;
@@ -39,7 +50,7 @@ async fn emulator(tls: bool) -> Emulator {
         .await
         .status();
     assert_eq!(status, 200);
-    e
+    (e, ca)
 }
 
 /// A TCP relay to `to`: its port, and every byte clients sent through it.
@@ -98,7 +109,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sql_path_imports_in_tls_and_nothing_secret_travels_in_clear() {
-    let e = emulator(true).await;
+    let (e, _) = emulator(true).await;
     let (port, sent) = relay(e.tds[0]).await;
     let dir = tempfile::tempdir().unwrap();
     // The certificate is the test's own: trusted by this setting, on loopback.
@@ -130,7 +141,7 @@ async fn the_sql_path_imports_in_tls_and_nothing_secret_travels_in_clear() {
 /// fail: the S3 secret, readable by anyone on the path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_tls_the_relay_sees_the_secret() {
-    let e = emulator(false).await;
+    let (e, _) = emulator(false).await;
     let (port, sent) = relay(e.tds[0]).await;
     let dir = tempfile::tempdir().unwrap();
     let path = common::write(dir.path(), "m.yaml", &through(&e, port, ", encrypt: false"));
@@ -148,14 +159,45 @@ async fn without_tls_the_relay_sees_the_secret() {
 /// not retried, and no login reaches the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_certificate_is_refused_before_any_login() {
-    let e = emulator(true).await;
+    let (e, _) = emulator(true).await;
     let dir = tempfile::tempdir().unwrap();
     let path = common::write(dir.path(), "m.yaml", &through(&e, e.tds[0].port(), ""));
     let (code, stdout, stderr) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stdout.contains("T005"), "{stdout}");
     assert!(stdout.contains("TLS failed"), "{stdout}");
+    assert!(stdout.contains("UnknownIssuer"), "{stdout}");
+    assert!(
+        stdout.contains("`sql.ca_file`") && !stdout.contains("Config::"),
+        "{stdout}"
+    );
     assert!(!stderr.contains("retrying"), "{stderr}");
     let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
     assert_eq!(inst["logins"], 0, "{inst}");
+}
+
+/// A certificate from a private CA is verified against that CA when the
+/// manifest names it (`sql.ca_file`), without trusting every certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_ca_named_in_ca_file_is_trusted() {
+    let (e, ca) = emulator(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    common::write(dir.path(), "ca.pem", &ca);
+    let path = common::write(
+        dir.path(),
+        "m.yaml",
+        &through(&e, e.tds[0].port(), ", ca_file: ca.pem"),
+    );
+    let (code, stdout, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 online"), "{stdout}");
+    let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
+    assert_eq!(inst["tls_sessions"], inst["logins"], "{inst}");
+
+    // Another CA's file does not make the certificate good.
+    let (_, other_ca) = private_ca();
+    common::write(dir.path(), "ca.pem", &other_ca);
+    let (code, stdout, _) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("TLS failed"), "{stdout}");
 }

@@ -537,6 +537,55 @@ fn secrets_come_from_files_relative_to_the_manifest() {
     assert_eq!(errors, 1, "{:#?}", rejected.diagnostics);
 }
 
+/// `sql.ca_file`: a readable PEM file with a certificate, for a connection
+/// that encrypts and verifies; read once, bounded, by `validate`.
+#[test]
+fn a_ca_file_must_hold_a_certificate_and_go_with_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "ca.pem",
+        "-----BEGIN CERTIFICATE-----\nMAo=\n-----END CERTIFICATE-----\n",
+    );
+    write(
+        dir.path(),
+        "key.pem",
+        "-----BEGIN PRIVATE KEY-----\nMAo=\n-----END PRIVATE KEY-----\n",
+    );
+    let with = |sql_options: &str| {
+        let text = BASE.replace(
+            "password: \"${SQL_PASSWORD}\"}",
+            &format!("password: \"${{SQL_PASSWORD}}\"{sql_options}}}"),
+        );
+        assert_ne!(text, BASE);
+        manifest::load_str("m.yaml", &text, dir.path(), &env)
+    };
+    let loaded = with(", ca_file: ca.pem").expect("valid");
+    let sql = loaded.valid.instances["prod"].sql.as_ref().unwrap();
+    assert!(
+        sql.ca_bundle
+            .as_ref()
+            .is_some_and(|b| b.starts_with(b"-----BEGIN CERTIFICATE"))
+    );
+
+    for (options, message) in [
+        (", ca_file: nope.pem", "cannot read"),
+        (", ca_file: key.pem", "holds no PEM certificate"),
+        (
+            ", ca_file: ca.pem, encrypt: false",
+            "`encrypt: false` turns it off",
+        ),
+        (
+            ", ca_file: ca.pem, trust_server_certificate: true",
+            "not both",
+        ),
+    ] {
+        let rejected = with(options).expect_err(options);
+        let d = expect_one(&rejected.diagnostics, Severity::Error, message);
+        assert_eq!(d.path, "instances.prod.sql.ca_file", "{d:#?}");
+    }
+}
+
 #[test]
 fn values_from_the_environment_take_the_type_of_their_field() {
     let text = BASE

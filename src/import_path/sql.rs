@@ -22,6 +22,13 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// passes by trying again, and under a lockout policy each try counts.
 const LOGIN_REFUSED: [u32; 6] = [18452, 18456, 18470, 18486, 18487, 18488];
 
+/// tiberius's words for a TLS failure, without its advice to programmers
+/// (which `Config` call to make): a manifest has `sql.ca_file` instead.
+fn tls_reason(text: &str) -> &str {
+    let reason = text.split(" To connect anyway").next().unwrap_or(text);
+    reason.trim_end().trim_end_matches('.')
+}
+
 /// A text cell, whatever string type the server chose.
 fn text_cell(row: &tiberius::Row, index: usize) -> Option<String> {
     row.try_get::<&str, _>(index)
@@ -64,8 +71,11 @@ impl SqlTarget {
         ));
         if sql.encrypt {
             config.encryption(EncryptionLevel::Required);
+            // The checks refuse both together (tiberius would panic).
             if sql.trust_server_certificate {
                 config.trust_cert();
+            } else if let Some(ca) = &sql.ca_bundle {
+                config.trust_cert_ca_bundle(ca.clone());
             }
         } else {
             config.encryption(EncryptionLevel::NotSupported);
@@ -111,7 +121,9 @@ impl SqlTarget {
                         StatusError::Lasting(why)
                     }
                     tiberius::error::Error::Tls(ref t) => StatusError::Lasting(format!(
-                        "TLS failed: {t}; check the server's certificate or `sql.encrypt`"
+                        "TLS failed: {}; if the instance's certificate comes from a private \
+                         CA, name it in `sql.ca_file`",
+                        tls_reason(t)
                     )),
                     other => StatusError::Transient(other.to_string()),
                 })
@@ -359,6 +371,7 @@ mod tests {
             password: Secret::new("pw"),
             encrypt: false,
             trust_server_certificate: false,
+            ca_bundle: None,
         };
         SqlTarget::new(&sql, "i0")
     }

@@ -217,6 +217,53 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// The certificates of `sql.ca_file`: a readable PEM file with at least
+    /// one, for a connection that verifies certificates at all.
+    fn ca_bundle(&mut self, sql: &crate::manifest::Sql, sp: &FieldPath) -> Option<Vec<u8>> {
+        let path = sql.ca_file.as_deref()?;
+        let at = sp.key("ca_file");
+        if !sql.encrypt {
+            self.push(
+                Diagnostic::error("`ca_file` is for TLS, and `encrypt: false` turns it off"),
+                &at,
+                Target::Key,
+            );
+            return None;
+        }
+        if sql.trust_server_certificate {
+            self.push(
+                Diagnostic::error(
+                    "set either `ca_file` or `trust_server_certificate: true`, not both",
+                )
+                .hint("with the CA given, the certificate can be checked: drop `trust_server_certificate`"),
+                &at,
+                Target::Key,
+            );
+            return None;
+        }
+        let full = self.dir.join(path);
+        let name = full.display().to_string();
+        let shown = crate::redact::terminal(&name);
+        let text = match crate::secret::read_bounded(&full, crate::secret::MAX_CA_FILE) {
+            Ok(text) => text,
+            Err(e) => {
+                self.error(&at, format!("cannot read `{shown}`: {e}"));
+                return None;
+            }
+        };
+        let certificates = pem::parse_many(&text)
+            .map(|blocks| blocks.iter().filter(|b| b.tag() == "CERTIFICATE").count())
+            .unwrap_or(0);
+        if certificates == 0 {
+            self.error(
+                &at,
+                format!("`{shown}` holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)"),
+            );
+            return None;
+        }
+        Some(text.into_bytes())
+    }
+
     fn endpoint(&mut self, endpoint: &str, path: &FieldPath) {
         if let Err(e) = check_endpoint(endpoint) {
             self.error(path, e);
@@ -479,6 +526,7 @@ impl<'a> Checker<'a> {
             }
             if let Some(sql) = inst.sql.as_mut() {
                 let sp = p.key("sql");
+                sql.ca_bundle = self.ca_bundle(sql, &sp);
                 sql.password = self.secret(
                     sql.password.take(),
                     sql.password_file.as_deref(),

@@ -234,6 +234,14 @@ pub struct Sql {
     /// Accept any server certificate. Default false; only for tests.
     #[serde(default)]
     pub trust_server_certificate: bool,
+    /// PEM file of the CA certificate(s) that sign the instance's
+    /// certificate, trusted besides the system's: for endpoints whose
+    /// certificate comes from a private CA. Relative to the manifest.
+    pub ca_file: Option<PathBuf>,
+    /// The certificates `ca_file` holds, read by the checks.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub ca_bundle: Option<Vec<u8>>,
 }
 
 fn default_sql_port() -> u16 {

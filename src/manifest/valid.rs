@@ -90,6 +90,8 @@ pub struct SqlAccess {
     pub password: Secret,
     pub encrypt: bool,
     pub trust_server_certificate: bool,
+    /// CA certificates (PEM) trusted besides the system's.
+    pub ca_bundle: Option<Vec<u8>>,
 }
 
 /// One database to import, with the manifest's defaults applied.
@@ -273,6 +275,7 @@ fn sql_access(name: &str, sql: &model::Sql) -> Result<SqlAccess, String> {
         password: present(sql.password.clone(), &what("password"))?,
         encrypt: sql.encrypt,
         trust_server_certificate: sql.trust_server_certificate,
+        ca_bundle: sql.ca_bundle.clone(),
     })
 }
 

@@ -57,11 +57,20 @@ const MAX_PAYLOAD: usize = 4096 - HEADER;
 
 /// The connection under the TLS layer: PRELOGIN framing while the handshake
 /// runs, then the bare connection.
+///
+/// The read side learns the end from the client itself: tokio-rustls goes
+/// on reading after the client's last handshake message, and by then the
+/// client may already have sent its LOGIN7 as a bare TLS record. A record
+/// where a packet header should be (TLS content types 0x14-0x17, which no
+/// TDS packet type uses) is handed on as it is, and so is all that follows.
 pub struct PreloginFraming<S> {
     inner: S,
-    handshaking: bool,
+    reads_framed: bool,
+    writes_framed: bool,
     header: [u8; HEADER],
     header_read: usize,
+    /// Bytes of a bare record read as if they were a header, handed on first.
+    replay: std::ops::Range<usize>,
     /// Payload bytes of the current PRELOGIN packet not yet handed to TLS.
     payload_left: usize,
     /// Handshake bytes TLS wrote, sent as PRELOGIN packets on flush.
@@ -74,19 +83,29 @@ impl<S> PreloginFraming<S> {
     pub fn new(inner: S) -> Self {
         PreloginFraming {
             inner,
-            handshaking: true,
+            reads_framed: true,
+            writes_framed: true,
             header: [0; HEADER],
             header_read: 0,
+            replay: 0..0,
             payload_left: 0,
             pending: Vec::new(),
             out: Vec::new(),
         }
     }
 
-    /// From here on, TLS records go bare.
+    /// The server's handshake is over: from here on, TLS records go bare.
     pub fn handshake_done(&mut self) {
-        self.handshaking = false;
+        self.writes_framed = false;
+        if self.payload_left == 0 && self.header_read == 0 {
+            self.reads_framed = false;
+        }
     }
+}
+
+/// TLS record content types: change cipher spec, alert, handshake, data.
+fn is_tls_record(first: u8) -> bool {
+    (0x14..=0x17).contains(&first)
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for PreloginFraming<S> {
@@ -96,7 +115,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for PreloginFraming<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.handshaking {
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.header[this.replay.start..this.replay.start + n]);
+            this.replay.start += n;
+            return Poll::Ready(Ok(()));
+        }
+        if !this.reads_framed {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
         while this.payload_left == 0 {
@@ -109,6 +134,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for PreloginFraming<S> {
                 this.header_read += rest.filled().len();
             }
             this.header_read = 0;
+            if is_tls_record(this.header[0]) {
+                // The client's handshake is over and it went on bare.
+                this.reads_framed = false;
+                this.replay = 0..HEADER;
+                return Pin::new(this).poll_read(cx, buf);
+            }
             if this.header[0] != PACKET_PRELOGIN {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -143,7 +174,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PreloginFraming<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if !this.handshaking {
+        if !this.writes_framed {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         }
         this.pending.extend_from_slice(buf);
@@ -177,5 +208,65 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PreloginFraming<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn prelogin(payload: &[u8], eom: bool) -> Vec<u8> {
+        let mut packet = vec![PACKET_PRELOGIN, u8::from(eom)];
+        packet.extend_from_slice(&((payload.len() + HEADER) as u16).to_be_bytes());
+        packet.extend_from_slice(&[0, 0, 1, 0]);
+        packet.extend_from_slice(payload);
+        packet
+    }
+
+    /// The client's last handshake packet and, right behind it, its first
+    /// bare record (LOGIN7 in TLS): the handshake's bytes come unwrapped,
+    /// the record whole, though the reader went on before it was told.
+    #[tokio::test]
+    async fn a_bare_record_behind_the_handshake_is_handed_on_whole() {
+        let record = [0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5];
+        let mut wire = prelogin(b"finished", true);
+        wire.extend_from_slice(&record);
+        let mut framing = PreloginFraming::new(&wire[..]);
+        let mut got = Vec::new();
+        framing.read_to_end(&mut got).await.unwrap();
+        let mut want = b"finished".to_vec();
+        want.extend_from_slice(&record);
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn anything_else_in_place_of_a_packet_is_refused() {
+        let mut wire = prelogin(b"hello", true);
+        wire.extend_from_slice(&[0x10, 0x01, 0x00, 0x09, 0, 0, 1, 0, 0]); // LOGIN7 in clear
+        let mut got = Vec::new();
+        let e = PreloginFraming::new(&wire[..]).read_to_end(&mut got).await;
+        assert_eq!(e.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(got, b"hello");
+    }
+
+    /// Handshake writes leave as PRELOGIN packets (split at 4 KiB, the last
+    /// one marked end of message); after the handshake, bare.
+    #[tokio::test]
+    async fn writes_are_framed_until_the_handshake_is_done() {
+        let mut framing = PreloginFraming::new(Vec::new());
+        framing.write_all(&[7; 5000]).await.unwrap();
+        framing.flush().await.unwrap();
+        framing.handshake_done();
+        framing.write_all(b"bare").await.unwrap();
+        framing.flush().await.unwrap();
+        let out = framing.inner;
+        assert_eq!(&out[..4], &[PACKET_PRELOGIN, 0, 0x10, 0x00]);
+        let second = HEADER + MAX_PAYLOAD;
+        assert_eq!(out[second], PACKET_PRELOGIN);
+        assert_eq!(out[second + 1], 1, "end of message");
+        let second_len = usize::from(u16::from_be_bytes([out[second + 2], out[second + 3]]));
+        assert_eq!(second_len, HEADER + 5000 - MAX_PAYLOAD);
+        assert_eq!(&out[second + second_len..], b"bare");
     }
 }
