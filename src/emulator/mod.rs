@@ -142,10 +142,12 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
     let s3_root = data_dir.join("s3");
     tokio::fs::create_dir_all(s3_root.join(BUCKET)).await?;
 
-    let tds_tls = match &config.tds_tls {
-        Some(identity) => Some(tds::tls_server_config(identity).map_err(std::io::Error::other)?),
-        None => None,
-    };
+    let tds_tls = config
+        .tds_tls
+        .as_ref()
+        .map(tds::tls_server_config)
+        .transpose()
+        .map_err(std::io::Error::other)?;
     let api_listener = TcpListener::bind(config.api_addr).await?;
     let s3_listener = TcpListener::bind(config.s3_addr).await?;
     let mut tds_listeners = Vec::new();

@@ -15,7 +15,7 @@ use sql::{Arg, DbColumn, Statement};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use wire::{Cell, ColumnType, Param, Tokens, WireError};
 
@@ -80,9 +80,8 @@ impl TdsDoor {
             return self.log_in_and_serve(stream).await;
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
+        // The acceptor flushes the handshake's last flight before it returns.
         let mut secured = acceptor.accept(tls::PreloginFraming::new(stream)).await?;
-        // Whatever the handshake still holds goes out framed; then bare.
-        secured.get_mut().0.flush().await?;
         secured.get_mut().0.handshake_done();
         self.model.count_tls_session(&self.instance);
         self.log_in_and_serve(secured).await

@@ -50,10 +50,10 @@ pub fn server_config(identity: &TlsIdentity) -> Result<Arc<rustls::ServerConfig>
     Ok(Arc::new(config))
 }
 
-const HEADER: usize = 8;
-const PACKET_PRELOGIN: u8 = 0x12;
+use super::wire::{HEADER, PACKET_PRELOGIN};
+
 /// A handshake flight larger than one packet goes out in several.
-const MAX_PAYLOAD: usize = 4096 - HEADER;
+const PACKET_SIZE: usize = 4096;
 
 /// The connection under the TLS layer: PRELOGIN framing while the handshake
 /// runs, then the bare connection.
@@ -184,16 +184,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PreloginFraming<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if !this.pending.is_empty() {
-            let chunks: Vec<&[u8]> = this.pending.chunks(MAX_PAYLOAD).collect();
-            let last = chunks.len() - 1;
-            for (i, chunk) in chunks.into_iter().enumerate() {
-                let length = (chunk.len() + HEADER) as u16;
-                let status = u8::from(i == last); // End of message.
-                this.out.extend_from_slice(&[PACKET_PRELOGIN, status]);
-                this.out.extend_from_slice(&length.to_be_bytes());
-                this.out.extend_from_slice(&[0, 0, (i + 1) as u8, 0]);
-                this.out.extend_from_slice(chunk);
-            }
+            let packets = super::wire::packets(PACKET_PRELOGIN, &this.pending, PACKET_SIZE);
+            this.out.extend_from_slice(&packets);
             this.pending.clear();
         }
         while !this.out.is_empty() {
@@ -216,12 +208,8 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    fn prelogin(payload: &[u8], eom: bool) -> Vec<u8> {
-        let mut packet = vec![PACKET_PRELOGIN, u8::from(eom)];
-        packet.extend_from_slice(&((payload.len() + HEADER) as u16).to_be_bytes());
-        packet.extend_from_slice(&[0, 0, 1, 0]);
-        packet.extend_from_slice(payload);
-        packet
+    fn prelogin(payload: &[u8]) -> Vec<u8> {
+        super::super::wire::packets(PACKET_PRELOGIN, payload, PACKET_SIZE)
     }
 
     /// The client's last handshake packet and, right behind it, its first
@@ -230,7 +218,7 @@ mod tests {
     #[tokio::test]
     async fn a_bare_record_behind_the_handshake_is_handed_on_whole() {
         let record = [0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5];
-        let mut wire = prelogin(b"finished", true);
+        let mut wire = prelogin(b"finished");
         wire.extend_from_slice(&record);
         let mut framing = PreloginFraming::new(&wire[..]);
         let mut got = Vec::new();
@@ -242,7 +230,7 @@ mod tests {
 
     #[tokio::test]
     async fn anything_else_in_place_of_a_packet_is_refused() {
-        let mut wire = prelogin(b"hello", true);
+        let mut wire = prelogin(b"hello");
         wire.extend_from_slice(&[0x10, 0x01, 0x00, 0x09, 0, 0, 1, 0, 0]); // LOGIN7 in clear
         let mut got = Vec::new();
         let e = PreloginFraming::new(&wire[..]).read_to_end(&mut got).await;
@@ -262,11 +250,11 @@ mod tests {
         framing.flush().await.unwrap();
         let out = framing.inner;
         assert_eq!(&out[..4], &[PACKET_PRELOGIN, 0, 0x10, 0x00]);
-        let second = HEADER + MAX_PAYLOAD;
+        let second = PACKET_SIZE;
         assert_eq!(out[second], PACKET_PRELOGIN);
         assert_eq!(out[second + 1], 1, "end of message");
         let second_len = usize::from(u16::from_be_bytes([out[second + 2], out[second + 3]]));
-        assert_eq!(second_len, HEADER + 5000 - MAX_PAYLOAD);
+        assert_eq!(second_len, HEADER + 5000 - (PACKET_SIZE - HEADER));
         assert_eq!(&out[second + second_len..], b"bare");
     }
 }

@@ -13,7 +13,7 @@ pub const PACKET_ATTENTION: u8 = 0x06;
 pub const PACKET_LOGIN7: u8 = 0x10;
 pub const PACKET_PRELOGIN: u8 = 0x12;
 
-const HEADER: usize = 8;
+pub const HEADER: usize = 8;
 /// Largest message accepted from a client; the tool's are a few KiB.
 const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
@@ -68,6 +68,13 @@ pub async fn write_message<W: AsyncWrite + Unpin>(
     payload: &[u8],
     packet_size: usize,
 ) -> std::io::Result<()> {
+    w.write_all(&packets(kind, payload, packet_size)).await?;
+    w.flush().await
+}
+
+/// `payload` as TDS packets of `kind`, at most `packet_size` bytes each, the
+/// last one marked end of message.
+pub fn packets(kind: u8, payload: &[u8], packet_size: usize) -> Vec<u8> {
     let chunk = packet_size.clamp(512, 32767) - HEADER;
     let mut out = Vec::with_capacity(payload.len() + HEADER * (payload.len() / chunk + 1));
     let pieces: Vec<&[u8]> = if payload.is_empty() {
@@ -85,8 +92,7 @@ pub async fn write_message<W: AsyncWrite + Unpin>(
         out.push(0);
         out.extend_from_slice(piece);
     }
-    w.write_all(&out).await?;
-    w.flush().await
+    out
 }
 
 /// A little-endian reader over a message.
