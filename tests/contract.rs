@@ -9,10 +9,9 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{S3, eventually, start};
+use emu::{S3, eventually, restore_body, start};
 use serde_json::{Map, Value, json};
 use sqlflex_import::backup::writer::{self, BackupSpec};
-use sqlflex_import::emulator::Emulator;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -289,23 +288,6 @@ async fn ask(
     (status, content_type, r.bytes().await.unwrap().to_vec())
 }
 
-fn restore_body(e: &Emulator, name: &str, key: &str) -> Value {
-    json!({
-        "database_name": name,
-        "source": {
-            "type": "EXTERNAL_S3",
-            "database_owner": "app_owner",
-            "logging_guid": "contract",
-            "s3_details": {
-                "s3_access_key": e.credentials.s3_access_key,
-                "s3_access_secret": e.credentials.s3_secret_key,
-                "s3_bucket": format!("s3://{}/{}/", e.s3, sqlflex_import::emulator::BUCKET),
-                "s3_files": [{"file_number": 1, "file_path": S3::uri(e, key)}],
-            }
-        }
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_emulator_answer_is_one_the_documents_list() {
     let Some(dir) = api_documents() else { return };
@@ -314,6 +296,7 @@ async fn every_emulator_answer_is_one_the_documents_list() {
     S3::new(&e)
         .put("db.bak", writer::write(&BackupSpec::full("db")))
         .await;
+    let db = [S3::uri(&e, "db.bak")];
     let token = e.credentials.token.clone();
     let url = |version: &str, sub: &str| emu::api(&e, 0, version, sub);
 
@@ -338,7 +321,7 @@ async fn every_emulator_answer_is_one_the_documents_list() {
         Method::POST,
         url("v3", "/restores"),
         &token,
-        Some(restore_body(&e, "done", "db.bak").to_string()),
+        Some(restore_body(&e, "done", &db).to_string()),
     )
     .await;
     assert_eq!(online.0, 202);
@@ -353,7 +336,7 @@ async fn every_emulator_answer_is_one_the_documents_list() {
         let v = doc.version;
         let running = format!("running_{v}");
         let post_running = || {
-            let body = restore_body(&e, &running, "db.bak").to_string();
+            let body = restore_body(&e, &running, &db).to_string();
             ask(Method::POST, url(v, "/restores"), &token, Some(body))
         };
         let answer = post_running().await;
@@ -455,7 +438,7 @@ async fn every_emulator_answer_is_one_the_documents_list() {
             ),
             400
         );
-        let mut no_owner = restore_body(&e, "no_owner", "db.bak");
+        let mut no_owner = restore_body(&e, "no_owner", &db);
         no_owner["source"]
             .as_object_mut()
             .unwrap()

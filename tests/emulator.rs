@@ -5,7 +5,7 @@ mod common;
 #[path = "common/emu.rs"]
 mod emu;
 
-use emu::{S3, api, eventually, sql, start, stats};
+use emu::{S3, api, eventually, restore_body, sql, start, stats};
 use serde_json::{Value, json};
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::Emulator;
@@ -48,23 +48,6 @@ async fn upload_stripes(e: &Emulator, prefix: &str) -> Vec<String> {
         uris.push(S3::uri(e, &key));
     }
     uris
-}
-
-fn restore_body(e: &Emulator, name: &str, files: &[String]) -> Value {
-    json!({
-        "database_name": name,
-        "source": {
-            "type": "EXTERNAL_S3",
-            "database_owner": "app_owner",
-            "logging_guid": "test",
-            "s3_details": {
-                "s3_access_key": e.credentials.s3_access_key,
-                "s3_access_secret": e.credentials.s3_secret_key,
-                "s3_bucket": format!("s3://{}/{}/", e.s3, sqlflex_import::emulator::BUCKET),
-                "s3_files": files.iter().enumerate().map(|(i, f)| json!({"file_number": i + 1, "file_path": f})).collect::<Vec<_>>(),
-            }
-        }
-    })
 }
 
 async fn post_restore(e: &Emulator, version: &str, body: &Value) -> reqwest::Response {

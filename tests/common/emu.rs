@@ -190,6 +190,26 @@ pub async fn sql(e: &Emulator, instance: usize, password: &str) -> tiberius::Res
     tiberius::Client::connect(config, tcp.compat_write()).await
 }
 
+/// A `POST .../restores` body, as the documents describe it, for `files`
+/// (`s3://` URIs of the stripes) in the emulator's bucket.
+pub fn restore_body(e: &Emulator, name: &str, files: &[String]) -> serde_json::Value {
+    use serde_json::json;
+    json!({
+        "database_name": name,
+        "source": {
+            "type": "EXTERNAL_S3",
+            "database_owner": "app_owner",
+            "logging_guid": "test",
+            "s3_details": {
+                "s3_access_key": e.credentials.s3_access_key,
+                "s3_access_secret": e.credentials.s3_secret_key,
+                "s3_bucket": format!("s3://{}/{}/", e.s3, emulator::BUCKET),
+                "s3_files": files.iter().enumerate().map(|(i, f)| json!({"file_number": i + 1, "file_path": f})).collect::<Vec<_>>(),
+            }
+        }
+    })
+}
+
 /// The instance-scoped API URL.
 pub fn api(e: &Emulator, instance: usize, version: &str, path: &str) -> String {
     format!(
