@@ -194,6 +194,16 @@ pub struct EmulatorArgs {
     /// view_any_database: true}, ...]`.
     #[arg(long, value_name = "FILE.yaml")]
     pub instances_file: Option<PathBuf>,
+    /// PEM certificate chain of the SQL Server doors, leaf first. With
+    /// `--tds-key`, the doors speak TLS as SQL Server does with a
+    /// certificate: the whole session for a client that asks for encryption,
+    /// only its login for a client that has encryption off, none for one
+    /// without TLS. Without these two flags the doors have no TLS.
+    #[arg(long, value_name = "FILE.pem", requires = "tds_key")]
+    pub tds_cert: Option<PathBuf>,
+    /// PEM private key of `--tds-cert` (PKCS #8, PKCS #1 or SEC1).
+    #[arg(long, value_name = "FILE.pem", requires = "tds_cert")]
+    pub tds_key: Option<PathBuf>,
     /// Print KEY=VALUE lines for a shell (STACKIT_API_ENDPOINT, S3_*, SQL_*, ...)
     /// once all listeners are up, instead of the summary.
     #[arg(long)]

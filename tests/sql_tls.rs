@@ -14,8 +14,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A private CA no trust store knows, and a certificate it signed for
-/// `localhost` and 127.0.0.1: (the door's identity, the CA in PEM).
-fn private_ca() -> (TlsIdentity, String) {
+/// `localhost` and 127.0.0.1.
+struct PrivateCa {
+    /// The door's identity.
+    identity: TlsIdentity,
+    /// The CA's certificate, PEM.
+    ca: String,
+    /// The door's certificate and key, PEM, for the `emulator` command.
+    leaf: String,
+    key: String,
+}
+
+fn private_ca() -> PrivateCa {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -28,16 +38,23 @@ fn private_ca() -> (TlsIdentity, String) {
         .unwrap()
         .signed_by(&key, &issuer)
         .unwrap();
-    let identity = TlsIdentity {
-        cert_chain: vec![leaf.der().clone()],
-        key: rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-    };
-    let ca_pem = pem::encode(&pem::Pem::new("CERTIFICATE", ca_cert.der().to_vec()));
-    (identity, ca_pem)
+    PrivateCa {
+        identity: TlsIdentity {
+            cert_chain: vec![leaf.der().clone()],
+            key: rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        },
+        ca: pem_block("CERTIFICATE", ca_cert.der()),
+        leaf: pem_block("CERTIFICATE", leaf.der()),
+        key: pem_block("PRIVATE KEY", &key.serialize_der()),
+    }
+}
+
+fn pem_block(tag: &str, der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new(tag, der.to_vec()))
 }
 
 async fn emulator(tls: bool) -> (Emulator, String) {
-    let (identity, ca) = private_ca();
+    let PrivateCa { identity, ca, .. } = private_ca();
     let e = emu::start_with(Config {
         restore_duration: Duration::from_millis(300),
         instances: 1,
@@ -149,6 +166,7 @@ async fn without_tls_the_relay_sees_the_secret() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let sent = sent.lock().unwrap().clone();
     assert!(contains(&sent, &utf16(&e.credentials.s3_secret_key)));
+    assert!(contains(&sent, &utf16(&e.credentials.sql_user)));
     assert_eq!(
         stats(&e).await["instances"][&e.instance_ids[0]]["tls_sessions"],
         0
@@ -195,9 +213,135 @@ async fn a_private_ca_named_in_ca_file_is_trusted() {
     assert_eq!(inst["tls_sessions"], inst["logins"], "{inst}");
 
     // Another CA's file does not make the certificate good.
-    let (_, other_ca) = private_ca();
-    common::write(dir.path(), "ca.pem", &other_ca);
+    common::write(dir.path(), "ca.pem", &private_ca().ca);
     let (code, stdout, _) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("TLS failed"), "{stdout}");
+}
+
+/// A client with encryption off, not unsupported (tiberius's `Off`, what
+/// most drivers send for `Encrypt=false`), meets a door with a certificate:
+/// MS-TDS's "login only". Its LOGIN7 travels in TLS, so the login's name is
+/// not readable on the path; the rest of the session, queries included,
+/// travels in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_off_sends_only_the_login_in_tls() {
+    use tokio_util::compat::TokioAsyncWriteCompatExt;
+    let (e, _) = emulator(true).await;
+    let (port, sent) = relay(e.tds[0]).await;
+    let mut config = tiberius::Config::new();
+    config.host("127.0.0.1");
+    config.port(port);
+    config.authentication(tiberius::AuthMethod::sql_server(
+        &e.credentials.sql_user,
+        &e.credentials.sql_password,
+    ));
+    config.encryption(tiberius::EncryptionLevel::Off);
+    config.trust_cert();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut client = tiberius::Client::connect(config, tcp.compat_write())
+        .await
+        .unwrap();
+    let query = "SELECT name FROM sys.databases WHERE name = N'login_only_probe'";
+    client
+        .simple_query(query)
+        .await
+        .unwrap()
+        .into_results()
+        .await
+        .unwrap();
+    drop(client);
+
+    let sent = sent.lock().unwrap().clone();
+    assert!(
+        !contains(&sent, &utf16(&e.credentials.sql_user)),
+        "the login went in TLS"
+    );
+    assert!(
+        contains(&sent, &utf16(query)),
+        "the query after it went in clear"
+    );
+    let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
+    assert_eq!(
+        (&inst["tls_logins"], &inst["tls_sessions"], &inst["logins"]),
+        (&1.into(), &0.into(), &1.into()),
+        "{inst}"
+    );
+}
+
+/// `emulator --tds-cert --tds-key`: the command's SQL doors speak TLS with
+/// the given certificate, which a client verifies against its CA. A key
+/// that is not the certificate's is refused at start (exit 2) without being
+/// quoted, and so is one flag without the other.
+#[test]
+fn the_emulator_command_takes_a_certificate_for_its_sql_doors() {
+    use tokio_util::compat::TokioAsyncWriteCompatExt;
+    let pki = private_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = common::write(dir.path(), "door.pem", &pki.leaf);
+    let key = common::write(dir.path(), "door.key", &pki.key);
+    let mut child = common::bin()
+        .args(["emulator", "--instances", "1", "--print-env", "--tds-cert"])
+        .arg(&cert)
+        .arg("--tds-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let env = common::read_env(child.stdout.take().unwrap(), Duration::from_secs(60));
+    assert!(env.contains_key("SQL_PASSWORD"), "{env:?}");
+    let (host, port) = (env["SQL_HOST"].clone(), env["SQL_PORT"].parse().unwrap());
+    let log_in = |ca: &str| {
+        let mut config = tiberius::Config::new();
+        config.host(&host);
+        config.port(port);
+        config.authentication(tiberius::AuthMethod::sql_server(
+            &env["SQL_USER"],
+            &env["SQL_PASSWORD"],
+        ));
+        config.encryption(tiberius::EncryptionLevel::Required);
+        config.trust_cert_ca_bundle(ca.as_bytes().to_vec());
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .unwrap();
+            let mut client = tiberius::Client::connect(config, tcp.compat_write()).await?;
+            client
+                .simple_query("SELECT name FROM sys.databases")
+                .await?
+                .into_results()
+                .await
+                .map(|_| ())
+        })
+    };
+    let verified = log_in(&pki.ca);
+    let other_ca = log_in(&private_ca().ca);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    verified.expect("a login in TLS, the certificate verified against its CA");
+    let refused = other_ca.expect_err("the door's certificate is the one given");
+    // Both test CAs have the same name: the signature is what fails.
+    assert!(refused.to_string().contains("BadSignature"), "{refused}");
+    assert!(status.success(), "{status:?}");
+
+    let wrong_key = common::write(dir.path(), "other.key", &private_ca().key);
+    let (code, _, stderr) = common::run(
+        common::bin()
+            .args(["emulator", "--tds-cert"])
+            .arg(&cert)
+            .arg("--tds-key")
+            .arg(&wrong_key),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("do not go together"), "{stderr}");
+    let key_body = pki.key.lines().nth(1).unwrap();
+    assert!(!stderr.contains(key_body), "{stderr}");
+
+    let (code, _, stderr) = common::run(common::bin().args(["emulator", "--tds-cert"]).arg(&cert));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--tds-key"), "{stderr}");
 }

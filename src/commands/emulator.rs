@@ -6,6 +6,18 @@ use std::io::Write;
 use std::time::Duration;
 
 pub fn run(args: &EmulatorArgs) -> Exit {
+    let tds_tls = match tds_identity(args) {
+        Ok(identity) => identity,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid;
+        }
+    };
+    let sql_logins = if tds_tls.is_some() {
+        "its SQL logins"
+    } else {
+        "its SQL logins (without TLS)"
+    };
     for (door, addr) in [
         ("--api-addr", args.api_addr),
         ("--s3-addr", args.s3_addr),
@@ -14,8 +26,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
         if !addr.ip().is_loopback() {
             eprintln!(
                 "warning: {door} {addr} is reachable from other machines: the emulator's \
-                 well-known test credentials, its bucket and its SQL logins (without TLS) \
-                 are open to them"
+                 well-known test credentials, its bucket and {sql_logins} are open to them"
             );
         }
     }
@@ -39,7 +50,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
         credentials: None,
         instance_settings,
         lockout_after: args.lockout_after,
-        tds_tls: None,
+        tds_tls,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -72,7 +83,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
             }
             let _ = out.flush();
         } else {
-            println!("{}", summary(&emulator));
+            println!("{}", summary(&emulator, args.tds_cert.as_deref()));
         }
         stop.wait().await;
         eprintln!("stopping the emulator");
@@ -93,7 +104,7 @@ fn shell_quote(value: &str) -> String {
     }
 }
 
-fn summary(e: &Emulator) -> String {
+fn summary(e: &Emulator, tds_cert: Option<&std::path::Path>) -> String {
     let c = &e.credentials;
     let sql: Vec<String> = e
         .tds
@@ -106,13 +117,13 @@ fn summary(e: &Emulator) -> String {
          REST API   {api}   project {project}, region {region}\n\
          token      {token}   (or the key flow with {key})\n\
          S3         {s3}   bucket {bucket}, access key {ak}, secret {sk}\n\
-         SQL Server (user {user}, password {pw}, no TLS):\n{sql}\n\n\
+         SQL Server (user {user}, password {pw}, {tls}):\n{sql}\n\n\
          Point sqlflex-import at it (the manifests read these variables):\n  \
          sqlflex-import emulator --print-env > emulator.env &\n  \
          set -a; . ./emulator.env; set +a\n  \
          sqlflex-import apply examples/demo.yaml\n\n\
          Other clients: any S3 client with path-style addressing and region {region};\n\
-         sqlcmd -S {sql_host},{sql_port} -U {user} -P '{pw}' -N disable",
+         sqlcmd -S {sql_host},{sql_port} -U {user} -P '{pw}' {sqlcmd_tls}",
         api = e.api_endpoint(),
         project = e.project_id,
         region = emulator::REGION,
@@ -125,6 +136,16 @@ fn summary(e: &Emulator) -> String {
         user = c.sql_user,
         pw = c.sql_password,
         sql = sql.join("\n"),
+        tls = match tds_cert {
+            Some(path) => format!("TLS with the certificate in {}", path.display()),
+            None => "no TLS".to_owned(),
+        },
+        // -C trusts any certificate: sqlcmd cannot be given a CA file.
+        sqlcmd_tls = if tds_cert.is_some() {
+            "-N mandatory -C"
+        } else {
+            "-N disable"
+        },
         sql_host = e.tds[0].ip(),
         sql_port = e.tds[0].port(),
     )
@@ -163,6 +184,28 @@ impl StopSignals {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// The SQL Server doors' certificate and key, when both are given (clap
+/// refuses one without the other).
+fn tds_identity(args: &EmulatorArgs) -> Result<Option<emulator::tds::TlsIdentity>, String> {
+    let (Some(cert), Some(key)) = (&args.tds_cert, &args.tds_key) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path, limit| {
+        crate::secret::read_bounded(path, limit).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let chain = read(cert, crate::secret::MAX_CA_FILE)?;
+    let key_pem = read(key, crate::secret::MAX_KEY_FILE)?;
+    emulator::tds::TlsIdentity::from_pem(&chain, &key_pem)
+        .map(Some)
+        .map_err(|e| {
+            format!(
+                "--tds-cert {} --tds-key {}: {e}",
+                cert.display(),
+                key.display()
+            )
+        })
 }
 
 /// The instances' settings: from `--instances-file`, or the same for every

@@ -157,6 +157,8 @@ struct Instance {
     failed_logins: u64,
     /// Sessions on the SQL Server door that went on in TLS.
     tls_sessions: u64,
+    /// Logins whose LOGIN7 alone came in TLS (the client's `encrypt` off).
+    tls_logins: u64,
     /// Failed logins since the last accepted one (the lockout policy's count).
     failed_in_a_row: u32,
     locked_out: bool,
@@ -654,6 +656,13 @@ impl Model {
         }
     }
 
+    /// One session whose LOGIN7 alone came in TLS.
+    pub fn count_tls_login(&self, instance: &str) {
+        if let Some(inst) = self.lock().get_mut(instance) {
+            inst.tls_logins += 1;
+        }
+    }
+
     /// One SQL login attempt on the instance's TDS endpoint, whose user and
     /// password were right or not: counted, and held against the lockout
     /// policy (see [`Model::with_lockout_after`]).
@@ -698,6 +707,7 @@ impl Model {
                         "logins": i.logins,
                         "failed_logins": i.failed_logins,
                         "tls_sessions": i.tls_sessions,
+                        "tls_logins": i.tls_logins,
                         "locked_out": i.locked_out,
                         "instance_requests": i.instance_requests,
                         "user_requests": i.user_requests,

@@ -38,6 +38,19 @@ pub struct TdsDoor {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
+/// The client's LOGIN7, or `None` when it hung up first.
+async fn read_login<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<Option<wire::Login>, WireError> {
+    let Some((kind, payload)) = wire::read_message(stream).await? else {
+        return Ok(None);
+    };
+    if kind != wire::PACKET_LOGIN7 {
+        return Err(WireError::Malformed("login (expected LOGIN7)"));
+    }
+    wire::parse_login7(&payload).map(Some)
+}
+
 impl TdsDoor {
     pub async fn session(self: Arc<Self>, stream: TcpStream) {
         if let Err(e) = self.converse(stream).await {
@@ -45,9 +58,9 @@ impl TdsDoor {
         }
     }
 
-    /// PRELOGIN in clear, then the rest of the session in TLS when both
-    /// sides want it (the client asked for encryption and the door has a
-    /// certificate), else in clear.
+    /// PRELOGIN in clear, then TLS as far as the two sides agree (see
+    /// [`wire::negotiate`]): the whole session, only the client's LOGIN7, or
+    /// nothing.
     async fn converse(&self, mut stream: TcpStream) -> Result<(), WireError> {
         let Some((kind, payload)) = wire::read_message(&mut stream).await? else {
             return Ok(());
@@ -58,48 +71,52 @@ impl TdsDoor {
             ));
         }
         let prelogin = wire::parse_prelogin(&payload)?;
-        let tls = self.tls.as_ref().filter(|_| prelogin.requires_encryption);
-        if prelogin.requires_encryption && tls.is_none() {
+        let (answer, session) = wire::negotiate(prelogin.encryption, self.tls.is_some());
+        wire::write_message(
+            &mut stream,
+            wire::PACKET_REPLY,
+            &wire::prelogin_response(VERSION, answer),
+            4096,
+        )
+        .await?;
+        let Some(session) = session else {
             tracing::info!(
                 instance = self.instance,
                 "client requires TLS, which this emulator was not given a certificate for"
             );
-        }
-        let encryption = match tls {
-            Some(_) => wire::ENCRYPT_ON,
-            None => wire::ENCRYPT_NOT_SUP,
+            return Ok(());
         };
-        wire::write_message(
-            &mut stream,
-            wire::PACKET_REPLY,
-            &wire::prelogin_response(VERSION, encryption),
-            4096,
-        )
-        .await?;
-        let Some(config) = tls else {
-            return self.log_in_and_serve(stream).await;
+        let (Some(config), wire::Tls::Whole | wire::Tls::LoginOnly) = (&self.tls, session) else {
+            let Some(login) = read_login(&mut stream).await? else {
+                return Ok(());
+            };
+            return self.log_in_and_serve(login, stream).await;
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
         // The acceptor flushes the handshake's last flight before it returns.
         let mut secured = acceptor.accept(tls::PreloginFraming::new(stream)).await?;
         secured.get_mut().0.handshake_done();
+        let Some(login) = read_login(&mut secured).await? else {
+            return Ok(());
+        };
+        if session == wire::Tls::LoginOnly {
+            // The client drops TLS right after its LOGIN7 and reads the
+            // answer in clear; it sends nothing more before that answer.
+            self.model.count_tls_login(&self.instance);
+            let (framing, _) = secured.into_inner();
+            return self.log_in_and_serve(login, framing.into_inner()?).await;
+        }
         self.model.count_tls_session(&self.instance);
-        self.log_in_and_serve(secured).await
+        self.log_in_and_serve(login, secured).await
     }
 
-    /// LOGIN7, then requests until the client leaves.
+    /// The login's answer, then requests until the client leaves.
     async fn log_in_and_serve<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
+        login: wire::Login,
         stream: S,
     ) -> Result<(), WireError> {
         let (mut reader, mut writer) = tokio::io::split(stream);
-        let Some((kind, payload)) = wire::read_message(&mut reader).await? else {
-            return Ok(());
-        };
-        if kind != wire::PACKET_LOGIN7 {
-            return Err(WireError::Malformed("login (expected LOGIN7)"));
-        }
-        let login = wire::parse_login7(&payload)?;
         if self.faults.drop_connection() {
             return Ok(()); // Injected: the connection dies during login.
         }

@@ -17,6 +17,44 @@ pub struct TlsIdentity {
     pub key: rustls::pki_types::PrivateKeyDer<'static>,
 }
 
+impl TlsIdentity {
+    /// A certificate chain (leaf first) and its private key, from PEM text.
+    /// Errors name what is missing and never quote the key.
+    pub fn from_pem(chain: &str, key: &str) -> Result<Self, String> {
+        use rustls::pki_types::{
+            CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer,
+            PrivateSec1KeyDer,
+        };
+        let cert_chain: Vec<CertificateDer<'static>> = pem::parse_many(chain)
+            .map_err(|e| format!("the certificate file is not PEM: {e}"))?
+            .into_iter()
+            .filter(|block| block.tag() == "CERTIFICATE")
+            .map(|block| CertificateDer::from(block.into_contents()))
+            .collect();
+        if cert_chain.is_empty() {
+            return Err("the certificate file holds no CERTIFICATE block".into());
+        }
+        let blocks = pem::parse_many(key).map_err(|e| format!("the key file is not PEM: {e}"))?;
+        let key = blocks
+            .into_iter()
+            .find_map(|block| match block.tag() {
+                "PRIVATE KEY" => Some(PrivateKeyDer::from(PrivatePkcs8KeyDer::from(
+                    block.into_contents(),
+                ))),
+                "RSA PRIVATE KEY" => Some(PrivatePkcs1KeyDer::from(block.into_contents()).into()),
+                "EC PRIVATE KEY" => Some(PrivateSec1KeyDer::from(block.into_contents()).into()),
+                _ => None,
+            })
+            .ok_or("the key file holds no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block")?;
+        let identity = TlsIdentity { cert_chain, key };
+        // A key that does not fit the certificate is refused now, not at the
+        // first client's handshake.
+        server_config(&identity)
+            .map_err(|e| format!("the certificate and key do not go together: {e}"))?;
+        Ok(identity)
+    }
+}
+
 impl Clone for TlsIdentity {
     fn clone(&self) -> Self {
         TlsIdentity {
@@ -92,6 +130,18 @@ impl<S> PreloginFraming<S> {
             pending: Vec::new(),
             out: Vec::new(),
         }
+    }
+
+    /// The connection itself, for a session that goes on in clear after a
+    /// LOGIN7 in TLS. Refused while bytes read from it are still held.
+    pub fn into_inner(self) -> io::Result<S> {
+        if !self.replay.is_empty() || self.payload_left > 0 || self.header_read > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the client sent more than its LOGIN7 before the login's answer",
+            ));
+        }
+        Ok(self.inner)
     }
 
     /// The server's handshake is over: from here on, TLS records go bare.

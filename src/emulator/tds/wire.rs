@@ -165,15 +165,23 @@ pub fn utf16(bytes: &[u8]) -> String {
     String::from_utf16_lossy(&units)
 }
 
+/// PRELOGIN's ENCRYPTION values (MS-TDS 2.2.6.5).
+pub const ENCRYPT_OFF: u8 = 0x00;
+pub const ENCRYPT_ON: u8 = 0x01;
+pub const ENCRYPT_NOT_SUP: u8 = 0x02;
+pub const ENCRYPT_REQ: u8 = 0x03;
+
 /// What the client asked for in PRELOGIN that matters here.
 pub struct PreLogin {
-    /// ENCRYPT_ON (1) or ENCRYPT_REQ (3): the client insists on TLS.
-    pub requires_encryption: bool,
+    /// The client's ENCRYPTION value, without the client-certificate bit
+    /// (0x80); [`ENCRYPT_NOT_SUP`] when the option is absent (the client
+    /// offered no TLS).
+    pub encryption: u8,
 }
 
 pub fn parse_prelogin(payload: &[u8]) -> Result<PreLogin, WireError> {
     let mut r = Reader::new(payload);
-    let mut requires_encryption = false;
+    let mut encryption = ENCRYPT_NOT_SUP;
     loop {
         let token = r.u8("PRELOGIN option")?;
         if token == 0xFF {
@@ -186,17 +194,37 @@ pub fn parse_prelogin(payload: &[u8]) -> Result<PreLogin, WireError> {
             let level = *payload
                 .get(offset)
                 .ok_or(WireError::Malformed("PRELOGIN encryption"))?;
-            requires_encryption = matches!(level, 0x01 | 0x03);
+            encryption = level & 0x7F;
         }
     }
-    Ok(PreLogin {
-        requires_encryption,
-    })
+    Ok(PreLogin { encryption })
 }
 
-/// PRELOGIN's ENCRYPTION values (MS-TDS 2.2.6.5) the door answers with.
-pub const ENCRYPT_ON: u8 = 0x01;
-pub const ENCRYPT_NOT_SUP: u8 = 0x02;
+/// How much of a session travels in TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Nothing: one side has no TLS.
+    None,
+    /// Only the client's LOGIN7; the rest, the login's answer included,
+    /// in clear.
+    LoginOnly,
+    /// Everything after PRELOGIN.
+    Whole,
+}
+
+/// The server's ENCRYPTION answer and what follows from it, by the table
+/// of MS-TDS 2.2.6.5 for a server that has a certificate (`certified`) but
+/// does not force encryption. `None` in place of a session: the client
+/// insists on TLS the server cannot give, and hangs up on the answer.
+pub fn negotiate(client: u8, certified: bool) -> (u8, Option<Tls>) {
+    match (client, certified) {
+        (ENCRYPT_ON | ENCRYPT_REQ, true) => (ENCRYPT_ON, Some(Tls::Whole)),
+        (ENCRYPT_ON | ENCRYPT_REQ, false) => (ENCRYPT_NOT_SUP, None),
+        (ENCRYPT_OFF, true) => (ENCRYPT_OFF, Some(Tls::LoginOnly)),
+        (_, true) => (ENCRYPT_OFF, Some(Tls::None)),
+        (_, false) => (ENCRYPT_NOT_SUP, Some(Tls::None)),
+    }
+}
 
 /// The PRELOGIN answer: server version, and whether this connection goes on
 /// in TLS ([`ENCRYPT_ON`]) or in clear ([`ENCRYPT_NOT_SUP`]).
@@ -558,7 +586,41 @@ mod tests {
         assert_eq!(&answer[..5], &[0x00, 0, 21, 0, 6]);
         let encryption_offset = usize::from(u16::from_be_bytes([answer[6], answer[7]]));
         assert_eq!(answer[encryption_offset], 0x02);
-        assert!(!parse_prelogin(&answer).unwrap().requires_encryption);
+        assert_eq!(parse_prelogin(&answer).unwrap().encryption, ENCRYPT_NOT_SUP);
+    }
+
+    /// MS-TDS 2.2.6.5's table, row by row, for a server with a certificate
+    /// that does not force encryption, and for one without.
+    #[test]
+    fn encryption_is_negotiated_as_ms_tds_tabulates_it() {
+        for (client, certified, answer, session) in [
+            (ENCRYPT_OFF, true, ENCRYPT_OFF, Some(Tls::LoginOnly)),
+            (ENCRYPT_ON, true, ENCRYPT_ON, Some(Tls::Whole)),
+            (ENCRYPT_REQ, true, ENCRYPT_ON, Some(Tls::Whole)),
+            (ENCRYPT_NOT_SUP, true, ENCRYPT_OFF, Some(Tls::None)),
+            (ENCRYPT_OFF, false, ENCRYPT_NOT_SUP, Some(Tls::None)),
+            (ENCRYPT_ON, false, ENCRYPT_NOT_SUP, None),
+            (ENCRYPT_REQ, false, ENCRYPT_NOT_SUP, None),
+            (ENCRYPT_NOT_SUP, false, ENCRYPT_NOT_SUP, Some(Tls::None)),
+        ] {
+            assert_eq!(
+                negotiate(client, certified),
+                (answer, session),
+                "client {client}, certificate {certified}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_client_certificate_bit_does_not_change_the_level() {
+        let mut prelogin = prelogin_response((16, 0, 1000), ENCRYPT_ON | 0x80);
+        assert_eq!(parse_prelogin(&prelogin).unwrap().encryption, ENCRYPT_ON);
+        // Without the option no TLS is begun: the client offered none.
+        prelogin = vec![0xFF];
+        assert_eq!(
+            parse_prelogin(&prelogin).unwrap().encryption,
+            ENCRYPT_NOT_SUP
+        );
     }
 
     #[test]
