@@ -292,6 +292,47 @@ fn an_unset_variable_is_the_only_error_about_its_value() {
     expect_one(&rejected.diagnostics, Severity::Error, "https");
 }
 
+/// An instance is "not used" only when every database names a known one: a
+/// database whose instance is an unset variable or a slip may be meant for
+/// it, and the diagnostic about that database is the one that helps.
+#[test]
+fn an_instance_is_unused_only_when_every_database_names_a_known_one() {
+    for (instance, error) in [
+        ("\"${WHERE}\"", "environment variable `WHERE` is not set"),
+        ("prdo", "there is no instance `prdo`"),
+    ] {
+        let text = BASE.replace("instance: prod", &format!("instance: {instance}"));
+        let rejected = load(&text).expect_err(instance);
+        let messages: Vec<&str> = rejected
+            .diagnostics
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect();
+        assert!(
+            !messages.iter().any(|m| m.contains("is not used")),
+            "{messages:#?}"
+        );
+        assert_eq!(
+            messages.iter().filter(|m| m.starts_with(error)).count(),
+            2,
+            "{messages:#?}"
+        );
+    }
+    // With every database's instance known, an instance none names is.
+    let text = BASE.replace(
+        "databases:",
+        "  spare: {project_id: p1, region: eu01, instance_id: i2, api: {token: \"${TOKEN}\"}}\ndatabases:",
+    );
+    let loaded = load(&text).expect("valid");
+    let unused: Vec<&str> = loaded
+        .warnings
+        .iter()
+        .map(|d| d.message.as_str())
+        .filter(|m| m.contains("is not used"))
+        .collect();
+    assert_eq!(unused, ["instance `spare` is not used by any database"]);
+}
+
 #[test]
 fn target_names_follow_sql_server_rules() {
     let long = "x".repeat(81);

@@ -442,12 +442,18 @@ impl<'a> Checker<'a> {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
+        // A database whose instance is not (yet) a known one, an unset
+        // `${VAR}` or a slip, may be meant for any of them: none is unused.
+        let all_named = m
+            .databases
+            .iter()
+            .all(|db| m.instances.contains_key(&db.instance));
         let list = FieldPath::root().key("instances");
         let mut key_flow = false;
         for (id, inst) in m.instances.iter_mut() {
             let p = list.key(id);
             let (uses_api, uses_sql) = methods.get(id).copied().unwrap_or_default();
-            if !uses_api && !uses_sql {
+            if !uses_api && !uses_sql && all_named {
                 self.push(
                     Diagnostic::warning(format!("instance `{id}` is not used by any database")),
                     &p,
