@@ -212,17 +212,19 @@ pub enum Tls {
     Whole,
 }
 
-/// The server's ENCRYPTION answer and what follows from it, by the table
+/// The server's ENCRYPTION answer and what follows from it, by the tables
 /// of MS-TDS 2.2.6.5 for a server that has a certificate (`certified`) but
-/// does not force encryption. `None` in place of a session: the client
+/// does not force encryption (set to ENCRYPT_OFF), and for one without
+/// (ENCRYPT_NOT_SUP). `None` in place of a session: the client
 /// insists on TLS the server cannot give, and hangs up on the answer.
 pub fn negotiate(client: u8, certified: bool) -> (u8, Option<Tls>) {
     match (client, certified) {
         (ENCRYPT_ON | ENCRYPT_REQ, true) => (ENCRYPT_ON, Some(Tls::Whole)),
         (ENCRYPT_ON | ENCRYPT_REQ, false) => (ENCRYPT_NOT_SUP, None),
         (ENCRYPT_OFF, true) => (ENCRYPT_OFF, Some(Tls::LoginOnly)),
-        (_, true) => (ENCRYPT_OFF, Some(Tls::None)),
-        (_, false) => (ENCRYPT_NOT_SUP, Some(Tls::None)),
+        // To a client that offered no TLS the answer is NOT_SUP whatever the
+        // server has: tiberius reads ENCRYPT_OFF as "begin TLS".
+        (_, _) => (ENCRYPT_NOT_SUP, Some(Tls::None)),
     }
 }
 
@@ -597,7 +599,7 @@ mod tests {
             (ENCRYPT_OFF, true, ENCRYPT_OFF, Some(Tls::LoginOnly)),
             (ENCRYPT_ON, true, ENCRYPT_ON, Some(Tls::Whole)),
             (ENCRYPT_REQ, true, ENCRYPT_ON, Some(Tls::Whole)),
-            (ENCRYPT_NOT_SUP, true, ENCRYPT_OFF, Some(Tls::None)),
+            (ENCRYPT_NOT_SUP, true, ENCRYPT_NOT_SUP, Some(Tls::None)),
             (ENCRYPT_OFF, false, ENCRYPT_NOT_SUP, Some(Tls::None)),
             (ENCRYPT_ON, false, ENCRYPT_NOT_SUP, None),
             (ENCRYPT_REQ, false, ENCRYPT_NOT_SUP, None),
