@@ -802,3 +802,44 @@ fn a_missing_file_is_exit_2_with_its_name() {
         "{stderr}"
     );
 }
+
+/// `sql.encrypt` takes `true`, `false` or `strict` (TDS 8.0), written or
+/// from the environment; anything else is refused, naming the three.
+#[test]
+fn encrypt_is_true_false_or_strict() {
+    use sqlflex_import::manifest::Encrypt;
+    let with = |value: &str, env_value: &'static str| {
+        let text = BASE.replace(
+            "password: \"${SQL_PASSWORD}\"}",
+            &format!("password: \"${{SQL_PASSWORD}}\", encrypt: {value}}}"),
+        );
+        let env = move |name: &str| match name {
+            "ENCRYPT" => Some(env_value.to_owned()),
+            other => env(other),
+        };
+        manifest::load_str("m.yaml", &text, Path::new("."), &env)
+    };
+    for (value, from_env, want) in [
+        ("strict", "", Encrypt::Strict),
+        ("true", "", Encrypt::Required),
+        ("false", "", Encrypt::Off),
+        ("\"${ENCRYPT}\"", "strict", Encrypt::Strict),
+        ("\"${ENCRYPT}\"", "true", Encrypt::Required),
+    ] {
+        let loaded = with(value, from_env).unwrap_or_else(|r| panic!("{value}: {r:#?}"));
+        let sql = loaded.valid.instances["prod"].sql.as_ref().unwrap();
+        assert_eq!(sql.encrypt, want, "{value} {from_env}");
+    }
+    let loaded = manifest::load_str("m.yaml", BASE, Path::new("."), &env).unwrap();
+    let sql = loaded.valid.instances["prod"].sql.as_ref().unwrap();
+    assert_eq!(sql.encrypt, Encrypt::Required, "the default");
+    for value in ["strikt", "yes", "1"] {
+        let rejected = with(value, "").expect_err(value);
+        let d = expect_one(
+            &rejected.diagnostics,
+            Severity::Error,
+            "`encrypt` must be one of `true`, `false`, `strict`",
+        );
+        assert_eq!(d.path, "instances.prod.sql.encrypt", "{d:#?}");
+    }
+}

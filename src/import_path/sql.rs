@@ -3,6 +3,7 @@
 //! `sys.databases` query per round.
 
 use super::{Import, ImportPath, InstanceFacts, Inventory, StatusError, SubmitError, Want};
+use crate::manifest::Encrypt;
 use crate::manifest::valid::SqlAccess;
 use crate::retry::Attempt;
 use futures::future::BoxFuture;
@@ -50,6 +51,8 @@ pub struct SqlTarget {
     host: String,
     port: u16,
     config: Config,
+    /// TDS 8.0: a server that does not speak it hangs up on the TLS hello.
+    strict: bool,
     /// The status connection, kept between rounds.
     status: tokio::sync::Mutex<Option<Connection>>,
     /// Set by the first refused login; every later attempt fails at once.
@@ -69,21 +72,24 @@ impl SqlTarget {
             sql.user.clone(),
             sql.password.expose().to_owned(),
         ));
-        if sql.encrypt {
-            config.encryption(EncryptionLevel::Required);
-            // The checks refuse both together (tiberius would panic).
+        config.encryption(match sql.encrypt {
+            Encrypt::Required => EncryptionLevel::Required,
+            Encrypt::Strict => EncryptionLevel::Strict,
+            Encrypt::Off => EncryptionLevel::NotSupported,
+        });
+        // The checks refuse both together (tiberius would panic).
+        if sql.encrypt.is_on() {
             if sql.trust_server_certificate {
                 config.trust_cert();
             } else if let Some(ca) = &sql.ca_bundle {
                 config.trust_cert_ca_bundle(ca.clone());
             }
-        } else {
-            config.encryption(EncryptionLevel::NotSupported);
         }
         SqlTarget {
             host,
             port: sql.port,
             config,
+            strict: sql.encrypt == Encrypt::Strict,
             status: tokio::sync::Mutex::new(None),
             login_refused: std::sync::OnceLock::new(),
             instance: instance.to_owned(),
@@ -125,6 +131,12 @@ impl SqlTarget {
                          CA, name it in `sql.ca_file`",
                         tls_reason(t)
                     )),
+                    tiberius::error::Error::Io { .. } if self.strict => {
+                        StatusError::Transient(format!(
+                            "{e}; with `encrypt: strict` the server must speak TDS 8.0 \
+                             (SQL Server 2022 does)"
+                        ))
+                    }
                     other => StatusError::Transient(other.to_string()),
                 })
                 .map_err(|e| e.map_text(|m| format!("cannot log in to {whence}: {m}")))
@@ -369,7 +381,7 @@ mod tests {
             port,
             user: "importer".into(),
             password: Secret::new("pw"),
-            encrypt: false,
+            encrypt: Encrypt::Off,
             trust_server_certificate: false,
             ca_bundle: None,
         };

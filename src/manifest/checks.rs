@@ -222,7 +222,7 @@ impl<'a> Checker<'a> {
     fn ca_bundle(&mut self, sql: &crate::manifest::Sql, sp: &FieldPath) -> Option<Vec<u8>> {
         let path = sql.ca_file.as_deref()?;
         let at = sp.key("ca_file");
-        if !sql.encrypt {
+        if !sql.encrypt.is_on() {
             self.push(
                 Diagnostic::error("`ca_file` is for TLS, and `encrypt: false` turns it off"),
                 &at,
@@ -507,7 +507,7 @@ impl<'a> Checker<'a> {
                 let host = sql.host.as_deref().unwrap_or_default();
                 let remote = !host.is_empty() && !is_loopback_host(host);
                 let sp = p.key("sql");
-                if remote && !sql.encrypt {
+                if remote && !sql.encrypt.is_on() {
                     self.push(
                         Diagnostic::warning(format!(
                             "instance `{id}`: `encrypt: false` toward {host}: the SQL password and \

@@ -228,9 +228,12 @@ pub struct Sql {
     pub password: Option<Secret>,
     /// File holding the password.
     pub password_file: Option<PathBuf>,
-    /// Encrypt the connection (TLS). Default true.
-    #[serde(default = "yes")]
-    pub encrypt: bool,
+    /// TLS on the connection: `true` (default; negotiated in PRELOGIN, as
+    /// TDS 7.x does, and required), `strict` (TDS 8.0, SQL Server 2022: TLS
+    /// from the first byte, nothing of TDS in clear) or `false` (none:
+    /// loopback and tests only).
+    #[serde(default)]
+    pub encrypt: Encrypt,
     /// Accept any server certificate. Default false; only for tests.
     #[serde(default)]
     pub trust_server_certificate: bool,
@@ -248,8 +251,68 @@ fn default_sql_port() -> u16 {
     1433
 }
 
-fn yes() -> bool {
-    true
+/// `sql.encrypt`: `true`, `false` or `strict`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Encrypt {
+    /// TDS 7.x: PRELOGIN in clear, then TLS, required.
+    #[default]
+    Required,
+    /// TDS 8.0: TLS before any TDS byte.
+    Strict,
+    /// No TLS.
+    Off,
+}
+
+impl Encrypt {
+    pub fn is_on(self) -> bool {
+        self != Encrypt::Off
+    }
+}
+
+impl Serialize for Encrypt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Encrypt::Required => s.serialize_bool(true),
+            Encrypt::Strict => s.serialize_str("strict"),
+            Encrypt::Off => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Encrypt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EncryptVisitor;
+        impl serde::de::Visitor<'_> for EncryptVisitor {
+            type Value = Encrypt;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false or strict")
+            }
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<Encrypt, E> {
+                Ok(if on { Encrypt::Required } else { Encrypt::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, word: &str) -> Result<Encrypt, E> {
+                match word {
+                    "strict" => Ok(Encrypt::Strict),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(word), &self)),
+                }
+            }
+        }
+        d.deserialize_any(EncryptVisitor)
+    }
+}
+
+impl JsonSchema for Encrypt {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Encrypt".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"enum": [true, false, "strict"], "default": true})
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

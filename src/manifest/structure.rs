@@ -168,7 +168,10 @@ fn describe(
         Kind::Enum { options } => {
             let options: Vec<String> = options
                 .iter()
-                .map(|o| format!("`{}`", o.as_str().unwrap_or("null")))
+                .map(|o| match o {
+                    Value::String(s) => format!("`{s}`"),
+                    other => format!("`{other}`"),
+                })
                 .collect();
             out.push(at_value(
                 Diagnostic::error(format!("{name} must be one of {}", options.join(", ")))

@@ -88,7 +88,7 @@ pub struct SqlAccess {
     pub port: u16,
     pub user: String,
     pub password: Secret,
-    pub encrypt: bool,
+    pub encrypt: crate::manifest::Encrypt,
     pub trust_server_certificate: bool,
     /// CA certificates (PEM) trusted besides the system's.
     pub ca_bundle: Option<Vec<u8>>,

@@ -62,24 +62,14 @@ impl TdsDoor {
     /// [`wire::negotiate`]): the whole session, only the client's LOGIN7, or
     /// nothing.
     async fn converse(&self, mut stream: TcpStream) -> Result<(), WireError> {
-        let Some((kind, payload)) = wire::read_message(&mut stream).await? else {
+        let mut first = [0u8; 1];
+        if stream.peek(&mut first).await? == 1 && tls::is_tls_record(first[0]) {
+            return self.converse_strict(stream).await;
+        }
+        let Some(session) = self.prelogin(&mut stream).await? else {
             return Ok(());
         };
-        if kind != wire::PACKET_PRELOGIN {
-            return Err(WireError::Malformed(
-                "session (it must start with PRELOGIN)",
-            ));
-        }
-        let prelogin = wire::parse_prelogin(&payload)?;
-        let (answer, session) = wire::negotiate(prelogin.encryption, self.tls.is_some());
-        wire::write_message(
-            &mut stream,
-            wire::PACKET_REPLY,
-            &wire::prelogin_response(VERSION, answer),
-            4096,
-        )
-        .await?;
-        let Some(session) = session else {
+        if session == wire::Tls::Refused {
             tracing::info!(
                 instance = self.instance,
                 "client requires TLS, which this emulator was not given a certificate for"
@@ -108,6 +98,58 @@ impl TdsDoor {
         }
         self.model.count_tls_session(&self.instance);
         self.log_in_and_serve(login, secured).await
+    }
+
+    /// TDS 8.0 ("strict", MS-TDS 3.3.4.1.2): TLS from the first byte, ALPN
+    /// `tds/8.0`, and PRELOGIN, LOGIN7 and the rest inside it.
+    async fn converse_strict(&self, stream: TcpStream) -> Result<(), WireError> {
+        let Some(config) = &self.tls else {
+            tracing::info!(
+                instance = self.instance,
+                "client began with TLS (TDS 8.0), which this emulator was not given a \
+                 certificate for"
+            );
+            return Ok(());
+        };
+        let mut secured = tokio_rustls::TlsAcceptor::from(Arc::clone(config))
+            .accept(stream)
+            .await?;
+        // Already in TLS: whatever PRELOGIN says, no second handshake begins.
+        if self.prelogin(&mut secured).await?.is_none() {
+            return Ok(());
+        }
+        let Some(login) = read_login(&mut secured).await? else {
+            return Ok(());
+        };
+        self.model.count_tls_session(&self.instance);
+        self.log_in_and_serve(login, secured).await
+    }
+
+    /// The client's PRELOGIN and the door's answer: how much of the session
+    /// goes in TLS (see [`wire::negotiate`]), or `None` when the client hung
+    /// up first.
+    async fn prelogin<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+    ) -> Result<Option<wire::Tls>, WireError> {
+        let Some((kind, payload)) = wire::read_message(stream).await? else {
+            return Ok(None);
+        };
+        if kind != wire::PACKET_PRELOGIN {
+            return Err(WireError::Malformed(
+                "session (it must start with PRELOGIN)",
+            ));
+        }
+        let prelogin = wire::parse_prelogin(&payload)?;
+        let (answer, session) = wire::negotiate(prelogin.encryption, self.tls.is_some());
+        wire::write_message(
+            stream,
+            wire::PACKET_REPLY,
+            &wire::prelogin_response(VERSION, answer),
+            4096,
+        )
+        .await?;
+        Ok(Some(session))
     }
 
     /// The login's answer, then requests until the client leaves.

@@ -85,6 +85,9 @@ pub fn server_config(identity: &TlsIdentity) -> Result<Arc<rustls::ServerConfig>
     // already stopped unwrapping PRELOGIN packets: it would read the
     // wrapped ticket as a bare record and fail.
     config.send_tls13_tickets = 0;
+    // TDS 8.0's protocol name; a TDS 7.x client offers none and still gets
+    // TLS inside PRELOGIN.
+    config.alpn_protocols = vec![b"tds/8.0".to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -154,7 +157,7 @@ impl<S> PreloginFraming<S> {
 }
 
 /// TLS record content types: change cipher spec, alert, handshake, data.
-fn is_tls_record(first: u8) -> bool {
+pub fn is_tls_record(first: u8) -> bool {
     (0x14..=0x17).contains(&first)
 }
 

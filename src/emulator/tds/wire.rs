@@ -203,6 +203,9 @@ pub fn parse_prelogin(payload: &[u8]) -> Result<PreLogin, WireError> {
 /// How much of a session travels in TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tls {
+    /// No session: the client insists on TLS the server cannot give, and
+    /// hangs up on the answer.
+    Refused,
     /// Nothing: one side has no TLS.
     None,
     /// Only the client's LOGIN7; the rest, the login's answer included,
@@ -215,16 +218,15 @@ pub enum Tls {
 /// The server's ENCRYPTION answer and what follows from it, by the tables
 /// of MS-TDS 2.2.6.5 for a server that has a certificate (`certified`) but
 /// does not force encryption (set to ENCRYPT_OFF), and for one without
-/// (ENCRYPT_NOT_SUP). `None` in place of a session: the client
-/// insists on TLS the server cannot give, and hangs up on the answer.
-pub fn negotiate(client: u8, certified: bool) -> (u8, Option<Tls>) {
+/// (ENCRYPT_NOT_SUP).
+pub fn negotiate(client: u8, certified: bool) -> (u8, Tls) {
     match (client, certified) {
-        (ENCRYPT_ON | ENCRYPT_REQ, true) => (ENCRYPT_ON, Some(Tls::Whole)),
-        (ENCRYPT_ON | ENCRYPT_REQ, false) => (ENCRYPT_NOT_SUP, None),
-        (ENCRYPT_OFF, true) => (ENCRYPT_OFF, Some(Tls::LoginOnly)),
+        (ENCRYPT_ON | ENCRYPT_REQ, true) => (ENCRYPT_ON, Tls::Whole),
+        (ENCRYPT_ON | ENCRYPT_REQ, false) => (ENCRYPT_NOT_SUP, Tls::Refused),
+        (ENCRYPT_OFF, true) => (ENCRYPT_OFF, Tls::LoginOnly),
         // To a client that offered no TLS the answer is NOT_SUP whatever the
         // server has: tiberius reads ENCRYPT_OFF as "begin TLS".
-        (_, _) => (ENCRYPT_NOT_SUP, Some(Tls::None)),
+        (_, _) => (ENCRYPT_NOT_SUP, Tls::None),
     }
 }
 
@@ -596,14 +598,14 @@ mod tests {
     #[test]
     fn encryption_is_negotiated_as_ms_tds_tabulates_it() {
         for (client, certified, answer, session) in [
-            (ENCRYPT_OFF, true, ENCRYPT_OFF, Some(Tls::LoginOnly)),
-            (ENCRYPT_ON, true, ENCRYPT_ON, Some(Tls::Whole)),
-            (ENCRYPT_REQ, true, ENCRYPT_ON, Some(Tls::Whole)),
-            (ENCRYPT_NOT_SUP, true, ENCRYPT_NOT_SUP, Some(Tls::None)),
-            (ENCRYPT_OFF, false, ENCRYPT_NOT_SUP, Some(Tls::None)),
-            (ENCRYPT_ON, false, ENCRYPT_NOT_SUP, None),
-            (ENCRYPT_REQ, false, ENCRYPT_NOT_SUP, None),
-            (ENCRYPT_NOT_SUP, false, ENCRYPT_NOT_SUP, Some(Tls::None)),
+            (ENCRYPT_OFF, true, ENCRYPT_OFF, Tls::LoginOnly),
+            (ENCRYPT_ON, true, ENCRYPT_ON, Tls::Whole),
+            (ENCRYPT_REQ, true, ENCRYPT_ON, Tls::Whole),
+            (ENCRYPT_NOT_SUP, true, ENCRYPT_NOT_SUP, Tls::None),
+            (ENCRYPT_OFF, false, ENCRYPT_NOT_SUP, Tls::None),
+            (ENCRYPT_ON, false, ENCRYPT_NOT_SUP, Tls::Refused),
+            (ENCRYPT_REQ, false, ENCRYPT_NOT_SUP, Tls::Refused),
+            (ENCRYPT_NOT_SUP, false, ENCRYPT_NOT_SUP, Tls::None),
         ] {
             assert_eq!(
                 negotiate(client, certified),
