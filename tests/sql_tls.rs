@@ -6,52 +6,15 @@
 mod common;
 #[path = "common/emu.rs"]
 mod emu;
+#[path = "common/pki.rs"]
+mod pki;
 
 use emu::{Db, S3, apply, manifest, run, stats, tool};
+use pki::{PrivateCa, private_ca};
 use sqlflex_import::backup::writer::{self, BackupSpec};
-use sqlflex_import::emulator::{Config, Emulator, tds::TlsIdentity};
+use sqlflex_import::emulator::{Config, Emulator};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// A private CA no trust store knows, and a certificate it signed for
-/// `localhost` and 127.0.0.1.
-struct PrivateCa {
-    /// The door's identity.
-    identity: TlsIdentity,
-    /// The CA's certificate, PEM.
-    ca: String,
-    /// The door's certificate and key, PEM, for the `emulator` command.
-    leaf: String,
-    key: String,
-}
-
-fn private_ca() -> PrivateCa {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "sqlflex-import test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    PrivateCa {
-        identity: TlsIdentity {
-            cert_chain: vec![leaf.der().clone()],
-            key: rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-        },
-        ca: pem_block("CERTIFICATE", ca_cert.der()),
-        leaf: pem_block("CERTIFICATE", leaf.der()),
-        key: pem_block("PRIVATE KEY", &key.serialize_der()),
-    }
-}
-
-fn pem_block(tag: &str, der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new(tag, der.to_vec()))
-}
 
 async fn emulator(tls: bool) -> (Emulator, String) {
     let PrivateCa { identity, ca, .. } = private_ca();

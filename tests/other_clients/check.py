@@ -2,8 +2,9 @@
 ours: boto3 (the AWS SDK for Python) and python-tds (a pure-Python TDS
 client). Our own clients are lenient; these are the ones a user's scripts
 would use. Run by tests/other_clients.rs with the emulator's environment
-(`sqlflex-import emulator --print-env`) and one full backup already at
-`db.bak`. Exits non-zero, naming the check, on the first mismatch."""
+(`sqlflex-import emulator --print-env`), one full backup already at
+`db.bak`, and the CA of the SQL Server door's certificate in `TDS_CA_FILE`
+(another CA in `TDS_OTHER_CA_FILE`). Exits non-zero, naming the check, on the first mismatch."""
 
 import os
 import sys
@@ -74,9 +75,9 @@ def check_s3():
     print("s3: boto3 ok")
 
 
-def connect(password):
+def connect(password, **tls):
     return pytds.connect(
-        server=env["SQL_HOST"],
+        server=tls.pop("server", env["SQL_HOST"]),
         port=int(env["SQL_PORT"]),
         user=env["SQL_USER"],
         password=password,
@@ -84,6 +85,7 @@ def connect(password):
         autocommit=True,
         login_timeout=10,
         timeout=30,
+        **tls,
     )
 
 
@@ -147,6 +149,28 @@ def check_tds():
     print("tds: python-tds ok")
 
 
+def check_tds_tls():
+    # The certificate names localhost; python-tds checks the name itself.
+    for login_only in (False, True):
+        conn = connect(
+            env["SQL_PASSWORD"], server="localhost", cafile=env["TDS_CA_FILE"], enc_login_only=login_only
+        )
+        cur = conn.cursor()
+        cur.execute("SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()")
+        assert cur.fetchone()[1] == env["SQL_USER"], f"SUSER_SNAME() in TLS, login only: {login_only}"
+        cur.execute("SELECT name FROM sys.databases WHERE name = %s", ("via_pytds",))
+        assert cur.fetchall() == [("via_pytds",)], "a query after the login"
+        conn.close()
+    try:
+        connect(env["SQL_PASSWORD"], server="localhost", cafile=env["TDS_OTHER_CA_FILE"])
+    except Exception as e:
+        assert "certificate verify failed" in str(e) or "SSL" in type(e).__name__, repr(e)
+    else:
+        raise AssertionError("a certificate another CA signed was accepted")
+    print("tds in TLS: python-tds ok")
+
+
 check_s3()
 check_tds()
+check_tds_tls()
 sys.exit(0)

@@ -100,7 +100,7 @@ impl TdsDoor {
         self.log_in_and_serve(login, secured).await
     }
 
-    /// TDS 8.0 ("strict", MS-TDS 3.3.4.1.2): TLS from the first byte, ALPN
+    /// TDS 8.0 ("strict"): TLS from the first byte, ALPN
     /// `tds/8.0`, and PRELOGIN, LOGIN7 and the rest inside it.
     async fn converse_strict(&self, stream: TcpStream) -> Result<(), WireError> {
         let Some(config) = &self.tls else {
