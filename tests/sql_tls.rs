@@ -186,8 +186,8 @@ async fn a_private_ca_named_in_ca_file_is_trusted() {
     assert!(stdout.contains("TLS failed"), "{stdout}");
 }
 
-/// A client with encryption off, not unsupported (tiberius's `Off`, what
-/// most drivers send for `Encrypt=false`), meets a door with a certificate:
+/// A client with encryption off, not unsupported (tiberius's `Off`,
+/// python-tds's `enc_login_only`), meets a door with a certificate:
 /// MS-TDS's "login only". Its LOGIN7 travels in TLS, so the login's name is
 /// not readable on the path; the rest of the session, queries included,
 /// travels in clear.
