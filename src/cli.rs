@@ -198,7 +198,8 @@ pub struct EmulatorArgs {
     /// `--tds-key`, the doors speak TLS as SQL Server does with a
     /// certificate: the whole session for a client that asks for encryption,
     /// only its login for a client that has encryption off, none for one
-    /// without TLS. Without these two flags the doors have no TLS.
+    /// without TLS, and TDS 8.0 (TLS from the first byte) for one that
+    /// begins with TLS. Without these two flags the doors have no TLS.
     #[arg(long, value_name = "FILE.pem", requires = "tds_key")]
     pub tds_cert: Option<PathBuf>,
     /// PEM private key of `--tds-cert` (PKCS #8, PKCS #1 or SEC1).
