@@ -193,24 +193,16 @@ async fn a_private_ca_named_in_ca_file_is_trusted() {
 /// travels in clear.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encryption_off_sends_only_the_login_in_tls() {
-    use tokio_util::compat::TokioAsyncWriteCompatExt;
     let (e, _) = emulator(true).await;
     let (port, sent) = relay(e.tds[0]).await;
-    let mut config = tiberius::Config::new();
-    config.host("127.0.0.1");
-    config.port(port);
-    config.authentication(tiberius::AuthMethod::sql_server(
-        &e.credentials.sql_user,
-        &e.credentials.sql_password,
-    ));
-    config.encryption(tiberius::EncryptionLevel::Off);
+    let mut config = emu::sql_config(
+        "127.0.0.1",
+        port,
+        (&e.credentials.sql_user, &e.credentials.sql_password),
+        tiberius::EncryptionLevel::Off,
+    );
     config.trust_cert();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let mut client = tiberius::Client::connect(config, tcp.compat_write())
-        .await
-        .unwrap();
+    let mut client = emu::sql_connect(config).await.unwrap();
     let query = "SELECT name FROM sys.databases WHERE name = N'login_only_probe'";
     client
         .simple_query(query)
@@ -244,7 +236,6 @@ async fn encryption_off_sends_only_the_login_in_tls() {
 /// quoted, and so is one flag without the other.
 #[test]
 fn the_emulator_command_takes_a_certificate_for_its_sql_doors() {
-    use tokio_util::compat::TokioAsyncWriteCompatExt;
     let pki = private_ca();
     let dir = tempfile::tempdir().unwrap();
     let cert = common::write(dir.path(), "door.pem", &pki.leaf);
@@ -262,20 +253,15 @@ fn the_emulator_command_takes_a_certificate_for_its_sql_doors() {
     assert!(env.contains_key("SQL_PASSWORD"), "{env:?}");
     let (host, port) = (env["SQL_HOST"].clone(), env["SQL_PORT"].parse().unwrap());
     let log_in = |ca: &str| {
-        let mut config = tiberius::Config::new();
-        config.host(&host);
-        config.port(port);
-        config.authentication(tiberius::AuthMethod::sql_server(
-            &env["SQL_USER"],
-            &env["SQL_PASSWORD"],
-        ));
-        config.encryption(tiberius::EncryptionLevel::Required);
+        let mut config = emu::sql_config(
+            &host,
+            port,
+            (&env["SQL_USER"], &env["SQL_PASSWORD"]),
+            tiberius::EncryptionLevel::Required,
+        );
         config.trust_cert_ca_bundle(ca.as_bytes().to_vec());
         tokio::runtime::Runtime::new().unwrap().block_on(async {
-            let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-                .await
-                .unwrap();
-            let mut client = tiberius::Client::connect(config, tcp.compat_write()).await?;
+            let mut client = emu::sql_connect(config).await?;
             client
                 .simple_query("SELECT name FROM sys.databases")
                 .await?

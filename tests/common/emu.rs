@@ -177,15 +177,34 @@ impl S3 {
 pub type Sql = tiberius::Client<Compat<tokio::net::TcpStream>>;
 
 pub async fn sql(e: &Emulator, instance: usize, password: &str) -> tiberius::Result<Sql> {
+    let door = e.tds[instance];
+    let config = sql_config(
+        &door.ip().to_string(),
+        door.port(),
+        (&e.credentials.sql_user, password),
+        tiberius::EncryptionLevel::NotSupported,
+    );
+    sql_connect(config).await
+}
+
+/// A SQL login to `host:port` as (user, password), at `encryption`.
+pub fn sql_config(
+    host: &str,
+    port: u16,
+    (user, password): (&str, &str),
+    encryption: tiberius::EncryptionLevel,
+) -> tiberius::Config {
     let mut config = tiberius::Config::new();
-    config.host(e.tds[instance].ip().to_string());
-    config.port(e.tds[instance].port());
-    config.authentication(tiberius::AuthMethod::sql_server(
-        &e.credentials.sql_user,
-        password,
-    ));
-    config.encryption(tiberius::EncryptionLevel::NotSupported);
-    let tcp = tokio::net::TcpStream::connect(e.tds[instance]).await?;
+    config.host(host);
+    config.port(port);
+    config.authentication(tiberius::AuthMethod::sql_server(user, password));
+    config.encryption(encryption);
+    config
+}
+
+/// Logs in with `config`, on a new connection to its host and port.
+pub async fn sql_connect(config: tiberius::Config) -> tiberius::Result<Sql> {
+    let tcp = tokio::net::TcpStream::connect(config.get_addr()).await?;
     tcp.set_nodelay(true)?;
     tiberius::Client::connect(config, tcp.compat_write()).await
 }
