@@ -931,20 +931,14 @@ async fn faults_are_injected_but_never_on_stats() {
 
 #[test]
 fn the_command_prints_env_and_stops_on_sigterm() {
-    let mut child = common::bin()
-        .args([
-            "emulator",
-            "--print-env",
-            "--instances",
-            "3",
-            "--restore-seconds",
-            "0.5",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let env = common::read_env(child.stdout.take().unwrap(), Duration::from_secs(60));
+    let (child, env) = common::start_emulator(common::bin().args([
+        "emulator",
+        "--print-env",
+        "--instances",
+        "3",
+        "--restore-seconds",
+        "0.5",
+    ]));
     for key in [
         "STACKIT_API_ENDPOINT",
         "STACKIT_SERVICE_ACCOUNT_TOKEN",
@@ -976,9 +970,7 @@ fn the_command_prints_env_and_stops_on_sigterm() {
         "all listeners are up once the lines are printed"
     );
 
-    // SAFETY: kill only sends a signal to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
+    let status = common::stop_emulator(child);
     assert!(status.success(), "{status:?}");
 }
 

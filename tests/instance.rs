@@ -751,20 +751,17 @@ fn the_emulator_takes_its_instances_from_a_file() {
         "instances.yaml",
         "instances:\n  - {state: PROGRESSING, storage_gb: 7, users: [a, \"b:LOCKED\"]}\n  - {version: \"2019\"}\n",
     );
-    let mut child = common::bin()
-        .args([
-            "emulator",
-            "--instances",
-            "2",
-            "--print-env",
-            "--instances-file",
-        ])
-        .arg(&file)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let vars = common::read_env(child.stdout.take().unwrap(), Duration::from_secs(60));
+    let (child, vars) = common::start_emulator(
+        common::bin()
+            .args([
+                "emulator",
+                "--instances",
+                "2",
+                "--print-env",
+                "--instances-file",
+            ])
+            .arg(&file),
+    );
     assert!(vars.contains_key("STACKIT_INSTANCE_IDS"), "{vars:?}");
     let get = |version: &str, instance: usize, path: &str| -> Value {
         let ids: Vec<&str> = vars["STACKIT_INSTANCE_IDS"].split(',').collect();
@@ -795,9 +792,7 @@ fn the_emulator_takes_its_instances_from_a_file() {
     assert_eq!(users["users"][0]["username"], "a");
     assert_eq!(users["pagination"]["totalPages"], 2);
     assert_eq!(get("v3", 0, "/users/2")["status"], "LOCKED");
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let _ = child.wait();
+    common::stop_emulator(child);
 
     let (code, _, stderr) =
         common::run(common::bin().args(["emulator", "--instance-state", "BROKEN"]));

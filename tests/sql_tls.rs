@@ -240,16 +240,13 @@ fn the_emulator_command_takes_a_certificate_for_its_sql_doors() {
     let dir = tempfile::tempdir().unwrap();
     let cert = common::write(dir.path(), "door.pem", &pki.leaf);
     let key = common::write(dir.path(), "door.key", &pki.key);
-    let mut child = common::bin()
-        .args(["emulator", "--instances", "1", "--print-env", "--tds-cert"])
-        .arg(&cert)
-        .arg("--tds-key")
-        .arg(&key)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let env = common::read_env(child.stdout.take().unwrap(), Duration::from_secs(60));
+    let (child, env) = common::start_emulator(
+        common::bin()
+            .args(["emulator", "--instances", "1", "--print-env", "--tds-cert"])
+            .arg(&cert)
+            .arg("--tds-key")
+            .arg(&key),
+    );
     assert!(env.contains_key("SQL_PASSWORD"), "{env:?}");
     let (host, port) = (env["SQL_HOST"].clone(), env["SQL_PORT"].parse().unwrap());
     let log_in = |ca: &str| {
@@ -272,9 +269,7 @@ fn the_emulator_command_takes_a_certificate_for_its_sql_doors() {
     };
     let verified = log_in(&pki.ca);
     let other_ca = log_in(&private_ca().ca);
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
+    let status = common::stop_emulator(child);
     verified.expect("a login in TLS, the certificate verified against its CA");
     let refused = other_ca.expect_err("the door's certificate is the one given");
     // Both test CAs have the same name: the signature is what fails.

@@ -92,6 +92,33 @@ pub fn read_env(
     env
 }
 
+/// `emulator --print-env` from `cmd` (the binary and its arguments), its
+/// output piped: the running child and the variables it printed.
+pub fn start_emulator(
+    cmd: &mut Command,
+) -> (
+    std::process::Child,
+    std::collections::HashMap<String, String>,
+) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the emulator starts");
+    let env = read_env(
+        child.stdout.take().expect("piped"),
+        std::time::Duration::from_secs(60),
+    );
+    (child, env)
+}
+
+/// Stops an emulator the way a user would (SIGTERM) and waits for it.
+pub fn stop_emulator(mut child: std::process::Child) -> std::process::ExitStatus {
+    // SAFETY: kill only sends a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().expect("the emulator is waited for")
+}
+
 /// An address-space limit on a child process, so a test that probes memory
 /// bounds fails instead of exhausting the machine.
 pub fn limit_memory(cmd: &mut Command, bytes: u64) -> &mut Command {
