@@ -703,8 +703,10 @@ async fn the_migration_example_shows_each_instance_refusal_with_its_code() {
             "host: reporting.sqlserver.eu01.onstackit.cloud",
             "host: 127.0.0.1",
         )
-        .replace("port: 1433", &format!("port: {}", e.tds[1].port()))
-        .replace("encrypt: strict", "encrypt: false")
+        .replace(
+            "port: 1433",
+            &format!("port: {}\n      encrypt: false", e.tds[1].port()),
+        )
         .replace("user: importer", "user: ${SQL_USER}");
     let dir = tempfile::tempdir().unwrap();
     let path = common::write(dir.path(), "migration.yaml", &text);
