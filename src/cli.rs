@@ -205,6 +205,11 @@ pub struct EmulatorArgs {
     /// PEM private key of `--tds-cert` (PKCS #8, PKCS #1 or SEC1).
     #[arg(long, value_name = "FILE.pem", requires = "tds_cert")]
     pub tds_key: Option<PathBuf>,
+    /// Force encryption on the SQL Server doors, as SQL Server's "Force
+    /// Encryption" does: a client with encryption off gets the whole
+    /// session in TLS, and one that offers no TLS is refused.
+    #[arg(long, requires = "tds_cert")]
+    pub tds_force_encryption: bool,
     /// Print KEY=VALUE lines for a shell (STACKIT_API_ENDPOINT, S3_*, SQL_*, ...)
     /// once all listeners are up, instead of the summary.
     #[arg(long)]

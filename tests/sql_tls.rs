@@ -16,12 +16,22 @@ use sqlflex_import::emulator::{Config, Emulator};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-async fn emulator(tls: bool) -> (Emulator, String) {
+/// The emulator's SQL Server door: without a certificate, with one, or with
+/// one and encryption forced.
+#[derive(PartialEq)]
+enum Door {
+    Clear,
+    Certified,
+    Forcing,
+}
+
+async fn emulator(door: Door) -> (Emulator, String) {
     let PrivateCa { identity, ca, .. } = private_ca();
     let e = emu::start_with(Config {
         restore_duration: Duration::from_millis(300),
         instances: 1,
-        tds_tls: tls.then_some(identity),
+        tds_force_encryption: door == Door::Forcing,
+        tds_tls: (door != Door::Clear).then_some(identity),
         ..Config::default()
     })
     .await;
@@ -89,7 +99,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sql_path_imports_in_tls_and_nothing_secret_travels_in_clear() {
-    let (e, _) = emulator(true).await;
+    let (e, _) = emulator(Door::Certified).await;
     let (port, sent) = relay(e.tds[0]).await;
     let dir = tempfile::tempdir().unwrap();
     // The certificate is the test's own: trusted by this setting, on loopback.
@@ -123,7 +133,7 @@ async fn the_sql_path_imports_in_tls_and_nothing_secret_travels_in_clear() {
 /// 2.2.6.5): the session is in clear from the start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_tls_the_relay_sees_the_secret() {
-    let (e, _) = emulator(true).await;
+    let (e, _) = emulator(Door::Certified).await;
     let (port, sent) = relay(e.tds[0]).await;
     let dir = tempfile::tempdir().unwrap();
     let path = common::write(dir.path(), "m.yaml", &through(&e, port, ", encrypt: false"));
@@ -144,7 +154,7 @@ async fn without_tls_the_relay_sees_the_secret() {
 /// not retried, and no login reaches the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_certificate_is_refused_before_any_login() {
-    let (e, _) = emulator(true).await;
+    let (e, _) = emulator(Door::Certified).await;
     let dir = tempfile::tempdir().unwrap();
     let path = common::write(dir.path(), "m.yaml", &through(&e, e.tds[0].port(), ""));
     let (code, stdout, stderr) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
@@ -165,7 +175,7 @@ async fn an_unknown_certificate_is_refused_before_any_login() {
 /// manifest names it (`sql.ca_file`), without trusting every certificate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_ca_named_in_ca_file_is_trusted() {
-    let (e, ca) = emulator(true).await;
+    let (e, ca) = emulator(Door::Certified).await;
     let dir = tempfile::tempdir().unwrap();
     common::write(dir.path(), "ca.pem", &ca);
     let path = common::write(
@@ -193,7 +203,7 @@ async fn a_private_ca_named_in_ca_file_is_trusted() {
 /// travels in clear.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encryption_off_sends_only_the_login_in_tls() {
-    let (e, _) = emulator(true).await;
+    let (e, _) = emulator(Door::Certified).await;
     let (port, sent) = relay(e.tds[0]).await;
     let mut config = emu::sql_config(
         "127.0.0.1",
@@ -292,6 +302,9 @@ fn the_emulator_command_takes_a_certificate_for_its_sql_doors() {
     let (code, _, stderr) = common::run(common::bin().args(["emulator", "--tds-cert"]).arg(&cert));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--tds-key"), "{stderr}");
+    let (code, _, stderr) = common::run(common::bin().args(["emulator", "--tds-force-encryption"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--tds-cert"), "{stderr}");
 }
 
 /// `encrypt: strict` (TDS 8.0): TLS from the client's first byte, so not
@@ -299,7 +312,7 @@ fn the_emulator_command_takes_a_certificate_for_its_sql_doors() {
 /// `true`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_encryption_puts_everything_in_tls() {
-    let (e, ca) = emulator(true).await;
+    let (e, ca) = emulator(Door::Certified).await;
     let (port, sent) = relay(e.tds[0]).await;
     let dir = tempfile::tempdir().unwrap();
     common::write(dir.path(), "ca.pem", &ca);
@@ -326,7 +339,7 @@ async fn strict_encryption_puts_everything_in_tls() {
 /// so this takes the retry policy's few seconds.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_encryption_against_a_server_without_tds_8_says_so() {
-    let (plain, ca) = emulator(false).await;
+    let (plain, ca) = emulator(Door::Clear).await;
     let dir = tempfile::tempdir().unwrap();
     common::write(dir.path(), "ca.pem", &ca);
     let path = common::write(
@@ -344,4 +357,54 @@ async fn strict_encryption_against_a_server_without_tds_8_says_so() {
     assert!(stdout.contains("must speak TDS 8.0"), "{stdout}");
     let inst = &stats(&plain).await["instances"][&plain.instance_ids[0]];
     assert_eq!(inst["logins"], 0, "{inst}");
+}
+
+/// A door that forces encryption (SQL Server's "Force Encryption"): a
+/// client with encryption off gets the whole session in TLS, queries
+/// included, and the tool's `encrypt: false`, which offers no TLS, is hung
+/// up on before any login, with a reason that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_door_that_forces_encryption_puts_all_in_tls_or_refuses() {
+    let (e, _) = emulator(Door::Forcing).await;
+    let (port, sent) = relay(e.tds[0]).await;
+    let mut config = emu::sql_config(
+        "127.0.0.1",
+        port,
+        (&e.credentials.sql_user, &e.credentials.sql_password),
+        tiberius::EncryptionLevel::Off,
+    );
+    config.trust_cert();
+    let mut client = emu::sql_connect(config).await.unwrap();
+    let query = "SELECT name FROM sys.databases WHERE name = N'forced_probe'";
+    client
+        .simple_query(query)
+        .await
+        .unwrap()
+        .into_results()
+        .await
+        .unwrap();
+    drop(client);
+    assert!(
+        !contains(&sent.lock().unwrap(), &utf16(query)),
+        "the query went in TLS"
+    );
+    let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
+    assert_eq!(
+        (&inst["tls_sessions"], &inst["tls_logins"]),
+        (&1.into(), &0.into()),
+        "{inst}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(
+        dir.path(),
+        "m.yaml",
+        &through(&e, e.tds[0].port(), ", encrypt: false"),
+    );
+    let (code, stdout, stderr) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("T005"), "{stdout}");
+    assert!(stdout.contains("refuses `encrypt: false`"), "{stdout}");
+    let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
+    assert_eq!(inst["logins"], 1, "only the first client's: {inst}");
 }

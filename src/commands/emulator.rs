@@ -51,6 +51,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
         instance_settings,
         lockout_after: args.lockout_after,
         tds_tls,
+        tds_force_encryption: args.tds_force_encryption,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

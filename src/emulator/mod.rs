@@ -47,10 +47,14 @@ pub struct Config {
     /// Failed SQL logins in a row that lock the login (SQL Server's
     /// CHECK_POLICY under an account lockout policy); None: never locked.
     pub lockout_after: Option<u32>,
-    /// A certificate for the SQL Server doors: with it they speak TLS to a
-    /// client that asks for encryption (as Flex instances do); without,
-    /// they answer "encryption not supported".
+    /// A certificate for the SQL Server doors: with it they speak TLS as
+    /// SQL Server does (see `tds::wire::negotiate`); without, they answer
+    /// "encryption not supported".
     pub tds_tls: Option<tds::TlsIdentity>,
+    /// With `tds_tls`: the doors force encryption (SQL Server's "Force
+    /// Encryption"): a client with encryption off gets the whole session
+    /// in TLS, one that offers none is refused.
+    pub tds_force_encryption: bool,
 }
 
 impl Default for Config {
@@ -70,6 +74,7 @@ impl Default for Config {
             instance_settings: Vec::new(),
             lockout_after: None,
             tds_tls: None,
+            tds_force_encryption: false,
         }
     }
 }
@@ -241,6 +246,7 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
             user: credentials.sql_user.clone(),
             password: credentials.sql_password.clone(),
             tls: tds_tls.clone(),
+            force_encryption: config.tds_force_encryption,
         });
         tasks.push(tokio::spawn(serve::accept_loop(
             listener,

@@ -51,8 +51,10 @@ pub struct SqlTarget {
     host: String,
     port: u16,
     config: Config,
-    /// TDS 8.0: a server that does not speak it hangs up on the TLS hello.
-    strict: bool,
+    /// What the manifest asked for, for the reasons of failures: with
+    /// `strict`, a server that does not speak TDS 8.0 hangs up on the TLS
+    /// hello; with `false`, a server that forces encryption hangs up too.
+    encrypt: Encrypt,
     /// The status connection, kept between rounds.
     status: tokio::sync::Mutex<Option<Connection>>,
     /// Set by the first refused login; every later attempt fails at once.
@@ -89,7 +91,7 @@ impl SqlTarget {
             host,
             port: sql.port,
             config,
-            strict: sql.encrypt == Encrypt::Strict,
+            encrypt: sql.encrypt,
             status: tokio::sync::Mutex::new(None),
             login_refused: std::sync::OnceLock::new(),
             instance: instance.to_owned(),
@@ -131,10 +133,17 @@ impl SqlTarget {
                          CA, name it in `sql.ca_file`",
                         tls_reason(t)
                     )),
-                    tiberius::error::Error::Io { .. } if self.strict => {
+                    tiberius::error::Error::Io { .. } if self.encrypt == Encrypt::Strict => {
                         StatusError::Transient(format!(
                             "{e}; with `encrypt: strict` the server must speak TDS 8.0 \
                              (SQL Server 2022 does)"
+                        ))
+                    }
+                    // A server that forces encryption hangs up on a client
+                    // that offers none (MS-TDS 2.2.6.5).
+                    tiberius::error::Error::Io { .. } if self.encrypt == Encrypt::Off => {
+                        StatusError::Transient(format!(
+                            "{e}; a server that requires encryption refuses `encrypt: false`"
                         ))
                     }
                     other => StatusError::Transient(other.to_string()),

@@ -36,6 +36,8 @@ pub struct TdsDoor {
     pub password: String,
     /// The TLS the door offers; None: it answers "encryption not supported".
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// With `tls`: encryption forced, as SQL Server's "Force Encryption".
+    pub force_encryption: bool,
 }
 
 /// The client's LOGIN7, or `None` when it hung up first.
@@ -72,7 +74,9 @@ impl TdsDoor {
         if session == wire::Tls::Refused {
             tracing::info!(
                 instance = self.instance,
-                "client requires TLS, which this emulator was not given a certificate for"
+                "the client and this door do not agree on TLS (the client requires it \
+                 without a certificate given to the emulator, or offers none where \
+                 encryption is forced)"
             );
             return Ok(());
         };
@@ -141,7 +145,12 @@ impl TdsDoor {
             ));
         }
         let prelogin = wire::parse_prelogin(&payload)?;
-        let (answer, session) = wire::negotiate(prelogin.encryption, self.tls.is_some());
+        let setting = match (&self.tls, self.force_encryption) {
+            (None, _) => wire::ENCRYPT_NOT_SUP,
+            (Some(_), false) => wire::ENCRYPT_OFF,
+            (Some(_), true) => wire::ENCRYPT_ON,
+        };
+        let (answer, session) = wire::negotiate(prelogin.encryption, setting);
         wire::write_message(
             stream,
             wire::PACKET_REPLY,
@@ -618,6 +627,7 @@ mod tests {
             user: "u".into(),
             password: "p".into(),
             tls: None,
+            force_encryption: false,
         }
     }
 

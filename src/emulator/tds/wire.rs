@@ -203,8 +203,8 @@ pub fn parse_prelogin(payload: &[u8]) -> Result<PreLogin, WireError> {
 /// How much of a session travels in TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tls {
-    /// No session: the client insists on TLS the server cannot give, and
-    /// hangs up on the answer.
+    /// No session: one side insists on TLS the other cannot give, and the
+    /// client hangs up on the answer (or the server does).
     Refused,
     /// Nothing: one side has no TLS.
     None,
@@ -216,17 +216,21 @@ pub enum Tls {
 }
 
 /// The server's ENCRYPTION answer and what follows from it, by the tables
-/// of MS-TDS 2.2.6.5 for a server that has a certificate (`certified`) but
-/// does not force encryption (set to ENCRYPT_OFF), and for one without
-/// (ENCRYPT_NOT_SUP).
-pub fn negotiate(client: u8, certified: bool) -> (u8, Tls) {
-    match (client, certified) {
-        (ENCRYPT_ON | ENCRYPT_REQ, true) => (ENCRYPT_ON, Tls::Whole),
-        (ENCRYPT_ON | ENCRYPT_REQ, false) => (ENCRYPT_NOT_SUP, Tls::Refused),
-        (ENCRYPT_OFF, true) => (ENCRYPT_OFF, Tls::LoginOnly),
-        // To a client that offered no TLS the answer is NOT_SUP whatever the
-        // server has: tiberius reads ENCRYPT_OFF as "begin TLS".
-        (_, _) => (ENCRYPT_NOT_SUP, Tls::None),
+/// of MS-TDS 2.2.6.5, for the server's own setting: ENCRYPT_NOT_SUP (no
+/// certificate), ENCRYPT_OFF (a certificate, encryption not forced) or
+/// ENCRYPT_ON (encryption forced).
+pub fn negotiate(client: u8, server: u8) -> (u8, Tls) {
+    match (server, client) {
+        (ENCRYPT_NOT_SUP, ENCRYPT_ON | ENCRYPT_REQ) => (ENCRYPT_NOT_SUP, Tls::Refused),
+        (ENCRYPT_NOT_SUP, _) => (ENCRYPT_NOT_SUP, Tls::None),
+        (_, ENCRYPT_ON | ENCRYPT_REQ) => (ENCRYPT_ON, Tls::Whole),
+        (ENCRYPT_ON, ENCRYPT_OFF) => (ENCRYPT_REQ, Tls::Whole),
+        // The client cannot do what a forcing server requires.
+        (ENCRYPT_ON, _) => (ENCRYPT_REQ, Tls::Refused),
+        (_, ENCRYPT_OFF) => (ENCRYPT_OFF, Tls::LoginOnly),
+        // To a client that offered no TLS the answer is NOT_SUP: tiberius
+        // reads ENCRYPT_OFF as "begin TLS".
+        _ => (ENCRYPT_NOT_SUP, Tls::None),
     }
 }
 
@@ -594,23 +598,29 @@ mod tests {
     }
 
     /// MS-TDS 2.2.6.5's table, row by row, for a server with a certificate
-    /// that does not force encryption, and for one without.
+    /// that does not force encryption (OFF), one that does (ON), and one
+    /// without (NOT_SUP).
     #[test]
     fn encryption_is_negotiated_as_ms_tds_tabulates_it() {
-        for (client, certified, answer, session) in [
-            (ENCRYPT_OFF, true, ENCRYPT_OFF, Tls::LoginOnly),
-            (ENCRYPT_ON, true, ENCRYPT_ON, Tls::Whole),
-            (ENCRYPT_REQ, true, ENCRYPT_ON, Tls::Whole),
-            (ENCRYPT_NOT_SUP, true, ENCRYPT_NOT_SUP, Tls::None),
-            (ENCRYPT_OFF, false, ENCRYPT_NOT_SUP, Tls::None),
-            (ENCRYPT_ON, false, ENCRYPT_NOT_SUP, Tls::Refused),
-            (ENCRYPT_REQ, false, ENCRYPT_NOT_SUP, Tls::Refused),
-            (ENCRYPT_NOT_SUP, false, ENCRYPT_NOT_SUP, Tls::None),
+        use Tls::*;
+        for (client, server, answer, session) in [
+            (ENCRYPT_OFF, ENCRYPT_OFF, ENCRYPT_OFF, LoginOnly),
+            (ENCRYPT_ON, ENCRYPT_OFF, ENCRYPT_ON, Whole),
+            (ENCRYPT_REQ, ENCRYPT_OFF, ENCRYPT_ON, Whole),
+            (ENCRYPT_NOT_SUP, ENCRYPT_OFF, ENCRYPT_NOT_SUP, None),
+            (ENCRYPT_OFF, ENCRYPT_ON, ENCRYPT_REQ, Whole),
+            (ENCRYPT_ON, ENCRYPT_ON, ENCRYPT_ON, Whole),
+            (ENCRYPT_REQ, ENCRYPT_ON, ENCRYPT_ON, Whole),
+            (ENCRYPT_NOT_SUP, ENCRYPT_ON, ENCRYPT_REQ, Refused),
+            (ENCRYPT_OFF, ENCRYPT_NOT_SUP, ENCRYPT_NOT_SUP, None),
+            (ENCRYPT_ON, ENCRYPT_NOT_SUP, ENCRYPT_NOT_SUP, Refused),
+            (ENCRYPT_REQ, ENCRYPT_NOT_SUP, ENCRYPT_NOT_SUP, Refused),
+            (ENCRYPT_NOT_SUP, ENCRYPT_NOT_SUP, ENCRYPT_NOT_SUP, None),
         ] {
             assert_eq!(
-                negotiate(client, certified),
+                negotiate(client, server),
                 (answer, session),
-                "client {client}, certificate {certified}"
+                "client {client}, server {server}"
             );
         }
     }
