@@ -234,8 +234,8 @@ pub fn negotiate(client: u8, server: u8) -> (u8, Tls) {
     }
 }
 
-/// The PRELOGIN answer: server version, and whether this connection goes on
-/// in TLS ([`ENCRYPT_ON`]) or in clear ([`ENCRYPT_NOT_SUP`]).
+/// The PRELOGIN answer: server version, and the ENCRYPTION value
+/// [`negotiate`] chose.
 pub fn prelogin_response(version: (u8, u8, u16), encryption: u8) -> Vec<u8> {
     let options: [(u8, Vec<u8>); 4] = [
         (0x00, {
