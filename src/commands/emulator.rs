@@ -84,7 +84,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
             }
             let _ = out.flush();
         } else {
-            println!("{}", summary(&emulator, args.tds_cert.as_deref()));
+            println!("{}", summary(&emulator, args));
         }
         stop.wait().await;
         eprintln!("stopping the emulator");
@@ -105,7 +105,8 @@ fn shell_quote(value: &str) -> String {
     }
 }
 
-fn summary(e: &Emulator, tds_cert: Option<&std::path::Path>) -> String {
+fn summary(e: &Emulator, args: &EmulatorArgs) -> String {
+    let tds_cert = args.tds_cert.as_deref();
     let c = &e.credentials;
     let sql: Vec<String> = e
         .tds
@@ -138,7 +139,15 @@ fn summary(e: &Emulator, tds_cert: Option<&std::path::Path>) -> String {
         pw = c.sql_password,
         sql = sql.join("\n"),
         tls = match tds_cert {
-            Some(path) => format!("TLS with the certificate in {}", path.display()),
+            Some(path) => format!(
+                "TLS with the certificate in {}{}",
+                path.display(),
+                if args.tds_force_encryption {
+                    ", encryption forced"
+                } else {
+                    ""
+                }
+            ),
             None => "no TLS".to_owned(),
         },
         // -C trusts any certificate: sqlcmd cannot be given a CA file.
