@@ -1,8 +1,10 @@
 //! The emulator for clients that are not ours: `tests/other_clients/check.py`
 //! drives its S3 door with boto3 and its SQL Server door with python-tds, in
-//! clear and in TLS (pyOpenSSL underneath). Needs a Python with the three
-//! (`SQLFLEX_PYTHON`, else `python3`); `.ci/run` makes one. Without them the
-//! test says so and passes.
+//! clear and in TLS (pyOpenSSL underneath); `tests/other_clients/check.js`
+//! drives the SQL Server door with Node's tedious, in clear, in TLS and in
+//! TDS 8.0. They need a Python with the three (`SQLFLEX_PYTHON`, else
+//! `python3`) and Node with tedious; `.ci/run` installs both under
+//! `target/`. Without them a test says so and passes.
 
 mod common;
 #[path = "common/emu.rs"]
@@ -12,7 +14,8 @@ mod pki;
 
 use emu::S3;
 use sqlflex_import::backup::writer::{self, BackupSpec};
-use sqlflex_import::emulator::Config;
+use sqlflex_import::emulator::{Config, Emulator};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -36,20 +39,10 @@ fn python() -> Result<String, String> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn boto3_and_python_tds_work_against_the_emulator() {
-    let python = match python() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!(
-                "SKIPPED: {why}; `python3 -m venv v && v/bin/pip install boto3 python-tds \
-                 pyOpenSSL`, then SQLFLEX_PYTHON=v/bin/python"
-            );
-            return;
-        }
-    };
-    // The SQL Server door has a certificate from a CA of the test's own:
-    // python-tds without a CA file speaks in clear, with one in TLS.
+/// An emulator whose SQL Server door has a certificate from a CA of the
+/// test's own, with one full backup at `db.bak`; the files of that CA and
+/// of another one.
+async fn emulator_with_tls() -> (Emulator, tempfile::TempDir, PathBuf, PathBuf) {
     let pki = pki::private_ca();
     let e = emu::start_with(Config {
         restore_duration: Duration::from_millis(300),
@@ -65,6 +58,23 @@ async fn boto3_and_python_tds_work_against_the_emulator() {
         .await
         .status();
     assert_eq!(status, 200);
+    (e, dir, ca_file, other_ca_file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_and_python_tds_work_against_the_emulator() {
+    let python = match python() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!(
+                "SKIPPED: {why}; `python3 -m venv v && v/bin/pip install boto3 python-tds \
+                 pyOpenSSL`, then SQLFLEX_PYTHON=v/bin/python"
+            );
+            return;
+        }
+    };
+    // python-tds without a CA file speaks in clear, with one in TLS.
+    let (e, _dir, ca_file, other_ca_file) = emulator_with_tls().await;
     let script = common::project_root().join("tests/other_clients/check.py");
     let mut cmd = Command::new(python);
     cmd.arg(script)
@@ -86,5 +96,57 @@ async fn boto3_and_python_tds_work_against_the_emulator() {
         (inst["tls_sessions"].as_u64(), inst["tls_logins"].as_u64()),
         (Some(1), Some(1)),
         "one session in TLS, one with its login in TLS: {inst}"
+    );
+}
+
+/// Node and its tedious module (`SQLFLEX_NODE`, else `node`; the module
+/// under `SQLFLEX_NODE_PATH`, else `target/other-clients-node/node_modules`),
+/// or why there are none.
+fn node() -> Result<(String, PathBuf), String> {
+    let node = std::env::var("SQLFLEX_NODE").unwrap_or_else(|_| "node".into());
+    let modules = std::env::var_os("SQLFLEX_NODE_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::project_root().join("target/other-clients-node/node_modules"));
+    match Command::new(&node)
+        .args(["-e", "require('tedious')"])
+        .env("NODE_PATH", &modules)
+        .output()
+    {
+        Ok(out) if out.status.success() => Ok((node, modules)),
+        Ok(_) => Err(format!("no tedious module in {}", modules.display())),
+        Err(e) => Err(format!("cannot run {node}: {e}")),
+    }
+}
+
+/// tedious, in clear, in TLS and in TDS 8.0: an implementation of both
+/// the protocol and TLS (Node's OpenSSL) that is not ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tedious_works_against_the_emulator_in_clear_in_tls_and_in_tds_8() {
+    let (node, modules) = match node() {
+        Ok(found) => found,
+        Err(why) => {
+            eprintln!(
+                "SKIPPED: {why}; `npm install --prefix target/other-clients-node \
+                 tedious@18.6.2`, or set SQLFLEX_NODE_PATH"
+            );
+            return;
+        }
+    };
+    let (e, _dir, ca_file, _) = emulator_with_tls().await;
+    let script = common::project_root().join("tests/other_clients/check.js");
+    let mut cmd = Command::new(node);
+    cmd.arg(script)
+        .envs(e.env())
+        .env("NODE_PATH", &modules)
+        .env("TDS_CA_FILE", &ca_file);
+    let (code, stdout, stderr) = emu::run(cmd).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("tds: tedious ok"), "{stdout}");
+    let inst = &emu::stats(&e).await["instances"][&e.instance_ids[0]];
+    // In TLS: `encrypt: true`, `strict`, and the wrong password's attempt.
+    assert_eq!(
+        (inst["tls_sessions"].as_u64(), inst["logins"].as_u64()),
+        (Some(3), Some(4)),
+        "{inst}"
     );
 }
