@@ -89,6 +89,29 @@ fn through(e: &Emulator, port: u16, sql_options: &str) -> String {
     text.replace(", encrypt: false}", &format!("{sql_options}}}"))
 }
 
+/// A client with encryption off (tiberius's `Off`, any certificate
+/// trusted) logs in through a relay and runs `query`: every byte it sent.
+async fn query_with_encryption_off(e: &Emulator, query: &str) -> Vec<u8> {
+    let (port, sent) = relay(e.tds[0]).await;
+    let mut config = emu::sql_config(
+        "127.0.0.1",
+        port,
+        (&e.credentials.sql_user, &e.credentials.sql_password),
+        tiberius::EncryptionLevel::Off,
+    );
+    config.trust_cert();
+    let mut client = emu::sql_connect(config).await.unwrap();
+    client
+        .simple_query(query)
+        .await
+        .unwrap()
+        .into_results()
+        .await
+        .unwrap();
+    drop(client);
+    sent.lock().unwrap().clone()
+}
+
 fn utf16(text: &str) -> Vec<u8> {
     text.encode_utf16().flat_map(u16::to_le_bytes).collect()
 }
@@ -204,26 +227,8 @@ async fn a_private_ca_named_in_ca_file_is_trusted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encryption_off_sends_only_the_login_in_tls() {
     let (e, _) = emulator(Door::Certified).await;
-    let (port, sent) = relay(e.tds[0]).await;
-    let mut config = emu::sql_config(
-        "127.0.0.1",
-        port,
-        (&e.credentials.sql_user, &e.credentials.sql_password),
-        tiberius::EncryptionLevel::Off,
-    );
-    config.trust_cert();
-    let mut client = emu::sql_connect(config).await.unwrap();
     let query = "SELECT name FROM sys.databases WHERE name = N'login_only_probe'";
-    client
-        .simple_query(query)
-        .await
-        .unwrap()
-        .into_results()
-        .await
-        .unwrap();
-    drop(client);
-
-    let sent = sent.lock().unwrap().clone();
+    let sent = query_with_encryption_off(&e, query).await;
     assert!(
         !contains(&sent, &utf16(&e.credentials.sql_user)),
         "the login went in TLS"
@@ -366,28 +371,9 @@ async fn strict_encryption_against_a_server_without_tds_8_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_door_that_forces_encryption_puts_all_in_tls_or_refuses() {
     let (e, _) = emulator(Door::Forcing).await;
-    let (port, sent) = relay(e.tds[0]).await;
-    let mut config = emu::sql_config(
-        "127.0.0.1",
-        port,
-        (&e.credentials.sql_user, &e.credentials.sql_password),
-        tiberius::EncryptionLevel::Off,
-    );
-    config.trust_cert();
-    let mut client = emu::sql_connect(config).await.unwrap();
     let query = "SELECT name FROM sys.databases WHERE name = N'forced_probe'";
-    client
-        .simple_query(query)
-        .await
-        .unwrap()
-        .into_results()
-        .await
-        .unwrap();
-    drop(client);
-    assert!(
-        !contains(&sent.lock().unwrap(), &utf16(query)),
-        "the query went in TLS"
-    );
+    let sent = query_with_encryption_off(&e, query).await;
+    assert!(!contains(&sent, &utf16(query)), "the query went in TLS");
     let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
     assert_eq!(
         (&inst["tls_sessions"], &inst["tls_logins"]),
