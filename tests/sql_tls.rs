@@ -112,6 +112,31 @@ async fn query_with_encryption_off(e: &Emulator, query: &str) -> Vec<u8> {
     sent.lock().unwrap().clone()
 }
 
+/// `apply` of the one SQL database of [`through`] via a relay, with
+/// `sql_options` (files they name are in `dir`): every byte the client
+/// sent, `apply`'s output and the instance's stats after.
+async fn apply_through_relay(
+    e: &Emulator,
+    dir: &std::path::Path,
+    sql_options: &str,
+) -> (Vec<u8>, String, serde_json::Value) {
+    let (port, sent) = relay(e.tds[0]).await;
+    let path = common::write(dir, "m.yaml", &through(e, port, sql_options));
+    let (code, stdout, stderr) = apply(e, &[path.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let inst = stats(e).await["instances"][&e.instance_ids[0]].clone();
+    let sent = sent.lock().unwrap().clone();
+    (sent, stdout, inst)
+}
+
+/// The S3 secret is a parameter of the procedure call: neither it nor the
+/// login's name may be in what the client sent.
+fn assert_nothing_secret_in(e: &Emulator, sent: &[u8]) {
+    for secret in [&e.credentials.s3_secret_key, &e.credentials.sql_user] {
+        assert!(!contains(sent, &utf16(secret)), "{secret} in clear");
+    }
+}
+
 fn utf16(text: &str) -> Vec<u8> {
     text.encode_utf16().flat_map(u16::to_le_bytes).collect()
 }
@@ -123,31 +148,19 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sql_path_imports_in_tls_and_nothing_secret_travels_in_clear() {
     let (e, _) = emulator(Door::Certified).await;
-    let (port, sent) = relay(e.tds[0]).await;
     let dir = tempfile::tempdir().unwrap();
     // The certificate is the test's own: trusted by this setting, on loopback.
-    let path = common::write(
-        dir.path(),
-        "m.yaml",
-        &through(&e, port, ", trust_server_certificate: true"),
-    );
-    let (code, stdout, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let (sent, stdout, inst) =
+        apply_through_relay(&e, dir.path(), ", trust_server_certificate: true").await;
     assert!(stdout.contains("1 online"), "{stdout}");
-    let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
     assert!(inst["tls_sessions"].as_u64().unwrap() >= 2, "{inst}");
     assert_eq!(
         inst["tls_sessions"], inst["logins"],
         "every login in TLS: {inst}"
     );
 
-    // The S3 secret is a parameter of the procedure call; in TLS neither it
-    // nor the user's name is in what the client sent.
-    let sent = sent.lock().unwrap().clone();
     assert!(sent.len() > 1000, "{} bytes", sent.len());
-    for secret in [&e.credentials.s3_secret_key, &e.credentials.sql_user] {
-        assert!(!contains(&sent, &utf16(secret)), "{secret} in clear");
-    }
+    assert_nothing_secret_in(&e, &sent);
 }
 
 /// The same relay shows what `encrypt: false` sends, so the check above can
@@ -157,15 +170,10 @@ async fn the_sql_path_imports_in_tls_and_nothing_secret_travels_in_clear() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_tls_the_relay_sees_the_secret() {
     let (e, _) = emulator(Door::Certified).await;
-    let (port, sent) = relay(e.tds[0]).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = common::write(dir.path(), "m.yaml", &through(&e, port, ", encrypt: false"));
-    let (code, stdout, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let sent = sent.lock().unwrap().clone();
+    let (sent, _, inst) = apply_through_relay(&e, dir.path(), ", encrypt: false").await;
     assert!(contains(&sent, &utf16(&e.credentials.s3_secret_key)));
     assert!(contains(&sent, &utf16(&e.credentials.sql_user)));
-    let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
     assert_eq!(
         (&inst["tls_sessions"], &inst["tls_logins"]),
         (&0.into(), &0.into()),
@@ -318,25 +326,15 @@ fn the_emulator_command_takes_a_certificate_for_its_sql_doors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_encryption_puts_everything_in_tls() {
     let (e, ca) = emulator(Door::Certified).await;
-    let (port, sent) = relay(e.tds[0]).await;
     let dir = tempfile::tempdir().unwrap();
     common::write(dir.path(), "ca.pem", &ca);
-    let path = common::write(
-        dir.path(),
-        "m.yaml",
-        &through(&e, port, ", encrypt: strict, ca_file: ca.pem"),
-    );
-    let (code, stdout, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let (sent, stdout, inst) =
+        apply_through_relay(&e, dir.path(), ", encrypt: strict, ca_file: ca.pem").await;
     assert!(stdout.contains("1 online"), "{stdout}");
-    let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
     assert_eq!(inst["tls_sessions"], inst["logins"], "{inst}");
-    let sent = sent.lock().unwrap().clone();
     // A TLS handshake record first, where TDS 7.x sends a PRELOGIN packet.
     assert_eq!(sent.first(), Some(&0x16), "{:02x?}", &sent[..8]);
-    for secret in [&e.credentials.s3_secret_key, &e.credentials.sql_user] {
-        assert!(!contains(&sent, &utf16(secret)), "{secret} in clear");
-    }
+    assert_nothing_secret_in(&e, &sent);
 }
 
 /// A server that does not speak TDS 8.0 hangs up on the TLS hello; the
