@@ -133,19 +133,18 @@ impl SqlTarget {
                          CA, name it in `sql.ca_file`",
                         tls_reason(t)
                     )),
-                    tiberius::error::Error::Io { .. } if self.encrypt == Encrypt::Strict => {
-                        StatusError::Transient(format!(
+                    tiberius::error::Error::Io { .. } => StatusError::Transient(match self.encrypt {
+                        Encrypt::Required => e.to_string(),
+                        Encrypt::Strict => format!(
                             "{e}; with `encrypt: strict` the server must speak TDS 8.0 \
                              (SQL Server 2022 does)"
-                        ))
-                    }
-                    // A server that forces encryption hangs up on a client
-                    // that offers none (MS-TDS 2.2.6.5).
-                    tiberius::error::Error::Io { .. } if self.encrypt == Encrypt::Off => {
-                        StatusError::Transient(format!(
-                            "{e}; a server that requires encryption refuses `encrypt: false`"
-                        ))
-                    }
+                        ),
+                        // A server that forces encryption hangs up on a
+                        // client that offers none (MS-TDS 2.2.6.5).
+                        Encrypt::Off => {
+                            format!("{e}; a server that requires encryption refuses `encrypt: false`")
+                        }
+                    }),
                     other => StatusError::Transient(other.to_string()),
                 })
                 .map_err(|e| e.map_text(|m| format!("cannot log in to {whence}: {m}")))
