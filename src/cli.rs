@@ -68,8 +68,9 @@ the offending line, the field path and a hint. Exit 0 when valid (warnings allow
     #[command(
         after_help = "Every finding has a rule code (B: backup headers, I: the instance, T: the \
 target database, S: the files in S3, M: the manifest; listed in the README) that \
-`--format json` reports under `findings`; warnings (such as a compressed backup whose header \
-could not be decoded) do not block unless --strict. Exit 0 when every database is ready."
+`--format json` reports under `findings`; warnings (such as a compressed backup in a \
+container this tool does not read) do not block unless --strict. Exit 0 when every database \
+is ready."
     )]
     Plan {
         /// The manifest (YAML).
@@ -86,9 +87,11 @@ could not be decoded) do not block unless --strict. Exit 0 when every database i
     /// database, server, backup type, media set, stripe, password flag,
     /// compression, source version, backup sets and file list.
     #[command(
-        after_help = "Compressed backups (WITH COMPRESSION) are read by decoding their first \
-chunks. Each file is read at its start (256 KiB) and end (64 KiB): appended backup sets and \
-cut uploads show. Files are grouped by media set, and each group gets its own verdict with \
+        after_help = "Compressed backups (WITH COMPRESSION, SQL Server 2014-2022, XPRESS) are \
+read by decoding the chunks the header needs; every chunk read must pass its checksum, or the \
+file is damaged. Other compressed containers (SQL Server 2008-2012, ZSTD) are a warning: not \
+read, not judged. Each file is read at its start (256 KiB) and end (64 KiB): appended backup \
+sets and cut uploads show. A source older than SQL Server 2008 is refused (B011). Files are grouped by media set, and each group gets its own verdict with \
 the rule codes `plan` uses. Exit 1 when a file cannot be read as a backup (the others are \
 still shown)."
     )]
@@ -131,7 +134,7 @@ pub struct SelectArgs {
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct CheckArgs {
     /// Treat warnings of the backup rules as refusals (for example a
-    /// compressed backup whose header could not be checked).
+    /// compressed backup in a container this tool does not read).
     #[arg(long)]
     pub strict: bool,
 }

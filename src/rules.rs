@@ -24,12 +24,14 @@ pub enum Rule {
     SeveralBackupSets,
     /// The object is shorter than its backup: a cut upload or partial copy.
     Truncated,
-    /// A compressed backup whose header could not be decoded.
+    /// A compressed backup in a container this tool does not read.
     CompressedUnreadable,
     /// The database has FILESTREAM (or memory-optimised) files.
     Filestream,
     /// Written by a SQL Server newer than the one Flex runs.
     NewerSource,
+    /// Written by a SQL Server older than the oldest SQL Server 2022 restores.
+    OlderSource,
     /// The instance is busy (PENDING, PROGRESSING).
     InstanceBusy,
     /// The instance failed, is gone or in an unknown state.
@@ -82,7 +84,7 @@ pub enum Severity {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 29] = [
+    pub const ALL: [Rule; 30] = [
         Rule::NotABackup,
         Rule::PasswordProtected,
         Rule::Encrypted,
@@ -93,6 +95,7 @@ impl Rule {
         Rule::CompressedUnreadable,
         Rule::Filestream,
         Rule::NewerSource,
+        Rule::OlderSource,
         Rule::InstanceBusy,
         Rule::InstanceUnavailable,
         Rule::InstanceTooOld,
@@ -126,6 +129,7 @@ impl Rule {
             Rule::CompressedUnreadable => "B008",
             Rule::Filestream => "B009",
             Rule::NewerSource => "B010",
+            Rule::OlderSource => "B011",
             Rule::InstanceBusy => "I001",
             Rule::InstanceUnavailable => "I002",
             Rule::InstanceTooOld => "I003",
@@ -161,7 +165,10 @@ impl Rule {
     /// What the rule checks, for the README's table.
     pub fn checks(self) -> &'static str {
         match self {
-            Rule::NotABackup => "each file is a SQL Server backup with a sound header",
+            Rule::NotABackup => {
+                "each file is a SQL Server backup with a sound header (compressed: every chunk \
+                 read passes its checksum)"
+            }
             Rule::PasswordProtected => "no media or backup-set password",
             Rule::Encrypted => "no backup encryption",
             Rule::NotFull => "the backup is a full database backup",
@@ -170,9 +177,14 @@ impl Rule {
             }
             Rule::SeveralBackupSets => "each file holds exactly one backup set",
             Rule::Truncated => "each object is as long as its backup says",
-            Rule::CompressedUnreadable => "a compressed backup's header can be decoded",
+            Rule::CompressedUnreadable => {
+                "a compressed backup is in the container SQL Server 2014-2022 write (XPRESS)"
+            }
             Rule::Filestream => "no FILESTREAM or memory-optimised files",
             Rule::NewerSource => "the source SQL Server is not newer than 2022",
+            Rule::OlderSource => {
+                "the source SQL Server is 2008 or newer (database version 655 and up)"
+            }
             Rule::InstanceBusy => "the instance is READY, not PENDING or PROGRESSING",
             Rule::InstanceUnavailable => "the instance is not FAILURE, UNKNOWN or TERMINATING",
             Rule::InstanceTooOld => "every backup's source version restores onto the instance's",
@@ -258,6 +270,11 @@ impl Rule {
             }
             Rule::NewerSource | Rule::InstanceTooOld => {
                 "a restore never downgrades a database (SQL Server error 948)"
+            }
+            Rule::OlderSource => {
+                "SQL Server 2022 restores user databases from SQL Server 2008 on; its lowest \
+                 compatibility level is 100 (Microsoft's ALTER DATABASE compatibility level \
+                 table), and a SQL Server 2005 backup fails with error 3169"
             }
             Rule::InstanceBusy => "a busy instance fails the restore; retry later",
             Rule::InstanceUnavailable => "the restore cannot run there",

@@ -180,7 +180,7 @@ impl S3 {
         } else {
             None
         };
-        Ok((size, backup::read_object(&head, tail.as_deref())))
+        Ok((size, backup::read_object(&head, tail.as_deref(), size)))
     }
 
     /// Bytes `from..to` of an object of that size: one ranged GET.

@@ -1013,7 +1013,7 @@ async fn inspect_reads_backups_in_the_bucket() {
 async fn compressed_and_appended_backups_restore_like_on_the_service() {
     let e = start(Duration::from_millis(200)).await;
     let s3 = S3::new(&e);
-    let packed = writer::compress(&writer::write(&BackupSpec::full("packed")), 1);
+    let packed = writer::compress(&writer::write(&BackupSpec::full("packed")));
     let mut old = BackupSpec::full("nightly");
     old.size = 80 * 1024;
     // Two sets appended: the service restores the first one.

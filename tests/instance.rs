@@ -334,7 +334,7 @@ fn claiming(name: &str, bytes: u64) -> Vec<u8> {
     let mut mtf = writer::write(&BackupSpec::full(name));
     let scin = mtf.windows(4).position(|w| w == b"SCIN").unwrap();
     mtf[scin + 0x60..scin + 0x68].copy_from_slice(&bytes.to_le_bytes());
-    writer::compress(&mtf, 2)
+    writer::compress(&mtf)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

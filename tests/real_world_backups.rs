@@ -1,8 +1,9 @@
-//! Backups as they come from real servers: compressed (both container
-//! layouts), several sets appended to one file, cut uploads, newer source
-//! versions, FILESTREAM, and hostile containers. Compressed files are made
-//! by the writer's XPRESS Huffman coder from the real samples and from
-//! generated backups.
+//! Backups as they come from real servers: compressed, several sets
+//! appended to one file, cut uploads, newer source versions, FILESTREAM,
+//! and hostile containers. Compressed files here are made by the writer
+//! (in the container layout measured on real files) from the real samples
+//! and from generated backups; `tests/real_compressed.rs` reads the real
+//! compressed sample itself.
 
 mod common;
 #[path = "common/emu.rs"]
@@ -12,6 +13,7 @@ use common::{bin, run, samples};
 use emu::{Db, S3, manifest, tool};
 use proptest::prelude::*;
 use serde_json::Value;
+use sqlflex_import::backup::container::fold_checksum;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::backup::{self, HeaderError, read_header, read_object};
 use std::path::{Path, PathBuf};
@@ -46,35 +48,29 @@ fn compressed_copies_of_the_real_samples_read_like_the_originals() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "bak" || x == "trn"))
+        .filter(|p| !std::fs::read(p).unwrap().starts_with(b"MSSQLBAK"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 8);
-    for layout in [1u8, 2] {
-        let mut paths = Vec::new();
-        for original in &files {
-            let bytes = std::fs::read(original).unwrap();
-            let compressed = writer::compress(&bytes, layout);
-            assert!(compressed.len() < bytes.len(), "{original:?}");
-            let name = original.file_name().unwrap().to_str().unwrap();
-            paths.push(original.clone());
-            paths.push(put(out.path(), &format!("l{layout}-{name}"), &compressed));
-        }
-        let (code, items, stderr) = inspect_json(&paths);
-        assert_eq!(code, 0, "{stderr}");
-        for pair in items.chunks(2) {
-            let (plain, packed) = (&pair[0], &pair[1]);
-            assert_eq!(plain["compressed"], false);
-            assert_eq!(packed["compressed"], true, "{packed}");
-            assert_eq!(packed["compression"]["algorithm"], "xpress");
-            assert_eq!(packed["compression"]["layout"], layout);
-            assert_eq!(
-                comparable(plain),
-                comparable(packed),
-                "layout {layout}: {}",
-                plain["path"]
-            );
-            assert_eq!(packed["tail"]["ends_with_end_of_set"], true, "{packed}");
-        }
+    assert!(files.len() >= 13, "{files:?}");
+    let mut paths = Vec::new();
+    for original in &files {
+        let bytes = std::fs::read(original).unwrap();
+        let compressed = writer::compress(&bytes);
+        assert!(compressed.len() < bytes.len(), "{original:?}");
+        let name = original.file_name().unwrap().to_str().unwrap();
+        paths.push(original.clone());
+        paths.push(put(out.path(), &format!("packed-{name}"), &compressed));
+    }
+    let (code, items, stderr) = inspect_json(&paths);
+    assert_eq!(code, 0, "{stderr}");
+    for pair in items.chunks(2) {
+        let (plain, packed) = (&pair[0], &pair[1]);
+        assert_eq!(plain["compressed"], false);
+        assert_eq!(packed["compressed"], true, "{packed}");
+        assert_eq!(packed["compression"]["algorithm"], "xpress");
+        assert_eq!(packed["compression"]["layout"], 2);
+        assert_eq!(comparable(plain), comparable(packed), "{}", plain["path"]);
+        assert_eq!(packed["tail"]["ends_with_end_of_set"], true, "{packed}");
     }
 }
 
@@ -89,7 +85,7 @@ fn a_compressed_two_stripe_set_is_judged_like_any_set() {
             put(
                 dir.path(),
                 &format!("sales_{}.bak", s.family_sequence),
-                &writer::compress(&writer::write(&s), 2),
+                &writer::compress(&writer::write(&s)),
             )
         })
         .collect();
@@ -131,7 +127,7 @@ fn appended_sets_are_listed_and_refused() {
     let packed = put(
         dir.path(),
         "packed.bak",
-        &writer::compress(&sets(3, 400 * 1024), 2),
+        &writer::compress(&sets(3, 400 * 1024)),
     );
     let (code, items, _) = inspect_json(&[two, three, big, packed]);
     assert_eq!(code, 0);
@@ -151,8 +147,14 @@ fn appended_sets_are_listed_and_refused() {
         items[1]["backup_sets"][2]["backup_start"],
         "2026-11-03T10:00:00"
     );
+    assert_eq!(
+        positions(&items[2]),
+        [1],
+        "only the first set is in the head"
+    );
+    // Compressed, every set's SSET follows a filemark within the head.
+    assert_eq!(positions(&items[3]), [1, 2, 3]);
     for big in &items[2..] {
-        assert_eq!(positions(big), [1], "only the first set is in the head");
         assert_eq!(big["tail"]["last_set_position"], 3, "{big}");
     }
     let (_, _, stderr) = run(bin().arg("inspect").arg(dir.path().join("big.bak")));
@@ -239,40 +241,51 @@ fn versions_and_file_kinds_are_named() {
     }
 }
 
-/// A compressed backup with its container damaged by `edit`.
+/// A compressed backup with its container changed by `edit`.
 fn damaged(edit: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
-    let mut bytes = writer::compress(&writer::write(&BackupSpec::full("odd")), 2);
+    let mut bytes = writer::compress(&writer::write(&BackupSpec::full("odd")));
     edit(&mut bytes);
     bytes
 }
 
 #[test]
-fn unreadable_compressed_headers_warn_and_name_what_was_not_checked() {
+fn unknown_containers_warn_and_damaged_ones_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let zstd = damaged(|b| b[12..16].copy_from_slice(&131u32.to_le_bytes()));
     let layout = damaged(|b| b[8..12].copy_from_slice(&7u32.to_le_bytes()));
-    // The CRC-32 of the first chunk (layout 2: at +24 of its header).
-    let crc = damaged(|b| b[480 + 24] ^= 0xff);
-    let paths = [
+    // The fold checksum of the first chunk, at +24 of its header.
+    let checksum = damaged(|b| b[480 + 24] ^= 0xff);
+    // A byte of the first chunk's payload: the stored checksum no longer holds.
+    let payload = damaged(|b| b[480 + 28 + 300] ^= 0x01);
+    let unknown = [
         put(dir.path(), "zstd.bak", &zstd),
         put(dir.path(), "layout.bak", &layout),
-        put(dir.path(), "crc.bak", &crc),
     ];
-    let (code, items, _) = inspect_json(&paths);
-    assert_eq!(code, 0, "undecodable compressed headers are warnings");
-    for (item, expected) in items.iter().zip([
-        "compressed with ZSTD",
-        "layout word 7 is unknown",
-        "fails its CRC-32 check",
-    ]) {
+    let (code, items, _) = inspect_json(&unknown);
+    assert_eq!(code, 0, "containers this tool does not know are warnings");
+    for (item, expected) in items
+        .iter()
+        .zip(["compressed with ZSTD", "header words are 7 and 3"])
+    {
         assert_eq!(item["compressed"], true, "{item}");
         assert!(item["error"].as_str().unwrap().contains(expected), "{item}");
     }
-    let (_, _, stderr) = run(bin().arg("inspect").arg(&paths[0]));
+    let (_, _, stderr) = run(bin().arg("inspect").arg(&unknown[0]));
     assert!(
         stderr.contains("warning B008") && stderr.contains("not checked"),
         "{stderr}"
     );
+    for (name, bytes) in [("checksum.bak", &checksum), ("payload.bak", &payload)] {
+        let path = put(dir.path(), name, bytes);
+        let (code, _, stderr) = run(bin().arg("inspect").arg(&path));
+        assert_eq!(code, 1, "a damaged container is an error: {stderr}");
+        assert!(
+            stderr.contains(
+                "damaged compressed backup: compressed chunk 1 at byte 480 fails its checksum"
+            ),
+            "{stderr}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +298,7 @@ async fn plan_and_apply_handle_compressed_appended_cut_and_strict() {
     for (key, bytes) in [
         (
             "packed.bak",
-            writer::compress(&writer::write(&BackupSpec::full("packed")), 2),
+            writer::compress(&writer::write(&BackupSpec::full("packed"))),
         ),
         ("appended.bak", sets(2, 64 * 1024)),
         ("cut.bak", cut[..300 * 1024].to_vec()),
@@ -375,9 +388,9 @@ fn seeds() -> &'static [Vec<u8>] {
         let mut big = BackupSpec::full("seed");
         big.size = 200 * 1024;
         vec![
-            writer::compress(&writer::write(&BackupSpec::full("seed")), 2),
-            writer::compress(&writer::write(&big), 1),
-            writer::compress(&sets(2, 64 * 1024), 2),
+            writer::compress(&writer::write(&BackupSpec::full("seed"))),
+            writer::compress(&writer::write(&big)),
+            writer::compress(&sets(2, 64 * 1024)),
         ]
     })
 }
@@ -385,8 +398,8 @@ fn seeds() -> &'static [Vec<u8>] {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
 
-    /// Truncated chunks, lying sizes, bad CRCs, garbage tables: never a
-    /// panic, every outcome a header or a clear error.
+    /// Truncated chunks, lying sizes, bad checksums, garbage tables: never
+    /// a panic, every outcome a header or a clear error.
     #[test]
     fn hostile_containers_never_panic(
         seed in 0usize..3,
@@ -399,15 +412,16 @@ proptest! {
             if let Some(b) = bytes.get_mut(at) { *b = value; }
         }
         if reseal {
-            // Re-seal the first chunk's CRC, so edits inside it reach the decoder.
+            // Re-seal the first chunk's checksum, so edits inside it reach the decoder.
             let size = u16::from_le_bytes([bytes[482], bytes[483]]) as usize;
             if let Some(payload) = bytes.get(508..508 + size) {
-                let crc = crc32fast::hash(payload);
-                bytes[504..508].copy_from_slice(&crc.to_le_bytes());
+                let sum = fold_checksum(payload);
+                bytes[504..508].copy_from_slice(&sum.to_le_bytes());
             }
         }
         if let Some(cut) = cut { bytes.truncate(cut); }
-        match read_object(&bytes, None) {
+        let len = bytes.len() as u64;
+        match read_object(&bytes, None, len) {
             Ok(h) => prop_assert!(!h.database_name.is_empty()),
             Err(e) => prop_assert!(!e.to_string().is_empty()),
         }
@@ -426,14 +440,21 @@ fn decompression_bombs_stay_bounded() {
     file.extend(2u32.to_le_bytes());
     file.extend(3u32.to_le_bytes());
     file.resize(480, 0);
-    // Thousands of such chunks after one another.
+    // Thousands of such chunks after one another, each after a filemark
+    // (the first chunk of every run is decoded).
+    let mut filemark = vec![0u8; 512];
+    filemark[..4].copy_from_slice(b"SFMB");
+    let sum = sqlflex_import::backup::mtf::xor_checksum(&filemark[..50]);
+    filemark[50..52].copy_from_slice(&sum.to_le_bytes());
     for _ in 0..2000 {
-        file.extend([1u8, 128]);
+        file.extend([0x21, 128]);
         file.extend((block.len() as u16).to_le_bytes());
-        file.extend([0xff; 16]);
-        file.extend(0u32.to_le_bytes());
-        file.extend(crc32fast::hash(&block).to_le_bytes());
+        file.extend([0; 20]);
+        file.extend(fold_checksum(&block).to_le_bytes());
         file.extend(&block);
+        file.push(0x2c);
+        file.resize(file.len().next_multiple_of(512), 0);
+        file.extend(&filemark);
     }
     // In process: the decoder stops at what the header reader needs.
     match read_header(&file) {

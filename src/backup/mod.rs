@@ -179,13 +179,16 @@ impl fmt::Display for FileKind {
 }
 
 /// The SQL Server release a database version belongs to (`DatabaseVersion`
-/// in `RESTORE HEADERONLY`): 655 2008, 660/661 2008 R2, 706 2012, 782 2014,
-/// 852 2016, 868/869 2017, 904 2019, 957 2022. Numbers between known ones
-/// are given to the older release (pre-release builds); above 957 is newer
-/// than 2022, which a 2022 instance cannot restore.
+/// in `RESTORE HEADERONLY`): 539 2000, 611/612 2005, 655 2008, 660/661 2008
+/// R2, 706 2012, 782 2014, 852 2016, 868/869 2017, 904 2019, 957 2022.
+/// Numbers between known ones are given to the older release (pre-release
+/// builds); above 957 is newer than 2022, which a 2022 instance cannot
+/// restore.
 pub fn release_of(database_version: u16) -> &'static str {
     match database_version {
-        0..=654 => "SQL Server 2005 or older",
+        0..=538 => "older than SQL Server 2000",
+        539..=610 => "SQL Server 2000",
+        611..=654 => "SQL Server 2005",
         655..=659 => "SQL Server 2008",
         660..=705 => "SQL Server 2008 R2",
         706..=781 => "SQL Server 2012",
@@ -200,6 +203,9 @@ pub fn release_of(database_version: u16) -> &'static str {
 
 /// The newest database version SQL Server 2022 (what Flex runs) restores.
 pub const NEWEST_RESTORABLE: u16 = 957;
+/// The oldest: SQL Server 2008's. SQL Server 2016 and later refuse 2005
+/// databases (error 3169); their lowest compatibility level is 100.
+pub const OLDEST_RESTORABLE: u16 = 655;
 
 /// SQL Server releases as the API names them, their major version
 /// (`SERVERPROPERTY('ProductMajorVersion')`), and the newest database
@@ -323,10 +329,22 @@ pub enum HeaderError {
     /// The bytes could not be had at all (a local read or S3 failed).
     #[error("{0}")]
     Unavailable(String),
-    /// A compressed backup whose header could not be decoded: not a sign of
-    /// a bad backup, only that nothing in it could be checked.
-    #[error("compressed backup (MSSQLBAK) whose header could not be read: {0}")]
-    Compressed(container::ContainerError),
+    /// A compressed backup in a container this tool does not read: not a
+    /// sign of a bad backup, only that nothing in it could be checked.
+    #[error("compressed backup (MSSQLBAK) that this tool cannot read: {0}")]
+    Compressed(container::Unsupported),
+    /// A compressed backup whose container is broken.
+    #[error("damaged compressed backup: {0}")]
+    Damaged(container::Damage),
+}
+
+impl From<container::ContainerError> for HeaderError {
+    fn from(e: container::ContainerError) -> Self {
+        match e {
+            container::ContainerError::Unsupported(u) => HeaderError::Compressed(u),
+            container::ContainerError::Damaged(d) => HeaderError::Damaged(d),
+        }
+    }
 }
 
 /// Bytes `plan` and `inspect` read from the start of each object: the
@@ -342,29 +360,58 @@ pub const TAIL_READ: usize = 64 * 1024;
 
 /// Parses the header of a backup from its first bytes, compressed or not.
 pub fn read_header(bytes: &[u8]) -> Result<BackupHeader, HeaderError> {
-    if bytes.starts_with(container::MAGIC) {
-        let (compression, mtf) =
-            container::decode_prefix(bytes, HEAD_READ).map_err(HeaderError::Compressed)?;
-        let mut header = read_mtf_header(&mtf, bytes.len() < HEAD_READ)?;
-        header.compressed = true;
-        header.compression = Some(compression);
-        return Ok(header);
+    let whole = bytes.len() < HEAD_READ;
+    if !bytes.starts_with(container::MAGIC) {
+        return read_mtf_header(bytes, whole);
     }
-    read_mtf_header(bytes, bytes.len() < HEAD_READ)
+    let (compression, decoded) =
+        container::decode_head(bytes, HEADER_PREFIX).map_err(HeaderError::from)?;
+    let mut header = read_mtf_header(decoded.prefix(), whole)?;
+    // Sets whose SSET lies after a filemark beyond the prefix.
+    for segment in decoded.segments.iter().skip(1) {
+        for set in sets::scan(&segment.bytes) {
+            if header.backup_sets.len() < sets::MAX_SETS
+                && !header
+                    .backup_sets
+                    .iter()
+                    .any(|s| s.position == set.position)
+            {
+                header.backup_sets.push(set);
+            }
+        }
+    }
+    header.compressed = true;
+    header.compression = Some(compression);
+    Ok(header)
 }
 
 /// [`read_header`], plus what the object's last bytes say. `tail` is the
-/// end of the object (None when `head` is all of it).
-pub fn read_object(head: &[u8], tail: Option<&[u8]>) -> Result<BackupHeader, HeaderError> {
+/// end of an object of `size` bytes (None when `head` is all of it).
+pub fn read_object(
+    head: &[u8],
+    tail: Option<&[u8]>,
+    size: u64,
+) -> Result<BackupHeader, HeaderError> {
     let mut header = read_header(head)?;
-    let end = tail.unwrap_or(head);
-    header.tail = if header.compressed {
-        // Decoded chunks are whole blocks from their start.
-        container::decode_tail(end).map(|mtf| sets::read_tail(&mtf, 0))
-    } else {
-        // The bytes end where the object ends, on a block boundary.
-        Some(sets::read_tail(end, end.len() % 512))
+    let (end, base) = match tail {
+        Some(tail) => (tail, size.saturating_sub(tail.len() as u64)),
+        None => (head, 0),
     };
+    header.tail = Some(if header.compressed {
+        match container::decode_tail(end, base).map_err(HeaderError::Damaged)? {
+            Some(decoded) => {
+                sets::read_tail_segments(&decoded.segments, decoded.stop == container::Stop::End)
+            }
+            // A complete compressed file ends with a filemark.
+            None => Tail {
+                ends_with_end_of_set: false,
+                last_set_position: None,
+            },
+        }
+    } else {
+        let first_block = (512 - (base % 512) as usize) % 512;
+        sets::read_tail(end, first_block)
+    });
     Ok(header)
 }
 

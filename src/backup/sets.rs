@@ -13,7 +13,7 @@ const BLOCK: usize = 512;
 const SSET_NUMBER: usize = 0x3e;
 const ESET_NUMBER: usize = 0x4e;
 /// More sets than this in the bytes at hand is garbage, not a backup.
-const MAX_SETS: usize = 256;
+pub const MAX_SETS: usize = 256;
 
 /// Every set whose SSET lies in `bytes` (which start at a block boundary),
 /// with its type and start when its catalogue is in reach too.
@@ -66,6 +66,23 @@ pub fn read_tail(bytes: &[u8], first_block: usize) -> Tail {
     }
     Tail {
         ends_with_end_of_set: last.is_some(),
+        last_set_position: last,
+    }
+}
+
+/// The end of a compressed file, from the segments decoded from its last
+/// bytes (each starts at a block boundary). `complete`: the container's
+/// last record ends where the file ends (else the file was cut inside one,
+/// whatever the segments hold).
+pub fn read_tail_segments(segments: &[super::container::Segment], complete: bool) -> Tail {
+    let mut last: Option<u16> = None;
+    for segment in segments {
+        if let Some(n) = read_tail(&segment.bytes, 0).last_set_position {
+            last = Some(last.map_or(n, |l| l.max(n)));
+        }
+    }
+    Tail {
+        ends_with_end_of_set: complete && last.is_some(),
         last_set_position: last,
     }
 }

@@ -3,7 +3,9 @@
 //! used by `plan` and by `inspect`.
 
 use super::stripes::{self, Refusal, StripeSet};
-use super::{BackupHeader, FileKind, HeaderError, NEWEST_RESTORABLE, release_of};
+use super::{
+    BackupHeader, FileKind, HeaderError, NEWEST_RESTORABLE, OLDEST_RESTORABLE, release_of,
+};
 use crate::rules::{Finding, Rule};
 
 /// One object as it was read: its key, its size and what its bytes say.
@@ -29,8 +31,8 @@ pub fn assess(files: &[Read<'_>]) -> (Option<StripeSet>, Vec<Finding>) {
                 findings.push(Finding::new(
                     Rule::CompressedUnreadable,
                     format!(
-                        "{}: compressed, and its header could not be decoded ({e}); its password, \
-                         encryption, backup type and stripes are not checked",
+                        "{}: compressed, but {e}; its password, encryption, backup type and \
+                         stripes are not checked",
                         file.key
                     ),
                 ));
@@ -143,6 +145,20 @@ fn per_file(key: &str, size: u64, h: &BackupHeader, findings: &mut Vec<Finding>)
                 "{key} was written by {} (database version {}, SQL Server {}); Flex instances \
                  run SQL Server 2022 (database version {NEWEST_RESTORABLE}), which cannot \
                  restore it",
+                release_of(h.database_version),
+                h.database_version,
+                h.software_version
+            ),
+        ));
+    }
+    if h.database_version < OLDEST_RESTORABLE {
+        findings.push(Finding::new(
+            Rule::OlderSource,
+            format!(
+                "{key} was written by {} (database version {}, SQL Server {}); Flex instances \
+                 run SQL Server 2022, which restores databases from SQL Server 2008 (database \
+                 version {OLDEST_RESTORABLE}) on and refuses this one (error 3169): restore it \
+                 on SQL Server 2008 to 2014 first, then back it up there and upload that backup",
                 release_of(h.database_version),
                 h.database_version,
                 h.software_version

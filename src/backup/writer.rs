@@ -6,7 +6,7 @@
 
 mod compress;
 
-pub use compress::{compress, xpress_huffman_block};
+pub use compress::{compress, compress_in_chunks, xpress_huffman_block};
 
 use super::mtf::{self, COMMON_HEADER_LEN, STREAM_HEADER_LEN};
 use super::{BackupType, Guid};
@@ -255,20 +255,24 @@ fn backup_set(b: &mut Buf, at: usize, spec: &BackupSpec, number: u16, end: usize
     let msda = b.pad_to_block((mqci + STREAM_HEADER_LEN + catalogue.len()).next_multiple_of(4));
 
     // MSDA: the data, as long as `end` allows after the closing blocks
-    // (ESET and a soft filemark, 512 bytes each); the data stream ends
-    // with an SPAD to the ESET's 512-byte boundary, as every block does.
+    // (a soft filemark, the ESET and another soft filemark, 512 bytes each,
+    // as every real sample closes its set); the data stream ends with an
+    // SPAD to the filemark's 512-byte boundary, as every block does.
     let data = msda + COMMON_HEADER_LEN;
     b.block(msda, b"MSDA", COMMON_HEADER_LEN, 0);
     let end = end.next_multiple_of(512);
-    let eset = end
-        .saturating_sub(2 * 0x200)
+    let closing = end
+        .saturating_sub(3 * 0x200)
         .max((data + 2 * STREAM_HEADER_LEN + 8).next_multiple_of(0x200));
-    let data_len = eset - STREAM_HEADER_LEN - 4 - (data + STREAM_HEADER_LEN);
+    let data_len = closing - STREAM_HEADER_LEN - 4 - (data + STREAM_HEADER_LEN);
     let data_len = data_len - data_len % 4;
     b.stream(data, b"MQDA", data_len as u64, u16::from(spec.encrypted));
     b.pad_to(data + STREAM_HEADER_LEN + data_len, 0x200);
 
-    // ESET: the end of the set, with its number; then a soft filemark.
+    // A soft filemark, the ESET (the end of the set, with its number), and
+    // a closing soft filemark.
+    b.block(closing, b"SFMB", 0x200, 0x8000_0000);
+    let eset = closing + 0x200;
     b.u32(eset + 0x34, 4);
     b.u16(eset + 0x4e, number);
     b.put(eset + 0x50, &date_of_set(number));

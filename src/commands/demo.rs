@@ -34,7 +34,7 @@ fn backups() -> Vec<(String, Vec<u8>)> {
         out.push((format!("demo/{name}.bak"), bytes));
     }
     let inventory = writer::write(&sized(BackupSpec::full("inventory")));
-    out.push(("demo/inventory.bak".into(), writer::compress(&inventory, 2)));
+    out.push(("demo/inventory.bak".into(), writer::compress(&inventory)));
     out.extend(BackupSpec::striped("billing", 2).into_iter().map(|s| {
         let key = format!("demo/billing/billing_{}of2.bak", s.family_sequence);
         (key, writer::write(&sized(s)))

@@ -6,8 +6,9 @@ use crate::ops::Inspected;
 
 pub fn run(global: &Global, paths: &[String]) -> Exit {
     let inspected = crate::ops::inspect(paths, &crate::manifest::process_env);
-    // A file that is not a backup fails inspect; a compressed one that
-    // could not be decoded is reported, with a warning, but does not.
+    // A file that is not a backup, or whose compressed container is
+    // damaged, fails inspect; one in a container this tool does not read is
+    // reported, with a warning, but does not.
     let any_unreadable = inspected
         .iter()
         .any(|i| matches!(&i.header, Err(e) if !matches!(e, HeaderError::Compressed(_))));
@@ -34,7 +35,7 @@ pub fn run(global: &Global, paths: &[String]) -> Exit {
 /// One file as `inspect --format json` shows it: `path` first, then the
 /// header in its field order (the DESIGN.md keys come first), then the
 /// size; or `{path, error}` (with `compressed: true` when the file is a
-/// compressed backup whose header could not be decoded).
+/// compressed backup in a container this tool does not read).
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum FileReport<'a> {

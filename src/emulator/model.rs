@@ -178,7 +178,12 @@ pub enum Counter {
 struct RestoreFacts {
     backup_size: u64,
     database_version: u16,
+    software_version: String,
 }
+
+/// The oldest database version the service's SQL Server 2016-2022 restore:
+/// SQL Server 2008's. A 2005 backup fails with error 3169.
+const OLDEST_DATABASE_VERSION: u16 = 655;
 
 /// The newest database version an instance of `version` restores.
 pub fn newest_database_version(version: &str) -> u16 {
@@ -452,6 +457,15 @@ impl Model {
             }
             Some(_) => {}
         }
+        if facts.database_version < OLDEST_DATABASE_VERSION {
+            return Err(format!(
+                "The database was backed up on a server running version {}. That version is \
+                 incompatible with this server, which is running SQL Server {}. Either restore \
+                 the database on a server that supports the backup, or use a backup that is \
+                 compatible with this server (SQL Server error 3169)",
+                facts.software_version, settings.version
+            ));
+        }
         let newest = newest_database_version(&settings.version);
         if facts.database_version > newest {
             return Err(format!(
@@ -506,6 +520,7 @@ impl Model {
         Ok(RestoreFacts {
             backup_size: first.backup_size,
             database_version: first.database_version,
+            software_version: first.software_version.clone(),
         })
     }
 

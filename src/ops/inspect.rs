@@ -48,7 +48,7 @@ fn inspect_one(path: &str, env: Env) -> Inspected {
         Ok((size, head, tail)) => Inspected {
             path: path.to_owned(),
             size: Some(size),
-            header: backup::read_object(&head, tail.as_deref()),
+            header: backup::read_object(&head, tail.as_deref(), size),
         },
         Err(e) => Inspected {
             path: path.to_owned(),

@@ -1,6 +1,8 @@
 //! `WITH COMPRESSION` for generated backups: the MTF bytes the writer made,
-//! wrapped in the `MSSQLBAK` container (see `backup::container` for the
-//! framing and what it rests on), in either layout, each chunk coded with
+//! in the `MSSQLBAK` container as SQL Server 2014-2022 write it (see
+//! `backup::container`): chunks with the fold checksum and their decoded
+//! size, soft filemarks stored raw at 512-aligned offsets, and a record that
+//! ends each run of chunks before a filemark. Each chunk is coded with
 //! XPRESS Huffman ([MS-XCA] 2.2.4).
 //!
 //! The coder is small on purpose: greedy LZ77 matching with one hash slot,
@@ -10,62 +12,167 @@
 //! must handle is used: literals, matches, one- and two-byte length
 //! extensions, offset bits, and the bytes interleaved with the bit stream.
 
-use crate::backup::container::{CHUNK_OUTPUT, FIRST_CHUNK, MAGIC};
+use crate::backup::container::{
+    BLOCK, CHUNK_HEADER, CHUNK_OUTPUT, FIRST_RECORD, KIND_CHUNK, KIND_INDEX, KIND_PAD, LAYOUT_WORD,
+    MAGIC, PAD_HEADER, XPRESS_WORD, fold_checksum,
+};
+use crate::backup::mtf;
 
-/// Chunk kinds this writer uses; readers do not depend on them.
-const KIND_XPRESS: u8 = 1;
-const KIND_STORED: u8 = 2;
+/// `mtf` (padded to 512 bytes) as a compressed backup file, cut into chunks
+/// the way the real files are: each run between filemarks starts with one
+/// chunk that holds its descriptor blocks (up to 1 KiB into the first data
+/// block), then 64 KiB chunks.
+pub fn compress(mtf: &[u8]) -> Vec<u8> {
+    let data = padded(mtf);
+    let sizes: Vec<usize> = runs(&data)
+        .iter()
+        .filter_map(|piece| match piece {
+            Piece::Run(range) => Some(run_chunks(&data[range.clone()])),
+            Piece::Filemark(_) => None,
+        })
+        .flatten()
+        .collect();
+    compress_in_chunks(&data, &sizes)
+}
 
-/// `mtf` (padded to 512 bytes) as a compressed backup file. The first KiB
-/// (TAPE), the soft filemark after it and the rest go into separate chunks,
-/// the filemark stored as it is, as SQL Server does; then 64 KiB per chunk.
-pub fn compress(mtf: &[u8], layout: u8) -> Vec<u8> {
-    let mut data = mtf.to_vec();
-    data.resize(data.len().next_multiple_of(512).max(512), 0);
-    let mut out = Vec::with_capacity(data.len() / 8 + FIRST_CHUNK);
+/// `mtf` as a compressed file whose chunks decode to `sizes` bytes each,
+/// in order (each a multiple of 512, at most 64 KiB, none across a
+/// filemark): to lay out a stream exactly as another file does.
+///
+/// # Panics
+/// When `sizes` does not tile the runs between the stream's filemarks.
+pub fn compress_in_chunks(mtf: &[u8], sizes: &[usize]) -> Vec<u8> {
+    let data = padded(mtf);
+    let mut out = Vec::with_capacity(data.len() / 8 + FIRST_RECORD);
     out.extend_from_slice(MAGIC);
-    out.extend(u32::from(layout).to_le_bytes());
-    out.extend(3u32.to_le_bytes()); // XPRESS
-    out.extend(u32::MAX.to_le_bytes());
-    out.resize(FIRST_CHUNK, 0);
-    let mut cuts = vec![0];
-    if data.len() > 1536 && &data[1024..1028] == b"SFMB" {
-        cuts.extend([1024, 1536]);
+    out.extend(LAYOUT_WORD.to_le_bytes());
+    out.extend(XPRESS_WORD.to_le_bytes());
+    out.resize(FIRST_RECORD, 0);
+    let mut sizes = sizes.iter();
+    let mut run_has_data = false;
+    let mut after_chunk = false;
+    for piece in runs(&data) {
+        match piece {
+            Piece::Filemark(at) => {
+                if after_chunk || !out.len().is_multiple_of(BLOCK) {
+                    run_end(&mut out, if run_has_data { KIND_INDEX } else { KIND_PAD });
+                }
+                out.extend_from_slice(&data[at..at + BLOCK]);
+                after_chunk = false;
+                run_has_data = false;
+            }
+            Piece::Run(range) => {
+                run_has_data = first_data_block(&data[range.clone()]).is_some();
+                let mut at = range.start;
+                while at < range.end {
+                    let size = *sizes.next().expect("a chunk size for every chunk");
+                    assert!(
+                        size > 0
+                            && size.is_multiple_of(BLOCK)
+                            && size <= CHUNK_OUTPUT
+                            && at + size <= range.end,
+                        "chunk of {size} bytes at {at} does not fit the run {range:?}"
+                    );
+                    chunk(&mut out, &data[at..at + size]);
+                    at += size;
+                }
+                after_chunk = true;
+            }
+        }
     }
-    let mut at = *cuts.last().expect("non-empty");
-    while at < data.len() {
-        let boundary = (at / CHUNK_OUTPUT + 1) * CHUNK_OUTPUT;
-        at = boundary.min(data.len());
-        cuts.push(at);
-    }
-    cuts.dedup();
-    for piece in cuts.windows(2) {
-        let plain = &data[piece[0]..piece[1]];
-        let filemark = piece[0] == 1024 && piece[1] == 1536;
-        let (kind, payload) = if filemark {
-            (KIND_STORED, plain.to_vec())
-        } else {
-            (KIND_XPRESS, xpress_huffman_block(plain))
-        };
-        chunk(&mut out, layout, kind, plain.len(), &payload);
-    }
+    assert!(sizes.next().is_none(), "more chunk sizes than chunks");
     out
 }
 
-fn chunk(out: &mut Vec<u8>, layout: u8, kind: u8, decoded: usize, payload: &[u8]) {
-    let units = (decoded / 512) as u8; // 128 for a full 64 KiB chunk
-    let size = u16::try_from(payload.len()).expect("a chunk's payload fits 64 KiB");
-    let crc = crc32fast::hash(payload);
-    out.extend([kind, units]);
-    out.extend(size.to_le_bytes());
-    if layout == 1 {
-        out.extend(crc.to_le_bytes());
-    } else {
-        out.extend([0xff; 16]);
-        out.extend(0u32.to_le_bytes());
-        out.extend(crc.to_le_bytes());
+fn padded(mtf: &[u8]) -> Vec<u8> {
+    let mut data = mtf.to_vec();
+    data.resize(data.len().next_multiple_of(BLOCK).max(BLOCK), 0);
+    data
+}
+
+enum Piece {
+    Filemark(usize),
+    Run(std::ops::Range<usize>),
+}
+
+/// The stream as filemarks and the runs between them.
+fn runs(data: &[u8]) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for at in (0..data.len()).step_by(BLOCK) {
+        if mtf::is_block(data, at, b"SFMB") {
+            if start < at {
+                pieces.push(Piece::Run(start..at));
+            }
+            pieces.push(Piece::Filemark(at));
+            start = at + BLOCK;
+        }
     }
-    out.extend_from_slice(payload);
+    if start < data.len() {
+        pieces.push(Piece::Run(start..data.len()));
+    }
+    pieces
+}
+
+/// The first block of a run that is not a descriptor of the header section
+/// (MSDA, MSTL, ...), relative to the run.
+fn first_data_block(run: &[u8]) -> Option<usize> {
+    (0..run.len()).step_by(BLOCK).find(|&at| {
+        run.get(at..at + 4).is_some_and(|kind| {
+            kind.iter().all(u8::is_ascii_uppercase)
+                && !matches!(
+                    kind,
+                    b"TAPE" | b"SSET" | b"VOLB" | b"MSCI" | b"ESET" | b"TSMP"
+                )
+                && mtf::is_block(run, at, kind.try_into().expect("4 bytes"))
+        })
+    })
+}
+
+/// Decoded sizes of a run's chunks: descriptors (and the first KiB of the
+/// data block) in one, then 64 KiB each, as the real files are cut.
+fn run_chunks(run: &[u8]) -> Vec<usize> {
+    let first = first_data_block(run)
+        .map_or(run.len(), |at| at + 2 * BLOCK)
+        .min(run.len())
+        .min(CHUNK_OUTPUT);
+    let mut sizes = vec![first];
+    let mut at = first;
+    while at < run.len() {
+        let size = (run.len() - at).min(CHUNK_OUTPUT);
+        sizes.push(size);
+        at += size;
+    }
+    sizes
+}
+
+fn chunk(out: &mut Vec<u8>, plain: &[u8]) {
+    let payload = xpress_huffman_block(plain);
+    let units = u8::try_from(plain.len() / BLOCK).expect("at most 128 blocks");
+    let size = u16::try_from(payload.len()).expect("a chunk's payload fits 64 KiB");
+    out.extend([KIND_CHUNK, units]);
+    out.extend(size.to_le_bytes());
+    out.extend([0; CHUNK_HEADER - 8]);
+    out.extend(fold_checksum(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+}
+
+/// The record that ends a run of chunks, up to the next 512-byte boundary
+/// of the file, where the filemark goes.
+fn run_end(out: &mut Vec<u8>, kind: u8) {
+    let at = out.len();
+    let end = if kind == KIND_PAD {
+        (at + PAD_HEADER).next_multiple_of(BLOCK)
+    } else {
+        (at + 1).next_multiple_of(BLOCK)
+    };
+    out.push(kind);
+    out.push(0);
+    if kind == KIND_PAD {
+        let len = u16::try_from(end - at - PAD_HEADER).expect("under 512");
+        out.extend(len.to_le_bytes());
+    }
+    out.resize(end, 0);
 }
 
 /// One XPRESS Huffman block: the code-length table, then the coded stream.
