@@ -1037,3 +1037,39 @@ async fn compressed_and_appended_backups_restore_like_on_the_service() {
     .await;
     assert_eq!(online, Some(json!(["nightly", "packed"])));
 }
+
+/// Asked directly, as the service would be: the real compressed sample
+/// restores, and a SQL Server 2005 backup fails as SQL Server 2022 fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_samples_restore_or_fail_like_on_the_service() {
+    let Some(dir) = common::samples() else { return };
+    let e = start(Duration::from_millis(200)).await;
+    let s3 = S3::new(&e);
+    for (key, file) in [
+        ("tutorial.bak", "tutorialdb_sql2016_compressed.bak"),
+        ("old.bak", "stdb2sql_sql2005_two_sets.bak"),
+    ] {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        assert_eq!(s3.put(key, bytes).await.status(), 200);
+    }
+    for (name, key) in [("Tutorial", "tutorial.bak"), ("Old", "old.bak")] {
+        let body = restore_body(&e, name, &[S3::uri(&e, key)]);
+        assert_eq!(post_restore(&e, "v3", &body).await.status(), 202, "{name}");
+    }
+    let settled = eventually(Duration::from_secs(20), || async {
+        let s = stats(&e).await;
+        let inst = &s["instances"][&e.instance_ids[0]];
+        let done = inst["databases"] == json!(["Tutorial"])
+            && inst["failed_restores"]
+                .as_object()
+                .is_some_and(|f| f.len() == 1);
+        done.then(|| inst["failed_restores"]["Old"].clone())
+    })
+    .await
+    .expect("one restore online, one failed");
+    let text = settled.as_str().unwrap();
+    assert!(
+        text.contains("9.0.3077") && text.contains("error 3169"),
+        "{text}"
+    );
+}
