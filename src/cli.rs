@@ -79,6 +79,11 @@ is ready."
         select: SelectArgs,
         #[command(flatten)]
         checks: CheckArgs,
+        /// The state folder `apply` keeps (default: .sqlflex-import/ beside
+        /// the manifest): a database it imported is `done`, not a conflict.
+        /// Only read.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
     },
     /// Plan, then run the imports with bounded parallelism, progress, a
     /// resumable journal and a final report.
@@ -246,8 +251,10 @@ pub struct ApplyArgs {
     pub max_parallel: Option<u32>,
     #[command(flatten)]
     pub checks: CheckArgs,
-    /// Journal folder (default: .sqlflex-import/ beside the manifest). One
-    /// apply per journal at a time: a second one refuses, naming the first.
+    /// State folder (default: .sqlflex-import/ beside the manifest): what
+    /// earlier applies did, per database, whatever manifest or shard ran
+    /// them. One apply per manifest (and shard) at a time: a second one
+    /// refuses, naming the first.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// Write a JSON report: per database outcome, timings, attempts, reason,

@@ -1,10 +1,13 @@
-//! The journal: one JSON line per state change, appended and flushed before
-//! the engine goes on, so `apply` can resume after a crash or Ctrl-C. The
-//! first line says which manifest (and shard) it belongs to; a journal of
-//! another manifest is refused rather than trusted.
+//! The state of a state folder: what `apply` did to each target database,
+//! kept as journals (one JSON line per state change, appended and flushed
+//! before the engine goes on). Each `apply` writes its own journal file,
+//! named after its manifest (and shard), under its own lock, so shards run
+//! side by side; what the folder knows is read from every journal in it,
+//! keyed per database (the `DbKey`), never per manifest: editing the
+//! manifest, adding a database, or running shards and then the whole
+//! manifest keeps the state usable.
 
 use crate::db_key::DbKey;
-use crate::manifest::Manifest;
 use crate::manifest::select::Shard;
 use crate::run::events::{Event, Failure, Stamped};
 use serde_json::{Value, json};
@@ -14,9 +17,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const FORMAT: u64 = 1;
+/// The journal format written now. Format 1 (with a manifest fingerprint
+/// on its first line) is read the same way; the fingerprint is not used.
+const FORMAT: u64 = 2;
+const FORMATS_READ: [u64; 2] = [1, 2];
+/// Journals read from one folder at most.
+const MAX_JOURNALS: usize = 1024;
 
-/// What an earlier run last recorded for a database.
+/// What an earlier run last did to a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prior {
     /// About to submit; the outcome was not recorded.
@@ -25,6 +33,7 @@ pub enum Prior {
     Online,
     Failed,
     TimedOut,
+    /// Only passed over (already there, not ready): nothing was done to it.
     Skipped,
 }
 
@@ -41,42 +50,47 @@ impl Prior {
 /// (instance key, lower-cased database name) -> last state.
 pub type PriorStates = HashMap<DbKey, Prior>;
 
+/// What a state folder knows about its databases.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub prior: PriorStates,
+    /// The object keys of the last import submitted, where recorded.
+    pub files: HashMap<DbKey, Vec<String>>,
+}
+
+impl State {
+    /// Folds one event in. Passing a database over never undoes what was
+    /// done to it: an import stays imported whatever is appended after.
+    fn record(&mut self, event: &Event) {
+        let (db, instance) = event.database();
+        let key = DbKey::new(instance, db);
+        if let Event::Submitting { files, .. } = event
+            && !files.is_empty()
+        {
+            self.files.insert(key.clone(), files.clone());
+        }
+        match prior_of(event) {
+            None => {}
+            Some(Prior::Skipped) => {
+                self.prior.entry(key).or_insert(Prior::Skipped);
+            }
+            Some(state) => {
+                self.prior.insert(key, state);
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot use the journal {path}: {reason}")]
     Io { path: PathBuf, reason: String },
-    #[error(
-        "the journal {path} belongs to another manifest ({other}); \
-         use another --state folder, or remove the journal to start over"
-    )]
-    OtherManifest { path: PathBuf, other: String },
     #[error("the journal {path} is damaged at line {line}: {reason}; move it aside to start over")]
     Damaged {
         path: PathBuf,
         line: usize,
         reason: String,
     },
-}
-
-/// What identifies a manifest for resuming: targets and file sets, not
-/// formatting or comments. FNV-1a, stable across versions and machines.
-pub fn fingerprint(m: &Manifest) -> String {
-    let mut text = String::new();
-    for db in &m.databases {
-        let inst = m.instances.get(&db.instance);
-        text.push_str(&format!(
-            "{}|{}|{}|{}|{:?}\n",
-            db.instance,
-            inst.and_then(|i| i.instance_id.as_deref()).unwrap_or(""),
-            inst.and_then(|i| i.project_id.as_deref()).unwrap_or(""),
-            db.name.to_lowercase(),
-            db.files
-        ));
-    }
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{hash:016x}")
 }
 
 /// `<state>/<manifest stem>[.shard-K-of-N].jsonl`
@@ -98,26 +112,136 @@ pub struct Journal {
 
 pub struct Opened {
     pub journal: Journal,
-    pub prior: PriorStates,
+    /// What the whole state folder knows, this journal included.
+    pub state: State,
     /// Explanations for the user (a cut last line, a resumed run).
     pub notes: Vec<String>,
 }
 
+/// One journal read back: its events in order, and whether its last line
+/// was cut (with the byte length of what is whole).
+struct Read {
+    events: Vec<Stamped>,
+    cut_at: Option<usize>,
+}
+
+/// Reads one journal file; None when the file is not a journal of this
+/// tool (a report or anything else left in the folder).
+fn read_one(path: &Path) -> Result<Option<Read>, JournalError> {
+    let io = |e: std::io::Error| JournalError::Io {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let bytes = read_journal(path).map_err(io)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let complete = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut events = Vec::new();
+    let mut cut_at = None;
+    for (i, line) in lines.iter().enumerate() {
+        let last = i + 1 == lines.len();
+        let value: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) if last && !complete => {
+                // From the raw bytes: a kill in the middle of a UTF-8
+                // character makes the decoded line longer than them.
+                cut_at = Some(bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1));
+                break;
+            }
+            Err(_) if i == 0 => return Ok(None),
+            Err(e) => {
+                return Err(JournalError::Damaged {
+                    path: path.to_owned(),
+                    line: i + 1,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        if i == 0 {
+            let format = value["journal"].as_u64();
+            if !format.is_some_and(|f| FORMATS_READ.contains(&f)) {
+                return Ok(None);
+            }
+            continue;
+        }
+        // The typed event the engine wrote, read back by the same
+        // definition; an event this version does not know is left out (a
+        // newer tool's), never guessed at.
+        if let Ok(stamped) = serde_json::from_value::<Stamped>(value) {
+            events.push(stamped);
+        }
+    }
+    Ok(Some(Read { events, cut_at }))
+}
+
+/// What the state folder `dir` knows: every journal in it, their events in
+/// time order. A folder that does not exist knows nothing.
+pub fn read_state(dir: &Path) -> Result<(State, Vec<String>), JournalError> {
+    let io = |e: std::io::Error| JournalError::Io {
+        path: dir.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut notes = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((State::default(), notes));
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        // Links are not followed: a journal is a file of this folder.
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && path.extension().is_some_and(|x| x == "jsonl") {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    if paths.len() > MAX_JOURNALS {
+        notes.push(format!(
+            "{} holds {} journals; only the first {MAX_JOURNALS} are read",
+            dir.display(),
+            paths.len()
+        ));
+        paths.truncate(MAX_JOURNALS);
+    }
+    let mut all: Vec<(String, usize, usize, Stamped)> = Vec::new();
+    for (file, path) in paths.iter().enumerate() {
+        let Some(read) = read_one(path)? else {
+            continue;
+        };
+        if read.cut_at.is_some() {
+            notes.push(format!(
+                "the last line of {} was cut off (a run was killed while writing); it is ignored",
+                path.display()
+            ));
+        }
+        for (line, stamped) in read.events.into_iter().enumerate() {
+            all.push((stamped.time.clone(), file, line, stamped));
+        }
+    }
+    // RFC 3339 times in UTC order as text; within a journal, line order.
+    all.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
+    let mut state = State::default();
+    for (_, _, _, stamped) in &all {
+        state.record(&stamped.event);
+    }
+    Ok((state, notes))
+}
+
 impl Journal {
-    /// Opens (or starts) the journal for this manifest and reads what
-    /// earlier runs recorded.
-    pub fn open(
-        path: &Path,
-        manifest_name: &str,
-        fingerprint: &str,
-    ) -> Result<Opened, JournalError> {
+    /// Opens (or starts) this run's journal, and reads what the state
+    /// folder it lies in knows.
+    pub fn open(path: &Path, manifest_name: &str) -> Result<Opened, JournalError> {
         let io = |e: std::io::Error| JournalError::Io {
             path: path.to_owned(),
             reason: e.to_string(),
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io)?;
         // A link (dangling or not) could make the journal land anywhere the
         // link points, or append to a file that is not ours.
         if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -125,76 +249,27 @@ impl Journal {
                 "it is a symbolic link; refusing to follow it (remove it or choose another --state)",
             )));
         }
-        let mut prior = PriorStates::new();
-        let mut notes = Vec::new();
-        let existing = match read_journal(path) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io(e)),
+        let existing = match read_one(path) {
+            Ok(Some(read)) => Some(read),
+            Ok(None) if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) => {
+                return Err(JournalError::Damaged {
+                    path: path.to_owned(),
+                    line: 1,
+                    reason: "not a sqlflex-import journal".into(),
+                });
+            }
+            Ok(None) => None,
+            Err(JournalError::Io { .. }) if !path.exists() => None,
+            Err(e) => return Err(e),
         };
-        let mut cut_at = None;
-        if let Some(bytes) = &existing {
-            let text = String::from_utf8_lossy(bytes);
-            let complete = text.ends_with('\n');
-            let lines: Vec<&str> = text.lines().collect();
-            for (i, line) in lines.iter().enumerate() {
-                let last = i + 1 == lines.len();
-                let value: Value = match serde_json::from_str(line) {
-                    Ok(v) => v,
-                    Err(_) if last && !complete => {
-                        notes.push(format!(
-                            "the last line of {} was cut off (the previous run was killed while writing); it is ignored",
-                            path.display()
-                        ));
-                        // From the raw bytes: a kill in the middle of a UTF-8
-                        // character makes the decoded line longer than them.
-                        cut_at = Some(bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1));
-                        break;
-                    }
-                    Err(e) => {
-                        return Err(JournalError::Damaged {
-                            path: path.to_owned(),
-                            line: i + 1,
-                            reason: e.to_string(),
-                        });
-                    }
-                };
-                if i == 0 {
-                    if value["journal"].as_u64() != Some(FORMAT) {
-                        return Err(JournalError::Damaged {
-                            path: path.to_owned(),
-                            line: 1,
-                            reason: "not a sqlflex-import journal".into(),
-                        });
-                    }
-                    if value["fingerprint"].as_str() != Some(fingerprint) {
-                        let other = value["manifest"].as_str().unwrap_or("unknown").to_owned();
-                        return Err(JournalError::OtherManifest {
-                            path: path.to_owned(),
-                            other,
-                        });
-                    }
-                    continue;
-                }
-                // The typed event the engine wrote, read back by the same
-                // definition; an event this version does not know is left
-                // out (a newer tool's), never guessed at.
-                let Ok(stamped) = serde_json::from_value::<Stamped>(value) else {
-                    continue;
-                };
-                let Some(state) = prior_of(&stamped.event) else {
-                    continue;
-                };
-                let (db, instance) = stamped.event.database();
-                prior.insert(DbKey::new(instance, db), state);
-            }
-            if !prior.is_empty() {
-                notes.push(format!(
-                    "resuming from {} ({} databases recorded)",
-                    path.display(),
-                    prior.len()
-                ));
-            }
+        let cut_at = existing.as_ref().and_then(|r| r.cut_at);
+        let (state, mut notes) = read_state(dir)?;
+        if !state.prior.is_empty() {
+            notes.push(format!(
+                "the state in {} knows {} database(s)",
+                dir.display(),
+                state.prior.len()
+            ));
         }
         let mut options = OpenOptions::new();
         options.create(true).append(true);
@@ -215,13 +290,12 @@ impl Journal {
             journal.write(&json!({
                 "journal": FORMAT,
                 "manifest": manifest_name,
-                "fingerprint": fingerprint,
                 "tool": env!("CARGO_PKG_VERSION"),
             }))?;
         }
         Ok(Opened {
             journal,
-            prior,
+            state,
             notes,
         })
     }
@@ -312,8 +386,8 @@ mod tests {
             r#"{"database":"inv","event":"progress","instance":"rep","percent":40,"time":"2026-11-28T10:00:02.000Z"}"#,
         ];
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-        let opened = Journal::open(&path, "m.yaml", "abc").unwrap();
-        let get = |i: &str, d: &str| opened.prior.get(&DbKey::new(i, d)).copied();
+        let opened = Journal::open(&path, "m.yaml").unwrap();
+        let get = |i: &str, d: &str| opened.state.prior.get(&DbKey::new(i, d)).copied();
         assert_eq!(get("prod", "sales"), Some(Prior::Submitted));
         assert_eq!(get("prod", "hr"), Some(Prior::Online));
         assert_eq!(get("prod", "crm"), Some(Prior::Skipped));
@@ -329,7 +403,7 @@ mod tests {
     fn failures_that_may_leave_an_import_running_resume_as_started() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
-        let opened = Journal::open(&path, "m.yaml", "abc").unwrap();
+        let opened = Journal::open(&path, "m.yaml").unwrap();
         let by = || "instance prod (API)".to_owned();
         let lost = Failure::StatusUnreadable {
             by: by(),
@@ -355,20 +429,26 @@ mod tests {
             opened.journal.write(&line).unwrap();
         }
         drop(opened);
-        let again = Journal::open(&path, "m.yaml", "abc").unwrap();
-        assert_eq!(again.prior[&DbKey::new("prod", "lost")], Prior::Submitted);
+        let again = Journal::open(&path, "m.yaml").unwrap();
         assert_eq!(
-            again.prior[&DbKey::new("prod", "unanswered")],
+            again.state.prior[&DbKey::new("prod", "lost")],
+            Prior::Submitted
+        );
+        assert_eq!(
+            again.state.prior[&DbKey::new("prod", "unanswered")],
             Prior::Submitting
         );
-        assert_eq!(again.prior[&DbKey::new("prod", "refused")], Prior::Failed);
+        assert_eq!(
+            again.state.prior[&DbKey::new("prod", "refused")],
+            Prior::Failed
+        );
     }
 
     #[test]
     fn records_states_and_survives_a_cut_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
-        let opened = Journal::open(&path, "m.yaml", "abc").unwrap();
+        let opened = Journal::open(&path, "m.yaml").unwrap();
         opened
             .journal
             .write(&json!({"event": "submitting", "database": "Sales", "instance": "prod"}))
@@ -388,9 +468,12 @@ mod tests {
             .unwrap();
         drop(f);
 
-        let again = Journal::open(&path, "m.yaml", "abc").unwrap();
-        assert_eq!(again.prior[&DbKey::new("prod", "sales")], Prior::Submitted);
-        assert_eq!(again.prior[&DbKey::new("prod", "hr")], Prior::Online);
+        let again = Journal::open(&path, "m.yaml").unwrap();
+        assert_eq!(
+            again.state.prior[&DbKey::new("prod", "sales")],
+            Prior::Submitted
+        );
+        assert_eq!(again.state.prior[&DbKey::new("prod", "hr")], Prior::Online);
         assert!(
             again.notes.iter().any(|n| n.contains("cut off")),
             "{:?}",
@@ -409,23 +492,72 @@ mod tests {
     }
 
     #[test]
-    fn refuses_another_manifests_journal_and_damage() {
+    fn another_manifests_journal_is_read_and_damage_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
-        drop(Journal::open(&path, "one.yaml", "abc").unwrap());
-        let err = Journal::open(&path, "two.yaml", "def").err().unwrap();
-        assert!(
-            err.to_string()
-                .contains("belongs to another manifest (one.yaml)"),
-            "{err}"
-        );
+        // A journal of today's first format, of another manifest (its
+        // fingerprint is no longer compared).
+        std::fs::write(
+            &path,
+            concat!(
+                r#"{"fingerprint":"0123456789abcdef","journal":1,"manifest":"one.yaml","tool":"0.1.0"}"#,
+                "\n",
+                r#"{"database":"hr","event":"online","instance":"prod","seconds":1.0,"time":"2026-11-28T10:00:13.000Z"}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        let opened = Journal::open(&path, "two.yaml").unwrap();
+        assert_eq!(opened.state.prior[&DbKey::new("prod", "hr")], Prior::Online);
+        drop(opened);
 
         std::fs::write(
             &path,
             "{\"journal\":1,\"fingerprint\":\"abc\"}\nnot json\n{}\n",
         )
         .unwrap();
-        let err = Journal::open(&path, "one.yaml", "abc").err().unwrap();
+        let err = Journal::open(&path, "one.yaml").err().unwrap();
         assert!(err.to_string().contains("damaged at line 2"), "{err}");
+    }
+
+    /// What each finding of the repeatable-runs issue came down to: a
+    /// skip appended after an import, several journals in one folder.
+    #[test]
+    fn an_import_stays_imported_and_every_journal_of_the_folder_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |event: &str, db: &str, time: &str| {
+            format!(r#"{{"database":"{db}","event":"{event}","instance":"prod","time":"{time}"}}"#)
+        };
+        let header = r#"{"journal":2,"manifest":"m.yaml","tool":"0.1.0"}"#;
+        std::fs::write(
+            dir.path().join("m.jsonl"),
+            [
+                header.to_owned(),
+                line("submitting", "sales", "2026-12-01T10:00:00.000Z"),
+                line("online", "sales", "2026-12-01T10:01:00.000Z"),
+                line("skipped", "sales", "2026-12-02T10:00:00.000Z"),
+                line("skipped", "sales", "2026-12-03T10:00:00.000Z"),
+            ]
+            .join("\n")
+                + "\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("m.shard-2-of-2.jsonl"),
+            [
+                header.to_owned(),
+                line("submitting", "hr", "2026-12-01T10:00:00.000Z"),
+                line("online", "hr", "2026-12-01T10:02:00.000Z"),
+            ]
+            .join("\n")
+                + "\n",
+        )
+        .unwrap();
+        // Not a journal: left alone.
+        std::fs::write(dir.path().join("report.jsonl"), "{\"x\":1}\n").unwrap();
+        let (state, _) = read_state(dir.path()).unwrap();
+        assert_eq!(state.prior[&DbKey::new("prod", "sales")], Prior::Online);
+        assert_eq!(state.prior[&DbKey::new("prod", "hr")], Prior::Online);
+        assert_eq!(state.prior.len(), 2);
     }
 }

@@ -60,6 +60,8 @@ pub enum Rule {
     EarlierImportLost,
     /// The instance's databases cannot be listed.
     TargetUnlisted,
+    /// A database this state imported is named with other files now.
+    TargetChanged,
     /// A `prefix` with no `.bak` object under it.
     NoBackupUnderPrefix,
     /// A file is not in the bucket.
@@ -84,7 +86,7 @@ pub enum Severity {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 30] = [
+    pub const ALL: [Rule; 31] = [
         Rule::NotABackup,
         Rule::PasswordProtected,
         Rule::Encrypted,
@@ -110,6 +112,7 @@ impl Rule {
         Rule::TargetNotOnline,
         Rule::EarlierImportLost,
         Rule::TargetUnlisted,
+        Rule::TargetChanged,
         Rule::NoBackupUnderPrefix,
         Rule::ObjectMissing,
         Rule::ObjectDenied,
@@ -144,6 +147,7 @@ impl Rule {
             Rule::TargetNotOnline => "T003",
             Rule::EarlierImportLost => "T004",
             Rule::TargetUnlisted => "T005",
+            Rule::TargetChanged => "T006",
             Rule::NoBackupUnderPrefix => "S001",
             Rule::ObjectMissing => "S002",
             Rule::ObjectDenied => "S003",
@@ -154,9 +158,10 @@ impl Rule {
 
     pub fn severity(self) -> Severity {
         match self {
-            Rule::CompressedUnreadable | Rule::Filestream | Rule::StorageNearlyFull => {
-                Severity::Warn
-            }
+            Rule::CompressedUnreadable
+            | Rule::Filestream
+            | Rule::StorageNearlyFull
+            | Rule::TargetChanged => Severity::Warn,
             Rule::OwnerDefault => Severity::Info,
             _ => Severity::Refuse,
         }
@@ -209,6 +214,9 @@ impl Rule {
                 "an import the journal says was submitted is restoring or online"
             }
             Rule::TargetUnlisted => "the instance's databases can be listed",
+            Rule::TargetChanged => {
+                "a database this state imported is still named with the files it was imported from"
+            }
             Rule::NoBackupUnderPrefix => "a `prefix` holds at least one `.bak` object",
             Rule::ObjectMissing => "each file exists in the bucket",
             Rule::ObjectDenied => "the manifest's S3 key can read each file",
@@ -240,7 +248,9 @@ impl Rule {
             | Rule::TargetUnlisted => {
                 "`plan`: API (`databases`, `restore-jobs`) or SQL (`sys.databases`)"
             }
-            Rule::EarlierImportLost => "`apply`, against the journal (`plan` does not read it)",
+            Rule::EarlierImportLost | Rule::TargetChanged => {
+                "`plan` and `apply`, against the state folder (`--state`)"
+            }
             Rule::NoBackupUnderPrefix => "`plan` (S3 `ListObjectsV2`)",
             Rule::ObjectMissing | Rule::ObjectDenied | Rule::S3Failed => {
                 "`plan` (S3 `HEAD`, ranged `GET`, listing)"
@@ -296,6 +306,10 @@ impl Rule {
                  (another `--state` folder)"
             }
             Rule::TargetUnlisted => "without the list, no import can be proven to happen once",
+            Rule::TargetChanged => {
+                "the database holds the old files' data; importing the new ones is a decision \
+                 (`on_exists: replace`)"
+            }
             Rule::NoBackupUnderPrefix => "there is nothing to import",
             Rule::ObjectMissing => "the service would fail on it after the submit",
             Rule::ObjectDenied => "STACKIT reads the files with the manifest's key",
@@ -330,6 +344,15 @@ impl Finding {
             severity: rule.severity(),
             message: message.into(),
         }
+    }
+
+    /// Where nothing is imported now (the target exists): a refusal of
+    /// the backup or file rules is reported as a warning.
+    pub fn softened(mut self) -> Self {
+        if self.severity == Severity::Refuse {
+            self.severity = Severity::Warn;
+        }
+        self
     }
 
     /// `--strict`: a warning refuses too (information never does).

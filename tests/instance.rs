@@ -822,7 +822,11 @@ async fn refusals_and_failures_carry_their_codes_end_to_end() {
     let (code, _, stderr) = apply(&e, &["--only", "ok", m]).await;
     assert_eq!(code, 0, "{stderr}");
 
-    let (code, items, stderr) = plan(&e, &path, &[]).await;
+    // This state imported `ok`: done. Another state folder finds it taken.
+    let (_, items, _) = plan(&e, &path, &[]).await;
+    assert_eq!(item(&items, "ok")["verdict"], "done");
+    let other = dir.path().join("other-state");
+    let (code, items, stderr) = plan(&e, &path, &["--state", other.to_str().unwrap()]).await;
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(codes(item(&items, "ok")), ["T001 refuse"]);
     assert_eq!(codes(item(&items, "gone")), ["S002 refuse"]);

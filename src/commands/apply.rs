@@ -2,7 +2,9 @@ use super::shared;
 use crate::Exit;
 use crate::cli::{ApplyArgs, Format, Global};
 use crate::manifest::{self, Env};
-use crate::ops::{self, ApplyError, ApplyRequest, Note, Selected, Stopped, Ui};
+use crate::ops::{
+    self, ApplyError, ApplyRequest, Confirmation, Consent, Note, Selected, Stopped, Ui,
+};
 use crate::plan::Plan;
 use crate::run::events::Consumer;
 use std::io::{BufRead, IsTerminal, Write};
@@ -82,7 +84,11 @@ pub async fn apply_selected(
                  fix them, or pass --skip-invalid to import the others"
             );
         }
-        Stopped::Declined => eprintln!("nothing was submitted"),
+        Stopped::Declined => eprintln!("nothing was imported"),
+        Stopped::NoConsent => eprintln!(
+            "error: nothing was submitted: apply asks before it imports, and nobody can answer \
+             (standard input is not a terminal); pass --yes to import without asking"
+        ),
         Stopped::Ran { .. } => shared::print_summary(global, &applied.records),
     }
     for e in &applied.report_errors {
@@ -99,6 +105,7 @@ pub async fn apply_selected(
         );
     }
     match applied.stopped {
+        Stopped::NoConsent => Exit::Invalid,
         _ if applied.succeeded() => Exit::Success,
         Stopped::Ran { interrupted: true } if applied.journal_error.is_none() => Exit::Interrupted,
         _ => Exit::Failed,
@@ -130,8 +137,16 @@ impl Ui for Terminal<'_> {
         }
     }
 
-    fn confirm(&mut self, to_run: usize) -> bool {
-        self.yes || !std::io::stdin().is_terminal() || confirm(to_run)
+    fn confirm(&mut self, what: &Confirmation) -> Consent {
+        if self.yes {
+            Consent::Given
+        } else if !std::io::stdin().is_terminal() {
+            Consent::NobodyToAsk
+        } else if ask(what) {
+            Consent::Given
+        } else {
+            Consent::Refused
+        }
     }
 
     fn run_starting(&mut self, to_run: usize) -> Vec<Consumer> {
@@ -150,8 +165,12 @@ impl Ui for Terminal<'_> {
     }
 }
 
-fn confirm(count: usize) -> bool {
-    eprint!("Import {count} database(s)? [y/N] ");
+fn ask(what: &Confirmation) -> bool {
+    eprintln!("This imports {} database(s) onto:", what.to_run);
+    for instance in &what.instances {
+        eprintln!("  {instance}");
+    }
+    eprint!("Go ahead? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).is_ok()

@@ -3,7 +3,7 @@
 //! and every value the checks proved present held without an `Option`.
 //! `plan`, the engine, the import paths and S3 take this type; the document
 //! as written stays in [`Loaded::manifest`](super::Loaded) for what is about
-//! the file itself (the journal's fingerprint, `validate`'s summary).
+//! the file itself (the instance ids the confirmation names, `validate`'s summary).
 
 use super::Env;
 use super::checks::{KEY_PATH_ENV, TOKEN_ENV};

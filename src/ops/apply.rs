@@ -48,13 +48,52 @@ pub trait Ui {
     fn note(&mut self, note: Note);
     /// The plan, before anything is submitted.
     fn planned(&mut self, plan: &Plan);
-    /// Whether to submit `to_run` imports (a prompt, or `--yes`).
-    fn confirm(&mut self, to_run: usize) -> bool;
+    /// Whether to go ahead (a prompt, or `--yes`).
+    fn confirm(&mut self, what: &Confirmation) -> Consent;
     /// The run of `to_run` imports starts now: the consumers of its events
     /// besides the report's (a progress display, NDJSON on stdout).
     fn run_starting(&mut self, to_run: usize) -> Vec<Consumer>;
     /// The run is over: the display can close.
     fn run_finished(&mut self);
+}
+
+/// What a person is asked to agree to before anything is submitted.
+#[derive(Debug, Clone)]
+pub struct Confirmation {
+    /// Imports to submit (or follow).
+    pub to_run: usize,
+    /// The instances they go to, named by alias and by project/instance id.
+    pub instances: Vec<InstanceLabel>,
+}
+
+/// An instance as a person recognises it: the manifest's alias, and where
+/// it is (project and instance id, or the SQL endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceLabel {
+    pub alias: String,
+    pub project_id: Option<String>,
+    pub instance_id: Option<String>,
+}
+
+impl std::fmt::Display for InstanceLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.alias)?;
+        match (&self.project_id, &self.instance_id) {
+            (Some(p), Some(i)) => write!(f, " (project {p}, instance {i})"),
+            (None, Some(i)) => write!(f, " (instance {i})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The answer to a [`Confirmation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    Given,
+    Refused,
+    /// Nobody can answer (standard input is not a terminal) and `--yes`
+    /// was not given.
+    NobodyToAsk,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +102,9 @@ pub enum Stopped {
     NotReady(usize),
     /// Nothing was submitted: the confirmation said no.
     Declined,
+    /// Nothing was submitted: nobody could be asked, and `--yes` was not
+    /// given.
+    NoConsent,
     /// The run went ahead (with `interrupted` when Ctrl-C stopped new
     /// submissions).
     Ran { interrupted: bool },
@@ -126,7 +168,7 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
         env,
     } = request;
     let loaded = &selected.loaded;
-    let state_dir = state.unwrap_or_else(|| loaded.dir.join(".sqlflex-import"));
+    let state_dir = state.unwrap_or_else(|| super::default_state_dir(&selected));
     let journal_path = journal::path_for(&state_dir, manifest_path, shard);
     std::fs::create_dir_all(&state_dir).map_err(|error| ApplyError::StateFolder {
         path: state_dir.clone(),
@@ -137,18 +179,14 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
     if let Some(previous) = previous {
         ui.note(Note::LockTakenOver(previous));
     }
-    let opened = Journal::open(
-        &journal_path,
-        &loaded.source.name,
-        &journal::fingerprint(&loaded.manifest),
-    )?;
+    let opened = Journal::open(&journal_path, &loaded.source.name)?;
     for note in opened.notes {
         ui.note(Note::Journal(note));
     }
     let max_parallel = max_parallel.unwrap_or(loaded.valid.max_parallel) as usize;
     let manifest_name = loaded.source.name.clone();
     let started = now();
-    let (ctx, plan) = super::plan(selected, env, &opened.prior, plan_options).await?;
+    let (ctx, plan) = super::plan(selected, env, &opened.state, plan_options).await?;
     ui.planned(&plan);
     let reports = Reports {
         json: report,
@@ -161,8 +199,12 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
     let to_run = plan.count(Verdict::Ready) + plan.count(Verdict::Attach);
     let stopped = if not_ready > 0 && !skip_invalid {
         Some(Stopped::NotReady(not_ready))
-    } else if to_run > 0 && !ui.confirm(to_run) {
-        Some(Stopped::Declined)
+    } else if to_run > 0 {
+        match ui.confirm(&confirmation(&ctx, &plan, to_run)) {
+            Consent::Given => None,
+            Consent::Refused => Some(Stopped::Declined),
+            Consent::NobodyToAsk => Some(Stopped::NoConsent),
+        }
     } else {
         None
     };
@@ -203,6 +245,30 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
         journal_error: events.journal_error(),
         report_errors,
     })
+}
+
+/// What the prompt names: the imports and the instances they go to.
+fn confirmation(ctx: &crate::plan::Context, plan: &Plan, to_run: usize) -> Confirmation {
+    let mut aliases: Vec<&str> = plan
+        .items
+        .iter()
+        .filter(|i| matches!(i.verdict, Verdict::Ready | Verdict::Attach))
+        .map(|i| i.instance.as_str())
+        .collect();
+    aliases.sort_unstable();
+    aliases.dedup();
+    let instances = aliases
+        .into_iter()
+        .map(|alias| {
+            let raw = ctx.loaded.manifest.instances.get(alias);
+            InstanceLabel {
+                alias: alias.to_owned(),
+                project_id: raw.and_then(|i| i.project_id.clone()),
+                instance_id: raw.and_then(|i| i.instance_id.clone()),
+            }
+        })
+        .collect();
+    Confirmation { to_run, instances }
 }
 
 struct Reports {

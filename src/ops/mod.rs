@@ -7,14 +7,23 @@ mod apply;
 mod inspect;
 mod load;
 
-pub use apply::{Applied, ApplyError, ApplyRequest, Note, ReportError, Stopped, Ui, apply};
+pub use apply::{
+    Applied, ApplyError, ApplyRequest, Confirmation, Consent, InstanceLabel, Note, ReportError,
+    Stopped, Ui, apply,
+};
 pub use inspect::{Inspected, inspect};
 pub use load::{LoadError, Selected, load, select};
 
-use crate::journal::PriorStates;
+use crate::journal::State;
 use crate::manifest::Env;
 use crate::plan::{Context, Plan};
 use std::sync::Arc;
+
+/// The state folder when none is given: `.sqlflex-import/` beside the
+/// manifest.
+pub fn default_state_dir(selected: &Selected) -> std::path::PathBuf {
+    selected.loaded.dir.join(".sqlflex-import")
+}
 
 /// The remote side of a manifest could not be set up (an S3 endpoint or
 /// API URL that does not parse, a key file that cannot be used).
@@ -27,11 +36,11 @@ pub struct TargetsError(pub String);
 pub async fn plan(
     selected: Selected,
     env: Env<'_>,
-    prior: &PriorStates,
+    state: &State,
     options: crate::plan::Options,
 ) -> Result<(Arc<Context>, Plan), TargetsError> {
     let Selected { loaded, indexes } = selected;
     let ctx = Arc::new(Context::new(loaded, &indexes, env).map_err(TargetsError)?);
-    let plan = crate::plan::plan(&ctx, &indexes, prior, options).await;
+    let plan = crate::plan::plan(&ctx, &indexes, state, options).await;
     Ok((ctx, plan))
 }

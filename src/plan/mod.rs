@@ -10,7 +10,7 @@ use crate::backup::{self, verdict};
 use crate::import_path::api::ApiTarget;
 use crate::import_path::sql::SqlTarget;
 use crate::import_path::{ImportPath, InstanceFacts, Inventory, Presence, StatusError};
-use crate::journal::{Prior, PriorStates};
+use crate::journal::{Prior, State};
 use crate::manifest::model::{Method, OnExists};
 use crate::manifest::valid::{ApiAccess, ApiAuth, Source, Target};
 use crate::manifest::{Env, Loaded};
@@ -307,12 +307,7 @@ impl Plan {
     }
 }
 
-pub async fn plan(
-    ctx: &Context,
-    selected: &[usize],
-    prior: &PriorStates,
-    options: Options,
-) -> Plan {
+pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Options) -> Plan {
     let m = &ctx.loaded.valid;
     let mut lanes: Vec<Lane> = selected
         .iter()
@@ -372,7 +367,7 @@ pub async fn plan(
     let items: Vec<PlanItem> = futures::stream::iter(selected.iter().map(|&index| {
         let inventories = &inventories;
         let s3_slots = Arc::clone(&s3_slots);
-        async move { plan_one(ctx, index, inventories, prior, &s3_slots, options.strict).await }
+        async move { plan_one(ctx, index, inventories, state, &s3_slots, options.strict).await }
     }))
     .buffered(64)
     .collect()
@@ -398,11 +393,26 @@ pub async fn plan(
     }
 }
 
+/// What the target's presence and the state make of a database, before
+/// its files are looked at.
+enum Disposition {
+    /// Not there: import it.
+    New,
+    /// There, and this state imported it.
+    Done,
+    /// There, and `on_exists: skip`.
+    Skip,
+    /// This state submitted it and it is still restoring.
+    Attach,
+    /// Refused by a target rule.
+    Refused,
+}
+
 async fn plan_one(
     ctx: &Context,
     index: usize,
     inventories: &BTreeMap<Lane, Result<Inventory, StatusError>>,
-    prior: &PriorStates,
+    state: &State,
     s3_slots: &tokio::sync::Semaphore,
     strict: bool,
 ) -> PlanItem {
@@ -419,90 +429,149 @@ async fn plan_one(
         size: 0,
         backup: None,
     };
-    let earlier = prior
-        .get(&crate::db_key::DbKey::new(&db.instance, &db.name))
-        .copied();
+    let key = crate::db_key::DbKey::new(&db.instance, &db.name);
+    let earlier = state.prior.get(&key).copied();
     let ours = earlier.is_some_and(Prior::may_have_started);
     let target = ctx.targets[&lane].label().to_owned();
-    match &inventories[&lane] {
-        Err(e) => item.refuse(
-            Rule::TargetUnlisted,
-            format!("cannot read the databases of {target}: {e}"),
-        ),
+    let disposition = match &inventories[&lane] {
+        Err(e) => {
+            item.refuse(
+                Rule::TargetUnlisted,
+                format!("cannot read the databases of {target}: {e}"),
+            );
+            Disposition::Refused
+        }
         Ok(inventory) => match inventory.presence(&db.name) {
-            Presence::Online if ours => item.verdict = Verdict::Done,
+            Presence::Online if ours => Disposition::Done,
             Presence::Online | Presence::Restoring(_)
                 if db.on_exists == OnExists::Skip && !ours =>
             {
-                item.verdict = Verdict::Skip;
+                Disposition::Skip
             }
-            Presence::Online => item.refuse(
-                Rule::TargetExists,
-                format!("database {} already exists on {target}", db.name),
-            ),
-            Presence::Restoring(_) if ours => item.verdict = Verdict::Attach,
-            Presence::Restoring(_) => item.refuse(
-                Rule::TargetRestoring,
-                format!("database {} is being restored on {target}", db.name),
-            ),
-            Presence::Other => item.refuse(
-                Rule::TargetNotOnline,
-                format!("database {} exists on {target} but is not online", db.name),
-            ),
+            Presence::Online => {
+                item.refuse(
+                    Rule::TargetExists,
+                    format!("database {} already exists on {target}", db.name),
+                );
+                Disposition::Refused
+            }
+            Presence::Restoring(_) if ours => Disposition::Attach,
+            Presence::Restoring(_) => {
+                item.refuse(
+                    Rule::TargetRestoring,
+                    format!("database {} is being restored on {target}", db.name),
+                );
+                Disposition::Refused
+            }
+            Presence::Other => {
+                item.refuse(
+                    Rule::TargetNotOnline,
+                    format!("database {} exists on {target} but is not online", db.name),
+                );
+                Disposition::Refused
+            }
             Presence::Absent | Presence::Unknown
                 if earlier.is_some_and(|p| matches!(p, Prior::Submitted | Prior::TimedOut)) =>
             {
                 item.refuse(
                     Rule::EarlierImportLost,
                     format!(
-                        "an earlier run submitted {} (see the journal), but it is neither restoring \
-                         nor online: the restore failed on the server; use another --state folder \
-                         to import it again",
+                        "an earlier run submitted {} (see the state folder), but it is neither \
+                         restoring nor online: the restore failed on the server; use another \
+                         --state folder to import it again",
                         db.name
                     ),
                 );
+                Disposition::Refused
             }
-            Presence::Absent | Presence::Unknown => {
-                check_files(ctx, db, &mut item, s3_slots, strict).await
-            }
+            Presence::Absent | Presence::Unknown => Disposition::New,
         },
+    };
+    // An import in flight has its files already; every other target has its
+    // files checked, so a broken reference shows before the night it is
+    // needed. Where nothing is imported now, a file problem is a warning.
+    let needed_now = matches!(disposition, Disposition::New | Disposition::Refused);
+    if !matches!(disposition, Disposition::Attach) {
+        let findings = check_files(ctx, db, &mut item, s3_slots).await;
+        for finding in findings {
+            let finding = if needed_now {
+                finding
+            } else {
+                finding.softened()
+            };
+            item.findings
+                .push(if strict { finding.strict() } else { finding });
+        }
     }
+    if matches!(disposition, Disposition::Done)
+        && let Some(imported) = state.files.get(&key)
+    {
+        let mut before = imported.clone();
+        let mut now: Vec<String> = item.files.iter().map(|f| f.key.clone()).collect();
+        before.sort();
+        now.sort();
+        if !now.is_empty() && before != now {
+            let finding = Finding::new(
+                Rule::TargetChanged,
+                format!(
+                    "{} was imported by this state from {}; the manifest now names {}: it \
+                     stays as imported (set on_exists: replace to import the new files)",
+                    db.name,
+                    imported.join(", "),
+                    now.join(", ")
+                ),
+            );
+            item.findings
+                .push(if strict { finding.strict() } else { finding });
+        }
+    }
+    item.verdict = match disposition {
+        _ if item.refused() => Verdict::NotReady,
+        Disposition::New => Verdict::Ready,
+        Disposition::Done => Verdict::Done,
+        Disposition::Skip => Verdict::Skip,
+        Disposition::Attach => Verdict::Attach,
+        Disposition::Refused => Verdict::NotReady,
+    };
     item
 }
 
+/// Lists and reads the database's files: the files in stripe order, the
+/// backup's summary, and what the rules find (refusals included; the
+/// caller decides what they weigh).
 async fn check_files(
     ctx: &Context,
     db: &Target,
     item: &mut PlanItem,
     s3_slots: &tokio::sync::Semaphore,
-    strict: bool,
-) {
+) -> Vec<Finding> {
     let s3 = &ctx.s3;
+    let mut findings = Vec::new();
     let keys: Vec<String> = match &db.files {
         Source::Keys(keys) => keys.clone(),
         Source::Prefix(prefix) => {
             let _slot = s3_slots.acquire().await.expect("never closed");
             match s3.list_backups(prefix).await {
                 Ok(keys) if keys.is_empty() => {
-                    item.refuse(
+                    findings.push(Finding::new(
                         Rule::NoBackupUnderPrefix,
                         format!("there is no .bak file under {prefix}"),
-                    );
-                    return;
+                    ));
+                    return findings;
                 }
                 Ok(keys) if item.method == Method::Sql && keys.iter().any(|k| k.contains(',')) => {
                     for key in keys.iter().filter(|k| k.contains(',')) {
-                        item.refuse(
+                        findings.push(Finding::new(
                             Rule::KeyWithComma,
                             crate::manifest::checks::comma_in_key(key),
-                        );
+                        ));
                     }
-                    return;
+                    return findings;
                 }
                 Ok(keys) => keys,
                 Err(e) => {
-                    item.refuse(e.rule(), e.to_string());
-                    return;
+                    findings.push(Finding::new(e.rule(), e.to_string()));
+                    return findings;
                 }
             }
         }
@@ -515,7 +584,7 @@ async fn check_files(
     let mut read = Vec::new();
     for (key, result) in keys.iter().zip(checked) {
         match result {
-            Err(e) => item.refuse(e.rule(), e.to_string()),
+            Err(e) => findings.push(Finding::new(e.rule(), e.to_string())),
             Ok((size, header)) => {
                 // Sizes are the server's word: saturate rather than overflow.
                 item.size = item.size.saturating_add(size);
@@ -528,8 +597,8 @@ async fn check_files(
             }
         }
     }
-    if item.refused() {
-        return;
+    if findings.iter().any(Finding::refuses) {
+        return findings;
     }
     if let Some(first) = read.iter().find_map(|(_, _, h)| h.as_ref().ok()) {
         item.backup = Some(BackupSummary::of(first));
@@ -542,15 +611,10 @@ async fn check_files(
             header,
         })
         .collect();
-    let (set, findings) = verdict::assess(&views);
-    for finding in findings {
-        item.findings
-            .push(if strict { finding.strict() } else { finding });
-    }
-    if item.refused() {
-        return;
-    }
-    if let Some(set) = set {
+    let (set, assessed) = verdict::assess(&views);
+    let refused = assessed.iter().any(Finding::refuses);
+    findings.extend(assessed);
+    if !refused && let Some(set) = set {
         // STACKIT numbers the files; give them in stripe order.
         let by_key: HashMap<&str, &PlannedFile> =
             item.files.iter().map(|f| (f.key.as_str(), f)).collect();
@@ -560,7 +624,7 @@ async fn check_files(
             .filter_map(|k| by_key.get(k.as_str()).map(|f| (*f).clone()))
             .collect();
     }
-    item.verdict = Verdict::Ready;
+    findings
 }
 
 /// Bytes for people: `1.4 MiB`.

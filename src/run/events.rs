@@ -154,6 +154,10 @@ pub enum Event {
         instance: String,
         #[serde(default)]
         attempt: u32,
+        /// The object keys of the import, in stripe order: what the state
+        /// remembers it imported from.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<String>,
     },
     Submitted {
         database: String,

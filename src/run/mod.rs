@@ -95,6 +95,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                         secret_key: m.s3.secret_key.clone(),
                     },
                     instance,
+                    keys: item.files.iter().map(|f| f.key.clone()).collect(),
                     attach: item.verdict == Verdict::Attach,
                     timeout: db.timeout,
                 };
@@ -119,6 +120,8 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
 struct Job {
     import: Import,
     instance: String,
+    /// The object keys, for the journal.
+    keys: Vec<String>,
     attach: bool,
     timeout: Duration,
 }
@@ -222,6 +225,7 @@ impl Job {
                 database: database.clone(),
                 instance: instance.clone(),
                 attempt,
+                files: self.keys.clone(),
             });
             let (reason, retry_after) = match target.submit(&self.import).await {
                 Ok(()) => {
