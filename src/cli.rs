@@ -88,6 +88,22 @@ is ready."
     /// Plan, then run the imports with bounded parallelism, progress, a
     /// resumable journal and a final report.
     Apply(ApplyArgs),
+    /// Per database: what the state folder says this tool did, and what
+    /// the instance says now (online, restoring, missing, present but not
+    /// imported by this state). Read-only.
+    #[command(
+        after_help = "Exit 0 when every instance could be asked, 1 when one could not (its \
+databases show `unknown`)."
+    )]
+    Status {
+        /// The manifest (YAML).
+        manifest: PathBuf,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// The state folder (default: .sqlflex-import/ beside the manifest).
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+    },
     /// Read .bak headers without a SQL Server (like RESTORE HEADERONLY):
     /// database, server, backup type, media set, stripe, password flag,
     /// compression, source version, backup sets and file list.

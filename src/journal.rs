@@ -11,7 +11,7 @@ use crate::db_key::DbKey;
 use crate::manifest::select::Shard;
 use crate::run::events::{Event, Failure, Stamped};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,8 @@ use std::sync::Mutex;
 /// on its first line) is read the same way; the fingerprint is not used.
 const FORMAT: u64 = 2;
 const FORMATS_READ: [u64; 2] = [1, 2];
+const RUN_STARTED: &str = "started";
+const RUN_FINISHED: &str = "finished";
 /// Journals read from one folder at most.
 const MAX_JOURNALS: usize = 1024;
 
@@ -35,6 +37,8 @@ pub enum Prior {
     TimedOut,
     /// Only passed over (already there, not ready): nothing was done to it.
     Skipped,
+    /// Dropped (or about to be) for `on_exists: replace`.
+    Dropped,
 }
 
 impl Prior {
@@ -56,6 +60,10 @@ pub struct State {
     pub prior: PriorStates,
     /// The object keys of the last import submitted, where recorded.
     pub files: HashMap<DbKey, Vec<String>>,
+    /// When the last run of this manifest (and shard) did not finish
+    /// (killed, interrupted): the databases it dropped or submitted. A rerun
+    /// resumes that run and does not replace them again.
+    pub resumed: Option<HashSet<DbKey>>,
 }
 
 impl State {
@@ -123,6 +131,9 @@ pub struct Opened {
 struct Read {
     events: Vec<Stamped>,
     cut_at: Option<usize>,
+    /// The databases touched since the last `run: started` line, when no
+    /// `run: finished` line followed it.
+    unfinished: Option<HashSet<DbKey>>,
 }
 
 /// Reads one journal file; None when the file is not a journal of this
@@ -138,6 +149,7 @@ fn read_one(path: &Path) -> Result<Option<Read>, JournalError> {
     let lines: Vec<&str> = text.lines().collect();
     let mut events = Vec::new();
     let mut cut_at = None;
+    let mut unfinished: Option<HashSet<DbKey>> = None;
     for (i, line) in lines.iter().enumerate() {
         let last = i + 1 == lines.len();
         let value: Value = match serde_json::from_str(line) {
@@ -164,19 +176,36 @@ fn read_one(path: &Path) -> Result<Option<Read>, JournalError> {
             }
             continue;
         }
+        match value["run"].as_str() {
+            Some(RUN_STARTED) => unfinished = Some(HashSet::new()),
+            Some(RUN_FINISHED) => unfinished = None,
+            _ => {}
+        }
         // The typed event the engine wrote, read back by the same
         // definition; an event this version does not know is left out (a
         // newer tool's), never guessed at.
         if let Ok(stamped) = serde_json::from_value::<Stamped>(value) {
+            if let Some(touched) = &mut unfinished
+                && prior_of(&stamped.event).is_some_and(|p| p != Prior::Skipped)
+            {
+                let (db, instance) = stamped.event.database();
+                touched.insert(DbKey::new(instance, db));
+            }
             events.push(stamped);
         }
     }
-    Ok(Some(Read { events, cut_at }))
+    Ok(Some(Read {
+        events,
+        cut_at,
+        unfinished,
+    }))
 }
 
 /// What the state folder `dir` knows: every journal in it, their events in
-/// time order. A folder that does not exist knows nothing.
-pub fn read_state(dir: &Path) -> Result<(State, Vec<String>), JournalError> {
+/// time order. A folder that does not exist knows nothing. `own` is the
+/// journal of the manifest (and shard) at hand: a run of it that did not
+/// finish is resumed.
+pub fn read_state(dir: &Path, own: Option<&Path>) -> Result<(State, Vec<String>), JournalError> {
     let io = |e: std::io::Error| JournalError::Io {
         path: dir.to_owned(),
         reason: e.to_string(),
@@ -209,10 +238,20 @@ pub fn read_state(dir: &Path) -> Result<(State, Vec<String>), JournalError> {
         paths.truncate(MAX_JOURNALS);
     }
     let mut all: Vec<(String, usize, usize, Stamped)> = Vec::new();
+    let mut resumed = None;
     for (file, path) in paths.iter().enumerate() {
         let Some(read) = read_one(path)? else {
             continue;
         };
+        if own.is_some_and(|own| own.file_name() == path.file_name())
+            && let Some(touched) = read.unfinished
+        {
+            notes.push(format!(
+                "the last run of {} did not finish; this run resumes it",
+                path.display()
+            ));
+            resumed = Some(touched);
+        }
         if read.cut_at.is_some() {
             notes.push(format!(
                 "the last line of {} was cut off (a run was killed while writing); it is ignored",
@@ -225,7 +264,10 @@ pub fn read_state(dir: &Path) -> Result<(State, Vec<String>), JournalError> {
     }
     // RFC 3339 times in UTC order as text; within a journal, line order.
     all.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
-    let mut state = State::default();
+    let mut state = State {
+        resumed,
+        ..State::default()
+    };
     for (_, _, _, stamped) in &all {
         state.record(&stamped.event);
     }
@@ -263,7 +305,7 @@ impl Journal {
             Err(e) => return Err(e),
         };
         let cut_at = existing.as_ref().and_then(|r| r.cut_at);
-        let (state, mut notes) = read_state(dir)?;
+        let (state, mut notes) = read_state(dir, Some(path))?;
         if !state.prior.is_empty() {
             notes.push(format!(
                 "the state in {} knows {} database(s)",
@@ -317,6 +359,22 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Marks the start of a run that submits (or drops) something.
+    pub fn run_started(&self) -> Result<(), JournalError> {
+        self.mark(RUN_STARTED)
+    }
+
+    /// Marks a run that went to its end (not killed, not interrupted): the
+    /// next run of `on_exists: replace` databases replaces them again.
+    pub fn run_finished(&self) -> Result<(), JournalError> {
+        self.mark(RUN_FINISHED)
+    }
+
+    fn mark(&self, what: &str) -> Result<(), JournalError> {
+        let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        self.write(&json!({"run": what, "time": time}))
+    }
 }
 
 /// What an event in the journal says about its database, for a resume.
@@ -342,6 +400,7 @@ fn prior_of(event: &Event) -> Option<Prior> {
         Event::Failed { .. } => Prior::Failed,
         Event::TimedOut { .. } => Prior::TimedOut,
         Event::Skipped { .. } => Prior::Skipped,
+        Event::Dropping { .. } | Event::Dropped { .. } => Prior::Dropped,
         Event::Planned { .. } | Event::Retried { .. } | Event::Interrupted { .. } => return None,
     })
 }
@@ -555,7 +614,7 @@ mod tests {
         .unwrap();
         // Not a journal: left alone.
         std::fs::write(dir.path().join("report.jsonl"), "{\"x\":1}\n").unwrap();
-        let (state, _) = read_state(dir.path()).unwrap();
+        let (state, _) = read_state(dir.path(), None).unwrap();
         assert_eq!(state.prior[&DbKey::new("prod", "sales")], Prior::Online);
         assert_eq!(state.prior[&DbKey::new("prod", "hr")], Prior::Online);
         assert_eq!(state.prior.len(), 2);

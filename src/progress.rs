@@ -125,6 +125,8 @@ impl Display {
                 self.line(stamped, format!("submitting again (attempt {attempt})"))
             }
             Event::Submitting { .. } => {}
+            Event::Dropping { .. } => {}
+            Event::Dropped { .. } => self.line(stamped, "dropped; importing again".into()),
             Event::Submitted { .. } | Event::Attached { .. } => {
                 let attached = matches!(stamped.event, Event::Attached { .. });
                 if self.mode == Mode::Bars {

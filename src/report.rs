@@ -124,6 +124,7 @@ impl Collector {
                 r.outcome = Outcome::Running;
             }
             Event::Retried { .. } | Event::Progress { .. } => {}
+            Event::Dropping { .. } | Event::Dropped { .. } => r.outcome = Outcome::Running,
             Event::Online { seconds, .. } => {
                 r.seconds = Some(*seconds);
                 finish(r, Outcome::Online, None);

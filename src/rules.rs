@@ -204,7 +204,8 @@ impl Rule {
             }
             Rule::DatabasesHidden => "the SQL login may see every database (`VIEW ANY DATABASE`)",
             Rule::TargetExists => {
-                "the target database does not exist (`on_exists: skip` counts it as done instead)"
+                "the target database does not exist (`on_exists: skip` counts it as done instead, \
+                 `replace` drops it and imports again)"
             }
             Rule::TargetRestoring => "no restore of the target database is running",
             Rule::TargetNotOnline => {

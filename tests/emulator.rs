@@ -597,14 +597,11 @@ async fn the_sql_door_answers_errors_and_keeps_the_connection() {
             .unwrap()
             .contains("SQL Server 2022")
     );
-    let unsupported = client
-        .simple_query("DROP DATABASE sales")
-        .await
-        .unwrap_err();
+    let unsupported = client.simple_query("DROP TABLE sales").await.unwrap_err();
     assert!(
         unsupported
             .to_string()
-            .contains("does not support this statement: DROP DATABASE sales"),
+            .contains("does not support this statement: DROP TABLE sales"),
         "{unsupported}"
     );
     let missing = client
@@ -1072,4 +1069,78 @@ async fn real_samples_restore_or_fail_like_on_the_service() {
         text.contains("9.0.3077") && text.contains("error 3169"),
         "{text}"
     );
+}
+
+/// Drops through both doors, as the service and SQL Server answer them: not
+/// while a restore of the name runs, not when the name is absent, counted
+/// in the stats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drops_are_refused_while_restoring_and_counted() {
+    let e = start(Duration::from_secs(2)).await;
+    let s3 = S3::new(&e);
+    for name in ["viaapi", "viasql"] {
+        let key = format!("{name}.bak");
+        let bytes = writer::write(&BackupSpec::full(name));
+        assert_eq!(s3.put(&key, bytes).await.status(), 200);
+        let body = restore_body(&e, name, &[S3::uri(&e, &key)]);
+        assert_eq!(post_restore(&e, "v3", &body).await.status(), 202);
+    }
+    let delete = |name: &'static str| {
+        let url = api(&e, 0, "v3", &format!("/databases/{name}"));
+        let token = e.credentials.token.clone();
+        async move {
+            reqwest::Client::new()
+                .delete(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let mut client = sql(&e, 0, &e.credentials.sql_password).await.unwrap();
+    let drop_sql =
+        "ALTER DATABASE [viasql] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE [viasql];";
+    // While they restore: refused.
+    assert_eq!(delete("viaapi").await, 400);
+    let refused = batch(&mut client, drop_sql)
+        .await
+        .expect_err("a drop while restoring fails");
+    let code = |e: &tiberius::error::Error| match e {
+        tiberius::error::Error::Server(s) => s.code(),
+        other => panic!("{other}"),
+    };
+    // SQL Server stops at the ALTER (5052); the DROP alone would be 3702.
+    assert_eq!(code(&refused), 5052, "{refused}");
+    let refused = batch(&mut client, "DROP DATABASE [viasql]")
+        .await
+        .expect_err("a drop while restoring fails");
+    assert_eq!(code(&refused), 3702, "{refused}");
+    // Once online: dropped, and gone from both doors.
+    eventually(Duration::from_secs(20), || async {
+        let s = stats(&e).await;
+        (s["instances"][&e.instance_ids[0]]["databases"] == json!(["viaapi", "viasql"]))
+            .then_some(())
+    })
+    .await
+    .expect("both come online");
+    assert_eq!(delete("viaapi").await, 202);
+    batch(&mut client, drop_sql).await.unwrap();
+    let s = stats(&e).await;
+    let inst = &s["instances"][&e.instance_ids[0]];
+    assert_eq!(inst["databases"], json!([]));
+    assert_eq!(inst["drops"], json!({"viaapi": 1, "viasql": 1}));
+    // Absent: 404, and error 3701 after 5011.
+    assert_eq!(delete("viaapi").await, 404);
+    let absent = batch(&mut client, drop_sql)
+        .await
+        .expect_err("dropping what is absent fails");
+    assert!(matches!(code(&absent), 5011 | 3701), "{absent}");
+}
+
+/// A batch run to its end: the first server error wherever it surfaces.
+async fn batch(client: &mut emu::Sql, text: &str) -> tiberius::Result<()> {
+    client.simple_query(text).await?.into_results().await?;
+    Ok(())
 }

@@ -224,3 +224,62 @@ async fn no_import_without_consent() {
     );
     assert!(submissions(&e).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_tells_what_the_state_did_and_what_the_instance_says() {
+    let e = emu::start(Duration::from_millis(200)).await;
+    upload(&e, &["ours", "theirs", "missing"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(&e, dir.path(), "m.yaml", &["ours", "theirs", "missing"]);
+    let m = m.to_str().unwrap();
+    let (code, _, stderr) = apply(&e, &["--only", "ours", m]).await;
+    assert_eq!(code, 0, "{stderr}");
+    // Imported by someone else (another state folder).
+    let other = dir.path().join("someone-else");
+    let (code, _, stderr) = apply(
+        &e,
+        &["--state", other.to_str().unwrap(), "--only", "theirs", m],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let state_dir = dir.path().join(".sqlflex-import");
+    let snapshot = || {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&state_dir)
+            .unwrap()
+            .map(|f| {
+                let f = f.unwrap();
+                (
+                    f.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(f.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot();
+
+    let (code, stdout, stderr) = run(tool(&e, &["--format", "json", "status", m])).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let rows: Value = serde_json::from_str(&stdout).unwrap();
+    let row = |name: &str| {
+        let r = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["database"] == name)
+            .unwrap();
+        (r["recorded"].clone(), r["now"].clone())
+    };
+    assert_eq!(row("ours"), ("imported".into(), "online".into()));
+    assert_eq!(row("theirs"), ("nothing".into(), "online_not_ours".into()));
+    assert_eq!(row("missing"), ("nothing".into(), "missing".into()));
+    let (code, table, _) = run(tool(&e, &["status", m])).await;
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("online, not imported by this state") && table.contains("STATE SAYS"),
+        "{table}"
+    );
+    assert_eq!(snapshot(), before, "status writes nothing");
+    assert_eq!(submissions(&e).await.len(), 2);
+}

@@ -170,6 +170,15 @@ fn ask(what: &Confirmation) -> bool {
     for instance in &what.instances {
         eprintln!("  {instance}");
     }
+    if !what.drops.is_empty() {
+        eprintln!(
+            "It first DROPS these {} existing database(s) (on_exists: replace):",
+            what.drops.len()
+        );
+        for (database, instance) in &what.drops {
+            eprintln!("  {database} on {instance}");
+        }
+    }
     eprint!("Go ahead? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();

@@ -7,6 +7,7 @@ mod inspect;
 mod logging;
 mod plan;
 mod shared;
+mod status;
 mod validate;
 
 use crate::Exit;
@@ -43,6 +44,11 @@ pub fn run(cli: Cli) -> Exit {
             state,
         } => plan::run(global, &manifest, &select, checks, state.as_deref()),
         Command::Apply(args) => apply::run(global, &args),
+        Command::Status {
+            manifest,
+            select,
+            state,
+        } => status::run(global, &manifest, &select, state.as_deref()),
         Command::Emulator(args) => emulator::run(&args),
         Command::Demo => demo::run(global),
     }

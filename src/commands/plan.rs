@@ -15,18 +15,9 @@ pub fn run(
         Ok(x) => x,
         Err(exit) => return exit,
     };
-    let state_dir = state.map_or_else(|| crate::ops::default_state_dir(&selected), Path::to_owned);
-    let state = match crate::journal::read_state(&state_dir) {
-        Ok((state, notes)) => {
-            for note in notes {
-                eprintln!("note: {note}");
-            }
-            state
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Invalid;
-        }
+    let state = match shared::read_state(&selected, path, select, state) {
+        Ok(state) => state,
+        Err(exit) => return exit,
     };
     let runtime = match shared::runtime() {
         Ok(r) => r,

@@ -84,12 +84,16 @@ pub fn plan_table(plan: &Plan) -> String {
                     Verdict::Skip => "skip",
                     Verdict::Done => "done",
                     Verdict::Attach => "attach",
+                    Verdict::Replace => "REPLACE",
                     Verdict::NotReady => "NOT READY",
                 }
                 .into(),
                 match i.verdict {
                     Verdict::Done => "imported by an earlier run".into(),
                     Verdict::Attach => "restoring since an earlier run; will wait for it".into(),
+                    Verdict::Replace => {
+                        "exists: DROPPED, then imported again (on_exists: replace)".into()
+                    }
                     Verdict::Ready => i
                         .findings
                         .iter()
@@ -105,11 +109,12 @@ pub fn plan_table(plan: &Plan) -> String {
     let total: u64 = plan
         .items
         .iter()
-        .filter(|i| i.verdict == Verdict::Ready)
+        .filter(|i| matches!(i.verdict, Verdict::Ready | Verdict::Replace))
         .fold(0u64, |sum, i| sum.saturating_add(i.size));
     out.push(format!(
-        "\n{} ready ({}), {} to wait for, {} skipped, {} done earlier, {} not ready",
+        "\n{} ready, {} to replace ({}), {} to wait for, {} skipped, {} done earlier, {} not ready",
         plan.count(Verdict::Ready),
+        plan.count(Verdict::Replace),
         plan::human_size(total),
         plan.count(Verdict::Attach),
         plan.count(Verdict::Skip),
@@ -117,6 +122,33 @@ pub fn plan_table(plan: &Plan) -> String {
         plan.count(Verdict::NotReady),
     ));
     out.join("\n")
+}
+
+/// What the state folder (`--state`, or the default beside the manifest)
+/// knows, for the commands that only read it; its notes on stderr.
+pub fn read_state(
+    selected: &crate::ops::Selected,
+    manifest: &std::path::Path,
+    select: &crate::cli::SelectArgs,
+    state: Option<&std::path::Path>,
+) -> Result<crate::journal::State, Exit> {
+    let dir = state.map_or_else(
+        || crate::ops::default_state_dir(selected),
+        std::path::Path::to_owned,
+    );
+    let own = crate::journal::path_for(&dir, manifest, select.shard);
+    match crate::journal::read_state(&dir, Some(&own)) {
+        Ok((state, notes)) => {
+            for note in notes {
+                eprintln!("note: {note}");
+            }
+            Ok(state)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(Exit::Invalid)
+        }
+    }
 }
 
 /// The consumers a person or script sees a run through: the progress

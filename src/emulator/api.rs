@@ -4,7 +4,7 @@
 
 use super::faults::{Fault, Faults};
 use super::keys::{ACCESS_TOKEN_LIFETIME, ServiceAccount};
-use super::model::{Counter, DatabaseInfo, ImportRequest, Model, SubmitError};
+use super::model::{Counter, DatabaseInfo, DropRefusal, ImportRequest, Model, SubmitError};
 use super::serve::ConnectionKill;
 use axum::Router;
 use axum::body::Bytes;
@@ -409,13 +409,24 @@ async fn delete_database(State(state): Shared, Path(p): Path<DatabaseScope>) -> 
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
-    if state.model.delete_database(&instance, &p.name) {
-        StatusCode::ACCEPTED.into_response()
-    } else {
-        error(
+    match state.model.drop_database(&instance, &p.name) {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(DropRefusal::Missing) => error(
             StatusCode::NOT_FOUND,
             format!("database {} not found", p.name),
-        )
+        ),
+        Err(DropRefusal::Denied) => error(
+            StatusCode::FORBIDDEN,
+            format!("no permission to delete database {}", p.name),
+        ),
+        // The documents list no 409 for this operation: a bad request.
+        Err(DropRefusal::Restoring) => error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "database {} is being restored and cannot be deleted now",
+                p.name
+            ),
+        ),
     }
 }
 

@@ -150,6 +150,10 @@ struct Instance {
     databases: BTreeMap<String, DatabaseInfo>,
     restores: BTreeMap<String, Restore>,
     submissions: BTreeMap<String, u64>,
+    /// Databases dropped (API `DELETE`, T-SQL `DROP DATABASE`), by name.
+    drops: BTreeMap<String, u64>,
+    /// Lower-cased names the importing login may not drop.
+    protected: std::collections::BTreeSet<String>,
     failed: BTreeMap<String, String>,
     max_concurrent: usize,
     status_requests: u64,
@@ -175,6 +179,16 @@ pub enum Counter {
 }
 
 /// What a restore's backup says that the instance checks.
+/// Why a drop was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropRefusal {
+    Missing,
+    /// A restore of that name is running.
+    Restoring,
+    /// The login (or the service account) lacks the permission.
+    Denied,
+}
+
 struct RestoreFacts {
     backup_size: u64,
     database_version: u16,
@@ -571,11 +585,51 @@ impl Model {
             .cloned()
     }
 
-    pub fn delete_database(&self, instance: &str, name: &str) -> bool {
+    /// Drops a database, as `DELETE .../databases/{name}` and `DROP
+    /// DATABASE` do: not while it is being restored, and not when it is
+    /// not there. Its storage is freed.
+    pub fn drop_database(&self, instance: &str, name: &str) -> Result<(), DropRefusal> {
+        let key = name.to_lowercase();
+        let mut all = self.lock();
+        let inst = all.get_mut(instance).ok_or(DropRefusal::Missing)?;
+        if inst.restores.contains_key(&key) {
+            return Err(DropRefusal::Restoring);
+        }
+        if inst.databases.contains_key(&key) && inst.protected.contains(&key) {
+            return Err(DropRefusal::Denied);
+        }
+        let db = inst.databases.remove(&key).ok_or(DropRefusal::Missing)?;
+        inst.used.remove(&key);
+        *inst.drops.entry(db.name).or_default() += 1;
+        Ok(())
+    }
+
+    /// Withholds (or gives back) the permission to drop `name` on the
+    /// instance, through both doors, as a database owned by another team
+    /// would: `DELETE` answers 403, `DROP DATABASE` error 3701.
+    pub fn set_drop_denied(&self, instance: &str, name: &str, denied: bool) {
+        if let Some(inst) = self.lock().get_mut(instance) {
+            let key = name.to_lowercase();
+            if denied {
+                inst.protected.insert(key);
+            } else {
+                inst.protected.remove(&key);
+            }
+        }
+    }
+
+    /// Whether a restore of `name` runs on the instance.
+    pub fn is_restoring(&self, instance: &str, name: &str) -> bool {
         self.lock()
-            .get_mut(instance)
-            .and_then(|i| i.databases.remove(&name.to_lowercase()))
-            .is_some()
+            .get(instance)
+            .is_some_and(|i| i.restores.contains_key(&name.to_lowercase()))
+    }
+
+    /// Whether `name` exists (in any state) on the instance.
+    pub fn has_database(&self, instance: &str, name: &str) -> bool {
+        self.lock()
+            .get(instance)
+            .is_some_and(|i| i.databases.contains_key(&name.to_lowercase()))
     }
 
     pub fn running_restores(&self, instance: &str) -> Option<Vec<RestoreInfo>> {
@@ -717,6 +771,7 @@ impl Model {
                     json!({
                         "databases": databases,
                         "restore_submissions": i.submissions,
+                        "drops": i.drops,
                         "max_concurrent_restores": i.max_concurrent,
                         "status_requests": i.status_requests,
                         "logins": i.logins,

@@ -110,6 +110,57 @@ impl ApiTarget {
 }
 
 impl ApiTarget {
+    /// `DELETE .../databases/{name}`, retried while it may pass: 202 (the
+    /// drop was accepted) and 404 (nothing to drop) are done.
+    async fn delete_database(&self, database: &str) -> Result<(), StatusError> {
+        use StatusError::Lasting;
+        let mut url = url::Url::parse(&self.base).map_err(|e| Lasting(e.to_string()))?;
+        url.path_segments_mut()
+            .map_err(|()| Lasting("the instance URL cannot carry a path".into()))?
+            .extend(["databases", database]);
+        let attempt = || async {
+            if let Some(why) = self.unauthorized.get() {
+                return Attempt::Fail(Lasting(why.clone()));
+            }
+            let token = match self.auth.bearer().await {
+                Ok(t) => t,
+                Err(e) => return Attempt::Fail(token_error(&e)),
+            };
+            match self
+                .http
+                .delete(url.clone())
+                .bearer_auth(token.expose())
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() || r.status() == 404 => Attempt::Done(()),
+                Ok(r) if is_transient(r.status()) => Attempt::Again {
+                    retry_after: crate::retry::retry_after(r.headers()),
+                    why: service_error(r).await,
+                },
+                Ok(r) if r.status() == 401 => {
+                    let why = format!("{} (not tried again)", service_error(r).await);
+                    let _ = self.unauthorized.set(why.clone());
+                    Attempt::Fail(Lasting(why))
+                }
+                Ok(r) => Attempt::Fail(Lasting(service_error(r).await)),
+                Err(e) => match crate::retry::permanent(&e) {
+                    Some(why) => Attempt::Fail(Lasting(why)),
+                    None => Attempt::Again {
+                        why: crate::redact::transport(&e),
+                        retry_after: None,
+                    },
+                },
+            }
+        };
+        let label = format!("{}: DELETE the database {database}", self.label);
+        crate::retry::retry(&label, attempt, |why, attempts| {
+            StatusError::Transient(format!("{why} (after {attempts} attempts)"))
+        })
+        .await
+        .map_err(|e| e.map_text(|why| format!("DELETE the database {database}: {why}")))
+    }
+
     /// Every item of a paged list, page by page as `pagination.totalPages`
     /// says, but never more than [`MAX_PAGES`] pages.
     async fn get_all<T: serde::de::DeserializeOwned>(
@@ -350,6 +401,10 @@ impl ImportPath for ApiTarget {
                 sees_every_database: None,
             })
         })
+    }
+
+    fn drop_database<'a>(&'a self, database: &'a str) -> BoxFuture<'a, Result<(), StatusError>> {
+        Box::pin(self.delete_database(database))
     }
 
     fn submit<'a>(&'a self, import: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>> {

@@ -166,6 +166,10 @@ pub trait ImportPath: Send + Sync {
     /// Starts one import. Never retried inside: the caller must look
     /// whether an unknown outcome happened before it submits again.
     fn submit<'a>(&'a self, import: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>>;
+    /// Drops a database (`on_exists: replace`): done when it is gone, also
+    /// when it was not there. Idempotent, so retried inside while the
+    /// failure may pass; the error is final.
+    fn drop_database<'a>(&'a self, database: &'a str) -> BoxFuture<'a, Result<(), StatusError>>;
     /// Least time between two status rounds, so polling stays cheap.
     fn min_poll_gap(&self) -> Duration;
     /// The instance's state, version, storage and users: one request set

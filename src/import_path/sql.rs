@@ -330,6 +330,74 @@ impl SqlTarget {
         }
     }
 
+    /// `ALTER DATABASE ... SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP
+    /// DATABASE ...` on the status connection: sessions in the database are
+    /// ended first, as a drop needs. A database that is not there (errors
+    /// 5011 and 3701) counts as dropped.
+    async fn drop_by_tsql(&self, database: &str) -> Result<(), StatusError> {
+        let name = quote_name(database);
+        let batch = format!(
+            "ALTER DATABASE {name} SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE {name};"
+        );
+        let mut slot = self.status.lock().await;
+        if slot.is_none() {
+            *slot = Some(self.connect().await?);
+        }
+        let client = slot.as_mut().expect("connected above");
+        let run = async { client.simple_query(batch).await?.into_results().await };
+        let outcome = tokio::time::timeout(QUERY_TIMEOUT, run).await;
+        let drop_error = |e: &tiberius::error::Error| {
+            crate::redact::text(&format!("DROP DATABASE {database}: {e}"))
+        };
+        match outcome {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(tiberius::error::Error::Server(e))) if matches!(e.code(), 5011 | 3701) => {
+                // Not there (any more): nothing to drop. The connection
+                // stays usable after a server error.
+                if self.still_there(client, database).await? {
+                    Err(StatusError::Lasting(crate::redact::text(&format!(
+                        "DROP DATABASE {database}: SQL Server error {}: {}",
+                        e.code(),
+                        e.message()
+                    ))))
+                } else {
+                    Ok(())
+                }
+            }
+            Ok(Err(e @ tiberius::error::Error::Server(_))) => {
+                Err(StatusError::Lasting(drop_error(&e)))
+            }
+            Ok(Err(e)) => {
+                *slot = None;
+                Err(StatusError::Transient(drop_error(&e)))
+            }
+            Err(_) => {
+                *slot = None;
+                Err(StatusError::Transient(format!(
+                    "DROP DATABASE {database}: timed out"
+                )))
+            }
+        }
+    }
+
+    async fn still_there(
+        &self,
+        client: &mut Connection,
+        database: &str,
+    ) -> Result<bool, StatusError> {
+        let rows = client
+            .query("SELECT DB_ID(@P1)", &[&database])
+            .await
+            .map_err(|e| StatusError::Transient(crate::redact::text(&e.to_string())))?
+            .into_first_result()
+            .await
+            .map_err(|e| StatusError::Transient(crate::redact::text(&e.to_string())))?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.try_get::<i32, _>(0).ok().flatten())
+            .is_some())
+    }
+
     async fn query_states(&self) -> Result<Vec<(String, String)>, StatusError> {
         self.on_status_connection("sys.databases", |client| {
             Box::pin(async move {
@@ -347,6 +415,12 @@ impl SqlTarget {
         })
         .await
     }
+}
+
+/// A name as a delimited identifier, as `QUOTENAME` makes it: in brackets,
+/// a `]` doubled.
+fn quote_name(name: &str) -> String {
+    format!("[{}]", name.replace(']', "]]"))
 }
 
 /// The rows of a query's first result.
@@ -369,6 +443,11 @@ impl ImportPath for SqlTarget {
 
     fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, StatusError>> {
         Box::pin(self.read_facts().instrument(self.span()))
+    }
+
+    fn drop_database<'a>(&'a self, database: &'a str) -> BoxFuture<'a, Result<(), StatusError>> {
+        let span = tracing::error_span!("sql", instance = %self.instance, database = %database);
+        Box::pin(self.drop_by_tsql(database).instrument(span))
     }
 
     fn submit<'a>(&'a self, import: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>> {

@@ -78,6 +78,10 @@ pub enum OnExists {
     // The database counts as done ("skipped, already there"): for seeding
     // manifests that are applied again and again.
     Skip,
+    // The database is dropped, then imported again, on every run: a fresh
+    // copy each night. A run that is interrupted and resumed does not drop
+    // what it imported already.
+    Replace,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
@@ -88,7 +92,8 @@ pub struct Defaults {
     /// Login that owns the imported database. Required by the API path.
     #[schemars(example = &"app_owner")]
     pub owner: Option<String>,
-    /// `fail` (default) or `skip` when the target database already exists.
+    /// `fail` (default), `skip` or `replace` (drop it, then import again,
+    /// on every run) when the target database already exists.
     pub on_exists: Option<OnExists>,
     /// How long to wait for one import to come ONLINE, e.g. `2h`, `45m`.
     /// Default 2h. After it, the import is reported as timed out and left

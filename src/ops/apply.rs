@@ -64,6 +64,9 @@ pub struct Confirmation {
     pub to_run: usize,
     /// The instances they go to, named by alias and by project/instance id.
     pub instances: Vec<InstanceLabel>,
+    /// Databases that will be dropped, then imported again, with their
+    /// instance.
+    pub drops: Vec<(String, InstanceLabel)>,
 }
 
 /// An instance as a person recognises it: the manifest's alias, and where
@@ -186,6 +189,7 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
     let max_parallel = max_parallel.unwrap_or(loaded.valid.max_parallel) as usize;
     let manifest_name = loaded.source.name.clone();
     let started = now();
+    let resuming = opened.state.resumed.is_some();
     let (ctx, plan) = super::plan(selected, env, &opened.state, plan_options).await?;
     ui.planned(&plan);
     let reports = Reports {
@@ -196,7 +200,8 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
     };
 
     let not_ready = plan.count(Verdict::NotReady);
-    let to_run = plan.count(Verdict::Ready) + plan.count(Verdict::Attach);
+    let to_run =
+        plan.count(Verdict::Ready) + plan.count(Verdict::Attach) + plan.count(Verdict::Replace);
     let stopped = if not_ready > 0 && !skip_invalid {
         Some(Stopped::NotReady(not_ready))
     } else if to_run > 0 {
@@ -232,7 +237,17 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
         max_parallel,
         stop_submitting: stop_submitting.clone(),
     };
+    // A resumed run goes on under the start of the run it resumes, so that
+    // what either did counts for the next resume.
+    if !resuming {
+        events.mark_run(false);
+    }
     crate::run::apply(ctx, &plan, &options, Arc::clone(&events)).await;
+    // A run stopped by Ctrl-C is resumed by the next one, like a killed one:
+    // what it replaced is not replaced again.
+    if !stop_submitting.is_cancelled() {
+        events.mark_run(true);
+    }
     ui.run_finished();
     let records = collector.records();
     let report_errors = reports.write(&records);
@@ -249,26 +264,38 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
 
 /// What the prompt names: the imports and the instances they go to.
 fn confirmation(ctx: &crate::plan::Context, plan: &Plan, to_run: usize) -> Confirmation {
+    let label = |alias: &str| {
+        let raw = ctx.loaded.manifest.instances.get(alias);
+        InstanceLabel {
+            alias: alias.to_owned(),
+            project_id: raw.and_then(|i| i.project_id.clone()),
+            instance_id: raw.and_then(|i| i.instance_id.clone()),
+        }
+    };
     let mut aliases: Vec<&str> = plan
         .items
         .iter()
-        .filter(|i| matches!(i.verdict, Verdict::Ready | Verdict::Attach))
+        .filter(|i| {
+            matches!(
+                i.verdict,
+                Verdict::Ready | Verdict::Attach | Verdict::Replace
+            )
+        })
         .map(|i| i.instance.as_str())
         .collect();
     aliases.sort_unstable();
     aliases.dedup();
-    let instances = aliases
-        .into_iter()
-        .map(|alias| {
-            let raw = ctx.loaded.manifest.instances.get(alias);
-            InstanceLabel {
-                alias: alias.to_owned(),
-                project_id: raw.and_then(|i| i.project_id.clone()),
-                instance_id: raw.and_then(|i| i.instance_id.clone()),
-            }
-        })
+    let drops = plan
+        .items
+        .iter()
+        .filter(|i| i.verdict == Verdict::Replace)
+        .map(|i| (i.database.clone(), label(&i.instance)))
         .collect();
-    Confirmation { to_run, instances }
+    Confirmation {
+        to_run,
+        instances: aliases.into_iter().map(label).collect(),
+        drops,
+    }
 }
 
 struct Reports {
@@ -321,7 +348,7 @@ fn records_of_unrun_plan(plan: &Plan) -> Vec<Record> {
                 Verdict::NotReady => (Outcome::NotReady, i.reasons().join("; ")),
                 Verdict::Skip => (Outcome::Skipped, "already there".to_owned()),
                 Verdict::Done => (Outcome::Skipped, "imported by an earlier run".to_owned()),
-                Verdict::Ready | Verdict::Attach => (
+                Verdict::Ready | Verdict::Attach | Verdict::Replace => (
                     Outcome::NotStarted,
                     format!("nothing was submitted: {not_ready} database(s) are not ready"),
                 ),

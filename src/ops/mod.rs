@@ -6,6 +6,7 @@
 mod apply;
 mod inspect;
 mod load;
+mod status;
 
 pub use apply::{
     Applied, ApplyError, ApplyRequest, Confirmation, Consent, InstanceLabel, Note, ReportError,
@@ -13,6 +14,7 @@ pub use apply::{
 };
 pub use inspect::{Inspected, inspect};
 pub use load::{LoadError, Selected, load, select};
+pub use status::{Now, Recorded, StatusRow, status};
 
 use crate::journal::State;
 use crate::manifest::Env;

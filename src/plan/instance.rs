@@ -20,7 +20,12 @@ pub fn check(
     strict: bool,
 ) {
     let m = &ctx.loaded.valid;
-    for item in items.iter_mut().filter(|i| i.verdict == Verdict::Ready) {
+    // A replaced database goes through the same restore as a new one. Its
+    // drop frees what it held, so it is left out of the storage sum below.
+    for item in items
+        .iter_mut()
+        .filter(|i| matches!(i.verdict, Verdict::Ready | Verdict::Replace))
+    {
         let db = &m.databases[item.index];
         let lane = ctx.lane_of(db);
         let label = ctx.targets[&lane].label().to_owned();

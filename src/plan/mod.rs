@@ -162,6 +162,8 @@ pub enum Verdict {
     Done,
     /// An earlier run submitted it and it is still restoring: wait for it.
     Attach,
+    /// `on_exists: replace` and it is there: drop it, then import it.
+    Replace,
     NotReady,
 }
 
@@ -201,7 +203,7 @@ impl PlanItem {
                 .map(ToString::to_string)
                 .collect(),
             Verdict::Skip => vec!["already there".to_owned()],
-            Verdict::Ready | Verdict::Done | Verdict::Attach => Vec::new(),
+            Verdict::Ready | Verdict::Done | Verdict::Attach | Verdict::Replace => Vec::new(),
         }
     }
 
@@ -404,6 +406,8 @@ enum Disposition {
     Skip,
     /// This state submitted it and it is still restoring.
     Attach,
+    /// There, and `on_exists: replace`: drop it, then import.
+    Replace,
     /// Refused by a target rule.
     Refused,
 }
@@ -432,6 +436,11 @@ async fn plan_one(
     let key = crate::db_key::DbKey::new(&db.instance, &db.name);
     let earlier = state.prior.get(&key).copied();
     let ours = earlier.is_some_and(Prior::may_have_started);
+    let replace = db.on_exists == OnExists::Replace;
+    // A run of this manifest that did not finish already replaced it: it
+    // dropped it and submitted the import (a drop alone is done again).
+    let replaced_in_this_run =
+        replace && ours && state.resumed.as_ref().is_some_and(|r| r.contains(&key));
     let target = ctx.targets[&lane].label().to_owned();
     let disposition = match &inventories[&lane] {
         Err(e) => {
@@ -442,6 +451,10 @@ async fn plan_one(
             Disposition::Refused
         }
         Ok(inventory) => match inventory.presence(&db.name) {
+            // Every run replaces again, except what the run it resumes did.
+            Presence::Online | Presence::Other if replace && !replaced_in_this_run => {
+                Disposition::Replace
+            }
             Presence::Online if ours => Disposition::Done,
             Presence::Online | Presence::Restoring(_)
                 if db.on_exists == OnExists::Skip && !ours =>
@@ -490,7 +503,10 @@ async fn plan_one(
     // An import in flight has its files already; every other target has its
     // files checked, so a broken reference shows before the night it is
     // needed. Where nothing is imported now, a file problem is a warning.
-    let needed_now = matches!(disposition, Disposition::New | Disposition::Refused);
+    let needed_now = matches!(
+        disposition,
+        Disposition::New | Disposition::Replace | Disposition::Refused
+    );
     if !matches!(disposition, Disposition::Attach) {
         let findings = check_files(ctx, db, &mut item, s3_slots).await;
         for finding in findings {
@@ -531,6 +547,7 @@ async fn plan_one(
         Disposition::Done => Verdict::Done,
         Disposition::Skip => Verdict::Skip,
         Disposition::Attach => Verdict::Attach,
+        Disposition::Replace => Verdict::Replace,
         Disposition::Refused => Verdict::NotReady,
     };
     item

@@ -55,6 +55,10 @@ pub enum Failure {
     /// The run stopped following it (status polling ended first).
     #[serde(rename = "R007")]
     PollingStopped,
+    /// `on_exists: replace`: the existing database could not be dropped;
+    /// it is left as it was and nothing was imported.
+    #[serde(rename = "R009")]
+    DropFailed { by: String, why: String },
     /// Submitted, then its status could no longer be read for a reason that
     /// waiting does not mend (credentials rotated, permission withdrawn): it
     /// may still be running, and a later run attaches to it.
@@ -73,13 +77,16 @@ impl Failure {
             Failure::Vanished { .. } => "R006",
             Failure::PollingStopped => "R007",
             Failure::StatusUnreadable { .. } => "R008",
+            Failure::DropFailed { .. } => "R009",
         }
     }
 
     /// The texts that came from outside, for redaction.
     fn texts_mut(&mut self) -> Vec<&mut String> {
         match self {
-            Failure::Refused { by, why } | Failure::Exists { by, why } => vec![by, why],
+            Failure::Refused { by, why }
+            | Failure::Exists { by, why }
+            | Failure::DropFailed { by, why } => vec![by, why],
             Failure::OutcomeUnknown { by, cause, lookup } => vec![by, cause, lookup],
             Failure::GaveUp { cause, .. } => vec![cause],
             Failure::NotOnline { state } => vec![state],
@@ -110,6 +117,11 @@ impl std::fmt::Display for Failure {
                  gives no reason here (check the instance's logs)"
             ),
             Failure::PollingStopped => f.write_str("status polling stopped"),
+            Failure::DropFailed { by, why } => write!(
+                f,
+                "could not drop the existing database on {by} ({why}); it is left as it was \
+                 and nothing was imported"
+            ),
             Failure::StatusUnreadable { by, cause } => write!(
                 f,
                 "submitted, but {by} no longer tells its status ({cause}); the import may still \
@@ -146,6 +158,16 @@ pub enum Event {
         why: Skip,
         #[serde(default)]
         reason: String,
+    },
+    /// `on_exists: replace`: about to drop the existing database.
+    Dropping {
+        database: String,
+        instance: String,
+    },
+    /// The existing database is gone; the import follows.
+    Dropped {
+        database: String,
+        instance: String,
     },
     /// About to send the import: written before the request goes out, so a
     /// crash in between is an unknown outcome, never a forgotten import.
@@ -239,6 +261,8 @@ impl Event {
                 database, instance, ..
             }
             | Event::Attached { database, instance }
+            | Event::Dropping { database, instance }
+            | Event::Dropped { database, instance }
             | Event::Retried {
                 database, instance, ..
             }
@@ -324,6 +348,25 @@ impl Events {
         }
     }
 
+    /// Writes a run's start or end to the journal (see `Journal`).
+    pub fn mark_run(&self, finished: bool) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        let written = if finished {
+            journal.run_finished()
+        } else {
+            journal.run_started()
+        };
+        if let Err(e) = written {
+            tracing::error!("{e}");
+            self.journal_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(e);
+        }
+    }
+
     /// The first journal write that failed, if any.
     pub fn journal_error(&self) -> Option<String> {
         self.journal_error
@@ -366,6 +409,10 @@ mod tests {
             Failure::StatusUnreadable {
                 by: s("api"),
                 cause: s("401"),
+            },
+            Failure::DropFailed {
+                by: s("sql"),
+                why: s("3702"),
             },
         ]
     }

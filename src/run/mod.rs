@@ -60,7 +60,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                     reason,
                 });
             }
-            Verdict::Ready | Verdict::Attach => {
+            Verdict::Ready | Verdict::Attach | Verdict::Replace => {
                 events.emit(Event::Planned {
                     database: database.clone(),
                     instance: instance.clone(),
@@ -97,6 +97,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                     instance,
                     keys: item.files.iter().map(|f| f.key.clone()).collect(),
                     attach: item.verdict == Verdict::Attach,
+                    replace: item.verdict == Verdict::Replace,
                     timeout: db.timeout,
                 };
                 let (events, global, stop) = (
@@ -123,6 +124,8 @@ struct Job {
     /// The object keys, for the journal.
     keys: Vec<String>,
     attach: bool,
+    /// Drop the existing database first (`on_exists: replace`).
+    replace: bool,
     timeout: Duration,
 }
 
@@ -160,6 +163,12 @@ impl Job {
         };
         if _slots.is_none() {
             events.emit(Event::Interrupted { database, instance });
+            return;
+        }
+        if self.replace
+            && let Err(failure) = self.drop_existing(target.as_ref(), &events).await
+        {
+            events.emit(Event::failed(database, instance, failure));
             return;
         }
         let submitted = if self.attach {
@@ -204,6 +213,44 @@ impl Job {
                 });
             }
         }
+    }
+
+    /// Drops the existing database and waits until its name is free, at
+    /// most the import's timeout; a failure leaves it as it was and nothing
+    /// is submitted.
+    async fn drop_existing(&self, target: &dyn ImportPath, events: &Events) -> Result<(), Failure> {
+        let (database, instance) = self.event_ids();
+        let failed = |why: String| Failure::DropFailed {
+            by: target.label().to_owned(),
+            why,
+        };
+        events.emit(Event::Dropping {
+            database: database.clone(),
+            instance: instance.clone(),
+        });
+        target
+            .drop_database(&database)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let deadline = Instant::now() + self.timeout;
+        let gap = target.min_poll_gap().max(Duration::from_millis(200));
+        loop {
+            match target.inventory(crate::import_path::Want::Both).await {
+                Ok(inventory) if inventory.presence(&database) == Presence::Absent => break,
+                Ok(_) | Err(StatusError::Transient(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(gap).await;
+                }
+                Ok(_) => {
+                    return Err(failed(format!(
+                        "the name is still taken {} s after the drop",
+                        self.timeout.as_secs()
+                    )));
+                }
+                Err(e) => return Err(failed(e.to_string())),
+            }
+        }
+        events.emit(Event::Dropped { database, instance });
+        Ok(())
     }
 
     /// Submits, never twice blindly: after an unknown outcome it looks

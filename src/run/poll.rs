@@ -306,6 +306,9 @@ mod tests {
         fn submit<'a>(&'a self, _: &'a Import) -> BoxFuture<'a, Result<(), SubmitError>> {
             unreachable!("the poller never submits")
         }
+        fn drop_database<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), StatusError>> {
+            unreachable!("the poller never drops")
+        }
         fn min_poll_gap(&self) -> Duration {
             Duration::ZERO
         }

@@ -10,7 +10,9 @@ mod wire;
 pub use tls::{TlsIdentity, server_config as tls_server_config};
 
 use super::faults::Faults;
-use super::model::{Counter, DatabaseInfo, ImportRequest, LoginRefused, Model, SubmitError};
+use super::model::{
+    Counter, DatabaseInfo, DropRefusal, ImportRequest, LoginRefused, Model, SubmitError,
+};
 use sql::{Arg, DbColumn, Statement};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -432,6 +434,49 @@ impl TdsDoor {
                     t.columns(&[("", ColumnType::Int)]);
                     t.row(&[Cell::Int(n as i32)]);
                     t.done(done, more | wire::DONE_COUNT, 1);
+                }
+                Statement::SingleUser(name) => {
+                    if self.model.has_database(&self.instance, &name) {
+                        t.done(done, more, 0);
+                    } else if self.model.is_restoring(&self.instance, &name) {
+                        let text = "ALTER DATABASE is not permitted while a database is in the \
+                                    Restoring state.";
+                        t.message(true, 5052, 16, text, SERVER_NAME);
+                        t.done(done, more | wire::DONE_ERROR, 0);
+                    } else {
+                        let text = format!(
+                            "User does not have permission to alter database '{name}', the \
+                             database does not exist, or the database is not in a state that \
+                             allows access checks."
+                        );
+                        t.message(true, 5011, 14, &text, SERVER_NAME);
+                        t.done(done, more | wire::DONE_ERROR, 0);
+                    }
+                }
+                Statement::DropDatabase(name) => {
+                    match self.model.drop_database(&self.instance, &name) {
+                        Ok(()) => t.done(done, more, 0),
+                        Err(refusal) => {
+                            let (number, text) = match refusal {
+                                DropRefusal::Missing | DropRefusal::Denied => (
+                                    3701,
+                                    format!(
+                                        "Cannot drop the database '{name}', because it does not \
+                                         exist or you do not have permission."
+                                    ),
+                                ),
+                                DropRefusal::Restoring => (
+                                    3702,
+                                    format!(
+                                        "Cannot drop database \"{name}\" because it is currently \
+                                         in use."
+                                    ),
+                                ),
+                            };
+                            t.message(true, number, 16, &text, SERVER_NAME);
+                            t.done(done, more | wire::DONE_ERROR, 0);
+                        }
+                    }
                 }
                 Statement::NoOp => t.done(done, more, 0),
                 Statement::Unsupported(why) => {

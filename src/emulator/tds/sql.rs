@@ -171,6 +171,12 @@ pub enum Statement {
     /// the logins.
     Principals,
     SelectNumber(i64),
+    /// `ALTER DATABASE [x] SET SINGLE_USER WITH ROLLBACK IMMEDIATE`: the
+    /// step before a drop: refused for a database that is absent or being
+    /// restored.
+    SingleUser(String),
+    /// `DROP DATABASE [x]`.
+    DropDatabase(String),
     /// `SET ...`, `USE ...`: accepted, nothing to do.
     NoOp,
     Unsupported(String),
@@ -212,6 +218,25 @@ fn parse_statement(t: &[Tok], sql: &str) -> Statement {
     };
     if word(t.first(), "SET") || word(t.first(), "USE") {
         return Statement::NoOp;
+    }
+    match t {
+        [Tok::Word(drop), Tok::Word(db), Tok::Word(name)]
+            if drop.eq_ignore_ascii_case("DROP") && db.eq_ignore_ascii_case("DATABASE") =>
+        {
+            return Statement::DropDatabase(name.clone());
+        }
+        [Tok::Word(alter), Tok::Word(db), Tok::Word(name), rest @ ..]
+            if alter.eq_ignore_ascii_case("ALTER")
+                && db.eq_ignore_ascii_case("DATABASE")
+                && rest.len() == 5
+                && ["SET", "SINGLE_USER", "WITH", "ROLLBACK", "IMMEDIATE"]
+                    .iter()
+                    .zip(rest)
+                    .all(|(w, t)| word(Some(t), w)) =>
+        {
+            return Statement::SingleUser(name.clone());
+        }
+        _ => {}
     }
     if word(t.first(), "EXEC") || word(t.first(), "EXECUTE") {
         return parse_exec(&t[1..]).unwrap_or_else(unsupported);
@@ -487,10 +512,19 @@ mod tests {
 
     #[test]
     fn names_what_it_does_not_support() {
-        let Statement::Unsupported(why) = &parse_batch("DROP DATABASE sales")[0] else {
+        let Statement::Unsupported(why) = &parse_batch("DROP TABLE sales")[0] else {
             panic!()
         };
-        assert!(why.contains("DROP DATABASE sales"), "{why}");
+        assert!(why.contains("DROP TABLE sales"), "{why}");
+        assert_eq!(
+            parse_batch(
+                "ALTER DATABASE [a]]b] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE [a]]b];"
+            ),
+            [
+                Statement::SingleUser("a]b".into()),
+                Statement::DropDatabase("a]b".into())
+            ]
+        );
         assert!(matches!(
             parse_batch("SELECT 'unterminated")[0],
             Statement::Unsupported(_)

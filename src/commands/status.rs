@@ -1,0 +1,79 @@
+use super::shared;
+use crate::Exit;
+use crate::cli::{Format, Global, SelectArgs};
+use crate::manifest;
+use crate::ops::{Now, Recorded, StatusRow};
+use std::path::Path;
+
+pub fn run(global: &Global, path: &Path, select: &SelectArgs, state: Option<&Path>) -> Exit {
+    let selected = match shared::load(global, path, select, &manifest::process_env) {
+        Ok(x) => x,
+        Err(exit) => return exit,
+    };
+    let state = match shared::read_state(&selected, path, select, state) {
+        Ok(state) => state,
+        Err(exit) => return exit,
+    };
+    let runtime = match shared::runtime() {
+        Ok(r) => r,
+        Err(exit) => return exit,
+    };
+    let rows = match runtime.block_on(crate::ops::status(selected, &manifest::process_env, &state))
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid;
+        }
+    };
+    if global.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("JSON"));
+    } else {
+        println!("{}", table(&rows));
+    }
+    if rows.iter().any(|r| matches!(r.now, Now::Unknown { .. })) {
+        Exit::Failed
+    } else {
+        Exit::Success
+    }
+}
+
+fn table(rows: &[StatusRow]) -> String {
+    let header = [
+        "DATABASE",
+        "INSTANCE",
+        "METHOD",
+        "STATE SAYS",
+        "INSTANCE SAYS",
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.database.clone(),
+                r.instance.clone(),
+                r.method.as_str().into(),
+                match r.recorded {
+                    Recorded::Nothing => "-",
+                    Recorded::Imported => "imported",
+                    Recorded::Submitted => "submitted",
+                    Recorded::Failed => "failed",
+                    Recorded::TimedOut => "timed out",
+                    Recorded::Dropped => "dropped",
+                    Recorded::Skipped => "skipped",
+                }
+                .into(),
+                match &r.now {
+                    Now::Online => "online".into(),
+                    Now::OnlineNotOurs => "online, not imported by this state".into(),
+                    Now::Restoring { percent: Some(p) } => format!("restoring, {p}%"),
+                    Now::Restoring { percent: None } => "restoring".into(),
+                    Now::Missing => "missing".into(),
+                    Now::OtherState => "present, not online".into(),
+                    Now::Unknown { error } => format!("unknown: {error}"),
+                },
+            ]
+        })
+        .collect();
+    crate::table::render(&header, &cells)
+}

@@ -1,0 +1,128 @@
+//! `status`: per database, what the state folder says this tool did and
+//! what the instance says now. Read-only: one status round per instance and
+//! import path, nothing else.
+
+use super::{Selected, TargetsError};
+use crate::db_key::DbKey;
+use crate::import_path::{Presence, Want};
+use crate::journal::{Prior, State};
+use crate::manifest::Env;
+use crate::manifest::model::Method;
+use crate::plan::{Context, Lane};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What the state folder says about a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recorded {
+    /// Nothing: no run of this state touched it.
+    Nothing,
+    Imported,
+    /// Submitted (or about to be), outcome not recorded yet.
+    Submitted,
+    Failed,
+    TimedOut,
+    /// Dropped for `on_exists: replace`, not imported again yet.
+    Dropped,
+    /// Only passed over (already there, not ready).
+    Skipped,
+}
+
+impl Recorded {
+    fn of(prior: Option<Prior>) -> Self {
+        match prior {
+            None => Recorded::Nothing,
+            Some(Prior::Online) => Recorded::Imported,
+            Some(Prior::Submitting | Prior::Submitted) => Recorded::Submitted,
+            Some(Prior::Failed) => Recorded::Failed,
+            Some(Prior::TimedOut) => Recorded::TimedOut,
+            Some(Prior::Dropped) => Recorded::Dropped,
+            Some(Prior::Skipped) => Recorded::Skipped,
+        }
+    }
+}
+
+/// What the instance says now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "now")]
+pub enum Now {
+    /// Online, and this state imported it.
+    Online,
+    /// Online, but not imported by this state.
+    OnlineNotOurs,
+    Restoring {
+        percent: Option<u32>,
+    },
+    Missing,
+    /// Present in another state (offline, suspect).
+    OtherState,
+    /// The instance could not be asked.
+    Unknown {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusRow {
+    pub database: String,
+    pub instance: String,
+    pub method: Method,
+    pub recorded: Recorded,
+    #[serde(flatten)]
+    pub now: Now,
+}
+
+/// The status of the selected databases.
+pub async fn status(
+    selected: Selected,
+    env: Env<'_>,
+    state: &State,
+) -> Result<Vec<StatusRow>, TargetsError> {
+    let Selected { loaded, indexes } = selected;
+    let ctx = Context::new(loaded, &indexes, env).map_err(TargetsError)?;
+    let m = &ctx.loaded.valid;
+    let mut lanes: Vec<Lane> = indexes
+        .iter()
+        .map(|&i| ctx.lane_of(&m.databases[i]))
+        .collect();
+    lanes.sort();
+    lanes.dedup();
+    let rounds = futures::future::join_all(lanes.into_iter().map(|lane| {
+        let target = &ctx.targets[&lane];
+        async move { (lane, target.inventory(Want::Both).await) }
+    }))
+    .await;
+    let inventories: BTreeMap<Lane, _> = rounds.into_iter().collect();
+    Ok(indexes
+        .iter()
+        .map(|&i| {
+            let db = &m.databases[i];
+            let lane = ctx.lane_of(db);
+            let prior = state
+                .prior
+                .get(&DbKey::new(&db.instance, &db.name))
+                .copied();
+            let recorded = Recorded::of(prior);
+            let now = match &inventories[&lane] {
+                Err(e) => Now::Unknown {
+                    error: crate::redact::scrub(&e.to_string()),
+                },
+                Ok(inventory) => match inventory.presence(&db.name) {
+                    Presence::Online if recorded == Recorded::Imported => Now::Online,
+                    Presence::Online => Now::OnlineNotOurs,
+                    Presence::Restoring(percent) => Now::Restoring { percent },
+                    Presence::Other => Now::OtherState,
+                    Presence::Absent | Presence::Unknown => Now::Missing,
+                },
+            };
+            StatusRow {
+                database: db.name.clone(),
+                instance: db.instance.clone(),
+                method: db.method,
+                recorded,
+                now,
+            }
+        })
+        .collect())
+}
