@@ -1,7 +1,8 @@
-//! One `apply` per state folder and manifest at a time. Two runs on one
-//! journal would each submit what the other had not yet recorded; so
-//! `apply` takes an exclusive lock next to the journal for as long as it
-//! runs, and a second one refuses to start, saying who holds it.
+//! One `apply` per state folder at a time. Two runs on one state would
+//! each submit what the other had not yet recorded (whatever manifest file
+//! or shard each was given: the state is per database); so `apply` takes
+//! an exclusive lock in the state folder for as long as it runs, and a
+//! second one refuses to start, saying who holds it.
 //!
 //! The lock is the operating system's (`File::try_lock`), so it ends with
 //! the process however that ends: a run killed with -9 leaves a lock file
@@ -30,7 +31,7 @@ impl std::fmt::Display for Holder {
             "pid {} on host {}, since {}",
             self.pid,
             crate::redact::terminal(&self.host),
-            self.since
+            crate::redact::terminal(&self.since)
         )
     }
 }
@@ -54,11 +55,9 @@ pub struct StateLock {
     file: File,
 }
 
-/// The lock of a journal: `<journal>.lock`.
-pub fn path_for(journal: &Path) -> PathBuf {
-    let mut name = journal.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    journal.with_file_name(name)
+/// The lock of a state folder: `<state>/state.lock`.
+pub fn path_for(state_dir: &Path) -> PathBuf {
+    state_dir.join("state.lock")
 }
 
 impl StateLock {

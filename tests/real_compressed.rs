@@ -211,6 +211,20 @@ fn cut_and_damaged_copies_of_the_real_sample_are_refused() {
             "{len}: {stderr}"
         );
     }
+    // Cut inside its file header or its first chunk: a cut upload (B007),
+    // not an unknown container.
+    for len in [8, 16, 700] {
+        let header = sqlflex_import::backup::read_object(&file[..len], None, len as u64);
+        let read = [sqlflex_import::backup::verdict::Read {
+            key: "cut.bak",
+            size: len as u64,
+            header: &header,
+        }];
+        let (_, findings) = sqlflex_import::backup::verdict::assess(&read);
+        let codes: Vec<&str> = findings.iter().map(|f| f.code.code()).collect();
+        assert_eq!(codes, ["B007"], "{len}: {findings:?}");
+        assert!(findings[0].message.contains("cut short"), "{findings:?}");
+    }
     // One bit of a payload in the head (chunk 3) and in the tail (the last
     // chunk, which holds the ESET): the stored checksums no longer hold.
     for (name, at) in [("head", 3543 + 28 + 100), ("tail", 454_656 + 28 + 100)] {

@@ -48,6 +48,15 @@ async fn a_second_apply_on_the_same_state_refuses_and_a_killed_ones_lock_is_take
         )) && stderr.contains("since"),
         "{stderr}"
     );
+    // A copy of the manifest under another name, or a shard of it, is the
+    // same state: refused too.
+    let copy = dir.path().join("copy.yaml");
+    std::fs::copy(&path, &copy).unwrap();
+    for args in [vec![copy.to_str().unwrap()], vec!["--shard", "1/2", m]] {
+        let (code, _, stderr) = apply(&e, &args).await;
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("another `apply` is running"), "{stderr}");
+    }
 
     // SAFETY: signalling our own child.
     unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };

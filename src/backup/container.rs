@@ -117,8 +117,16 @@ pub enum Damage {
          (record kind 0x{kind:02x}): the file is damaged"
     )]
     UnknownRecord { offset: u64, kind: u8 },
-    #[error("the file ends at byte {end}, inside compressed chunk {index} at byte {offset}")]
+    #[error("the file ends at byte {end}, inside the record at byte {offset} (chunk {index})")]
     Cut { index: usize, offset: u64, end: u64 },
+}
+
+impl Damage {
+    /// Whether the file ends too early (a cut upload), rather than holding
+    /// bytes that break the container.
+    pub fn is_cut(&self) -> bool {
+        matches!(self, Damage::ShortHeader | Damage::Cut { .. })
+    }
 }
 
 /// Why a compressed header could not be had.

@@ -333,9 +333,17 @@ pub enum HeaderError {
     /// sign of a bad backup, only that nothing in it could be checked.
     #[error("compressed backup (MSSQLBAK) that this tool cannot read: {0}")]
     Compressed(container::Unsupported),
-    /// A compressed backup whose container is broken.
-    #[error("damaged compressed backup: {0}")]
+    /// A compressed backup whose container is broken, or cut short.
+    #[error("{}", damaged(.0))]
     Damaged(container::Damage),
+}
+
+fn damaged(d: &container::Damage) -> String {
+    if d.is_cut() {
+        format!("compressed backup cut short: {d}")
+    } else {
+        format!("damaged compressed backup: {d}")
+    }
 }
 
 impl From<container::ContainerError> for HeaderError {
@@ -366,6 +374,15 @@ pub fn read_header(bytes: &[u8]) -> Result<BackupHeader, HeaderError> {
     }
     let (compression, decoded) =
         container::decode_head(bytes, HEADER_PREFIX).map_err(HeaderError::from)?;
+    if let (true, container::Stop::Cut { index, at }) = (decoded.prefix().is_empty(), decoded.stop)
+    {
+        // Not one chunk whole: an upload cut inside its first chunk.
+        return Err(HeaderError::Damaged(container::Damage::Cut {
+            index,
+            offset: at,
+            end: bytes.len() as u64,
+        }));
+    }
     let mut header = read_mtf_header(decoded.prefix(), whole)?;
     // Sets whose SSET lies after a filemark beyond the prefix.
     for segment in decoded.segments.iter().skip(1) {

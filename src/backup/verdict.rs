@@ -37,6 +37,14 @@ pub fn assess(files: &[Read<'_>]) -> (Option<StripeSet>, Vec<Finding>) {
                     ),
                 ));
             }
+            Err(HeaderError::Damaged(d)) if d.is_cut() => findings.push(Finding::new(
+                Rule::Truncated,
+                format!(
+                    "{} ({} bytes): a compressed backup cut short ({d}): the upload was cut or \
+                     the copy is partial; upload it again",
+                    file.key, file.size
+                ),
+            )),
             Err(e) => findings.push(Finding::new(Rule::NotABackup, format!("{}: {e}", file.key))),
         }
     }

@@ -178,7 +178,7 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
         error,
     })?;
     // Held until this function returns: one apply per journal at a time.
-    let (_lock, previous) = StateLock::acquire(&state_lock::path_for(&journal_path))?;
+    let (_lock, previous) = StateLock::acquire(&state_lock::path_for(&state_dir))?;
     if let Some(previous) = previous {
         ui.note(Note::LockTakenOver(previous));
     }
