@@ -10,6 +10,9 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Longest lifetime taken from a token endpoint: a day.
+const MAX_TOKEN_LIFETIME: u64 = 86_400;
+
 /// STACKIT's token endpoint, unless the key file or the environment names another.
 pub const DEFAULT_TOKEN_URL: &str = "https://service-account.api.stackit.cloud/token";
 pub const TOKEN_URL_ENV: &str = "STACKIT_TOKEN_BASEURL";
@@ -226,8 +229,11 @@ impl KeyFlow {
                     // serde_json's error names line and column, never the content.
                     match serde_json::from_slice::<TokenResponse>(&bytes) {
                         Ok(body) => {
-                            let lifetime =
-                                Duration::from_secs(body.expires_in.unwrap_or(600).max(1));
+                            // The server's word, bounded: a lifetime beyond a
+                            // day is taken as a day (and cannot overflow).
+                            let lifetime = Duration::from_secs(
+                                body.expires_in.unwrap_or(600).clamp(1, MAX_TOKEN_LIFETIME),
+                            );
                             Attempt::Done((body.access_token, lifetime))
                         }
                         Err(e) => Attempt::Fail(AuthError::Refused {
@@ -467,6 +473,22 @@ mod tests {
         assert_eq!(flow.access_token().await.unwrap().expose(), "token-0");
         assert_eq!(flow.access_token().await.unwrap().expose(), "token-1");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// A lifetime no clock can add (u64::MAX seconds) is a day, not a panic.
+    #[tokio::test]
+    async fn an_endless_token_lifetime_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, calls) = token_server(u64::MAX).await;
+        let flow = KeyFlow::load(
+            &key_file(dir.path(), &url),
+            &|_| None,
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        assert_eq!(flow.access_token().await.unwrap().expose(), "token-0");
+        assert_eq!(flow.access_token().await.unwrap().expose(), "token-0");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

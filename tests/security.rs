@@ -879,3 +879,42 @@ async fn plan_repeats_the_warnings_in_json() {
         "{warnings:?}"
     );
 }
+
+/// Durations from the manifest and the environment are bounded where they
+/// are read: a clear error, never an overflow panic later (exit 101).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durations_beyond_their_bound_are_errors_not_panics() {
+    let e = emulator_with_one_backup("sales").await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = emu::manifest(&e, 1, 1, &[emu::Db::api("sales", 0, &["sales.bak"])]);
+    let m = common::write(dir.path(), "m.yaml", &text);
+    for value in ["1e20", "inf", "-5", "0"] {
+        let mut cmd = emu::tool(&e, &["plan", m.to_str().unwrap()]);
+        cmd.env("SQLFLEX_IMPORT_HTTP_TIMEOUT", value);
+        let (code, _, stderr) = emu::run(cmd).await;
+        assert_eq!(code, 2, "{value}: {stderr}");
+        assert!(stderr.contains("SQLFLEX_IMPORT_HTTP_TIMEOUT"), "{stderr}");
+    }
+    let endless = emu::with_defaults(
+        &text,
+        "defaults: {owner: app_owner, timeout: \"18446744073709551615s\"}",
+    );
+    let m = common::write(dir.path(), "endless.yaml", &endless);
+    let m = m.to_str().unwrap();
+    for args in [
+        vec!["validate", m],
+        vec!["plan", m],
+        vec!["apply", "--yes", m],
+    ] {
+        let (code, _, stderr) = emu::run(emu::tool(&e, &args)).await;
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("longer than the longest timeout, 7 days"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        emu::submissions(&emu::stats(&e).await, &e),
+        Vec::<(String, u64)>::new()
+    );
+}

@@ -423,9 +423,18 @@ impl Manifest {
     }
 }
 
+/// The longest wait a manifest or the environment may ask for: an import
+/// is followed at most this long, and time arithmetic stays far from any
+/// overflow.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 pub fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
     match humantime::parse_duration(text.trim()) {
         Ok(d) if d.is_zero() => Err("the timeout must be longer than zero".into()),
+        Ok(d) if d > MAX_WAIT => Err(format!(
+            "`{}` is longer than the longest timeout, 7 days",
+            text.trim()
+        )),
         Ok(d) => Ok(d),
         Err(e) => Err(format!("`{text}` is not a duration ({e})")),
     }

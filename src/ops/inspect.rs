@@ -103,6 +103,9 @@ fn inspect_s3(uri: &str, env: Env) -> Inspected {
         Err(e) => return fail(e.to_string()),
     };
     runtime.block_on(async {
+        if let Err(e) = crate::plan::http_timeout() {
+            return fail(e);
+        }
         let s3 = match crate::s3::S3::new(&config, crate::plan::http_client()) {
             Ok(s) => s,
             Err(e) => return fail(e),

@@ -75,15 +75,36 @@ fn api_target(
     )))
 }
 
-/// Seconds one HTTP request may take, connection to last byte (default 60).
+/// Seconds one HTTP request may take, connection to last byte (default 60,
+/// at most a day).
 pub const HTTP_TIMEOUT_ENV: &str = "SQLFLEX_IMPORT_HTTP_TIMEOUT";
+const MAX_HTTP_TIMEOUT: f64 = 86_400.0;
 
+/// The HTTP timeout `SQLFLEX_IMPORT_HTTP_TIMEOUT` asks for (default 60 s);
+/// an error names a value that is not a number of seconds from above 0 to
+/// a day.
+pub fn http_timeout() -> Result<Duration, String> {
+    match std::env::var(HTTP_TIMEOUT_ENV) {
+        Err(_) => Ok(Duration::from_secs(60)),
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(s) if s.is_finite() && s > 0.0 && s <= MAX_HTTP_TIMEOUT => {
+                Ok(Duration::from_secs_f64(s))
+            }
+            _ => Err(format!(
+                "{HTTP_TIMEOUT_ENV}=`{}` is not a number of seconds above 0 and at most {} \
+                 (a day)",
+                crate::redact::terminal(&v),
+                MAX_HTTP_TIMEOUT
+            )),
+        },
+    }
+}
+
+/// The HTTP client of every remote call, with the timeout of
+/// [`http_timeout`] (60 s when that is not valid: callers that can report
+/// the error check it first).
 pub fn http_client() -> reqwest::Client {
-    let timeout = std::env::var(HTTP_TIMEOUT_ENV)
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(Duration::from_secs(60), Duration::from_secs_f64);
+    let timeout = http_timeout().unwrap_or(Duration::from_secs(60));
     reqwest::Client::builder()
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .timeout(timeout)
@@ -96,6 +117,7 @@ impl Context {
     /// Targets for the lanes the selected databases use, sharing token
     /// sources between instances that use the same key.
     pub fn new(loaded: Loaded, selected: &[usize], env: Env) -> Result<Self, String> {
+        http_timeout()?;
         let http = http_client();
         let m = &loaded.valid;
         let s3 = Arc::new(S3::new(&m.s3, http.clone())?);
