@@ -112,10 +112,11 @@ pub fn plan_table(plan: &Plan) -> String {
         .filter(|i| matches!(i.verdict, Verdict::Ready | Verdict::Replace))
         .fold(0u64, |sum, i| sum.saturating_add(i.size));
     out.push(format!(
-        "\n{} ready, {} to replace ({}), {} to wait for, {} skipped, {} done earlier, {} not ready",
-        plan.count(Verdict::Ready),
-        plan.count(Verdict::Replace),
+        "\n{} ready ({}; {} of them replace an existing database), {} to wait for, {} skipped, \
+         {} done earlier, {} not ready",
+        plan.count(Verdict::Ready) + plan.count(Verdict::Replace),
         plan::human_size(total),
+        plan.count(Verdict::Replace),
         plan.count(Verdict::Attach),
         plan.count(Verdict::Skip),
         plan.count(Verdict::Done),
