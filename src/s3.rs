@@ -11,6 +11,10 @@ use std::time::Duration;
 const SIGN_FOR: Duration = Duration::from_secs(600);
 /// A listing page is a few hundred KiB at most; anything larger is refused.
 const MAX_LIST_PAGE: usize = 8 * 1024 * 1024;
+/// Pages of one listing at most (S3 gives up to 1,000 keys a page).
+pub const MAX_LIST_PAGES: usize = 1_000;
+/// Keys under one prefix at most: a folder of backups, not a data lake.
+pub const MAX_LISTED_KEYS: usize = 100_000;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum S3Error {
@@ -101,6 +105,13 @@ impl S3 {
                     retry_after: crate::retry::retry_after(r.headers()),
                     why: format!("HTTP {}", r.status()),
                 },
+                Ok(r) if r.status().is_redirection() => Attempt::Fail(S3Error::Http {
+                    key: key.to_owned(),
+                    status: r.status().as_u16(),
+                    message: "a redirect, not followed (signed requests go only to the \
+                              configured endpoint)"
+                        .into(),
+                }),
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let body = read_limited(r, 4096).await.unwrap_or_default();
@@ -221,11 +232,24 @@ impl S3 {
         .map(|_| ())
     }
 
-    /// Every `.bak` key under `prefix`, sorted, following continuation tokens.
+    /// Every `.bak` key under `prefix`, sorted, following continuation
+    /// tokens; a listing that comes back to a token it gave before, or runs
+    /// past [`MAX_LIST_PAGES`] pages or [`MAX_LISTED_KEYS`] keys, is an error
+    /// naming the prefix.
     pub async fn list_backups(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
-        loop {
+        let mut seen_tokens = std::collections::HashSet::new();
+        let mut listed = 0usize;
+        let too_long = |what: String| S3Error::Http {
+            key: prefix.to_owned(),
+            status: 200,
+            message: format!("the listing of prefix {prefix} {what}; not read further"),
+        };
+        for page_number in 1.. {
+            if page_number > MAX_LIST_PAGES {
+                return Err(too_long(format!("runs past {MAX_LIST_PAGES} pages")));
+            }
             let response = self
                 .send(prefix, || {
                     let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
@@ -250,6 +274,10 @@ impl S3 {
                     message: format!("unreadable listing: {e}"),
                 }
             })?;
+            listed = listed.saturating_add(page.contents.len());
+            if listed > MAX_LISTED_KEYS {
+                return Err(too_long(format!("holds more than {MAX_LISTED_KEYS} keys")));
+            }
             for key in page
                 .contents
                 .into_iter()
@@ -264,8 +292,13 @@ impl S3 {
                 keys.push(key);
             }
             match page.next_continuation_token {
-                Some(t) if Some(&t) != token.as_ref() => token = Some(t),
-                _ => break,
+                Some(t) if !seen_tokens.insert(t.clone()) => {
+                    return Err(too_long(
+                        "comes back to a continuation token it gave before".into(),
+                    ));
+                }
+                Some(t) => token = Some(t),
+                None => break,
             }
         }
         keys.sort();

@@ -918,3 +918,161 @@ async fn durations_beyond_their_bound_are_errors_not_panics() {
         Vec::<(String, u64)>::new()
     );
 }
+
+/// The status calls of a stand-in API answered like the service, with
+/// `databases` listing `pages` pages of `per_page` names each (whatever
+/// `totalPages` claims), and every restore answered 307 to `to`.
+async fn redirecting_api(to: String, claimed_pages: u64, per_page: usize) -> String {
+    use axum::Json;
+    use axum::http::{StatusCode, header};
+    use axum::routing::{get, post};
+    let app = axum::Router::new()
+        .route(
+            "/{version}/projects/{p}/regions/{r}/instances/{i}",
+            get(|| async {
+                Json(serde_json::json!({"id": "i", "name": "n", "status": "READY", "version": "2022", "storage": {"class": "c", "size": 100}}))
+            }),
+        )
+        .route(
+            "/{version}/projects/{p}/regions/{r}/instances/{i}/users",
+            get(|| async {
+                Json(serde_json::json!({"users": [{"id": 1, "username": "app_owner", "status": "ACTIVE"}], "pagination": {"page": 1, "size": 100, "totalPages": 1, "totalRows": 1, "sort": "id.asc"}}))
+            }),
+        )
+        .route(
+            "/{version}/projects/{p}/regions/{r}/instances/{i}/restore-jobs",
+            get(|| async { Json(serde_json::json!({"runningRestores": []})) }),
+        )
+        .route(
+            "/{version}/projects/{p}/regions/{r}/instances/{i}/databases",
+            get(move || async move {
+                let names: Vec<serde_json::Value> = (0..per_page)
+                    .map(|n| serde_json::json!({"id": n, "name": format!("filler-{n}-{}", "x".repeat(200)), "owner": "o"}))
+                    .collect();
+                Json(serde_json::json!({"databases": names, "pagination": {"page": 1, "size": 100, "totalPages": claimed_pages, "totalRows": 0, "sort": "index.asc"}}))
+            }),
+        )
+        .route(
+            "/{version}/projects/{p}/regions/{r}/instances/{i}/restores",
+            post(move || {
+                let to = to.clone();
+                async move { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]) }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// An S3 endpoint that answers every request 307 to `to`.
+async fn redirecting_s3(to: String) -> String {
+    use axum::http::{StatusCode, header};
+    let app = axum::Router::new().fallback(move || {
+        let to = to.clone();
+        async move { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed_with_credentials() {
+    let e = emulator_with_one_backup("sales").await;
+    let (port, other) = plain_server_counting().await;
+    let elsewhere = format!("http://127.0.0.1:{port}/collect");
+    let dir = tempfile::tempdir().unwrap();
+    // The restore body (with the S3 secret) answered with a redirect.
+    let api = redirecting_api(elsewhere.clone(), 1, 0).await;
+    let text = manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])])
+        .replace("${STACKIT_API_ENDPOINT}", &api);
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let (code, stdout, stderr) = apply(&e, &["--format", "json", path.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("a redirect, not followed"), "{stdout}");
+    // Signed S3 requests answered with a redirect.
+    let s3 = redirecting_s3(elsewhere).await;
+    let text =
+        manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])]).replace("${S3_ENDPOINT}", &s3);
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let (code, stdout, _) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("a redirect, not followed"), "{stdout}");
+    assert_eq!(
+        other.load(Ordering::SeqCst),
+        0,
+        "nothing reached the other host"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_lists_are_bounded_whatever_total_pages_claims() {
+    let e = emulator_with_one_backup("sales").await;
+    // 1,000 pages claimed, each with 1,000 names of 200 bytes: a few
+    // hundred MiB if followed; bounded at 100,000 items.
+    let api = redirecting_api("http://127.0.0.1:9/".into(), 1000, 1000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])])
+        .replace("${STACKIT_API_ENDPOINT}", &api);
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let mut cmd = tool(&e, &["plan", path.to_str().unwrap()]);
+    common::limit_memory(&mut cmd, 1 << 30);
+    let (code, stdout, stderr) = run(cmd).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("the list runs past 100000 items"),
+        "{stdout}"
+    );
+}
+
+/// A stand-in S3 that lists `prefix/` endlessly: continuation tokens A, B,
+/// A, B, ... (`alternate`), or new tokens with 1,000 keys each.
+async fn endless_listing(alternate: bool) -> String {
+    use axum::extract::Query;
+    use std::collections::HashMap;
+    let app = axum::Router::new().fallback(move |Query(q): Query<HashMap<String, String>>| async move {
+        let token = q.get("continuation-token").cloned().unwrap_or_default();
+        let next = if alternate {
+            if token == "A" { "B".to_owned() } else { "A".to_owned() }
+        } else {
+            format!("{token}x")
+        };
+        let per_page = if alternate { 1 } else { 1000 };
+        let contents: String = (0..per_page)
+            .map(|n| format!("<Contents><Key>p/{next}-{n}.bak</Key><Size>1</Size></Contents>"))
+            .collect();
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>b</Name><Prefix>p/</Prefix><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>{contents}<NextContinuationToken>{next}</NextContinuationToken></ListBucketResult>"
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_listings_end_with_an_error_naming_the_prefix() {
+    let e = emulator_with_one_backup("sales").await;
+    let dir = tempfile::tempdir().unwrap();
+    for (alternate, expected) in [
+        (true, "comes back to a continuation token it gave before"),
+        (false, "holds more than 100000 keys"),
+    ] {
+        let s3 = endless_listing(alternate).await;
+        let text = manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])])
+            .replace("${S3_ENDPOINT}", &s3)
+            .replace("files: [\"sales.bak\"]", "files: {prefix: p/}");
+        let path = common::write(dir.path(), "m.yaml", &text);
+        let mut cmd = tool(&e, &["plan", path.to_str().unwrap()]);
+        common::limit_memory(&mut cmd, 1 << 30);
+        let (code, stdout, stderr) = run(cmd).await;
+        assert_eq!(code, 1, "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains(expected) && stdout.contains("prefix p/"),
+            "{stdout}"
+        );
+    }
+}

@@ -17,6 +17,10 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 const PAGE_SIZE: u32 = 100;
 /// Pages followed at most (100,000 databases): a server that claims more is wrong.
 const MAX_PAGES: u32 = 1000;
+/// Items of one list, and bytes of all its pages, at most: whatever
+/// `totalPages` says, a list never holds more in memory.
+const MAX_LIST_ITEMS: usize = 100_000;
+const MAX_LIST_BYTES: usize = 64 * 1024 * 1024;
 
 pub struct ApiTarget {
     http: reqwest::Client,
@@ -45,6 +49,14 @@ impl ApiTarget {
     /// cannot mend (a refusal, a TLS failure, an answer outside the
     /// contract) is [`StatusError::Lasting`].
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, StatusError> {
+        self.get_sized(path).await.map(|(value, _)| value)
+    }
+
+    /// [`ApiTarget::get`], with the size of the body read.
+    async fn get_sized<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<(T, usize), StatusError> {
         use StatusError::Lasting;
         let url = format!("{}{path}", self.base);
         let attempt = || async {
@@ -70,7 +82,7 @@ impl ApiTarget {
                         )));
                     }
                     match serde_json::from_slice(&body) {
-                        Ok(value) => Attempt::Done(value),
+                        Ok(value) => Attempt::Done((value, body.len())),
                         Err(e) => Attempt::Fail(Lasting(format!(
                             "the answer does not fit the API contract ({e})"
                         ))),
@@ -169,12 +181,21 @@ impl ApiTarget {
         sort: &str,
     ) -> Result<Vec<T>, StatusError> {
         let mut items = Vec::new();
+        let mut bytes = 0usize;
         let mut page = 1;
         loop {
-            let p: Page<T> = self
-                .get(&format!("{path}?page={page}&size={PAGE_SIZE}&sort={sort}"))
+            let (p, size): (Page<T>, usize) = self
+                .get_sized(&format!("{path}?page={page}&size={PAGE_SIZE}&sort={sort}"))
                 .await?;
+            bytes = bytes.saturating_add(size);
             items.extend(p.items);
+            if items.len() > MAX_LIST_ITEMS || bytes > MAX_LIST_BYTES {
+                return Err(StatusError::Lasting(format!(
+                    "GET {path}: the list runs past {MAX_LIST_ITEMS} items or {} MiB over its \
+                     pages; not read further",
+                    MAX_LIST_BYTES >> 20
+                )));
+            }
             if i64::from(page) >= p.pagination.total_pages || page >= MAX_PAGES {
                 return Ok(items);
             }
@@ -273,6 +294,10 @@ async fn service_error(response: reqwest::Response) -> String {
             Some(t) => format!("HTTP {status}: {m} (traceId {t})"),
             None => format!("HTTP {status}: {m}"),
         },
+        _ if status.is_redirection() => format!(
+            "HTTP {status}: a redirect, not followed (requests that carry credentials go only \
+             to the configured endpoint)"
+        ),
         _ => {
             let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
             if text.trim().is_empty() {

@@ -106,6 +106,10 @@ pub fn http_timeout() -> Result<Duration, String> {
 pub fn http_client() -> reqwest::Client {
     let timeout = http_timeout().unwrap_or(Duration::from_secs(60));
     reqwest::Client::builder()
+        // Every request carries a credential (a bearer token, a signed S3
+        // request, a token assertion, the restore body with the S3 secret):
+        // it goes where the manifest says and nowhere a server redirects it.
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .timeout(timeout)
         .user_agent(concat!("sqlflex-import/", env!("CARGO_PKG_VERSION")))
