@@ -284,13 +284,6 @@ impl Journal {
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
-        // A link (dangling or not) could make the journal land anywhere the
-        // link points, or append to a file that is not ours.
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(io(std::io::Error::other(
-                "it is a symbolic link; refusing to follow it (remove it or choose another --state)",
-            )));
-        }
         let existing = match read_one(path) {
             Ok(Some(read)) => Some(read),
             Ok(None) if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) => {
@@ -319,7 +312,7 @@ impl Journal {
         // the owner's eyes only.
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(path).map_err(io)?;
+        let file = crate::state_file::open(path, &mut options).map_err(io)?;
         if let Some(at) = cut_at {
             // Drop the cut line, so the journal stays one JSON value per line.
             file.set_len(at as u64).map_err(io)?;
@@ -411,7 +404,7 @@ const MAX_JOURNAL_BYTES: u64 = 512 * 1024 * 1024;
 fn read_journal(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
+    crate::state_file::open(path, OpenOptions::new().read(true))?
         .take(MAX_JOURNAL_BYTES + 1)
         .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_JOURNAL_BYTES {

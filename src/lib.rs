@@ -27,6 +27,7 @@ pub mod rules;
 pub mod run;
 pub mod s3;
 pub mod secret;
+pub mod state_file;
 pub mod state_lock;
 pub mod table;
 

@@ -68,16 +68,11 @@ impl StateLock {
             path: path.to_owned(),
             reason: e.to_string(),
         };
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(io(std::io::Error::other(
-                "it is a symbolic link; refusing to follow it",
-            )));
-        }
         let mut options = OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(io)?;
+        let mut file = crate::state_file::open(path, &mut options).map_err(io)?;
         let previous = read_holder(&mut file);
         match file.try_lock() {
             Ok(()) => {}

@@ -687,6 +687,48 @@ fn the_journal_does_not_follow_a_link() {
     assert!(!elsewhere.exists(), "the link was followed");
 }
 
+/// A hard link at the lock's or the journal's path would have the other
+/// file truncated or overwritten; a FIFO would block the run. Each is
+/// refused, at once, and the other file is left as it was.
+#[test]
+fn hard_links_and_fifos_in_the_state_folder_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_offline(dir.path(), OFFLINE);
+    let precious = dir.path().join("precious.txt");
+    for at in ["state.lock", "m.jsonl"] {
+        let state = dir.path().join(format!("state-{at}"));
+        std::fs::create_dir(&state).unwrap();
+        std::fs::write(&precious, "keep me\n").unwrap();
+        std::fs::hard_link(&precious, state.join(at)).unwrap();
+        let (code, _, stderr) = common::run(&mut offline_tool(&[
+            "apply",
+            "--yes",
+            path.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ]));
+        assert_ne!(code, 0, "{stderr}");
+        assert!(stderr.contains("other hard links"), "{at}: {stderr}");
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n");
+    }
+    let state = dir.path().join("state-fifo");
+    std::fs::create_dir(&state).unwrap();
+    let fifo = state.join("m.jsonl");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    // A blocked open would hang here (nextest ends it); it returns at once.
+    let (code, _, stderr) = common::run(&mut offline_tool(&[
+        "apply",
+        "--yes",
+        path.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_fails_when_a_report_cannot_be_written() {
     let e = emulator_with_one_backup("sales").await;
