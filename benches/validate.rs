@@ -148,13 +148,13 @@ fn diagnostics_scale(bin: &str, dir: &Path) {
     }
     let path = dir.join("invalid.yaml");
     std::fs::write(&path, m).unwrap();
-    let time = |format: &str| {
+    let time = |path: &Path, format: &str| {
         let runs: Vec<Duration> = (0..3)
             .map(|_| {
                 let start = Instant::now();
                 let out = Command::new(bin)
                     .args(["--format", format, "validate"])
-                    .arg(&path)
+                    .arg(path)
                     .env("NO_COLOR", "1")
                     .output()
                     .unwrap();
@@ -164,9 +164,34 @@ fn diagnostics_scale(bin: &str, dir: &Path) {
             .collect();
         median(runs)
     };
-    let (human, json) = (time("human"), time("json"));
+    let (human, json) = (time(&path, "human"), time(&path, "json"));
     println!(
         "| `validate` of {INVALID} invalid entries, human diagnostics | {:.2} s | about JSON's |",
+        human.as_secs_f64()
+    );
+    println!(
+        "| the same, `--format json` | {:.2} s | |",
+        json.as_secs_f64()
+    );
+
+    // The same kind of file written flow-style on one line: every
+    // diagnostic points into one line of half a megabyte (it was quadratic
+    // in the line's length: 10,000 errors took minutes).
+    const ON_ONE_LINE: usize = 10_000;
+    let entries: Vec<String> = (0..ON_ONE_LINE)
+        .map(|i| format!("{{name: db{i}, instance: nowhere, method: sql, files: [x{i}.bak]}}"))
+        .collect();
+    let flow = format!(
+        "version: 1\ns3: {{endpoint: https://o.example, bucket: backups, access_key: a, secret_key: b}}\n\
+         instances: {{prod: {{sql: {{host: h.example, user: u, password: p}}}}}}\n\
+         databases: [{}]\n",
+        entries.join(", ")
+    );
+    let path = dir.join("one-line.yaml");
+    std::fs::write(&path, flow).unwrap();
+    let (human, json) = (time(&path, "human"), time(&path, "json"));
+    println!(
+        "| `validate` of {ON_ONE_LINE} errors on one line of flow-style YAML, human diagnostics | {:.2} s | about JSON's |",
         human.as_secs_f64()
     );
     println!(

@@ -72,8 +72,20 @@ pub struct Source {
     /// Byte offset of each line's start: finding a line is a lookup, not a
     /// scan, so rendering many diagnostics stays linear.
     line_starts: Vec<usize>,
+    /// For each line longer than [`LONG_LINE`] characters (by line index):
+    /// the byte offset of every [`CHECKPOINT`]th character, so a column is
+    /// found without walking the line from its start.
+    checkpoints: std::collections::HashMap<usize, Vec<usize>>,
     shifts: Vec<Shift>,
 }
+
+/// A line longer than this is shown in part around the place a diagnostic
+/// points at, so the cost of many diagnostics on one line (flow-style YAML
+/// written on one line) stays linear in the size of the file.
+const LONG_LINE: usize = 1024;
+/// Characters shown each side of the marked place on a long line.
+const WINDOW: usize = 80;
+const CHECKPOINT: usize = 256;
 
 /// From column `col` of line `line` (1-based, characters) on, the shown text
 /// is `delta` characters longer than the file (a secret replaced by a mask
@@ -87,13 +99,27 @@ pub struct Shift {
 
 impl Source {
     pub fn new(name: String, text: String) -> Self {
-        let line_starts = std::iter::once(0)
+        let line_starts: Vec<usize> = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
+        let mut checkpoints = std::collections::HashMap::new();
+        for (i, &start) in line_starts.iter().enumerate() {
+            let end = line_starts.get(i + 1).map_or(text.len(), |next| next - 1);
+            let line = &text[start..end.max(start)];
+            if line.len() > LONG_LINE {
+                let offsets = line
+                    .char_indices()
+                    .step_by(CHECKPOINT)
+                    .map(|(b, _)| b)
+                    .collect();
+                checkpoints.insert(i + 1, offsets);
+            }
+        }
         Source {
             name,
             text,
             line_starts,
+            checkpoints,
             shifts: Vec::new(),
         }
     }
@@ -111,6 +137,36 @@ impl Source {
             .map_or(self.text.len(), |next| next - 1);
         let text = &self.text[start..end.max(start)];
         Some(text.strip_suffix('\r').unwrap_or(text))
+    }
+
+    /// On a long line: the text around `loc`, and where `loc` falls in it
+    /// (a byte column, 1-based), found through the line's checkpoints.
+    fn long_line_window(&self, loc: Location) -> Option<(Location, &str)> {
+        let checkpoints = self.checkpoints.get(&loc.line)?;
+        let line = self.line(loc.line)?;
+        let byte_of = |chars: usize| -> usize {
+            let base = checkpoints
+                .get(chars / CHECKPOINT)
+                .copied()
+                .unwrap_or(line.len());
+            line[base..]
+                .char_indices()
+                .nth(chars % CHECKPOINT)
+                .map_or(line.len(), |(b, _)| base + b)
+        };
+        let column = self.shown_column(loc.line, loc.column).saturating_sub(1);
+        let from = byte_of(column.saturating_sub(WINDOW));
+        let at = byte_of(column);
+        let span_end = byte_of(column + loc.len.max(1));
+        let to = byte_of(column + loc.len.max(1) + WINDOW);
+        Some((
+            Location {
+                line: loc.line,
+                column: at - from + 1,
+                len: span_end.saturating_sub(at),
+            },
+            &line[from..to.max(from)],
+        ))
     }
 
     /// A file column as a column of the shown text.
@@ -164,12 +220,42 @@ pub fn render(source: &Source, d: &Diagnostic, styled: bool) -> String {
         Severity::Warning => Level::WARNING,
     };
     let mut group = Group::with_title(level.primary_title(message.as_ref()));
-    let snippet_line = d.location.and_then(|l| {
-        source
-            .line(l.line)
-            .map(|text| (l, crate::redact::terminal(text)))
-    });
+    let long = d
+        .location
+        .and_then(|l| source.long_line_window(l))
+        .map(|(loc, text)| (loc, crate::redact::terminal(text)));
+    let snippet_line = match long {
+        Some(_) => None,
+        None => d.location.and_then(|l| {
+            source
+                .line(l.line)
+                .map(|text| (l, crate::redact::terminal(text)))
+        }),
+    };
+    if let (Some((loc, text)), Some(at)) = (&long, d.location) {
+        // A long line: the part around the place, the place itself named
+        // in a note (the snippet's own column would count from the cut).
+        let text = text.as_ref();
+        // Escaped control characters lengthen the text: stay on boundaries.
+        let start = floor_boundary(text, loc.column.saturating_sub(1));
+        let end = floor_boundary(text, start + loc.len.max(1)).max(start);
+        let mut annotation = AnnotationKind::Primary.span(start..end);
+        if !d.path.is_empty() {
+            annotation = annotation.label(d.path.as_str());
+        }
+        group = group
+            .element(Level::NOTE.message(format!(
+                "at {}:{}:{} (a long line, shown in part)",
+                source.name, at.line, at.column
+            )))
+            .element(
+                Snippet::source(text)
+                    .line_start(at.line)
+                    .annotation(annotation),
+            );
+    }
     match &snippet_line {
+        _ if long.is_some() => {}
         Some((loc, text)) => {
             let (loc, text) = (*loc, text.as_ref());
             let first = source.shown_column(loc.line, loc.column);
@@ -209,6 +295,14 @@ pub fn render(source: &Source, d: &Diagnostic, styled: bool) -> String {
         Renderer::plain()
     };
     renderer.render(&[group])
+}
+
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 fn char_to_byte(text: &str, chars: usize) -> usize {

@@ -1118,3 +1118,43 @@ async fn endless_listings_end_with_an_error_naming_the_prefix() {
         );
     }
 }
+
+/// Values of keys that look like credentials, known or not (`api_key`,
+/// `pass`, `passphrase`, `pw`, `auth: Basic ...`), and a password in a
+/// URL's user info, are masked in every diagnostic.
+#[test]
+fn credential_like_values_are_masked_in_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"version: 1
+defaults: {owner: o}
+s3: {endpoint: "http://user:TopSecretPw1@object.example.com", bucket: bbb, access_key: "${A}", secret_key: "${B}", api_key: K3yV4lu3Secret, pass: P4ssSecret, passphrase: Phr4seSecret}
+instances:
+  prod:
+    project_id: 11111111-2222-4333-8444-555555555555
+    region: eu01
+    instance_id: 11111111-2222-4333-8444-555555555556
+    api: {token: "${T}", auth: "Basic dXNlcjpwYXNzd29yZA=="}
+    sql: {host: h.example, user: u, password: "${P}", pw: PwS3cret}
+databases:
+  - {name: a, instance: prod, files: [a.bak]}
+"#;
+    let path = write_offline(dir.path(), text);
+    for format in ["human", "json"] {
+        let mut cmd = offline_tool(&["--format", format, "validate", path.to_str().unwrap()]);
+        cmd.env("A", "a").env("B", "b").env("T", "t").env("P", "p");
+        let (code, stdout, stderr) = common::run(&mut cmd);
+        assert_eq!(code, 2, "{stdout}{stderr}");
+        let all = format!("{stdout}{stderr}");
+        assert!(all.contains("unknown key `api_key`"), "{all}");
+        for secret in [
+            "TopSecretPw1",
+            "K3yV4lu3Secret",
+            "P4ssSecret",
+            "Phr4seSecret",
+            "dXNlcjpwYXNzd29yZA",
+            "PwS3cret",
+        ] {
+            assert!(!all.contains(secret), "{format}: {secret} shown in {all}");
+        }
+    }
+}

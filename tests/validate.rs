@@ -843,3 +843,52 @@ fn encrypt_is_true_false_or_strict() {
         assert_eq!(d.path, "instances.prod.sql.encrypt", "{d:#?}");
     }
 }
+
+/// Flow-style YAML on one long line: each diagnostic names its own place
+/// (`file:line:column`) and shows the part of the line around it, not the
+/// whole line; JSON gives the same places.
+#[test]
+fn diagnostics_on_one_long_line_show_their_own_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries: Vec<String> = (0..300)
+        .map(|i| format!("{{name: db{i}, instance: nowhere{i}, method: sql, files: [x{i}.bak]}}"))
+        .collect();
+    let prefix = "databases: [";
+    let text = format!(
+        "version: 1\ns3: {{endpoint: https://o.example, bucket: backups, access_key: a, secret_key: b}}\n\
+         instances: {{prod: {{sql: {{host: h.example, user: u, password: p}}}}}}\n{prefix}{}]\n",
+        entries.join(", ")
+    );
+    let path = write(dir.path(), "one.yaml", &text);
+    let (code, _, human) = run(bin().args(["validate"]).arg(&path));
+    assert_eq!(code, 2);
+    let (_, json, _) = run(bin().args(["--format", "json", "validate"]).arg(&path));
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let line = text.lines().nth(3).unwrap();
+    let mut checked = 0;
+    for d in json["diagnostics"].as_array().unwrap() {
+        let Some(n) = d["message"].as_str().and_then(|m| {
+            m.strip_prefix("there is no instance `nowhere")
+                .and_then(|r| r.split('`').next())
+                .and_then(|n| n.parse::<usize>().ok())
+        }) else {
+            continue;
+        };
+        // The column JSON gives is where `nowhere{n}` stands in the file.
+        let column = d["column"].as_u64().unwrap() as usize;
+        assert!(
+            line[column - 1..].starts_with(&format!("nowhere{n},")),
+            "{d}"
+        );
+        // For people: the same place, and a snippet of the line around it.
+        let note = format!(
+            "at {}:4:{column} (a long line, shown in part)",
+            path.display()
+        );
+        assert!(human.contains(&note), "{note}");
+        checked += 1;
+    }
+    assert_eq!(checked, 300, "{json}");
+    let widest = human.lines().map(str::len).max().unwrap();
+    assert!(widest < 400, "a snippet shows part of the line: {widest}");
+}

@@ -233,18 +233,35 @@ fn is_secret_key(path: &FieldPath) -> bool {
     matches!(path.0.last(), Some(path::Seg::Key(k)) if SECRET_KEYS.contains(&k.as_str()))
 }
 
-/// Keys whose values are masked in snippets: the secret keys, and keys that
-/// look like a slip of one (`secret_kye`, `pasword`, `api_token`): an
-/// "unknown key" diagnostic must not print the secret it is about.
+/// Keys whose values are masked in snippets: the secret keys, keys that
+/// look like a slip of one (`secret_kye`, `pasword`, `api_token`), and
+/// keys that look like any credential (`api_key`, `pass`, `passphrase`,
+/// `pw`, `auth`): an "unknown key" diagnostic must not print the secret it
+/// is about. No known key that is not a secret contains these words.
 fn looks_secret(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
     if lower.ends_with("_file") || lower.ends_with("_path") {
         return false;
     }
+    let words: Vec<&str> = lower.split(['_', '-', '.']).collect();
     SECRET_KEYS.contains(&key)
-        || ["secret", "passw", "pwd", "token", "access_k", "credential"]
-            .iter()
-            .any(|part| lower.contains(part))
+        || [
+            "secret",
+            "pass",
+            "pwd",
+            "token",
+            "access_k",
+            "credential",
+            "key",
+            "auth",
+            "bearer",
+            "private",
+            "cookie",
+            "session",
+        ]
+        .iter()
+        .any(|part| lower.contains(part))
+        || words.iter().any(|w| matches!(*w, "pw" | "pin" | "otp"))
         || SECRET_KEYS
             .iter()
             .any(|s| strsim::damerau_levenshtein(&lower, s) <= 2)
@@ -281,6 +298,10 @@ fn literal_secrets(tree: &Node) -> Vec<(FieldPath, Span)> {
                         other if secret => {
                             out.push((FieldPath::from_refs(path), other.span()));
                         }
+                        // A URL with user info may carry a password.
+                        Node::Scalar(s) if url_with_user_info(&s.text) => {
+                            out.push((FieldPath::from_refs(path), s.span));
+                        }
                         other => walk(other, path, judged, out),
                     }
                     path.pop();
@@ -299,6 +320,14 @@ fn literal_secrets(tree: &Node) -> Vec<(FieldPath, Span)> {
     let mut out = Vec::new();
     walk(tree, &mut Vec::new(), &mut Judged::new(), &mut out);
     out
+}
+
+/// Whether `text` holds a URL with user info (`scheme://user:pass@host`).
+fn url_with_user_info(text: &str) -> bool {
+    text.split("://").skip(1).any(|rest| {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        authority.contains('@')
+    })
 }
 
 /// For text that did not parse (so there is no tree to find secrets in):
