@@ -4,7 +4,10 @@
 //! [`text`] before it reaches any output, the journal or a report:
 //!
 //! - every secret value the process knows ([`Secret`](crate::secret::Secret)
-//!   registers itself here) is replaced by `***`;
+//!   registers itself here) is replaced by `***`; a text that still holds
+//!   one, or a piece of 8 or more characters of one, in another form (JSON
+//!   or URL escapes, base64, other case, NFD, split by spaces or zero-width
+//!   characters) is withheld from its first `: ` on;
 //! - URLs lose their user info, query string and fragment (a presigned S3
 //!   URL is a working download link for as long as it is valid);
 //! - anything shaped like a credential (SigV4 parameters, `Bearer` values,
@@ -30,6 +33,17 @@ pub const MIN_SECRET_CHARS: usize = 4;
 const MASK: &str = "***";
 
 static KNOWN: LazyLock<RwLock<Vec<String>>> = LazyLock::new(|| RwLock::new(Vec::new()));
+/// Every piece of every known secret, in the folded form of [`fold`].
+static PIECES: LazyLock<RwLock<Option<aho_corasick::AhoCorasick>>> =
+    LazyLock::new(|| RwLock::new(None));
+/// Characters of a secret piece searched for in other encodings; a piece of
+/// letters only must be longer, so that a secret such as `password1` does
+/// not hide every message with the word `password`.
+const PIECE: usize = 8;
+const LETTER_PIECE: usize = 12;
+/// Bytes of a text searched for encoded secrets at most (server answers are
+/// read with smaller bounds).
+const SEARCHED: usize = 1 << 20;
 
 /// Remembers a secret value so that [`text`] replaces it wherever it shows.
 pub fn register(secret: &str) {
@@ -41,6 +55,151 @@ pub fn register(secret: &str) {
         known.push(secret.to_owned());
         // Longest first, so a secret containing another is replaced whole.
         known.sort_by_key(|k| std::cmp::Reverse(k.len()));
+        let pieces: Vec<String> = known.iter().flat_map(|k| pieces(&fold(k))).collect();
+        let matcher = aho_corasick::AhoCorasick::new(&pieces).ok();
+        *PIECES.write().unwrap_or_else(|e| e.into_inner()) = matcher;
+    }
+}
+
+/// A text as compared for secrets: NFKC, lower case, without whitespace,
+/// zero-width or control characters.
+fn fold(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfkc()
+        .flat_map(char::to_lowercase)
+        .filter(|c| {
+            !c.is_whitespace()
+                && !c.is_control()
+                && !matches!(
+                    c,
+                    '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}' | '\u{00ad}'
+                )
+        })
+        .collect()
+}
+
+/// The pieces of a folded secret searched for: all of it when short, else
+/// every run of [`PIECE`] characters (of [`LETTER_PIECE`] where the run is
+/// letters only).
+fn pieces(folded: &str) -> Vec<String> {
+    let chars: Vec<char> = folded.chars().collect();
+    if chars.len() <= PIECE {
+        return vec![folded.to_owned()];
+    }
+    let mut out = Vec::new();
+    for start in 0..=chars.len() - PIECE {
+        let run: String = chars[start..start + PIECE].iter().collect();
+        if run.chars().all(char::is_alphabetic) {
+            if start + LETTER_PIECE <= chars.len() {
+                out.push(chars[start..start + LETTER_PIECE].iter().collect());
+            }
+        } else {
+            out.push(run);
+        }
+    }
+    if out.is_empty() {
+        out.push(folded.to_owned());
+    }
+    out
+}
+
+/// Whether `text` holds a known secret, or a piece of one, in any of the
+/// forms a server may echo it in.
+fn holds_secret(text: &str) -> bool {
+    let matcher = PIECES.read().unwrap_or_else(|e| e.into_inner());
+    let Some(matcher) = matcher.as_ref() else {
+        return false;
+    };
+    let text = cut_bytes(text, SEARCHED);
+    let found = |form: &str| matcher.is_match(&fold(form));
+    let json = json_unescape(text);
+    let url = url_decode(text);
+    let both = url_decode(&json);
+    [text, json.as_str(), url.as_str(), both.as_str()]
+        .into_iter()
+        .any(|form| found(form) || base64_runs(form).any(|decoded| found(&decoded)))
+}
+
+/// `\uXXXX`, `\"`, `\\`, `\/` and the other JSON escapes undone.
+fn json_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    Some(decoded) => out.push(decoded),
+                    None => out.push_str(&hex),
+                }
+            }
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+fn url_decode(s: &str) -> String {
+    let plus = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The decoded text of each run of base64 characters (standard or URL-safe,
+/// padded or not) of 12 characters or more.
+fn base64_runs(s: &str) -> impl Iterator<Item = String> + '_ {
+    use base64::Engine;
+    use base64::engine::DecodePaddingMode;
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    static STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
+    static URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
+    s.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '-' | '_' | '=')))
+        .filter(|run| run.len() >= 12)
+        .flat_map(|run| {
+            let run = run.trim_end_matches('=');
+            // Every offset of the four a secret may start at in the run.
+            (0..4).filter_map(move |skip| {
+                let part = run.get(skip..)?;
+                let part = &part[..part.len() - part.len() % 4];
+                STANDARD
+                    .decode(part)
+                    .or_else(|_| URL_SAFE.decode(part))
+                    .ok()
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            })
+        })
+}
+
+fn cut_bytes(s: &str, bytes: usize) -> &str {
+    if s.len() <= bytes {
+        return s;
+    }
+    let mut at = bytes;
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    &s[..at]
+}
+
+/// A text whose remaining part repeats a secret in another form: what
+/// stands before its first `: ` (such as `HTTP 400`), if that is clean.
+fn withheld(s: &str) -> String {
+    const NOTE: &str = "the text is withheld: it repeats a secret in another form";
+    match s.split_once(": ") {
+        Some((head, _)) if !head.is_empty() && !holds_secret(head) => format!("{head}: ({NOTE})"),
+        _ => format!("({NOTE})"),
     }
 }
 
@@ -84,6 +243,11 @@ static CREDENTIALS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
 /// A text that may carry secrets, URLs or a server's words, made safe to
 /// show and store, and cut to [`MAX_CHARS`]. See the module documentation.
 pub fn text(input: &str) -> String {
+    // Encoded secrets are looked for in all of it (bounded) before any
+    // cut: a cut must not leave a long secret's pieces on either side.
+    if holds_secret(&replace_known(cut_bytes(input, SEARCHED))) {
+        return terminal(&withheld(&replace_known(cut(input, MAX_CHARS)))).into_owned();
+    }
     // Bound the work before anything else: the patterns are linear, but a
     // megabyte answer would still be shown to nobody.
     let out = scrub(cut(input, MAX_CHARS * 4));
@@ -106,6 +270,9 @@ pub fn scrub(input: &str) -> String {
 /// colours (see `commands::logging`).
 pub fn credentials(input: &str) -> String {
     let mut out = replace_known(input);
+    if holds_secret(&out) {
+        return withheld(&out);
+    }
     out = URL
         .replace_all(&out, |c: &regex::Captures| without_query(&c[0]))
         .into_owned();
@@ -254,6 +421,59 @@ mod tests {
             let out = text(input);
             assert!(!out.contains(gone), "{input} -> {out}");
         }
+    }
+
+    /// The echoes of the second review: the secret in another encoding, in
+    /// pieces, or past the cut. None of its 8-character pieces may remain.
+    #[test]
+    fn a_secret_echoed_in_another_form_is_withheld() {
+        use base64::Engine;
+        let secret = "S3cr3t-Echo-Value-4711-xyz";
+        register(secret);
+        let nfd_secret = "Sécret-Wért-Ärger-92";
+        register(nfd_secret);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let json = secret
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect::<String>();
+        let url: String = secret.bytes().map(|b| format!("%{b:02X}")).collect();
+        let zero_width: String = secret.chars().flat_map(|c| [c, '\u{200b}']).collect();
+        let (half1, half2) = secret.split_at(11);
+        let echoes = [
+            format!("HTTP 400: bad request: {{\"secret\": \"{json}\"}}"),
+            format!("HTTP 400: {url}"),
+            format!(
+                "HTTP 400: body was {}",
+                b64.encode(format!("{{\"s\":\"{secret}\"}}"))
+            ),
+            format!("HTTP 400: {}", secret.to_uppercase()),
+            format!("HTTP 400: {half1}\n{half2}"),
+            format!("HTTP 400: {zero_width}"),
+            format!("HTTP 400: {}", &secret[1..]),
+            format!("HTTP 400: {}{secret}", "x".repeat(2390)),
+            {
+                use unicode_normalization::UnicodeNormalization;
+                format!("HTTP 400: {}", nfd_secret.nfd().collect::<String>())
+            },
+        ];
+        for echo in &echoes {
+            let out = text(echo);
+            for piece in pieces(&fold(secret))
+                .iter()
+                .chain(&pieces(&fold(nfd_secret)))
+            {
+                assert!(!fold(&out).contains(piece.as_str()), "{echo:?} -> {out}");
+            }
+            assert!(out.starts_with("HTTP 400: "), "{out}");
+            assert!(!credentials(echo).contains("Echo-Value"), "{echo:?}");
+        }
+        // Prose stays, and a password made of a word does not hide the word.
+        register("password1");
+        assert_eq!(
+            text("login failed: the password is wrong"),
+            "login failed: the password is wrong"
+        );
     }
 
     #[test]

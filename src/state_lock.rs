@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn a_second_lock_is_refused_and_a_clean_release_leaves_no_record() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.jsonl.lock");
+        let path = path_for(dir.path());
         let (first, previous) = StateLock::acquire(&path).unwrap();
         assert!(previous.is_none());
         match StateLock::acquire(&path) {
@@ -146,9 +146,6 @@ mod tests {
         drop(first);
         let (_, previous) = StateLock::acquire(&path).unwrap();
         assert!(previous.is_none(), "a clean release");
-        assert_eq!(
-            path_for(Path::new("/s/m.jsonl")),
-            PathBuf::from("/s/m.jsonl.lock")
-        );
+        assert_eq!(path_for(Path::new("/s")), PathBuf::from("/s/state.lock"));
     }
 }

@@ -1158,3 +1158,134 @@ databases:
         }
     }
 }
+
+/// A stand-in API that answers each restore with a 400 whose message
+/// repeats the request body URL-encoded, then base64-encoded, then upper-cased.
+async fn encoding_echo_api() -> String {
+    use axum::Json;
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use base64::Engine;
+    let base = echoing_api().await;
+    let app = axum::Router::new().route(
+        "/{version}/projects/{p}/regions/{r}/instances/{i}/restores",
+        post(|body: String| async move {
+            // The secret's field, as a server would quote it in each form.
+            let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let field = format!(
+                "s3_access_secret={}",
+                request["source"]["s3_details"]["s3_access_secret"]
+                    .as_str()
+                    .unwrap()
+            );
+            let url: String = field.bytes().map(|b| format!("%{b:02X}")).collect();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&field);
+            let echo = format!(
+                "bad request: {} / {url} / {b64} / {}",
+                field.to_uppercase(),
+                field.replace('-', "\u{200b}-")
+            );
+            (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"code": 400, "message": echo, "traceId": "t-2"})),
+            )
+        }),
+    );
+    // Everything else as the plain echoing API answers it.
+    let base_for_proxy = base.clone();
+    let app = app.fallback(move |request: axum::extract::Request| {
+        let base = base_for_proxy.clone();
+        async move {
+            let url = format!("{base}{}", request.uri());
+            let answer = reqwest::get(url).await.unwrap();
+            let status = answer.status().as_u16();
+            let body = answer.text().await.unwrap();
+            (
+                StatusCode::from_u16(status).unwrap(),
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// Every decoding of every base64 run in `text`, and `text` URL-decoded and
+/// upper- and lower-cased: where an echoed secret would hide.
+fn decoded_forms(text: &str) -> Vec<String> {
+    use base64::Engine;
+    let mut forms = vec![text.to_lowercase(), percent_decode(text).to_lowercase()];
+    for run in text.split(|c: char| !(c.is_ascii_alphanumeric() || "+/=".contains(c))) {
+        let run = run.trim_end_matches('=');
+        for skip in 0..4 {
+            let Some(part) = run.get(skip..) else {
+                continue;
+            };
+            let part = &part[..part.len() - part.len() % 4];
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD_NO_PAD.decode(part) {
+                forms.push(String::from_utf8_lossy(&bytes).to_lowercase());
+            }
+        }
+    }
+    forms
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(v) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_echoed_in_another_encoding_is_withheld() {
+    let e = emulator_with_one_backup("sales").await;
+    let api = encoding_echo_api().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = manifest(&e, 1, 1, &[Db::api("sales", 0, &["sales.bak"])])
+        .replace("${STACKIT_API_ENDPOINT}", &api);
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let report = dir.path().join("r.json");
+    let (code, stdout, stderr) = run(tool(
+        &e,
+        &[
+            "--format",
+            "json",
+            "apply",
+            "--yes",
+            path.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let journal = std::fs::read_to_string(dir.path().join(".sqlflex-import/m.jsonl")).unwrap();
+    let report = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        stdout.contains("HTTP 400"),
+        "the status is still shown: {stdout}"
+    );
+    let secret = e.credentials.s3_secret_key.to_lowercase();
+    for shown in [&stdout, &stderr, &journal, &report] {
+        for form in decoded_forms(shown) {
+            assert!(!form.contains(&secret), "the S3 secret shows in:\n{shown}");
+        }
+    }
+}
