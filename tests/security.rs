@@ -1289,3 +1289,83 @@ async fn a_secret_echoed_in_another_encoding_is_withheld() {
         }
     }
 }
+
+/// Resident memory of a process, in bytes (Linux).
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// The emulator's SQL door: a packet header alone holds no memory (it was
+/// reserved at the declared length: 3,000 headers, 40 -> 259 MB), and
+/// connections beyond its cap are closed at once.
+#[test]
+fn the_emulators_sql_door_bounds_connections_and_memory() {
+    use std::io::{Read, Write};
+    let mut cmd = common::bin();
+    cmd.args(["emulator", "--print-env"]);
+    common::limit_memory(&mut cmd, 4 << 30);
+    let (child, env) = common::start_emulator(&mut cmd);
+    let port: u16 = env["SQL_PORT"].parse().unwrap();
+    let before = rss_of(child.id());
+    // 510 sessions, each one packet header of a 64 KiB PRELOGIN, then silence.
+    let mut held = Vec::new();
+    for _ in 0..510 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(&[0x12, 0x00, 0xff, 0xff, 0, 0, 0, 0]).unwrap();
+        held.push(s);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500)); // let it read them
+    let grown = rss_of(child.id()).saturating_sub(before);
+    assert!(grown < 16 << 20, "headers alone held {} MiB", grown >> 20);
+    // Past the cap (512 at once), a connection is closed without a word.
+    let mut closed = 0;
+    for _ in 0..30 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        if matches!(s.read(&mut buf), Ok(0) | Err(_)) {
+            closed += 1;
+        }
+        held.push(s);
+    }
+    assert!(closed >= 20, "{closed} of 30 at the cap were closed");
+    drop(held);
+    common::stop_emulator(child);
+}
+
+#[test]
+fn the_emulator_refuses_wrapping_ports_and_shows_its_errors_escaped() {
+    let (code, _, stderr) = run_emulator(&["--tds-addr", "127.0.0.1:65530", "--instances", "64"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("run past port 65535"), "{stderr}");
+    let (code, _, stderr) = run_emulator(&["--instance-state", "\u{1b}[2Jbroken"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    assert!(stderr.contains("\\u{1b}[2J"), "{stderr}");
+}
+
+fn run_emulator(args: &[&str]) -> (i32, String, String) {
+    let mut cmd = common::bin();
+    cmd.arg("emulator").args(args);
+    common::run(&mut cmd)
+}
+
+/// A key with a `..` segment, escaped as `..%2F`, stays out of the
+/// emulator's data folder: refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulators_s3_keeps_keys_inside_their_bucket() {
+    let e = emu::start(Duration::from_millis(200)).await;
+    let url = format!("http://{}/{}/..%2Fescape.bak", e.s3, "sqlflex-backups");
+    let client = reqwest::Client::new();
+    let status = client.put(&url).body("x").send().await.unwrap().status();
+    assert_eq!(status, 400);
+    let escaped = e.data_dir.join("escape.bak");
+    assert!(!escaped.exists(), "{}", escaped.display());
+}

@@ -6,10 +6,12 @@ use std::io::Write;
 use std::time::Duration;
 
 pub fn run(args: &EmulatorArgs) -> Exit {
+    // The errors quote what was given (a state, a file's text): shown, never
+    // interpreted by the terminal.
     let tds_tls = match tds_identity(args) {
         Ok(identity) => identity,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::redact::terminal(&e.to_string()));
             return Exit::Invalid;
         }
     };
@@ -30,10 +32,21 @@ pub fn run(args: &EmulatorArgs) -> Exit {
             );
         }
     }
+    if args.tds_addr.port() != 0
+        && u32::from(args.tds_addr.port()) + u32::from(args.instances.max(1)) - 1
+            > u32::from(u16::MAX)
+    {
+        eprintln!(
+            "error: {} instances from --tds-addr port {} run past port 65535",
+            args.instances,
+            args.tds_addr.port()
+        );
+        return Exit::Invalid;
+    }
     let instance_settings = match instance_settings(args) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::redact::terminal(&e.to_string()));
             return Exit::Invalid;
         }
     };
@@ -64,7 +77,10 @@ pub fn run(args: &EmulatorArgs) -> Exit {
         let emulator = match emulator::start(config).await {
             Ok(e) => e,
             Err(e) => {
-                eprintln!("error: cannot start the emulator: {e}");
+                eprintln!(
+                    "error: cannot start the emulator: {}",
+                    crate::redact::terminal(&e.to_string())
+                );
                 return Exit::Failed;
             }
         };

@@ -159,7 +159,18 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
     for i in 0..config.instances.max(1) {
         let mut addr = config.tds_addr;
         if addr.port() != 0 {
-            addr.set_port(addr.port() + i as u16);
+            // Port + i, never wrapping around to the low ports.
+            let port = u16::try_from(i)
+                .ok()
+                .and_then(|i| addr.port().checked_add(i))
+                .ok_or_else(|| {
+                    std::io::Error::other(format!(
+                        "{} instances from port {} run past port 65535",
+                        config.instances,
+                        addr.port()
+                    ))
+                })?;
+            addr.set_port(port);
         }
         tds_listeners.push(TcpListener::bind(addr).await?);
     }

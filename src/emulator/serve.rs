@@ -28,11 +28,16 @@ impl ConnectionKill {
     }
 }
 
+/// Connections one door serves at once; more are closed at once. A laptop
+/// tool, but a hostile client must not exhaust it.
+pub const MAX_CONNECTIONS: usize = 512;
+
 pub async fn accept_loop<F, Fut>(listener: TcpListener, shutdown: CancellationToken, handle: F)
 where
     F: Fn(TcpStream, ConnectionKill) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -46,11 +51,17 @@ where
             },
             () = shutdown.cancelled() => return,
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!("more than {MAX_CONNECTIONS} connections at once: one closed");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let kill = ConnectionKill::default();
         let connection = handle(stream, kill.clone());
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             tokio::select! {
                 () = connection => {}
                 () = kill.fired() => {}
@@ -58,6 +69,22 @@ where
             }
         });
     }
+}
+
+/// Whether a request path, percent-decoded (any number of times), has a
+/// `.` or `..` segment, or a backslash.
+fn outside_the_bucket(path: &str) -> bool {
+    let mut decoded = path.to_owned();
+    for _ in 0..4 {
+        let next = percent_encoding::percent_decode_str(&decoded)
+            .decode_utf8_lossy()
+            .into_owned();
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    decoded.contains('\\') || decoded.split('/').any(|s| s == "." || s == "..")
 }
 
 /// What every HTTP listener of the emulator runs per request. One type for
@@ -110,6 +137,17 @@ pub async fn serve_s3(
     let handler: Handler = Arc::new(move |request, _| {
         let service = service.clone();
         Box::pin(async move {
+            // Keys stay inside their bucket: a `..` segment, however it is
+            // escaped, would reach the folder beside the bucket's.
+            if outside_the_bucket(request.uri().path()) {
+                let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidArgument</Code>\
+                            <Message>a key with a `.` or `..` segment is refused</Message></Error>";
+                return Ok(hyper::Response::builder()
+                    .status(400)
+                    .header("content-type", "application/xml")
+                    .body(Body::from(body))
+                    .expect("a valid response"));
+            }
             let response = hyper::service::Service::call(&service, request)
                 .await
                 .map_err(|e| std::io::Error::other(s3s::StdError::from(e)))?;

@@ -17,6 +17,9 @@ pub const HEADER: usize = 8;
 /// Largest message accepted from a client; the tool's are a few KiB.
 const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
+/// How long a session may stay silent, between messages or in one.
+pub const IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     #[error("connection: {0}")]
@@ -33,12 +36,20 @@ pub async fn read_message<R: AsyncRead + Unpin>(
     let mut kind = None;
     loop {
         let mut header = [0u8; HEADER];
-        match r.read_exact(&mut header).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && kind.is_none() => {
+        // A session idle this long is closed: idle connections are not
+        // kept for ever.
+        match tokio::time::timeout(IDLE, r.read_exact(&mut header)).await {
+            Err(_) => {
+                return Err(WireError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "idle for too long",
+                )));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof && kind.is_none() => {
                 return Ok(None);
             }
-            Err(e) => return Err(e.into()),
+            Ok(Err(e)) => return Err(e.into()),
         }
         let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
         if length < HEADER {
@@ -52,9 +63,17 @@ pub async fn read_message<R: AsyncRead + Unpin>(
         if payload.len() + length > MAX_MESSAGE {
             return Err(WireError::Malformed("message (larger than 4 MiB)"));
         }
-        let start = payload.len();
-        payload.resize(start + length - HEADER, 0);
-        r.read_exact(&mut payload[start..]).await?;
+        // Grown as the bytes arrive, not reserved at the declared length:
+        // a header alone holds no memory.
+        let want = (length - HEADER) as u64;
+        let got = tokio::time::timeout(IDLE, (&mut *r).take(want).read_to_end(&mut payload))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "idle for too long")
+            })??;
+        if (got as u64) < want {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
         if header[1] & 0x01 != 0 {
             return Ok(Some((header[0], payload)));
         }
