@@ -1369,3 +1369,27 @@ async fn the_emulators_s3_keeps_keys_inside_their_bucket() {
     let escaped = e.data_dir.join("escape.bak");
     assert!(!escaped.exists(), "{}", escaped.display());
 }
+
+/// A SQL endpoint whose `sys.databases` answers more rows than any real
+/// instance has databases: the client stops reading at 100,000 rows and
+/// says so, instead of holding all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_answer_without_end_is_cut_with_a_reason() {
+    let e = emulator_with_one_backup("sales").await;
+    e.model.seed_databases(
+        &e.instance_ids[0],
+        (0..120_000).map(|n| format!("filler_{n}")),
+        "someone",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = manifest(&e, 1, 1, &[Db::sql("sales", 0, &["sales.bak"])]);
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let mut cmd = tool(&e, &["--format", "json", "plan", path.to_str().unwrap()]);
+    common::limit_memory(&mut cmd, 2 << 30);
+    let (code, stdout, stderr) = run(cmd).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("T005") && stdout.contains("runs past 100000 rows"),
+        "{stdout}"
+    );
+}

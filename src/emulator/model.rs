@@ -618,6 +618,34 @@ impl Model {
         }
     }
 
+    /// Databases that are there before anything is imported, as on an
+    /// instance in use: ONLINE, owned by `owner`.
+    pub fn seed_databases(
+        &self,
+        instance: &str,
+        names: impl IntoIterator<Item = String>,
+        owner: &str,
+    ) {
+        let mut all = self.lock();
+        let Some(inst) = all.get_mut(instance) else {
+            return;
+        };
+        for name in names {
+            let id = inst.next_id;
+            inst.next_id += 1;
+            inst.databases.insert(
+                name.to_lowercase(),
+                DatabaseInfo {
+                    id,
+                    name,
+                    owner: owner.to_owned(),
+                    created: SystemTime::now(),
+                    state: "ONLINE",
+                },
+            );
+        }
+    }
+
     /// Whether a restore of `name` runs on the instance.
     pub fn is_restoring(&self, instance: &str, name: &str) -> bool {
         self.lock()

@@ -425,8 +425,24 @@ fn quote_name(name: &str) -> String {
 
 /// The rows of a query's first result.
 async fn rows_of(client: &mut Connection, sql: &str) -> tiberius::Result<Vec<tiberius::Row>> {
-    client.simple_query(sql).await?.into_first_result().await
+    use futures::TryStreamExt;
+    let mut rows = Vec::new();
+    let mut stream = client.simple_query(sql).await?.into_row_stream();
+    while let Some(row) = stream.try_next().await? {
+        // The server decides how many rows come: never more than any real
+        // instance has databases or logins.
+        if rows.len() >= MAX_ROWS {
+            return Err(tiberius::error::Error::Protocol(
+                format!("the answer runs past {MAX_ROWS} rows; not read further").into(),
+            ));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
+
+/// Rows one status statement may answer with.
+const MAX_ROWS: usize = 100_000;
 
 impl ImportPath for SqlTarget {
     fn label(&self) -> &str {

@@ -107,7 +107,8 @@ pub fn packets(kind: u8, payload: &[u8], packet_size: usize) -> Vec<u8> {
         out.push(u8::from(last));
         out.extend_from_slice(&((piece.len() + HEADER) as u16).to_be_bytes());
         out.extend_from_slice(&[0, 0]);
-        out.push((i % 256) as u8 + 1);
+        // Packet ids count from 1 and wrap at 255 (MS-TDS 2.2.3.1.5).
+        out.push(((i + 1) % 256) as u8);
         out.push(0);
         out.extend_from_slice(piece);
     }
