@@ -28,6 +28,10 @@ impl ConnectionKill {
     }
 }
 
+/// How long a connection may stay silent (an HTTP request head, a TDS
+/// message) before the door closes it.
+pub const IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Connections one door serves at once; more are closed at once. A laptop
 /// tool, but a hostile client must not exhaust it.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -107,7 +111,14 @@ async fn serve_http(listener: TcpListener, handler: Handler, shutdown: Cancellat
         let handler = Arc::clone(&handler);
         let service = hyper::service::service_fn(move |request| handler(request, kill.clone()));
         async move {
-            let _ = auto::Builder::new(TokioExecutor::new())
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // A client that sends no (whole) request head for this long is
+            // closed: idle connections are not kept for ever.
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(IDLE);
+            let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         }

@@ -18,7 +18,7 @@ pub const HEADER: usize = 8;
 const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
 /// How long a session may stay silent, between messages or in one.
-pub const IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+const IDLE: std::time::Duration = crate::emulator::serve::IDLE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
