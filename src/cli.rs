@@ -281,7 +281,9 @@ pub struct ApplyArgs {
     /// type is its code).
     #[arg(long, value_name = "FILE.xml")]
     pub junit: Option<PathBuf>,
-    /// Do not ask for confirmation.
+    /// Do not ask for confirmation. Needed when nobody can answer (standard
+    /// input is not a terminal): without it, apply submits nothing and
+    /// exits 2.
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// Run the databases that pass their checks and report the others as skipped.

@@ -255,14 +255,12 @@ fn alias_amplification_is_bounded_by_bytes() {
     );
 }
 
-/// A stand-in API that answers the status calls like the service, and every
-/// restore with a 400 that repeats the request body (and a terminal escape)
-/// in `message`, or in `validation[].message`.
-async fn echoing_api() -> String {
+/// The instance, its users and its restore jobs, answered like the service
+/// does for a READY instance: what a stand-in API adds its own routes to.
+fn status_routes() -> axum::Router {
     use axum::Json;
-    use axum::http::StatusCode;
-    use axum::routing::{get, post};
-    let app = axum::Router::new()
+    use axum::routing::get;
+    axum::Router::new()
         .route(
             "/{version}/projects/{p}/regions/{r}/instances/{i}",
             get(|| async {
@@ -279,6 +277,16 @@ async fn echoing_api() -> String {
             "/{version}/projects/{p}/regions/{r}/instances/{i}/restore-jobs",
             get(|| async { Json(serde_json::json!({"runningRestores": []})) }),
         )
+}
+
+/// A stand-in API that answers the status calls like the service, and every
+/// restore with a 400 that repeats the request body (and a terminal escape)
+/// in `message`, or in `validation[].message`.
+async fn echoing_api() -> String {
+    use axum::Json;
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    let app = status_routes()
         .route(
             "/{version}/projects/{p}/regions/{r}/instances/{i}/databases",
             get(|| async {
@@ -667,6 +675,17 @@ fn terminal_escapes_are_shown_not_obeyed() {
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
 }
 
+/// `apply --yes MANIFEST --state STATE` with the offline environment.
+fn apply_offline(manifest: &Path, state: &Path) -> (i32, String, String) {
+    common::run(&mut offline_tool(&[
+        "apply",
+        "--yes",
+        manifest.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ]))
+}
+
 #[test]
 fn the_journal_does_not_follow_a_link() {
     let dir = tempfile::tempdir().unwrap();
@@ -675,13 +694,7 @@ fn the_journal_does_not_follow_a_link() {
     std::fs::create_dir(&state).unwrap();
     let elsewhere = dir.path().join("elsewhere.jsonl");
     std::os::unix::fs::symlink(&elsewhere, state.join("m.jsonl")).unwrap();
-    let (code, _, stderr) = common::run(&mut offline_tool(&[
-        "apply",
-        "--yes",
-        path.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-    ]));
+    let (code, _, stderr) = apply_offline(&path, &state);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("symbolic link"), "{stderr}");
     assert!(!elsewhere.exists(), "the link was followed");
@@ -700,13 +713,7 @@ fn hard_links_and_fifos_in_the_state_folder_are_refused() {
         std::fs::create_dir(&state).unwrap();
         std::fs::write(&precious, "keep me\n").unwrap();
         std::fs::hard_link(&precious, state.join(at)).unwrap();
-        let (code, _, stderr) = common::run(&mut offline_tool(&[
-            "apply",
-            "--yes",
-            path.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ]));
+        let (code, _, stderr) = apply_offline(&path, &state);
         assert_ne!(code, 0, "{stderr}");
         assert!(stderr.contains("other hard links"), "{at}: {stderr}");
         assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n");
@@ -718,13 +725,7 @@ fn hard_links_and_fifos_in_the_state_folder_are_refused() {
     // SAFETY: a valid C string; mkfifo only creates the node.
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
     // A blocked open would hang here (nextest ends it); it returns at once.
-    let (code, _, stderr) = common::run(&mut offline_tool(&[
-        "apply",
-        "--yes",
-        path.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-    ]));
+    let (code, _, stderr) = apply_offline(&path, &state);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("not a regular file"), "{stderr}");
 }
@@ -968,23 +969,7 @@ async fn redirecting_api(to: String, claimed_pages: u64, per_page: usize) -> Str
     use axum::Json;
     use axum::http::{StatusCode, header};
     use axum::routing::{get, post};
-    let app = axum::Router::new()
-        .route(
-            "/{version}/projects/{p}/regions/{r}/instances/{i}",
-            get(|| async {
-                Json(serde_json::json!({"id": "i", "name": "n", "status": "READY", "version": "2022", "storage": {"class": "c", "size": 100}}))
-            }),
-        )
-        .route(
-            "/{version}/projects/{p}/regions/{r}/instances/{i}/users",
-            get(|| async {
-                Json(serde_json::json!({"users": [{"id": 1, "username": "app_owner", "status": "ACTIVE"}], "pagination": {"page": 1, "size": 100, "totalPages": 1, "totalRows": 1, "sort": "id.asc"}}))
-            }),
-        )
-        .route(
-            "/{version}/projects/{p}/regions/{r}/instances/{i}/restore-jobs",
-            get(|| async { Json(serde_json::json!({"runningRestores": []})) }),
-        )
+    let app = status_routes()
         .route(
             "/{version}/projects/{p}/regions/{r}/instances/{i}/databases",
             get(move || async move {

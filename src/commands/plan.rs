@@ -11,16 +11,8 @@ pub fn run(
     checks: CheckArgs,
     state: Option<&Path>,
 ) -> Exit {
-    let selected = match shared::load(global, path, select, &manifest::process_env) {
+    let (selected, state, runtime) = match shared::load_with_state(global, path, select, state) {
         Ok(x) => x,
-        Err(exit) => return exit,
-    };
-    let state = match shared::read_state(&selected, path, select, state) {
-        Ok(state) => state,
-        Err(exit) => return exit,
-    };
-    let runtime = match shared::runtime() {
-        Ok(r) => r,
         Err(exit) => return exit,
     };
     let options = crate::plan::Options {

@@ -125,9 +125,29 @@ pub fn plan_table(plan: &Plan) -> String {
     out.join("\n")
 }
 
+/// What the read-only commands that look at the state (`plan`, `status`)
+/// start from: the selected manifest, the state, a runtime.
+pub fn load_with_state(
+    global: &Global,
+    path: &std::path::Path,
+    select: &crate::cli::SelectArgs,
+    state: Option<&std::path::Path>,
+) -> Result<
+    (
+        crate::ops::Selected,
+        crate::journal::State,
+        tokio::runtime::Runtime,
+    ),
+    Exit,
+> {
+    let selected = load(global, path, select, &crate::manifest::process_env)?;
+    let state = read_state(&selected, path, select, state)?;
+    Ok((selected, state, runtime()?))
+}
+
 /// What the state folder (`--state`, or the default beside the manifest)
 /// knows, for the commands that only read it; its notes on stderr.
-pub fn read_state(
+fn read_state(
     selected: &crate::ops::Selected,
     manifest: &std::path::Path,
     select: &crate::cli::SelectArgs,

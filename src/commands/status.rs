@@ -6,16 +6,8 @@ use crate::ops::{Now, Recorded, StatusRow};
 use std::path::Path;
 
 pub fn run(global: &Global, path: &Path, select: &SelectArgs, state: Option<&Path>) -> Exit {
-    let selected = match shared::load(global, path, select, &manifest::process_env) {
+    let (selected, state, runtime) = match shared::load_with_state(global, path, select, state) {
         Ok(x) => x,
-        Err(exit) => return exit,
-    };
-    let state = match shared::read_state(&selected, path, select, state) {
-        Ok(state) => state,
-        Err(exit) => return exit,
-    };
-    let runtime = match shared::runtime() {
-        Ok(r) => r,
         Err(exit) => return exit,
     };
     let rows = match runtime.block_on(crate::ops::status(selected, &manifest::process_env, &state))

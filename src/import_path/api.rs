@@ -88,23 +88,7 @@ impl ApiTarget {
                         ))),
                     }
                 }
-                Ok(r) if is_transient(r.status()) => Attempt::Again {
-                    retry_after: crate::retry::retry_after(r.headers()),
-                    why: service_error(r).await,
-                },
-                Ok(r) if r.status() == 401 => {
-                    let why = format!("{} (not tried again)", service_error(r).await);
-                    let _ = self.unauthorized.set(why.clone());
-                    Attempt::Fail(Lasting(why))
-                }
-                Ok(r) => Attempt::Fail(Lasting(service_error(r).await)),
-                Err(e) => match crate::retry::permanent(&e) {
-                    Some(why) => Attempt::Fail(Lasting(why)),
-                    None => Attempt::Again {
-                        why: crate::redact::transport(&e),
-                        retry_after: None,
-                    },
-                },
+                other => self.not_done(other).await,
             }
         };
         // The instance's own URL is the empty path below it.
@@ -122,6 +106,36 @@ impl ApiTarget {
 }
 
 impl ApiTarget {
+    /// What a status request's answer other than success means: worth
+    /// another try (a 5xx, a 429, a dropped connection), or final (a 401,
+    /// which is not tried again by anyone, another 4xx, a request that
+    /// cannot succeed).
+    async fn not_done<T>(
+        &self,
+        answer: reqwest::Result<reqwest::Response>,
+    ) -> Attempt<T, StatusError> {
+        use StatusError::Lasting;
+        match answer {
+            Ok(r) if is_transient(r.status()) => Attempt::Again {
+                retry_after: crate::retry::retry_after(r.headers()),
+                why: service_error(r).await,
+            },
+            Ok(r) if r.status() == 401 => {
+                let why = format!("{} (not tried again)", service_error(r).await);
+                let _ = self.unauthorized.set(why.clone());
+                Attempt::Fail(Lasting(why))
+            }
+            Ok(r) => Attempt::Fail(Lasting(service_error(r).await)),
+            Err(e) => match crate::retry::permanent(&e) {
+                Some(why) => Attempt::Fail(Lasting(why)),
+                None => Attempt::Again {
+                    why: crate::redact::transport(&e),
+                    retry_after: None,
+                },
+            },
+        }
+    }
+
     /// `DELETE .../databases/{name}`, retried while it may pass: 202 (the
     /// drop was accepted) and 404 (nothing to drop) are done.
     async fn delete_database(&self, database: &str) -> Result<(), StatusError> {
@@ -146,23 +160,7 @@ impl ApiTarget {
                 .await
             {
                 Ok(r) if r.status().is_success() || r.status() == 404 => Attempt::Done(()),
-                Ok(r) if is_transient(r.status()) => Attempt::Again {
-                    retry_after: crate::retry::retry_after(r.headers()),
-                    why: service_error(r).await,
-                },
-                Ok(r) if r.status() == 401 => {
-                    let why = format!("{} (not tried again)", service_error(r).await);
-                    let _ = self.unauthorized.set(why.clone());
-                    Attempt::Fail(Lasting(why))
-                }
-                Ok(r) => Attempt::Fail(Lasting(service_error(r).await)),
-                Err(e) => match crate::retry::permanent(&e) {
-                    Some(why) => Attempt::Fail(Lasting(why)),
-                    None => Attempt::Again {
-                        why: crate::redact::transport(&e),
-                        retry_after: None,
-                    },
-                },
+                other => self.not_done(other).await,
             }
         };
         let label = format!("{}: DELETE the database {database}", self.label);
