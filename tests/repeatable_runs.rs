@@ -86,6 +86,20 @@ async fn four_applies_then_an_added_database_then_plan_all_agree() {
         assert_eq!(code, 0, "run {run}: {stdout}\n{stderr}");
     }
     each_once(&submissions(&e).await, &names[..3]);
+    // The state records what each import was: files, path and owner.
+    let journal = std::fs::read_to_string(dir.path().join(".sqlflex-import/m.jsonl")).unwrap();
+    let submitting: Value = journal
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["event"] == "submitting" && v["database"] == "hr")
+        .expect("a submitting line for hr");
+    assert_eq!(
+        submitting["files"],
+        serde_json::json!(["hr.bak"]),
+        "{submitting}"
+    );
+    assert_eq!(submitting["method"], "sql", "{submitting}");
+    assert_eq!(submitting["owner"], "app_owner", "{submitting}");
 
     // One database more in the same manifest file: imported by the next
     // run, and the run after that has nothing to do.

@@ -180,6 +180,12 @@ pub enum Event {
         /// remembers it imported from.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         files: Vec<String>,
+        /// The import path and the owner asked for (None: the path's
+        /// default), for the record.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<Method>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     Submitted {
         database: String,

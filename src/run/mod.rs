@@ -96,6 +96,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                     },
                     instance,
                     keys: item.files.iter().map(|f| f.key.clone()).collect(),
+                    method: item.method,
                     attach: item.verdict == Verdict::Attach,
                     replace: item.verdict == Verdict::Replace,
                     timeout: db.timeout,
@@ -121,8 +122,9 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
 struct Job {
     import: Import,
     instance: String,
-    /// The object keys, for the journal.
+    /// The object keys and the import path, for the journal.
     keys: Vec<String>,
+    method: crate::manifest::model::Method,
     attach: bool,
     /// Drop the existing database first (`on_exists: replace`).
     replace: bool,
@@ -273,6 +275,8 @@ impl Job {
                 instance: instance.clone(),
                 attempt,
                 files: self.keys.clone(),
+                method: Some(self.method),
+                owner: self.import.owner.clone(),
             });
             let (reason, retry_after) = match target.submit(&self.import).await {
                 Ok(()) => {
