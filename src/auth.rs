@@ -2,6 +2,7 @@
 //! flow (a self-signed RS512 assertion exchanged for short-lived access
 //! tokens, cached and refreshed before they expire, one refresh at a time).
 
+use crate::endpoint::TOKEN_URL_ENV;
 use crate::manifest::valid::ApiAuth;
 use crate::retry::Attempt;
 use crate::secret::Secret;
@@ -15,7 +16,6 @@ const MAX_TOKEN_LIFETIME: u64 = 86_400;
 
 /// STACKIT's token endpoint, unless the key file or the environment names another.
 pub const DEFAULT_TOKEN_URL: &str = "https://service-account.api.stackit.cloud/token";
-pub const TOKEN_URL_ENV: &str = "STACKIT_TOKEN_BASEURL";
 pub const PRIVATE_KEY_PATH_ENV: &str = "STACKIT_PRIVATE_KEY_PATH";
 /// Refresh this long before the access token expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -136,7 +136,7 @@ impl KeyFlow {
             .unwrap_or_else(|| DEFAULT_TOKEN_URL.to_owned());
         // The signed assertion is a credential: the same rule as for the
         // API and S3, checked before any connection is made.
-        crate::manifest::checks::check_endpoint(&token_url).map_err(|reason| {
+        crate::endpoint::check_endpoint(&token_url).map_err(|reason| {
             AuthError::InsecureEndpoint {
                 url: crate::redact::text(&token_url),
                 reason,

@@ -353,20 +353,25 @@ impl Journal {
         &self.path
     }
 
-    /// Marks the start of a run that submits (or drops) something.
-    pub fn run_started(&self) -> Result<(), JournalError> {
-        self.mark(RUN_STARTED)
-    }
-
-    /// Marks a run that went to its end (not killed, not interrupted): the
-    /// next run of `on_exists: replace` databases replaces them again.
-    pub fn run_finished(&self) -> Result<(), JournalError> {
-        self.mark(RUN_FINISHED)
-    }
-
     fn mark(&self, what: &str) -> Result<(), JournalError> {
         let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         self.write(&json!({"run": what, "time": time}))
+    }
+}
+
+/// The journal is where a run's events are kept first. A run marks its
+/// start, and its end when it went to its end (not killed, not
+/// interrupted): the next run of `on_exists: replace` databases then
+/// replaces them again, instead of resuming.
+impl crate::run::events::Record for Journal {
+    fn keep(&self, event: &Stamped) -> Result<(), String> {
+        self.write(&serde_json::to_value(event).expect("JSON"))
+            .map_err(|e| e.to_string())
+    }
+
+    fn mark_run(&self, finished: bool) -> Result<(), String> {
+        self.mark(if finished { RUN_FINISHED } else { RUN_STARTED })
+            .map_err(|e| e.to_string())
     }
 }
 

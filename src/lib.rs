@@ -14,6 +14,7 @@ pub mod commands;
 pub mod db_key;
 pub mod diagnostic;
 pub mod emulator;
+pub mod endpoint;
 pub mod import_path;
 pub mod journal;
 pub mod manifest;

@@ -7,6 +7,7 @@ use super::path::{FieldPath, Target, span_of};
 use super::structure::closest;
 use super::yaml::Node;
 use crate::diagnostic::Diagnostic;
+use crate::endpoint::{check_endpoint, is_loopback_host};
 use crate::secret::Secret;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -621,13 +622,13 @@ impl<'a> Checker<'a> {
             }
         }
         if key_flow
-            && let Some(url) = (self.env)(crate::auth::TOKEN_URL_ENV).filter(|v| !v.is_empty())
+            && let Some(url) = (self.env)(crate::endpoint::TOKEN_URL_ENV).filter(|v| !v.is_empty())
             && let Err(e) = check_endpoint(&url)
         {
             // Once for the manifest: the variable is not in the file.
             self.diagnostics.push(Diagnostic::error(format!(
                 "{}: {e}; the signed service-account assertion would travel in clear",
-                crate::auth::TOKEN_URL_ENV
+                crate::endpoint::TOKEN_URL_ENV
             )));
         }
     }
@@ -691,66 +692,9 @@ pub fn check_id(key: &str, value: &str) -> Result<(), String> {
     }
 }
 
-/// `localhost`, `127.0.0.0/8` and `::1`.
-pub fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// An endpoint must be an absolute http(s) URL; plain http only on loopback,
-/// since tokens and S3 signatures travel over it.
-pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    let url = url::Url::parse(endpoint).map_err(|e| format!("`{endpoint}` is not a URL ({e})"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => is_loopback_host(d),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return Err(format!("`{endpoint}` has no host")),
-    };
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        "http" => Err(format!(
-            "`{endpoint}` uses plain http; only loopback endpoints may, use https"
-        )),
-        other => Err(format!("`{endpoint}` has scheme `{other}`; use https")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints_need_https_except_on_loopback() {
-        assert!(check_endpoint("https://object.storage.eu01.onstackit.cloud").is_ok());
-        assert!(check_endpoint("http://127.0.0.1:9000").is_ok());
-        assert!(check_endpoint("http://localhost:9000").is_ok());
-        assert!(check_endpoint("http://[::1]:9000").is_ok());
-        assert!(
-            check_endpoint("http://example.com")
-                .unwrap_err()
-                .contains("plain http")
-        );
-        assert!(
-            check_endpoint("ftp://example.com")
-                .unwrap_err()
-                .contains("scheme")
-        );
-        assert!(check_endpoint("not a url").is_err());
-    }
-
-    /// url's IDNA back end is chosen in Cargo.toml (`idna_adapter`); its
-    /// stub back end would refuse every host that is not ASCII.
-    #[test]
-    fn internationalised_hosts_are_accepted_in_their_ascii_form() {
-        assert!(check_endpoint("https://bücher.example").is_ok());
-        let url = url::Url::parse("https://BÜCHER.example/").unwrap();
-        assert_eq!(url.host_str(), Some("xn--bcher-kva.example"));
-    }
 
     #[test]
     fn bucket_names_follow_s3_rules() {

@@ -444,7 +444,7 @@ impl S3 {
     /// Host (and port, when not the default) of the endpoint, as it appears
     /// in `s3://host/bucket/key` URIs.
     pub fn endpoint_authority(&self) -> Option<String> {
-        super::valid::authority(&url::Url::parse(&self.endpoint).ok()?)
+        crate::endpoint::authority_of(&self.endpoint)
     }
 
     /// The bucket key a `files` entry names: a plain key, or an

@@ -37,7 +37,7 @@ impl S3Access {
     /// Host (and port, when not the default) of the endpoint, as it appears
     /// in `s3://host/bucket/key` URIs.
     pub fn authority(&self) -> String {
-        authority(&self.endpoint).unwrap_or_default()
+        crate::endpoint::authority(&self.endpoint).unwrap_or_default()
     }
 
     /// `s3://host/bucket/key`, the form STACKIT's import takes.
@@ -115,16 +115,6 @@ pub enum Source {
     Keys(Vec<String>),
     /// Every `.bak` key under this prefix.
     Prefix(String),
-}
-
-/// A URL's host, with its port when not the scheme's default: the first
-/// part of an `s3://host/bucket/key` URI.
-pub fn authority(url: &url::Url) -> Option<String> {
-    let host = url.host_str()?;
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
 }
 
 impl ValidManifest {

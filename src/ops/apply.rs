@@ -232,7 +232,7 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
     let collector = Arc::new(Collector::default());
     let mut consumers = ui.run_starting(to_run);
     consumers.push(collector.consumer());
-    let events = Arc::new(Events::new(Some(opened.journal), consumers));
+    let events = Arc::new(Events::new(Some(Box::new(opened.journal)), consumers));
     let options = crate::run::Options {
         max_parallel,
         stop_submitting: stop_submitting.clone(),

@@ -82,7 +82,7 @@ fn inspect_s3(uri: &str, env: Env) -> Inspected {
         return fail("S3_ENDPOINT is not a URL".into());
     };
     let parts: Vec<&str> = uri.trim_start_matches("s3://").splitn(3, '/').collect();
-    let authority = crate::manifest::valid::authority(&endpoint);
+    let authority = crate::endpoint::authority(&endpoint);
     let (bucket, key) = match parts.as_slice() {
         [host, bucket, key] if authority.as_deref() == Some(*host) => (*bucket, (*key).to_owned()),
         [bucket, rest @ ..] if !rest.is_empty() => (*bucket, rest.join("/")),

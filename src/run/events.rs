@@ -2,7 +2,6 @@
 //! journal, the progress display, the NDJSON output and the report are
 //! consumers of it, so none of them reaches into the scheduler.
 
-use crate::journal::{Journal, JournalError};
 use crate::manifest::model::Method;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -300,14 +299,23 @@ pub struct Stamped {
 
 pub type Consumer = Box<dyn Fn(&Stamped) + Send + Sync>;
 
+/// Where events are kept before anyone else sees them (the journal of the
+/// state folder), flushed, so a run killed right after loses nothing.
+pub trait Record: Send + Sync {
+    /// Keeps one event; an error says why it could not be kept.
+    fn keep(&self, event: &Stamped) -> Result<(), String>;
+    /// Marks a run's start, or its end when it went to its end.
+    fn mark_run(&self, finished: bool) -> Result<(), String>;
+}
+
 pub struct Events {
-    journal: Option<Journal>,
+    journal: Option<Box<dyn Record>>,
     consumers: Vec<Consumer>,
-    journal_error: Mutex<Option<JournalError>>,
+    journal_error: Mutex<Option<String>>,
 }
 
 impl Events {
-    pub fn new(journal: Option<Journal>, consumers: Vec<Consumer>) -> Self {
+    pub fn new(journal: Option<Box<dyn Record>>, consumers: Vec<Consumer>) -> Self {
         Events {
             journal,
             consumers,
@@ -341,7 +349,7 @@ impl Events {
         };
         if let Some(journal) = &self.journal
             && !matches!(stamped.event, Event::Planned { .. })
-            && let Err(e) = journal.write(&serde_json::to_value(&stamped).expect("JSON"))
+            && let Err(e) = journal.keep(&stamped)
         {
             tracing::error!("{e}");
             self.journal_error
@@ -354,17 +362,12 @@ impl Events {
         }
     }
 
-    /// Writes a run's start or end to the journal (see `Journal`).
+    /// Writes a run's start or end to the journal (see [`Record`]).
     pub fn mark_run(&self, finished: bool) {
         let Some(journal) = &self.journal else {
             return;
         };
-        let written = if finished {
-            journal.run_finished()
-        } else {
-            journal.run_started()
-        };
-        if let Err(e) = written {
+        if let Err(e) = journal.mark_run(finished) {
             tracing::error!("{e}");
             self.journal_error
                 .lock()
@@ -378,8 +381,7 @@ impl Events {
         self.journal_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(ToString::to_string)
+            .clone()
     }
 }
 
