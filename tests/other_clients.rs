@@ -66,10 +66,10 @@ async fn boto3_and_python_tds_work_against_the_emulator() {
     let python = match python() {
         Ok(p) => p,
         Err(why) => {
-            eprintln!(
-                "SKIPPED: {why}; `python3 -m venv v && v/bin/pip install boto3 python-tds \
+            common::skip(&format!(
+                "{why}; `python3 -m venv v && v/bin/pip install boto3 python-tds \
                  pyOpenSSL`, then SQLFLEX_PYTHON=v/bin/python"
-            );
+            ));
             return;
         }
     };
@@ -125,10 +125,10 @@ async fn tedious_works_against_the_emulator_in_clear_in_tls_and_in_tds_8() {
     let (node, modules) = match node() {
         Ok(found) => found,
         Err(why) => {
-            eprintln!(
-                "SKIPPED: {why}; `npm install --prefix target/other-clients-node \
+            common::skip(&format!(
+                "{why}; `npm install --prefix target/other-clients-node \
                  tedious@18.6.2`, or set SQLFLEX_NODE_PATH"
-            );
+            ));
             return;
         }
     };

@@ -51,9 +51,21 @@ pub fn shared(folder: &str, marker: &str, what: &str) -> Option<PathBuf> {
     if dir.join(marker).is_file() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: {} is absent; {what} did not run", dir.display());
+        skip(&format!("{} is absent; {what} did not run", dir.display()));
         None
     }
+}
+
+/// Set by `.ci/run`: there a test that would skip fails instead.
+pub const REQUIRE_ALL_ENV: &str = "SQLFLEX_REQUIRE_ALL";
+
+/// A test that cannot run here (no `../shared`, no Python or Node client):
+/// said on stderr locally, a failure where everything is required (CI).
+pub fn skip(why: &str) {
+    if std::env::var_os(REQUIRE_ALL_ENV).is_some_and(|v| v == "1") {
+        panic!("{REQUIRE_ALL_ENV}=1, but this test would skip: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
 }
 
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
