@@ -4,6 +4,7 @@
 //! plus the 64 KiB tail.
 //!
 //! `cargo bench --bench backup_header` prints the figures.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // A bench prints its figures.
 
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::backup::{HEAD_READ, HEADER_PREFIX, TAIL_READ, read_header, read_object};

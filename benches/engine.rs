@@ -10,6 +10,7 @@
 //! | the 200 imports by a naive curl + xargs -P 25 loop | both makespans and request counts |
 //!
 //! Nothing asserts a time: the machines are shared and noisy.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // A bench prints its figures.
 
 // The test kit: one manifest builder, one stats helper, for tests and benches.
 #[path = "../tests/common/mod.rs"]

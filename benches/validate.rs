@@ -3,6 +3,7 @@
 //!
 //! `cargo bench --bench validate` prints the figures; nothing here asserts a
 //! time, the machines are shared and noisy.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // A bench prints its figures.
 
 use std::path::Path;
 use std::process::Command;

@@ -20,7 +20,6 @@ pub mod journal;
 pub mod manifest;
 pub mod ops;
 pub mod plan;
-pub mod progress;
 pub mod redact;
 pub mod report;
 pub mod retry;

@@ -2,6 +2,7 @@
 //! of the security issue as a test that failed on the code before the fix.
 //! Memory-hungry inputs run under an address-space limit on the child, so a
 //! regression fails the test instead of exhausting the machine.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // A test may say what it saw.
 
 mod common;
 #[path = "common/emu.rs"]

@@ -116,7 +116,7 @@ pub async fn apply_selected(
 struct Terminal<'a> {
     global: &'a Global,
     yes: bool,
-    display: Option<Arc<crate::progress::Display>>,
+    display: Option<Arc<super::progress::Display>>,
     /// What Ctrl-C cancels, once the run starts.
     stop: CancellationToken,
 }

@@ -121,7 +121,7 @@ impl<W: Write> Drop for LogLine<W> {
             shown = shown.trim_end().to_owned() + " …\n";
         }
         // Nowhere to report a failed write to stderr.
-        crate::progress::around_bars(|| {
+        super::progress::around_bars(|| {
             let _ = self.to.write_all(shown.as_bytes());
             let _ = self.to.flush();
         });
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn a_log_line_steps_around_the_progress_bars() {
-        use crate::progress::tests::{Screen, written_around_the_bars};
+        use super::super::progress::tests::{Screen, written_around_the_bars};
         let screen = Screen::default();
         let shown = screen.show_bar();
         let subscriber = tracing_subscriber::fmt()

@@ -1,4 +1,5 @@
 //! One function per subcommand; `main` only parses and dispatches here.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // The commands speak to people.
 
 mod apply;
 mod demo;
@@ -6,6 +7,7 @@ mod emulator;
 mod inspect;
 mod logging;
 mod plan;
+mod progress;
 mod shared;
 mod status;
 mod validate;

@@ -1,6 +1,7 @@
 //! What `plan`, `apply` and `demo` show alike: loading and selecting, the
 //! plan table, the run's display and its summary.
 
+use super::progress::{Display, Mode};
 use super::validate::print_human;
 use crate::Exit;
 use crate::cli::{Format, Global, SelectArgs};
@@ -9,7 +10,6 @@ use crate::manifest::Env;
 use crate::manifest::select::Selection;
 use crate::ops::{self, LoadError, Selected};
 use crate::plan::{self, Plan, Verdict};
-use crate::progress::{Display, Mode};
 use crate::report::{self, Record};
 use crate::run::events::{Consumer, Stamped};
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
+#![allow(clippy::print_stderr)] // A skip is said on stderr.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
