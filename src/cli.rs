@@ -130,9 +130,11 @@ still shown)."
         after_help = "Without --print-env it prints how to point the tool and other clients \
 at it. Ctrl-C or SIGTERM stops it. Everything listens on loopback unless told otherwise."
     )]
+    #[cfg(feature = "emulator")]
     Emulator(EmulatorArgs),
     /// Start the emulator in-process, upload generated backups and apply
     /// examples/demo.yaml against it.
+    #[cfg(feature = "emulator")]
     Demo,
     /// Print shell completions: `sqlflex-import completions bash > /etc/bash_completion.d/sqlflex-import`.
     Completions { shell: clap_complete::Shell },

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod db_key;
 pub mod diagnostic;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod endpoint;
 pub mod import_path;

@@ -8,6 +8,7 @@ pub mod sets;
 mod sqlinfo;
 pub mod stripes;
 pub mod verdict;
+#[cfg(feature = "emulator")]
 pub mod writer;
 
 use mtf::Bytes;

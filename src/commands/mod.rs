@@ -2,7 +2,9 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // The commands speak to people.
 
 mod apply;
+#[cfg(feature = "emulator")]
 mod demo;
+#[cfg(feature = "emulator")]
 mod emulator;
 mod inspect;
 mod logging;
@@ -51,7 +53,9 @@ pub fn run(cli: Cli) -> Exit {
             select,
             state,
         } => status::run(global, &manifest, &select, state.as_deref()),
+        #[cfg(feature = "emulator")]
         Command::Emulator(args) => emulator::run(&args),
+        #[cfg(feature = "emulator")]
         Command::Demo => demo::run(global),
     }
 }
