@@ -363,8 +363,9 @@ impl From<container::ContainerError> for HeaderError {
 /// files are read whole, so appended sets in them are seen.
 pub const HEAD_READ: usize = 256 * 1024;
 /// Bytes read from the end of an object larger than [`HEAD_READ`]: where
-/// the last set's ESET lies (the real samples end ESET, filemark, ESET,
-/// filemark within the last 4 KiB; a compressed file within its last chunk).
+/// the last set's ESET lies (the real samples end with a filemark, ESET,
+/// TSMP, ESET and a filemark within the last 4 KiB; a compressed file with
+/// a filemark, one small chunk holding them, and a filemark).
 pub const TAIL_READ: usize = 64 * 1024;
 
 /// Parses the header of a backup from its first bytes, compressed or not.
