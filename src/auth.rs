@@ -464,15 +464,15 @@ mod tests {
 
         // A token that expires within the refresh margin is replaced at once.
         let (url, calls) = token_server(30).await;
-        let flow = KeyFlow::load(
-            &key_file(dir.path(), &url),
-            &|_| None,
-            reqwest::Client::new(),
-        )
-        .unwrap();
+        let flow = flow_to(dir.path(), &url);
         assert_eq!(flow.access_token().await.unwrap().expose(), "token-0");
         assert_eq!(flow.access_token().await.unwrap().expose(), "token-1");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// A key flow whose key file names the token endpoint `url`.
+    fn flow_to(dir: &Path, url: &str) -> KeyFlow {
+        KeyFlow::load(&key_file(dir, url), &|_| None, reqwest::Client::new()).unwrap()
     }
 
     /// A lifetime no clock can add (u64::MAX seconds) is a day, not a panic.
@@ -480,12 +480,7 @@ mod tests {
     async fn an_endless_token_lifetime_is_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let (url, calls) = token_server(u64::MAX).await;
-        let flow = KeyFlow::load(
-            &key_file(dir.path(), &url),
-            &|_| None,
-            reqwest::Client::new(),
-        )
-        .unwrap();
+        let flow = flow_to(dir.path(), &url);
         assert_eq!(flow.access_token().await.unwrap().expose(), "token-0");
         assert_eq!(flow.access_token().await.unwrap().expose(), "token-0");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -506,12 +501,7 @@ mod tests {
         let url = format!("http://{}/token", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         let dir = tempfile::tempdir().unwrap();
-        let flow = KeyFlow::load(
-            &key_file(dir.path(), &url),
-            &|_| None,
-            reqwest::Client::new(),
-        )
-        .unwrap();
+        let flow = flow_to(dir.path(), &url);
         for _ in 0..3 {
             let err = flow.access_token().await.unwrap_err().to_string();
             assert!(err.contains("invalid_grant"), "{err}");

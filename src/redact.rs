@@ -243,14 +243,16 @@ static CREDENTIALS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
 /// A text that may carry secrets, URLs or a server's words, made safe to
 /// show and store, and cut to [`MAX_CHARS`]. See the module documentation.
 pub fn text(input: &str) -> String {
-    // Encoded secrets are looked for in all of it (bounded) before any
-    // cut: a cut must not leave a long secret's pieces on either side.
-    if holds_secret(&replace_known(cut_bytes(input, SEARCHED))) {
-        return terminal(&withheld(&replace_known(cut(input, MAX_CHARS)))).into_owned();
+    // Known secrets are replaced, and encoded ones looked for, in all of it
+    // (bounded) before any cut: a cut must not leave a piece of a secret
+    // that the replacement would have caught whole.
+    let known = replace_known(cut_bytes(input, SEARCHED));
+    if holds_secret(&known) {
+        return terminal(&withheld(cut(&known, MAX_CHARS))).into_owned();
     }
-    // Bound the work before anything else: the patterns are linear, but a
-    // megabyte answer would still be shown to nobody.
-    let out = scrub(cut(input, MAX_CHARS * 4));
+    // Bound the work before the patterns: they are linear, but a megabyte
+    // answer would still be shown to nobody.
+    let out = terminal(&shapes(cut(&known, MAX_CHARS * 4).to_owned())).into_owned();
     if out.chars().count() > MAX_CHARS {
         cut(&out, MAX_CHARS).to_owned() + " …"
     } else {
@@ -269,10 +271,15 @@ pub fn scrub(input: &str) -> String {
 /// formatter has already dealt with, such as a whole log line with its
 /// colours (see `commands::logging`).
 pub fn credentials(input: &str) -> String {
-    let mut out = replace_known(input);
+    let out = replace_known(input);
     if holds_secret(&out) {
         return withheld(&out);
     }
+    shapes(out)
+}
+
+/// URLs without their query and user info, and credential shapes replaced.
+fn shapes(mut out: String) -> String {
     out = URL
         .replace_all(&out, |c: &regex::Captures| without_query(&c[0]))
         .into_owned();

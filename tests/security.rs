@@ -256,6 +256,14 @@ fn alias_amplification_is_bounded_by_bytes() {
     );
 }
 
+/// Serves `app` on a loopback port: its base URL.
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
 /// The instance, its users and its restore jobs, answered like the service
 /// does for a READY instance: what a stand-in API adds its own routes to.
 fn status_routes() -> axum::Router {
@@ -306,10 +314,7 @@ async fn echoing_api() -> String {
                 (StatusCode::BAD_REQUEST, Json(answer))
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    serve(app).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -987,10 +992,7 @@ async fn redirecting_api(to: String, claimed_pages: u64, per_page: usize) -> Str
                 async move { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]) }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    serve(app).await
 }
 
 /// An S3 endpoint that answers every request 307 to `to`.
@@ -1000,10 +1002,7 @@ async fn redirecting_s3(to: String) -> String {
         let to = to.clone();
         async move { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]) }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    serve(app).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1075,10 +1074,7 @@ async fn endless_listing(alternate: bool) -> String {
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>b</Name><Prefix>p/</Prefix><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>{contents}<NextContinuationToken>{next}</NextContinuationToken></ListBucketResult>"
         )
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    serve(app).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1193,10 +1189,7 @@ async fn encoding_echo_api() -> String {
             )
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    serve(app).await
 }
 
 /// Every decoding of every base64 run in `text`, and `text` URL-decoded and

@@ -60,12 +60,9 @@ impl ApiTarget {
         use StatusError::Lasting;
         let url = format!("{}{path}", self.base);
         let attempt = || async {
-            if let Some(why) = self.unauthorized.get() {
-                return Attempt::Fail(Lasting(why.clone()));
-            }
-            let token = match self.auth.bearer().await {
+            let token = match self.status_token().await {
                 Ok(t) => t,
-                Err(e) => return Attempt::Fail(token_error(&e)),
+                Err(e) => return Attempt::Fail(e),
             };
             match self.http.get(&url).bearer_auth(token.expose()).send().await {
                 Ok(r) if r.status().is_success() => {
@@ -106,6 +103,15 @@ impl ApiTarget {
 }
 
 impl ApiTarget {
+    /// The bearer token of a status request: none after a 401, which is
+    /// never presented again, nor when the token source refuses.
+    async fn status_token(&self) -> Result<crate::secret::Secret, StatusError> {
+        if let Some(why) = self.unauthorized.get() {
+            return Err(StatusError::Lasting(why.clone()));
+        }
+        self.auth.bearer().await.map_err(|e| token_error(&e))
+    }
+
     /// What a status request's answer other than success means: worth
     /// another try (a 5xx, a 429, a dropped connection), or final (a 401,
     /// which is not tried again by anyone, another 4xx, a request that
@@ -145,12 +151,9 @@ impl ApiTarget {
             .map_err(|()| Lasting("the instance URL cannot carry a path".into()))?
             .extend(["databases", database]);
         let attempt = || async {
-            if let Some(why) = self.unauthorized.get() {
-                return Attempt::Fail(Lasting(why.clone()));
-            }
-            let token = match self.auth.bearer().await {
+            let token = match self.status_token().await {
                 Ok(t) => t,
-                Err(e) => return Attempt::Fail(token_error(&e)),
+                Err(e) => return Attempt::Fail(e),
             };
             match self
                 .http
