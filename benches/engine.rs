@@ -10,15 +10,15 @@
 //! | the 200 imports by a naive curl + xargs -P 25 loop | both makespans and request counts |
 //!
 //! Nothing asserts a time: the machines are shared and noisy.
-#![allow(clippy::print_stdout, clippy::print_stderr)] // A bench prints its figures.
+// A bench prints its figures, and reads BENCH_TIMELINE.
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::disallowed_methods)]
 
 // The test kit: one manifest builder, one stats helper, for tests and benches.
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/testsuite/common/mod.rs"]
+#[allow(dead_code)] // The bench uses a part of the kit.
 mod common;
-#[path = "../tests/common/emu.rs"]
-mod emu;
 
-use emu::{Db, stats};
+use common::emu::{self, Db, stats};
 use serde_json::Value;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::{self, Config, Emulator};
@@ -58,7 +58,11 @@ async fn upload(e: &Emulator, names: &[String], distinct: usize) -> Vec<String> 
         secret_key: sqlflex_import::secret::Secret::new(e.credentials.s3_secret_key.clone()),
         region: "eu01".into(),
     };
-    let s3 = sqlflex_import::s3::S3::new(&config, sqlflex_import::plan::http_client()).unwrap();
+    let s3 = sqlflex_import::s3::S3::new(
+        &config,
+        sqlflex_import::http::client(sqlflex_import::http::DEFAULT_TIMEOUT),
+    )
+    .unwrap();
     let mut keys = Vec::new();
     let count = distinct.min(names.len());
     let uploads = futures::future::join_all((0..count).map(|i| {

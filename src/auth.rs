@@ -139,7 +139,7 @@ impl KeyFlow {
         crate::endpoint::check_endpoint(&token_url).map_err(|reason| {
             AuthError::InsecureEndpoint {
                 url: crate::redact::text(&token_url),
-                reason,
+                reason: crate::redact::text(&reason.to_string()),
             }
         })?;
         Ok(KeyFlow {
@@ -217,12 +217,12 @@ impl KeyFlow {
             ];
             match self.http.post(&self.token_url).form(&form).send().await {
                 Ok(r) if r.status().is_success() => {
-                    let bytes = match crate::s3::read_limited(r, 64 * 1024).await {
+                    let bytes = match crate::http::read_limited(r, 64 * 1024).await {
                         Ok(b) => b,
                         Err(reason) => {
                             return Attempt::Fail(AuthError::Unreachable {
                                 url: url.clone(),
-                                reason,
+                                reason: reason.to_string(),
                             });
                         }
                     };
@@ -248,7 +248,7 @@ impl KeyFlow {
                 },
                 Ok(r) => {
                     let status = r.status();
-                    let body = crate::s3::read_limited(r, 4096).await.unwrap_or_default();
+                    let body = crate::http::read_limited(r, 4096).await.unwrap_or_default();
                     Attempt::Fail(AuthError::Refused {
                         url: url.clone(),
                         reason: crate::redact::text(&format!(
@@ -284,19 +284,34 @@ impl KeyFlow {
 /// write PKCS#1 (`RSA PRIVATE KEY`). aws-lc checks the key before its DER is
 /// unwrapped, so the walk below only ever meets a well-formed key, and checks
 /// the PKCS#1 it yields, so jsonwebtoken only gets a key aws-lc signs with.
-fn rsa_signing_key(text: &str) -> Result<EncodingKey, String> {
+fn rsa_signing_key(text: &str) -> Result<EncodingKey, KeyError> {
     use aws_lc_rs::rsa::KeyPair;
-    let block = pem::parse(text).map_err(|e| format!("not PEM: {e}"))?;
+    let block = pem::parse(text).map_err(|e| KeyError::NotPem(e.to_string()))?;
     let pkcs1 = match block.tag() {
         "PRIVATE KEY" => {
-            KeyPair::from_pkcs8(block.contents()).map_err(|e| format!("PKCS#8: {e}"))?;
-            pkcs8_private_key(block.contents()).ok_or("PKCS#8 without a private key")?
+            KeyPair::from_pkcs8(block.contents()).map_err(|e| KeyError::Pkcs8(e.to_string()))?;
+            pkcs8_private_key(block.contents()).ok_or(KeyError::Pkcs8NoKey)?
         }
         "RSA PRIVATE KEY" => block.contents(),
-        other => return Err(format!("a PEM block of type {other:?}")),
+        other => return Err(KeyError::Block(other.to_owned())),
     };
-    KeyPair::from_der(pkcs1).map_err(|e| format!("PKCS#1: {e}"))?;
+    KeyPair::from_der(pkcs1).map_err(|e| KeyError::Pkcs1(e.to_string()))?;
     Ok(EncodingKey::from_rsa_der(pkcs1))
+}
+
+/// Why a key file's private key is not one to sign with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum KeyError {
+    #[error("not PEM: {0}")]
+    NotPem(String),
+    #[error("PKCS#8: {0}")]
+    Pkcs8(String),
+    #[error("PKCS#8 without a private key")]
+    Pkcs8NoKey,
+    #[error("a PEM block of type {0:?}")]
+    Block(String),
+    #[error("PKCS#1: {0}")]
+    Pkcs1(String),
 }
 
 /// The `privateKey` of a PKCS#8 PrivateKeyInfo (RFC 5208): SEQUENCE {

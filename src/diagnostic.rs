@@ -315,7 +315,7 @@ fn char_to_byte(text: &str, chars: usize) -> usize {
 /// Colour on stderr only when it is a terminal and NO_COLOR is unset.
 pub fn stderr_is_styled() -> bool {
     use std::io::IsTerminal;
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+    !crate::environment::is_set("NO_COLOR") && std::io::stderr().is_terminal()
 }
 
 #[cfg(test)]

@@ -15,23 +15,43 @@ pub fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Why an endpoint is refused; the text quotes the endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("`{endpoint}` is not a URL ({reason})")]
+    NotAUrl {
+        endpoint: String,
+        reason: url::ParseError,
+    },
+    #[error("`{0}` has no host")]
+    NoHost(String),
+    #[error("`{0}` uses plain http; only loopback endpoints may, use https")]
+    PlainHttp(String),
+    #[error("`{endpoint}` has scheme `{scheme}`; use https")]
+    Scheme { endpoint: String, scheme: String },
+}
+
 /// An endpoint must be an absolute http(s) URL; plain http only on loopback,
-/// since tokens and S3 signatures travel over it.
-pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    let url = url::Url::parse(endpoint).map_err(|e| format!("`{endpoint}` is not a URL ({e})"))?;
+/// since tokens and S3 signatures travel over it. The parsed URL when it is.
+pub fn check_endpoint(endpoint: &str) -> Result<url::Url, EndpointError> {
+    let url = url::Url::parse(endpoint).map_err(|reason| EndpointError::NotAUrl {
+        endpoint: endpoint.to_owned(),
+        reason,
+    })?;
     let loopback = match url.host() {
         Some(url::Host::Domain(d)) => is_loopback_host(d),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return Err(format!("`{endpoint}` has no host")),
+        None => return Err(EndpointError::NoHost(endpoint.to_owned())),
     };
     match url.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        "http" => Err(format!(
-            "`{endpoint}` uses plain http; only loopback endpoints may, use https"
-        )),
-        other => Err(format!("`{endpoint}` has scheme `{other}`; use https")),
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err(EndpointError::PlainHttp(endpoint.to_owned())),
+        other => Err(EndpointError::Scheme {
+            endpoint: endpoint.to_owned(),
+            scheme: other.to_owned(),
+        }),
     }
 }
 
@@ -60,16 +80,14 @@ mod tests {
         assert!(check_endpoint("http://127.0.0.1:9000").is_ok());
         assert!(check_endpoint("http://localhost:9000").is_ok());
         assert!(check_endpoint("http://[::1]:9000").is_ok());
-        assert!(
-            check_endpoint("http://example.com")
-                .unwrap_err()
-                .contains("plain http")
-        );
-        assert!(
-            check_endpoint("ftp://example.com")
-                .unwrap_err()
-                .contains("scheme")
-        );
+        assert!(matches!(
+            check_endpoint("http://example.com"),
+            Err(EndpointError::PlainHttp(_))
+        ));
+        assert!(matches!(
+            check_endpoint("ftp://example.com"),
+            Err(EndpointError::Scheme { .. })
+        ));
         assert!(check_endpoint("not a url").is_err());
     }
 

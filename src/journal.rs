@@ -9,9 +9,10 @@
 
 use crate::db_key::DbKey;
 use crate::manifest::select::Shard;
-use crate::run::events::{Event, Failure, Stamped};
+pub use crate::plan::prior::{Prior, PriorStates, State};
+use crate::run::events::{Event, Failure, Record, RecordError, Stamped};
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,65 +27,24 @@ const RUN_FINISHED: &str = "finished";
 /// Journals read from one folder at most.
 const MAX_JOURNALS: usize = 1024;
 
-/// What an earlier run last did to a database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prior {
-    /// About to submit; the outcome was not recorded.
-    Submitting,
-    Submitted,
-    Online,
-    Failed,
-    TimedOut,
-    /// Only passed over (already there, not ready): nothing was done to it.
-    Skipped,
-    /// Dropped (or about to be) for `on_exists: replace`.
-    Dropped,
-}
-
-impl Prior {
-    /// Whether the earlier run may have started an import of it.
-    pub fn may_have_started(self) -> bool {
-        matches!(
-            self,
-            Prior::Submitting | Prior::Submitted | Prior::Online | Prior::TimedOut
-        )
+/// Folds one event into what the folder knows. Passing a database over
+/// never undoes what was done to it: an import stays imported whatever is
+/// appended after.
+fn record(state: &mut State, event: &Event) {
+    let (db, instance) = event.database();
+    let key = DbKey::new(instance, db);
+    if let Event::Submitting { files, .. } = event
+        && !files.is_empty()
+    {
+        state.files.insert(key.clone(), files.clone());
     }
-}
-
-/// (instance key, lower-cased database name) -> last state.
-pub type PriorStates = HashMap<DbKey, Prior>;
-
-/// What a state folder knows about its databases.
-#[derive(Debug, Clone, Default)]
-pub struct State {
-    pub prior: PriorStates,
-    /// The object keys of the last import submitted, where recorded.
-    pub files: HashMap<DbKey, Vec<String>>,
-    /// When the last run of this manifest (and shard) did not finish
-    /// (killed, interrupted): the databases it dropped or submitted. A rerun
-    /// resumes that run and does not replace them again.
-    pub resumed: Option<HashSet<DbKey>>,
-}
-
-impl State {
-    /// Folds one event in. Passing a database over never undoes what was
-    /// done to it: an import stays imported whatever is appended after.
-    fn record(&mut self, event: &Event) {
-        let (db, instance) = event.database();
-        let key = DbKey::new(instance, db);
-        if let Event::Submitting { files, .. } = event
-            && !files.is_empty()
-        {
-            self.files.insert(key.clone(), files.clone());
+    match prior_of(event) {
+        None => {}
+        Some(Prior::Skipped) => {
+            state.prior.entry(key).or_insert(Prior::Skipped);
         }
-        match prior_of(event) {
-            None => {}
-            Some(Prior::Skipped) => {
-                self.prior.entry(key).or_insert(Prior::Skipped);
-            }
-            Some(state) => {
-                self.prior.insert(key, state);
-            }
+        Some(prior) => {
+            state.prior.insert(key, prior);
         }
     }
 }
@@ -269,7 +229,7 @@ pub fn read_state(dir: &Path, own: Option<&Path>) -> Result<(State, Vec<String>)
         ..State::default()
     };
     for (_, _, _, stamped) in &all {
-        state.record(&stamped.event);
+        record(&mut state, &stamped.event);
     }
     Ok((state, notes))
 }
@@ -363,15 +323,13 @@ impl Journal {
 /// start, and its end when it went to its end (not killed, not
 /// interrupted): the next run of `on_exists: replace` databases then
 /// replaces them again, instead of resuming.
-impl crate::run::events::Record for Journal {
-    fn keep(&self, event: &Stamped) -> Result<(), String> {
-        self.write(&serde_json::to_value(event).expect("JSON"))
-            .map_err(|e| e.to_string())
+impl Record for Journal {
+    fn keep(&self, event: &Stamped) -> Result<(), RecordError> {
+        Ok(self.write(&serde_json::to_value(event).expect("JSON"))?)
     }
 
-    fn mark_run(&self, finished: bool) -> Result<(), String> {
-        self.mark(if finished { RUN_FINISHED } else { RUN_STARTED })
-            .map_err(|e| e.to_string())
+    fn mark_run(&self, finished: bool) -> Result<(), RecordError> {
+        Ok(self.mark(if finished { RUN_FINISHED } else { RUN_STARTED })?)
     }
 }
 

@@ -16,6 +16,8 @@ pub mod diagnostic;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod endpoint;
+pub mod environment;
+pub mod http;
 pub mod import_path;
 pub mod journal;
 pub mod manifest;

@@ -51,15 +51,20 @@ pub struct S3 {
     config: S3Access,
 }
 
+/// The endpoint and bucket cannot make a client.
+#[derive(Debug, thiserror::Error)]
+#[error("s3: {0}")]
+pub struct SetupError(#[source] rusty_s3::BucketError);
+
 impl S3 {
-    pub fn new(config: &S3Access, http: reqwest::Client) -> Result<Self, String> {
+    pub fn new(config: &S3Access, http: reqwest::Client) -> Result<Self, SetupError> {
         let bucket = Bucket::new(
             config.endpoint.clone(),
             UrlStyle::Path,
             config.bucket.clone(),
             config.region.clone(),
         )
-        .map_err(|e| format!("s3: {e}"))?;
+        .map_err(SetupError)?;
         let credentials = Credentials::new(
             config.access_key.expose().to_owned(),
             config.secret_key.expose().to_owned(),
@@ -114,7 +119,7 @@ impl S3 {
                 }),
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let body = read_limited(r, 4096).await.unwrap_or_default();
+                    let body = crate::http::read_limited(r, 4096).await.unwrap_or_default();
                     Attempt::Fail(S3Error::Http {
                         key: key.to_owned(),
                         status,
@@ -209,11 +214,11 @@ impl S3 {
                     .header("Range", &range)
             })
             .await?;
-        read_limited(response, len)
+        crate::http::read_limited(response, len)
             .await
-            .map_err(|message| S3Error::Unreachable {
+            .map_err(|e| S3Error::Unreachable {
                 key: key.to_owned(),
-                message,
+                message: e.to_string(),
             })
     }
 
@@ -260,11 +265,11 @@ impl S3 {
                     self.http.get(action.sign(SIGN_FOR))
                 })
                 .await?;
-            let body = read_limited(response, MAX_LIST_PAGE)
+            let body = crate::http::read_limited(response, MAX_LIST_PAGE)
                 .await
-                .map_err(|message| S3Error::Unreachable {
+                .map_err(|e| S3Error::Unreachable {
                     key: prefix.to_owned(),
-                    message,
+                    message: e.to_string(),
                 })?;
             let text = String::from_utf8_lossy(&body);
             let page = rusty_s3::actions::ListObjectsV2::parse_response(&text).map_err(|e| {
@@ -304,24 +309,4 @@ impl S3 {
         keys.sort();
         Ok(keys)
     }
-}
-
-/// The body, but never more than `limit` bytes held in memory.
-pub async fn read_limited(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| crate::redact::transport(&e))?
-    {
-        let room = limit.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= limit {
-            break;
-        }
-    }
-    Ok(body)
 }

@@ -123,7 +123,7 @@ fn read_holder(file: &mut File) -> Option<Holder> {
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| crate::environment::var("HOSTNAME"))
         .map(|h| h.trim().chars().take(255).collect())
         .filter(|h: &String| !h.is_empty())
         .unwrap_or_else(|| "unknown".to_owned())

@@ -533,10 +533,10 @@ fn decode(
                 after_filemark = false;
                 if wanted {
                     let bytes = decode_chunk(&input[chunk.payload.clone()], chunk.decoded_len)
-                        .map_err(|what| Damage::Undecodable {
+                        .map_err(|e| Damage::Undecodable {
                             index: chunk.index,
                             offset: chunk.offset,
-                            what,
+                            what: e.to_string(),
                         })?;
                     if !push(&mut segments, offset, &bytes, joined) {
                         capped = true;
@@ -559,7 +559,16 @@ fn decode(
     })
 }
 
-fn decode_chunk(payload: &[u8], decoded_len: usize) -> Result<Vec<u8>, String> {
+/// A chunk whose payload does not decode to its stored size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum DecodeError {
+    #[error("{0}")]
+    Xpress(String),
+    #[error("it decodes to {got} bytes, not the {want} its header gives")]
+    Short { got: usize, want: usize },
+}
+
+fn decode_chunk(payload: &[u8], decoded_len: usize) -> Result<Vec<u8>, DecodeError> {
     // The decoder stops when its read position reaches the end of the
     // input, but it reads two words ahead of the symbols it decodes: on a
     // payload that ends without padding it returns the chunk short of its
@@ -568,12 +577,13 @@ fn decode_chunk(payload: &[u8], decoded_len: usize) -> Result<Vec<u8>, String> {
     let mut padded = Vec::with_capacity(payload.len() + PAYLOAD_SLACK);
     padded.extend_from_slice(payload);
     padded.resize(payload.len() + PAYLOAD_SLACK, 0);
-    let mut out = xpress_huffman::decompress(&padded, decoded_len).map_err(|e| e.to_string())?;
+    let mut out = xpress_huffman::decompress(&padded, decoded_len)
+        .map_err(|e| DecodeError::Xpress(e.to_string()))?;
     if out.len() < decoded_len {
-        return Err(format!(
-            "it decodes to {} bytes, not the {decoded_len} its header gives",
-            out.len()
-        ));
+        return Err(DecodeError::Short {
+            got: out.len(),
+            want: decoded_len,
+        });
     }
     // A match may run past the stored size; what lies past it is not part
     // of the chunk.

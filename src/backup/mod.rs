@@ -551,7 +551,7 @@ fn truncated(block: &mtf::Block<'_>) -> HeaderError {
     }
 }
 
-fn corrupt(block: &mtf::Block<'_>, what: String) -> HeaderError {
+fn corrupt(block: &mtf::Block<'_>, what: impl std::fmt::Display) -> HeaderError {
     HeaderError::Corrupt {
         offset: block.offset,
         what: format!("{} block: {what}", mtf::kind_name(&block.kind)),

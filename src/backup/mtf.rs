@@ -266,20 +266,31 @@ fn streams_of<'a>(
     })
 }
 
+/// A string reference that points outside its data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StringRefError {
+    #[error("a string reference lies beyond the data")]
+    ReferenceBeyond,
+    #[error("a string ({size} bytes at offset {offset}) lies beyond its block")]
+    StringBeyond { size: u16, offset: u16 },
+}
+
 /// A (size, offset) string reference relative to `base`, decoded as
 /// `string_type` says. Out-of-range references are errors.
-pub fn string_at(base: &[u8], at: usize, string_type: u8) -> Result<Option<String>, String> {
+pub fn string_at(
+    base: &[u8],
+    at: usize,
+    string_type: u8,
+) -> Result<Option<String>, StringRefError> {
     let (Some(size), Some(offset)) = (base.u16_at(at), base.u16_at(at + 2)) else {
-        return Err("a string reference lies beyond the data".into());
+        return Err(StringRefError::ReferenceBeyond);
     };
     if size == 0 {
         return Ok(None);
     }
     let bytes = base
         .bytes_at(usize::from(offset), usize::from(size))
-        .ok_or_else(|| {
-            format!("a string ({size} bytes at offset {offset}) lies beyond its block")
-        })?;
+        .ok_or(StringRefError::StringBeyond { size, offset })?;
     Ok(Some(decode(bytes, string_type)))
 }
 

@@ -1,10 +1,8 @@
 use super::shared;
 use crate::Exit;
 use crate::cli::{ApplyArgs, Format, Global};
-use crate::manifest::{self, Env};
-use crate::ops::{
-    self, ApplyError, ApplyRequest, Confirmation, Consent, Note, Selected, Stopped, Ui,
-};
+use crate::manifest;
+use crate::ops::{self, ApplyError, ApplyRequest, Confirmation, Consent, Note, Stopped, Ui};
 use crate::plan::Plan;
 use crate::run::events::Consumer;
 use std::io::{BufRead, IsTerminal, Write};
@@ -21,22 +19,6 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
         Ok(r) => r,
         Err(exit) => return exit,
     };
-    runtime.block_on(apply_selected(
-        global,
-        args,
-        selected,
-        &manifest::process_env,
-    ))
-}
-
-/// `apply` on a loaded manifest, rendered for a person or a script.
-/// `demo` runs exactly this, on its emulator.
-pub async fn apply_selected(
-    global: &Global,
-    args: &ApplyArgs,
-    selected: Selected,
-    env: Env<'_>,
-) -> Exit {
     let stop = CancellationToken::new();
     let request = ApplyRequest {
         selected,
@@ -51,13 +33,19 @@ pub async fn apply_selected(
         report: args.report.clone(),
         junit: args.junit.clone(),
         stop_submitting: stop.clone(),
-        env,
+        env: &manifest::process_env,
     };
+    runtime.block_on(render(global, request, args.yes))
+}
+
+/// `apply` of a request, rendered for a person or a script. `demo` runs
+/// exactly this, on its emulator.
+pub async fn render(global: &Global, request: ApplyRequest<'_>, yes: bool) -> Exit {
     let mut ui = Terminal {
         global,
-        yes: args.yes,
+        yes,
         display: None,
-        stop,
+        stop: request.stop_submitting.clone(),
     };
     let applied = match ops::apply(request, &mut ui).await {
         Ok(applied) => applied,

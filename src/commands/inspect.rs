@@ -1,17 +1,11 @@
 use super::{is_json, print_json};
 use crate::Exit;
-use crate::backup::{BackupHeader, Guid, HeaderError, verdict};
+use crate::backup::{BackupHeader, HeaderError};
 use crate::cli::Global;
-use crate::ops::Inspected;
+use crate::ops::inspect::{Group, Inspected, any_unreadable, judge};
 
 pub fn run(global: &Global, paths: &[String]) -> Exit {
-    let inspected = crate::ops::inspect(paths, &crate::manifest::process_env);
-    // A file that is not a backup, or whose compressed container is
-    // damaged, fails inspect; one in a container this tool does not read is
-    // reported, with a warning, but does not.
-    let any_unreadable = inspected
-        .iter()
-        .any(|i| matches!(&i.header, Err(e) if !matches!(e, HeaderError::Compressed(_))));
+    let inspected = crate::ops::inspect::inspect(paths, &crate::manifest::process_env);
 
     if is_json(global) {
         let items: Vec<FileReport> = inspected.iter().map(report).collect();
@@ -25,7 +19,7 @@ pub fn run(global: &Global, paths: &[String]) -> Exit {
     if inspected.len() > 1 || found {
         eprintln!("{text}");
     }
-    if any_unreadable {
+    if any_unreadable(&inspected) {
         Exit::Failed
     } else {
         Exit::Success
@@ -136,32 +130,12 @@ fn print_table(inspected: &[Inspected]) {
     }
 }
 
-/// What files are judged together: a media set, or one compressed file
-/// whose header could not be read.
-#[derive(PartialEq)]
-enum Group<'a> {
-    MediaSet(Guid),
-    Unread(&'a str),
-}
-
-/// One verdict per media set: files of unrelated backups are judged each
-/// on its own, never as one broken stripe set. Also says whether any rule
-/// found anything.
+/// One verdict per media set, in words; also says whether any rule found
+/// anything.
 fn verdicts(inspected: &[Inspected]) -> (String, bool) {
-    let mut groups: Vec<(Group<'_>, Vec<&Inspected>)> = Vec::new();
-    let mut found = false;
-    for i in inspected {
-        let key = match &i.header {
-            Ok(h) => Group::MediaSet(h.media_set_id),
-            Err(HeaderError::Compressed(_)) => Group::Unread(&i.path),
-            Err(_) => continue, // Listed as an error already.
-        };
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((key, vec![i])),
-        }
-    }
-    let readable: usize = groups.iter().map(|(_, m)| m.len()).sum();
+    let groups = judge(inspected);
+    let found = groups.iter().any(|g| !g.findings.is_empty());
+    let readable: usize = groups.iter().map(|g| g.members.len()).sum();
     let mut out = Vec::new();
     if groups.len() > 1 {
         out.push(format!(
@@ -169,17 +143,8 @@ fn verdicts(inspected: &[Inspected]) -> (String, bool) {
             groups.len()
         ));
     }
-    for (key, members) in &groups {
-        let reads: Vec<verdict::Read<'_>> = members
-            .iter()
-            .map(|i| verdict::Read {
-                key: &i.path,
-                size: i.size.unwrap_or(0),
-                header: &i.header,
-            })
-            .collect();
-        let (set, findings) = verdict::assess(&reads);
-        found |= !findings.is_empty();
+    for judged in &groups {
+        let (findings, members) = (&judged.findings, &judged.members);
         let refusals: Vec<String> = findings
             .iter()
             .filter(|f| f.refuses())
@@ -190,12 +155,12 @@ fn verdicts(inspected: &[Inspected]) -> (String, bool) {
             .filter(|f| !f.refuses())
             .map(|f| format!("  - warning {}", crate::redact::terminal(&f.to_string())))
             .collect();
-        let prefix = match key {
+        let prefix = match judged.group {
             _ if groups.len() == 1 => String::new(),
             Group::MediaSet(id) => format!("media set {id}: "),
             Group::Unread(path) => format!("{}: ", crate::redact::terminal(path)),
         };
-        let line = match &set {
+        let line = match &judged.set {
             Some(set) => {
                 let ready = if refusals.is_empty() {
                     "ready to import".to_owned()

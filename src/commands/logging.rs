@@ -25,7 +25,7 @@ pub fn init_logging(global: &crate::cli::Global) {
         (false, 2) => Level::DEBUG,
         _ => Level::TRACE,
     };
-    let (filter, unreadable) = log_filter(level, std::env::var("RUST_LOG").ok().as_deref());
+    let (filter, unreadable) = log_filter(level, crate::environment::var("RUST_LOG").as_deref());
     let logs = tracing_subscriber::fmt()
         .with_writer(Redacted(std::io::stderr))
         .with_ansi(crate::diagnostic::stderr_is_styled())

@@ -45,10 +45,10 @@ pub fn shown(global: &Global, loaded: Result<Selected, LoadError>) -> Result<Sel
             );
             Err(Exit::Invalid)
         }
-        Err(LoadError::Selection { loaded, message }) => {
+        Err(LoadError::Selection { loaded, error }) => {
             let source = loaded.source.as_source();
             print_human(global, &source, &loaded.warnings);
-            print_human(global, &source, &[Diagnostic::error(message)]);
+            print_human(global, &source, &[Diagnostic::error(error.to_string())]);
             Err(Exit::Invalid)
         }
     }

@@ -3,32 +3,29 @@ use crate::Exit;
 use crate::cli::{Global, SelectArgs};
 use crate::diagnostic::{self, Diagnostic, Severity};
 use crate::manifest::{self, select::Selection};
+use crate::ops::{self, LoadError, Selected};
 use std::path::Path;
 
 pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
-    let (source, mut diagnostics, summary) = match manifest::load(path, &manifest::process_env) {
-        Ok(loaded) => {
-            let selection = Selection {
-                only: select.only.clone(),
-                tags: select.tags.clone(),
-                shard: select.shard,
-            };
-            let mut diagnostics = loaded.warnings;
-            let summary = match selection.apply(&loaded.manifest) {
-                Ok(selected) => Some((
-                    selected.len(),
-                    loaded.manifest.databases.len(),
-                    loaded.manifest.instances.len(),
-                )),
-                Err(e) => {
-                    diagnostics.push(Diagnostic::error(e));
-                    None
-                }
-            };
-            (loaded.source, diagnostics, summary)
-        }
-        Err(rejected) => (rejected.source, rejected.diagnostics, None),
+    let selection = Selection {
+        only: select.only.clone(),
+        tags: select.tags.clone(),
+        shard: select.shard,
     };
+    let (source, mut diagnostics, summary) =
+        match ops::load(path, &selection, &manifest::process_env) {
+            Ok(Selected { loaded, indexes }) => {
+                let m = &loaded.manifest;
+                let summary = (indexes.len(), m.databases.len(), m.instances.len());
+                (loaded.source, loaded.warnings, Some(summary))
+            }
+            Err(LoadError::Selection { loaded, error }) => {
+                let mut diagnostics = loaded.warnings;
+                diagnostics.push(Diagnostic::error(error.to_string()));
+                (loaded.source, diagnostics, None)
+            }
+            Err(LoadError::Invalid(rejected)) => (rejected.source, rejected.diagnostics, None),
+        };
     let valid = !diagnostics.iter().any(Diagnostic::is_error);
     let source = source.as_source();
     diagnostics.sort_by_key(|d| d.severity == Severity::Warning);

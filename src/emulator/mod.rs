@@ -9,6 +9,7 @@ mod bucket;
 mod faults;
 pub(crate) mod keys;
 pub mod model;
+mod restore;
 mod serve;
 pub mod tds;
 

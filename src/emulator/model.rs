@@ -3,8 +3,7 @@
 //! started through the REST API is visible through TDS and the other way
 //! round, because both call [`Model::submit`].
 
-use crate::backup::{self, stripes};
-use crate::manifest::names::check_database_name;
+use crate::backup;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -189,21 +188,6 @@ pub enum DropRefusal {
     Denied,
 }
 
-struct RestoreFacts {
-    backup_size: u64,
-    database_version: u16,
-    software_version: String,
-}
-
-/// The oldest database version the service's SQL Server 2016-2022 restore:
-/// SQL Server 2008's. A 2005 backup fails with error 3169.
-const OLDEST_DATABASE_VERSION: u16 = 655;
-
-/// The newest database version an instance of `version` restores.
-pub fn newest_database_version(version: &str) -> u16 {
-    crate::backup::newest_restorable(version).unwrap_or(crate::backup::NEWEST_RESTORABLE)
-}
-
 pub struct Model {
     pub project_id: String,
     pub region: String,
@@ -348,7 +332,9 @@ impl Model {
         instance: &str,
         request: ImportRequest,
     ) -> Result<(), SubmitError> {
-        check_database_name(&request.database).map_err(SubmitError::Invalid)?;
+        if let Some(problem) = name_problem(&request.database) {
+            return Err(SubmitError::Invalid(problem));
+        }
         if request.files.is_empty() {
             return Err(SubmitError::Invalid("no backup files given".into()));
         }
@@ -442,7 +428,7 @@ impl Model {
         instance: &str,
         key: &str,
         request: &ImportRequest,
-        facts: RestoreFacts,
+        facts: super::restore::Facts,
     ) -> Result<(), String> {
         let mut all = self.lock();
         let inst = all
@@ -471,24 +457,7 @@ impl Model {
             }
             Some(_) => {}
         }
-        if facts.database_version < OLDEST_DATABASE_VERSION {
-            return Err(format!(
-                "The database was backed up on a server running version {}. That version is \
-                 incompatible with this server, which is running SQL Server {}. Either restore \
-                 the database on a server that supports the backup, or use a backup that is \
-                 compatible with this server (SQL Server error 3169)",
-                facts.software_version, settings.version
-            ));
-        }
-        let newest = newest_database_version(&settings.version);
-        if facts.database_version > newest {
-            return Err(format!(
-                "The database was backed up on a server running database version {}. That \
-                 version is incompatible with this server, which supports version {newest} \
-                 (SQL Server error 948)",
-                facts.database_version
-            ));
-        }
+        super::restore::version_fits(&facts, &settings.version)?;
         let capacity = settings.storage_gb.saturating_mul(1 << 30);
         let used: u64 = inst
             .used
@@ -508,7 +477,7 @@ impl Model {
 
     /// What SQL Server's RESTORE would find wrong with the files, in its
     /// order: access, existence, then the backup headers.
-    async fn check_files(&self, request: &ImportRequest) -> Result<RestoreFacts, String> {
+    async fn check_files(&self, request: &ImportRequest) -> Result<super::restore::Facts, String> {
         if request.access_key != self.s3.access_key || request.secret_key != self.s3.secret_key {
             return Err("Access denied to S3: the access key or secret is wrong".into());
         }
@@ -518,24 +487,15 @@ impl Model {
             let bytes = read_prefix(&path)
                 .await
                 .map_err(|e| format!("Cannot open backup device '{uri}': {e}"))?;
-            let header = backup::read_header(&bytes)
-                .map_err(|e| format!("'{uri}' is not a usable backup: {e}"))?;
+            let header = backup::read_header(&bytes).map_err(|e| {
+                format!(
+                    "The media family on device '{uri}' is incorrectly formed. SQL Server \
+                     cannot process this media family (SQL Server error 3241: {e})"
+                )
+            })?;
             headers.push((uri.clone(), header));
         }
-        let set = stripes::analyze(&headers).map_err(|problems| {
-            let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            format!(
-                "The media set is not complete or consistent: {}",
-                text.join("; ")
-            )
-        })?;
-        stripes::readiness(&set).map_err(|r| r.to_string())?;
-        let first = &headers[0].1;
-        Ok(RestoreFacts {
-            backup_size: first.backup_size,
-            database_version: first.database_version,
-            software_version: first.software_version.clone(),
-        })
+        super::restore::judge(&headers)
     }
 
     /// The file behind an `s3://host/bucket/key` URI, if it is in this
@@ -840,6 +800,27 @@ async fn read_prefix(path: &Path) -> std::io::Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .await?;
     Ok(bytes)
+}
+
+/// SQL Server's own rule for a database name, as the service applies it:
+/// 1 to 128 characters (sysname), any of them but control characters, no
+/// system database's name. Delimited identifiers (`[my-db]`) are names like
+/// any other; the client's stricter rules are its own.
+fn name_problem(name: &str) -> Option<String> {
+    const SYSTEM: [&str; 4] = ["master", "model", "msdb", "tempdb"];
+    let units = name.encode_utf16().count();
+    if !(1..=128).contains(&units) {
+        return Some(format!(
+            "a database name has 1 to 128 characters, not {units}"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Some("a database name holds no control character".into());
+    }
+    if SYSTEM.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+        return Some(format!("database '{name}' already exists"));
+    }
+    None
 }
 
 #[cfg(test)]

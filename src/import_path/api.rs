@@ -66,11 +66,11 @@ impl ApiTarget {
             };
             match self.http.get(&url).bearer_auth(token.expose()).send().await {
                 Ok(r) if r.status().is_success() => {
-                    let body = match crate::s3::read_limited(r, MAX_BODY + 1).await {
+                    let body = match crate::http::read_limited(r, MAX_BODY + 1).await {
                         Ok(body) => body,
                         // Cut off while the answer arrived: a later round may
                         // get it whole.
-                        Err(e) => return Attempt::Fail(StatusError::Transient(e)),
+                        Err(e) => return Attempt::Fail(StatusError::Transient(e.to_string())),
                     };
                     if body.len() > MAX_BODY {
                         return Attempt::Fail(Lasting(format!(
@@ -205,6 +205,18 @@ impl ApiTarget {
     }
 }
 
+/// An API endpoint that cannot take the instance's path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("`{endpoint}` is not a URL ({reason})")]
+    NotAUrl {
+        endpoint: String,
+        reason: url::ParseError,
+    },
+    #[error("`{0}` cannot carry a path")]
+    NoPath(String),
+}
+
 /// `{endpoint}/{version}/projects/{project}/regions/{region}/instances/{instance}`,
 /// each id escaped as one path segment: validation already refuses ids
 /// that are not of the documented form, and escaping keeps even a library
@@ -215,17 +227,20 @@ pub fn instance_url(
     project: &str,
     region: &str,
     instance: &str,
-) -> Result<String, String> {
+) -> Result<String, UrlError> {
     let version = match version {
         ApiVersion::V3alpha1 => "v3alpha1",
         ApiVersion::V3 => "v3",
     };
-    let mut url = url::Url::parse(endpoint.trim_end_matches('/'))
-        .map_err(|e| format!("`{endpoint}` is not a URL ({e})"))?;
+    let mut url =
+        url::Url::parse(endpoint.trim_end_matches('/')).map_err(|reason| UrlError::NotAUrl {
+            endpoint: endpoint.to_owned(),
+            reason,
+        })?;
     url.set_query(None);
     url.set_fragment(None);
     url.path_segments_mut()
-        .map_err(|()| format!("`{endpoint}` cannot carry a path"))?
+        .map_err(|()| UrlError::NoPath(endpoint.to_owned()))?
         .pop_if_empty()
         .extend([
             version,
@@ -272,7 +287,7 @@ async fn service_error(response: reqwest::Response) -> String {
         message: String,
     }
     let status = response.status();
-    let body = crate::s3::read_limited(response, 64 * 1024)
+    let body = crate::http::read_limited(response, 64 * 1024)
         .await
         .unwrap_or_default();
     // The server's words may repeat the request, S3 secret included.

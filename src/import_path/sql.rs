@@ -335,7 +335,7 @@ impl SqlTarget {
     /// ended first, as a drop needs. A database that is not there (errors
     /// 5011 and 3701) counts as dropped.
     async fn drop_by_tsql(&self, database: &str) -> Result<(), StatusError> {
-        let name = quote_name(database);
+        let name = crate::manifest::names::quote_name(database);
         let batch = format!(
             "ALTER DATABASE {name} SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE {name};"
         );
@@ -415,12 +415,6 @@ impl SqlTarget {
         })
         .await
     }
-}
-
-/// A name as a delimited identifier, as `QUOTENAME` makes it: in brackets,
-/// a `]` doubled.
-fn quote_name(name: &str) -> String {
-    format!("[{}]", name.replace(']', "]]"))
 }
 
 /// The rows of a query's first result.

@@ -1,16 +1,23 @@
 //! The semantic checks that need the typed manifest: names, references,
 //! duplicates, files, what each import method requires, and the secret files.
 
-use super::model::{Concurrency, Database, Defaults, Files, Manifest, Method, S3, parse_timeout};
+use super::Env;
+use super::model::{
+    self, Concurrency, Database, Defaults, Files, Manifest, Method, S3, parse_timeout,
+};
 use super::names::{check_database_name, check_login_name};
 use super::path::{FieldPath, Target, span_of};
 use super::structure::closest;
+use super::valid::{
+    self, ApiAccess, ApiAuth, InstanceAccess, Route, S3Access, Source, SqlAccess, ValidManifest,
+};
 use super::yaml::Node;
 use crate::diagnostic::Diagnostic;
 use crate::endpoint::{check_endpoint, is_loopback_host};
 use crate::secret::Secret;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Environment variables that stand in for `api.token` / the key path.
 pub const TOKEN_ENV: &str = "STACKIT_SERVICE_ACCOUNT_TOKEN";
@@ -89,18 +96,31 @@ impl Parts {
 
 pub struct Checker<'a> {
     tree: &'a Node,
-    env: &'a dyn Fn(&str) -> Option<String>,
+    env: Env<'a>,
     dir: &'a Path,
     pub diagnostics: Vec<Diagnostic>,
+    built: Built,
+}
+
+/// What the checks proved, built as they go: a part is here only when
+/// everything it needs passed.
+#[derive(Default)]
+struct Built {
+    s3: Option<S3Access>,
+    api: BTreeMap<String, Arc<ApiAccess>>,
+    sql: BTreeMap<String, Arc<SqlAccess>>,
+    /// One per database of the manifest, in its order.
+    targets: Vec<Option<valid::Target>>,
 }
 
 impl<'a> Checker<'a> {
-    pub fn new(tree: &'a Node, env: &'a dyn Fn(&str) -> Option<String>, dir: &'a Path) -> Self {
+    pub fn new(tree: &'a Node, env: Env<'a>, dir: &'a Path) -> Self {
         Checker {
             tree,
             env,
             dir,
             diagnostics: Vec::new(),
+            built: Built::default(),
         }
     }
 
@@ -110,8 +130,8 @@ impl<'a> Checker<'a> {
             .push(d.at(path.to_string(), Some(super::location(span))));
     }
 
-    fn error(&mut self, path: &FieldPath, message: impl Into<String>) {
-        self.push(Diagnostic::error(message), path, Target::Value);
+    fn error(&mut self, path: &FieldPath, message: impl std::fmt::Display) {
+        self.push(Diagnostic::error(message.to_string()), path, Target::Value);
     }
 
     pub fn run(&mut self, parts: &mut Parts) {
@@ -130,16 +150,41 @@ impl<'a> Checker<'a> {
         {
             self.error(&root.key("defaults").key("timeout"), e);
         }
-        self.databases(parts);
         self.instances(&mut parts.manifest);
+        self.databases(parts);
+    }
+
+    /// The validated manifest, when every part of it was built: always so
+    /// when the checks reported no error.
+    pub fn valid(&mut self, m: &Manifest) -> Option<ValidManifest> {
+        let built = std::mem::take(&mut self.built);
+        Some(ValidManifest {
+            max_parallel: m.concurrency.max_parallel,
+            s3: built.s3?,
+            instances: m
+                .instances
+                .keys()
+                .map(|name| {
+                    let access = InstanceAccess {
+                        max_parallel: m.per_instance_limit(name),
+                    };
+                    (name.clone(), access)
+                })
+                .collect(),
+            databases: built.targets.into_iter().collect::<Option<_>>()?,
+        })
     }
 
     fn s3(&mut self, m: &mut Manifest) {
         let p = FieldPath::root().key("s3");
-        self.endpoint(&m.s3.endpoint, &p.key("endpoint"));
-        if let Err(e) = check_bucket(&m.s3.bucket) {
-            self.error(&p.key("bucket"), e);
-        }
+        let endpoint = self.endpoint(&m.s3.endpoint, &p.key("endpoint"));
+        let bucket_ok = match check_bucket(&m.s3.bucket) {
+            Ok(()) => true,
+            Err(e) => {
+                self.error(&p.key("bucket"), e.to_string());
+                false
+            }
+        };
         if m.s3.access_key.is_empty() {
             self.error(&p.key("access_key"), "the S3 access key is empty");
         }
@@ -159,6 +204,20 @@ impl<'a> Checker<'a> {
                 &p,
                 Target::Key,
             );
+        }
+        if let (Some(endpoint), true, false, Some(secret_key)) = (
+            endpoint,
+            bucket_ok,
+            m.s3.access_key.is_empty(),
+            secret.clone(),
+        ) {
+            self.built.s3 = Some(S3Access {
+                endpoint,
+                bucket: m.s3.bucket.clone(),
+                access_key: m.s3.access_key.clone(),
+                secret_key,
+                region: m.s3.region.clone().unwrap_or_else(|| "eu01".into()),
+            });
         }
         m.s3.secret_key = secret;
     }
@@ -265,10 +324,10 @@ impl<'a> Checker<'a> {
         Some(text.into_bytes())
     }
 
-    fn endpoint(&mut self, endpoint: &str, path: &FieldPath) {
-        if let Err(e) = check_endpoint(endpoint) {
-            self.error(path, e);
-        }
+    fn endpoint(&mut self, endpoint: &str, path: &FieldPath) -> Option<url::Url> {
+        check_endpoint(endpoint)
+            .inspect_err(|e| self.error(path, e.to_string()))
+            .ok()
     }
 
     fn databases(&mut self, parts: &Parts) {
@@ -283,6 +342,20 @@ impl<'a> Checker<'a> {
             let p = list.index(i);
             let name_ok = match check_database_name(&db.name) {
                 Ok(()) => {
+                    if let Some(why) = super::names::needs_delimiting(&db.name) {
+                        self.push(
+                            Diagnostic::warning(format!(
+                                "{why}: SQL Server takes it only as a delimited identifier"
+                            ))
+                            .hint(format!(
+                                "sqlflex-import quotes it in everything it sends; in your own \
+                                 T-SQL write it as {}",
+                                super::names::quote_name(&db.name)
+                            )),
+                            &p.key("name"),
+                            Target::Value,
+                        );
+                    }
                     if let Some(w) = super::names::mixed_scripts(&db.name) {
                         self.push(
                             Diagnostic::warning(w)
@@ -356,10 +429,26 @@ impl<'a> Checker<'a> {
                 }
             }
             if !parts.s3_ok {
-                continue; // File entries are checked against the bucket.
+                // File entries are checked against the bucket.
+                self.built.targets.push(None);
+                continue;
             }
-            if let Some(keys) = self.files(m, db, &p) {
-                let mut set = keys;
+            let route = self.route(m, db);
+            let files = self.files(m, db, &p);
+            self.built.targets.push(
+                route
+                    .zip(files.clone())
+                    .map(|(route, files)| valid::Target {
+                        name: db.name.clone(),
+                        instance: db.instance.clone(),
+                        route,
+                        on_exists: m.on_exists_of(db),
+                        timeout: m.timeout_of(db),
+                        files,
+                        tags: db.tags.clone(),
+                    }),
+            );
+            if let Some(Source::Keys(mut set)) = files {
                 set.sort();
                 match file_sets.get(&set) {
                     Some(&(_, first_name)) => self.push(
@@ -379,15 +468,38 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Checks one database's file entries; returns their keys when all are good.
-    fn files(&mut self, m: &Manifest, db: &Database, p: &FieldPath) -> Option<Vec<String>> {
+    /// The database's route: its import path with what that path needs,
+    /// when the instance has it (a missing part has its diagnostic at the
+    /// instance, and a missing API owner at the database).
+    fn route(&self, m: &Manifest, db: &Database) -> Option<Route> {
+        let api = self.built.api.get(&db.instance);
+        let owner = m.owner_of(db).map(str::to_owned);
+        match m.method_of(db) {
+            Method::Api => Some(Route::Api {
+                owner: owner?,
+                access: Arc::clone(api?),
+            }),
+            Method::Sql => Some(Route::Sql {
+                owner,
+                access: Arc::clone(self.built.sql.get(&db.instance)?),
+                api: api.cloned(),
+            }),
+        }
+    }
+
+    /// Checks one database's file entries; returns where they are when all
+    /// are good.
+    fn files(&mut self, m: &Manifest, db: &Database, p: &FieldPath) -> Option<Source> {
         let entries = match &db.files {
             Files::List(entries) => entries,
             Files::Prefix(p_) => {
-                if let Err(e) = super::model::check_key(&p_.prefix) {
-                    self.error(&p.key("files").key("prefix"), e);
-                }
-                return None;
+                return match super::model::check_key(&p_.prefix) {
+                    Ok(()) => Some(Source::Prefix(p_.prefix.clone())),
+                    Err(e) => {
+                        self.error(&p.key("files").key("prefix"), e);
+                        None
+                    }
+                };
             }
         };
         let mut keys: Vec<String> = Vec::with_capacity(entries.len());
@@ -403,7 +515,7 @@ impl<'a> Checker<'a> {
                         );
                         ok = false;
                     }
-                    if key.contains(',') && m.method_of(db) == Method::Sql {
+                    if m.method_of(db).refuses_key(&key) {
                         let finding = crate::rules::Finding::new(
                             crate::rules::Rule::KeyWithComma,
                             comma_in_key(&key),
@@ -427,21 +539,15 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        ok.then_some(keys)
+        ok.then_some(Source::Keys(keys))
     }
 
     fn instances(&mut self, m: &mut Manifest) {
-        let mut methods: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
-        for db in &m.databases {
-            let used = methods.entry(db.instance.as_str()).or_default();
-            match m.method_of(db) {
-                Method::Api => used.0 = true,
-                Method::Sql => used.1 = true,
-            }
-        }
-        let methods: BTreeMap<String, (bool, bool)> = methods
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
+        // Which import paths target each instance.
+        let paths: std::collections::BTreeSet<(String, Method)> = m
+            .databases
+            .iter()
+            .map(|db| (db.instance.clone(), m.method_of(db)))
             .collect();
         // A database whose instance is not (yet) a known one, an unset
         // `${VAR}` or a slip, may be meant for any of them: none is unused.
@@ -453,7 +559,8 @@ impl<'a> Checker<'a> {
         let mut key_flow = false;
         for (id, inst) in m.instances.iter_mut() {
             let p = list.key(id);
-            let (uses_api, uses_sql) = methods.get(id).copied().unwrap_or_default();
+            let uses = |method| paths.contains(&(id.clone(), method));
+            let (uses_api, uses_sql) = (uses(Method::Api), uses(Method::Sql));
             if !uses_api && !uses_sql && all_named {
                 self.push(
                     Diagnostic::warning(format!("instance `{id}` is not used by any database")),
@@ -501,7 +608,7 @@ impl<'a> Checker<'a> {
                 if let Some(value) = value.filter(|v| !v.is_empty())
                     && let Err(e) = check_id(key, value)
                 {
-                    self.error(&p.key(key), e);
+                    self.error(&p.key(key), e.to_string());
                 }
             }
             if let Some(sql) = inst.sql.as_ref() {
@@ -620,6 +727,12 @@ impl<'a> Checker<'a> {
                     );
                 }
             }
+            if let Some(api) = api_access(inst, self.dir, self.env, uses_api) {
+                self.built.api.insert(id.clone(), Arc::new(api));
+            }
+            if let Some(sql) = inst.sql.as_ref().and_then(sql_access) {
+                self.built.sql.insert(id.clone(), Arc::new(sql));
+            }
         }
         if key_flow
             && let Some(url) = (self.env)(crate::endpoint::TOKEN_URL_ENV).filter(|v| !v.is_empty())
@@ -646,7 +759,65 @@ pub fn comma_in_key(key: &str) -> String {
 }
 
 /// S3 bucket naming rules (3-63 characters, lowercase, digits, `.`, `-`).
-fn check_bucket(bucket: &str) -> Result<(), String> {
+/// The API access of an instance, when its ids and a token source are
+/// there: for `api` imports (`required`) always; otherwise only with an
+/// `api` section (the plan then asks the API what T-SQL cannot see).
+fn api_access(inst: &model::Instance, dir: &Path, env: Env, required: bool) -> Option<ApiAccess> {
+    if !required && inst.api.is_none() {
+        return None;
+    }
+    let field = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+    let api = inst.api.as_ref();
+    let version = api.and_then(|a| a.api_version).unwrap_or_default();
+    let region = field(&inst.region)?;
+    Some(ApiAccess {
+        project_id: field(&inst.project_id)?,
+        instance_id: field(&inst.instance_id)?,
+        endpoint: api
+            .and_then(|a| a.endpoint.clone())
+            .unwrap_or_else(|| version.default_endpoint(&region)),
+        region,
+        version,
+        auth: api_auth(api, dir, env)?,
+    })
+}
+
+/// The first token source there is: the manifest's token (its file was
+/// read by the checks), its key file, then the environment's key file and
+/// token.
+fn api_auth(api: Option<&model::Api>, dir: &Path, env: Env) -> Option<ApiAuth> {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty());
+    if let Some(token) = api.and_then(|a| a.token.clone()) {
+        return Some(ApiAuth::Token(token));
+    }
+    if let Some(path) = api.and_then(|a| a.service_account_key_path.as_ref()) {
+        return Some(ApiAuth::KeyFile(dir.join(path)));
+    }
+    if let Some(path) = set(KEY_PATH_ENV) {
+        return Some(ApiAuth::KeyFile(PathBuf::from(path)));
+    }
+    set(TOKEN_ENV).map(|t| ApiAuth::Token(Secret::new(t)))
+}
+
+/// The SQL access of an instance, when its host, login and password are there.
+fn sql_access(sql: &model::Sql) -> Option<SqlAccess> {
+    Some(SqlAccess {
+        host: sql.host.clone().filter(|h| !h.is_empty())?,
+        port: sql.port,
+        user: sql.user.clone().filter(|u| !u.is_empty())?,
+        password: sql.password.clone()?,
+        encrypt: sql.encrypt,
+        trust_server_certificate: sql.trust_server_certificate,
+        ca_bundle: sql.ca_bundle.clone(),
+    })
+}
+
+/// A bucket name S3 refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a valid bucket name (3-63 lowercase letters, digits, `.` and `-`)")]
+pub struct BadBucket(String);
+
+fn check_bucket(bucket: &str) -> Result<(), BadBucket> {
     let valid_chars = bucket
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
@@ -655,10 +826,25 @@ fn check_bucket(bucket: &str) -> Result<(), String> {
     if (3..=63).contains(&bucket.len()) && valid_chars && ends_ok && !bucket.contains("..") {
         Ok(())
     } else {
-        Err(format!(
-            "`{bucket}` is not a valid bucket name (3-63 lowercase letters, digits, `.` and `-`)"
-        ))
+        Err(BadBucket(crate::redact::terminal(bucket).into_owned()))
     }
+}
+
+/// An id that could steer an API path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadId {
+    #[error("`{key}` is longer than 64 characters")]
+    TooLong { key: String },
+    #[error(
+        "`{key}` `{shown}` contains `{character}`; {} are letters, digits, `-` and `_` only \
+         (project and instance ids are UUIDs, regions look like `eu01`)",
+        if key == "region" { "regions" } else { "ids" }
+    )]
+    Character {
+        key: String,
+        shown: String,
+        character: String,
+    },
 }
 
 /// Ids become path segments of API URLs, where `/`, `..`, `?` or `%` would
@@ -666,7 +852,7 @@ fn check_bucket(bucket: &str) -> Result<(), String> {
 /// project and instance ids as UUIDs and regions as names like `eu01`; the
 /// check admits what cannot steer a path: ASCII letters, digits, `-` and
 /// `_`, at most 64 (regions: lower case).
-pub fn check_id(key: &str, value: &str) -> Result<(), String> {
+pub fn check_id(key: &str, value: &str) -> Result<(), BadId> {
     let allowed = |c: char| {
         c.is_ascii_digit()
             || c == '-'
@@ -677,18 +863,16 @@ pub fn check_id(key: &str, value: &str) -> Result<(), String> {
                 c.is_ascii_alphabetic()
             }
     };
-    let shown = crate::redact::terminal(value);
     if value.len() > 64 {
-        return Err(format!("`{key}` is longer than 64 characters"));
+        return Err(BadId::TooLong { key: key.into() });
     }
     match value.chars().find(|c| !allowed(*c)) {
         None => Ok(()),
-        Some(c) => Err(format!(
-            "`{key}` `{shown}` contains `{}`; {} are letters, digits, `-` and `_` only \
-             (project and instance ids are UUIDs, regions look like `eu01`)",
-            c.escape_default(),
-            if key == "region" { "regions" } else { "ids" }
-        )),
+        Some(c) => Err(BadId::Character {
+            key: key.into(),
+            shown: crate::redact::terminal(value).into_owned(),
+            character: c.escape_default().to_string(),
+        }),
     }
 }
 

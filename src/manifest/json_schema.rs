@@ -127,10 +127,22 @@ const TYPES: [&str; 7] = [
     "null", "boolean", "string", "array", "object", "number", "integer",
 ];
 
+/// Why a schema cannot be checked with: a bug in the model, since the
+/// schema is generated from it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error("the schema uses keywords this checker does not implement: {}", .0.join(", "))]
+    UnknownKeywords(Vec<String>),
+    #[error("pattern {pattern:?}: {reason}")]
+    Pattern { pattern: String, reason: String },
+    #[error("`$ref` {0:?} points nowhere")]
+    Dangling(String),
+}
+
 impl Schema {
     /// Compiles `root`; a keyword outside [`KEYWORDS`] or a pattern that
     /// does not compile is a bug in the model, reported as such.
-    pub fn new(root: Value) -> Result<Self, String> {
+    pub fn new(root: Value) -> Result<Self, SchemaError> {
         let mut unknown = Vec::new();
         let mut compiler = Compiler {
             root: &root,
@@ -143,9 +155,8 @@ impl Schema {
         if !unknown.is_empty() {
             unknown.sort();
             unknown.dedup();
-            return Err(format!(
-                "the schema uses keywords this checker does not implement: {}",
-                unknown.join(", ")
+            return Err(SchemaError::UnknownKeywords(
+                unknown.iter().map(|k| k.to_string()).collect(),
             ));
         }
         Ok(Schema { root, nodes })
@@ -292,7 +303,7 @@ struct Compiler<'s, 'u> {
 }
 
 impl<'s> Compiler<'s, '_> {
-    fn compile(&mut self, schema: &'s Value) -> Result<usize, String> {
+    fn compile(&mut self, schema: &'s Value) -> Result<usize, SchemaError> {
         let id = self.nodes.len();
         self.nodes.push(Node::default());
         // `true`/`false` schemas: the generated schema uses `false` only as
@@ -331,7 +342,10 @@ impl<'s> Compiler<'s, '_> {
                 "minItems" => node.min_items = value.as_u64(),
                 "pattern" => {
                     let text = value.as_str().unwrap_or_default();
-                    let regex = Regex::new(text).map_err(|e| format!("pattern {text:?}: {e}"))?;
+                    let regex = Regex::new(text).map_err(|e| SchemaError::Pattern {
+                        pattern: text.to_string(),
+                        reason: e.to_string(),
+                    })?;
                     node.pattern = Some(regex);
                 }
                 "required" => {
@@ -377,14 +391,14 @@ impl<'s> Compiler<'s, '_> {
         Ok(id)
     }
 
-    fn reference(&mut self, target: &'s str) -> Result<usize, String> {
+    fn reference(&mut self, target: &'s str) -> Result<usize, SchemaError> {
         if let Some(&id) = self.by_ref.get(target) {
             return Ok(id);
         }
         let schema = target
             .strip_prefix('#')
             .and_then(|pointer| self.root.pointer(pointer))
-            .ok_or_else(|| format!("`$ref` {target:?} points nowhere"))?;
+            .ok_or_else(|| SchemaError::Dangling(target.to_string()))?;
         // Known before it is compiled, so a definition that refers to
         // itself ends up pointing at its own node.
         let id = self.nodes.len();
@@ -466,7 +480,7 @@ mod tests {
         let err = Schema::new(json!({"type": "object", "oneOf": []}))
             .err()
             .unwrap();
-        assert!(err.contains("oneOf"), "{err}");
+        assert_eq!(err, SchemaError::UnknownKeywords(vec!["oneOf".into()]));
     }
 
     #[test]

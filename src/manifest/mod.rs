@@ -67,7 +67,7 @@ pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The process environment, for [`load`].
 pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
+    crate::environment::var(name)
 }
 
 pub fn load(path: &Path, env: Env) -> Result<Loaded, Rejected> {
@@ -169,6 +169,7 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
     let mut parts = checks::Parts::from_json(json);
     let mut checker = checks::Checker::new(&tree, env, dir);
     checker.run(&mut parts);
+    let valid = checker.valid(&parts.manifest);
     later.extend(checker.diagnostics);
     diagnostics.extend(not_about_unresolved(later, &unresolved));
     sort(&mut diagnostics);
@@ -176,10 +177,13 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
         return Err(reject(shown, diagnostics));
     }
     let manifest = parts.manifest;
-    let valid = match ValidManifest::of(&manifest, dir, env) {
-        Ok(valid) => valid,
-        // The checks above should have refused it; say what slipped past.
-        Err(e) => return Err(reject(shown, vec![Diagnostic::error(e)])),
+    let Some(valid) = valid else {
+        // Every part the checks could not build has an error above.
+        let d = Diagnostic::error(
+            "the manifest passed its checks, yet a part of it could not be built; \
+             this is a bug of sqlflex-import",
+        );
+        return Err(reject(shown, vec![d]));
     };
     Ok(Loaded {
         manifest,

@@ -66,6 +66,20 @@ impl Method {
             Method::Sql => "sql",
         }
     }
+
+    /// The path in words, for people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Method::Api => "the REST API",
+            Method::Sql => "the stored procedure",
+        }
+    }
+
+    /// Whether the path cannot take this object key: the procedure takes
+    /// every file in one comma-separated `@s3_url` (rule M001).
+    pub fn refuses_key(self, key: &str) -> bool {
+        self == Method::Sql && key.contains(',')
+    }
 }
 
 /// What to do when the target database already exists on the instance.
@@ -428,16 +442,54 @@ impl Manifest {
 /// overflow.
 pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
-pub fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+/// A timeout that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeoutError {
+    #[error("the timeout must be longer than zero")]
+    Zero,
+    #[error("`{0}` is longer than the longest timeout, 7 days")]
+    TooLong(String),
+    #[error("`{text}` is not a duration ({reason})")]
+    NotADuration { text: String, reason: String },
+}
+
+pub fn parse_timeout(text: &str) -> Result<std::time::Duration, TimeoutError> {
     match humantime::parse_duration(text.trim()) {
-        Ok(d) if d.is_zero() => Err("the timeout must be longer than zero".into()),
-        Ok(d) if d > MAX_WAIT => Err(format!(
-            "`{}` is longer than the longest timeout, 7 days",
-            text.trim()
-        )),
+        Ok(d) if d.is_zero() => Err(TimeoutError::Zero),
+        Ok(d) if d > MAX_WAIT => Err(TimeoutError::TooLong(text.trim().to_owned())),
         Ok(d) => Ok(d),
-        Err(e) => Err(format!("`{text}` is not a duration ({e})")),
+        Err(e) => Err(TimeoutError::NotADuration {
+            text: text.to_owned(),
+            reason: e.to_string(),
+        }),
     }
+}
+
+/// A `files` entry or prefix that names no object of the bucket, or not
+/// one object the same way everywhere. Keys are shown escaped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("the file name is empty")]
+    Empty,
+    #[error("`{0}://` is not supported: use a key in the bucket or an s3:// URI")]
+    Scheme(String),
+    #[error("keys are relative to the bucket: drop the leading `/`")]
+    LeadingSlash,
+    #[error("the URI names bucket `{named}`, but the manifest's bucket is `{bucket}`")]
+    OtherBucket { named: String, bucket: String },
+    #[error(
+        "the URI points outside the manifest's endpoint and bucket (s3://{authority}/{bucket}/...)"
+    )]
+    Outside { authority: String, bucket: String },
+    #[error("the URI names no object key")]
+    NoKey,
+    #[error(
+        "`{0}` has a `.` or `..` segment, which URLs normalise into another object; \
+         name the object by its plain key"
+    )]
+    DotSegment(String),
+    #[error("`{0}` contains a control character")]
+    Control(String),
 }
 
 impl S3 {
@@ -449,18 +501,18 @@ impl S3 {
 
     /// The bucket key a `files` entry names: a plain key, or an
     /// `s3://host/bucket/key` or `s3://bucket/key` URI into this bucket.
-    pub fn key_of(&self, entry: &str) -> Result<String, String> {
+    pub fn key_of(&self, entry: &str) -> Result<String, KeyError> {
         if entry.trim().is_empty() {
-            return Err("the file name is empty".into());
+            return Err(KeyError::Empty);
         }
         let Some(rest) = entry.strip_prefix("s3://") else {
             if let Some((scheme, _)) = entry.split_once("://") {
-                return Err(format!(
-                    "`{scheme}://` is not supported: use a key in the bucket or an s3:// URI"
+                return Err(KeyError::Scheme(
+                    crate::redact::terminal(scheme).into_owned(),
                 ));
             }
             if entry.starts_with('/') {
-                return Err("keys are relative to the bucket: drop the leading `/`".into());
+                return Err(KeyError::LeadingSlash);
             }
             check_key(entry)?;
             return Ok(entry.to_owned());
@@ -477,10 +529,10 @@ impl S3 {
                     .is_some_and(|a| a.eq_ignore_ascii_case(first)) =>
             {
                 if second != self.bucket {
-                    return Err(format!(
-                        "the URI names bucket `{second}`, but the manifest's bucket is `{}`",
-                        self.bucket
-                    ));
+                    return Err(KeyError::OtherBucket {
+                        named: crate::redact::terminal(second).into_owned(),
+                        bucket: self.bucket.clone(),
+                    });
                 }
                 key.to_owned()
             }
@@ -489,15 +541,14 @@ impl S3 {
                 None => second.to_owned(),
             },
             _ => {
-                return Err(format!(
-                    "the URI points outside the manifest's endpoint and bucket (s3://{}/{}/...)",
-                    authority.unwrap_or_else(|| "?".into()),
-                    self.bucket
-                ));
+                return Err(KeyError::Outside {
+                    authority: authority.unwrap_or_else(|| "?".into()),
+                    bucket: self.bucket.clone(),
+                });
             }
         };
         if key.is_empty() {
-            return Err("the URI names no object key".into());
+            return Err(KeyError::NoKey);
         }
         check_key(&key)?;
         Ok(key)
@@ -508,22 +559,16 @@ impl S3 {
 /// `..` segments are refused: URL handling normalises them away, so the
 /// object `plan` reads and the one the service imports would differ.
 /// Control characters have no place in a key and would reach terminals.
-pub fn check_key(key: &str) -> Result<(), String> {
+pub fn check_key(key: &str) -> Result<(), KeyError> {
+    let shown = || crate::redact::terminal(key).into_owned();
     if key
         .split('/')
         .any(|segment| segment == "." || segment == "..")
     {
-        return Err(format!(
-            "`{}` has a `.` or `..` segment, which URLs normalise into another object; \
-             name the object by its plain key",
-            crate::redact::terminal(key)
-        ));
+        return Err(KeyError::DotSegment(shown()));
     }
     if key.chars().any(char::is_control) {
-        return Err(format!(
-            "`{}` contains a control character",
-            crate::redact::terminal(key)
-        ));
+        return Err(KeyError::Control(shown()));
     }
     Ok(())
 }
@@ -556,21 +601,21 @@ mod tests {
             s3.key_of("s3://backups/sales/1.bak").unwrap(),
             "sales/1.bak"
         );
-        assert!(
-            s3.key_of("s3://other-bucket/x.bak")
-                .unwrap_err()
-                .contains("outside")
+        assert!(matches!(
+            s3.key_of("s3://other-bucket/x.bak"),
+            Err(KeyError::Outside { .. })
+        ));
+        assert_eq!(
+            s3.key_of("s3://object.storage.eu01.onstackit.cloud/other/x.bak"),
+            Err(KeyError::OtherBucket {
+                named: "other".into(),
+                bucket: "backups".into()
+            })
         );
-        assert!(
-            s3.key_of("s3://object.storage.eu01.onstackit.cloud/other/x.bak")
-                .unwrap_err()
-                .contains("bucket `other`")
+        assert_eq!(
+            s3.key_of("https://x/y.bak"),
+            Err(KeyError::Scheme("https".into()))
         );
-        assert!(
-            s3.key_of("https://x/y.bak")
-                .unwrap_err()
-                .contains("not supported")
-        );
-        assert!(s3.key_of("/abs.bak").unwrap_err().contains("leading"));
+        assert_eq!(s3.key_of("/abs.bak"), Err(KeyError::LeadingSlash));
     }
 }

@@ -1,9 +1,11 @@
 //! Rules for the name of a target database.
 //!
-//! The name travels as an NVARCHAR(80) parameter into STACKIT's procedure,
-//! which builds `RESTORE DATABASE [name]` from it. Only regular identifiers are
-//! accepted: whatever could close a bracket, a quote or a statement is
-//! refused before any remote call.
+//! SQL Server takes any database name of 1 to 128 characters, delimited
+//! (`[my-db]`) when it is not a regular identifier. The name travels as an
+//! NVARCHAR(80) parameter into STACKIT's procedure, and as a plain string
+//! in the API's body and, escaped as one segment, in its paths; every T-SQL
+//! statement the tool sends quotes it as QUOTENAME does. A name that needs
+//! delimiting is a warning; refused is only what cannot work.
 
 pub const MAX_NAME_CHARS: usize = 80;
 
@@ -198,82 +200,136 @@ const RESERVED: &[&str] = &[
     "WRITETEXT",
 ];
 
-/// Why a name cannot be a target database, in words for the manifest author.
-pub fn check_database_name(name: &str) -> Result<(), String> {
+/// Why a name cannot be a target database.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("the database name is empty")]
+    Empty,
+    #[error(
+        "the name has {0} characters (UTF-16 code units, as NVARCHAR counts them); \
+         STACKIT's import takes at most {MAX_NAME_CHARS}"
+    )]
+    TooLong(usize),
+    #[error("the name contains {}, which no database name may hold", describe(*.0))]
+    Control(char),
+    #[error(
+        "the name contains {}: STACKIT's procedure builds its RESTORE from the name, and how \
+         it quotes it is not documented, so a quote character could end the name early",
+        describe(*.0)
+    )]
+    Quote(char),
+    #[error("the name begins or ends with a space, which SQL Server drops when it compares names")]
+    EdgeSpace,
+    #[error("`{0}` is a system database and cannot be imported over")]
+    System(String),
+}
+
+/// Whether `name` can be a target database. SQL Server takes any name of
+/// 1 to 128 characters as a delimited identifier (`[my-db]`); STACKIT's
+/// procedure takes it as an NVARCHAR(80). Refused is only what cannot
+/// work: too long, a control character, a quote character, a space at
+/// either end, a system database.
+pub fn check_database_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("the database name is empty".into());
+        return Err(NameError::Empty);
     }
     // NVARCHAR counts UTF-16 code units: a letter outside the Basic
     // Multilingual Plane takes two.
     let units = name.encode_utf16().count();
     if units > MAX_NAME_CHARS {
-        return Err(format!(
-            "the name has {units} characters (UTF-16 code units, as NVARCHAR counts them); \
-             STACKIT's import takes at most {MAX_NAME_CHARS}"
-        ));
+        return Err(NameError::TooLong(units));
     }
-    if let Some(c) = name.chars().find(|c| is_breakout(*c)) {
-        return Err(format!(
-            "the name contains {}, which could break out of a quoted SQL name",
-            describe(c)
-        ));
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(NameError::Control(c));
+    }
+    if let Some(c) = name.chars().find(|c| is_quote(*c)) {
+        return Err(NameError::Quote(c));
+    }
+    if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        return Err(NameError::EdgeSpace);
     }
     if SYSTEM_DATABASES
         .iter()
         .any(|s| s.eq_ignore_ascii_case(name))
     {
-        return Err(format!(
-            "`{name}` is a system database and cannot be imported over"
-        ));
-    }
-    check_regular_identifier(name)?;
-    if RESERVED
-        .binary_search(&name.to_ascii_uppercase().as_str())
-        .is_ok()
-    {
-        return Err(format!("`{name}` is a Transact-SQL reserved word"));
+        return Err(NameError::System(name.to_owned()));
     }
     Ok(())
 }
 
-/// A login name for `owner`: at most 128 characters, nothing that could end
-/// a quoted name. Logins may be domain accounts (`DOMAIN\user`), so this is
-/// looser than the database name rule.
-pub fn check_login_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("the owner is empty".into());
-    }
-    if name.chars().count() > 128 {
-        return Err("the owner has more than 128 characters".into());
-    }
-    match name.chars().find(|c| is_breakout(*c)) {
-        Some(c) => Err(format!(
-            "the owner contains {}, which could break out of a quoted SQL name",
-            describe(c)
-        )),
-        None => Ok(()),
-    }
+/// Why a valid name is not a regular identifier, so that T-SQL must
+/// delimit it (`[my-db]`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Delimited {
+    #[error("`{name}` begins with {}", describe(*.first))]
+    Start { name: String, first: char },
+    #[error("`{name}` contains {}", describe(*.character))]
+    Character { name: String, character: char },
+    #[error("`{0}` is a Transact-SQL reserved word")]
+    Reserved(String),
 }
 
 /// SQL Server's rule for regular identifiers: a letter or `_` first (a
 /// leading `@` or `#` means a variable or a temporary object), then letters,
-/// digits, `_`, `@`, `$` or `#`.
-fn check_regular_identifier(name: &str) -> Result<(), String> {
+/// digits, `_`, `@`, `$` or `#`, and no reserved word. A name that breaks it
+/// is legal, but only as a delimited identifier.
+pub fn needs_delimiting(name: &str) -> Option<Delimited> {
     let mut chars = name.chars();
-    let first = chars.next().expect("checked non-empty");
+    let first = chars.next()?;
     if !(first.is_alphabetic() || first == '_') {
-        return Err(format!(
-            "a database name must start with a letter or `_`, not {}",
-            describe(first)
-        ));
+        return Some(Delimited::Start {
+            name: name.to_owned(),
+            first,
+        });
     }
     if let Some(c) = chars.find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '@' | '$' | '#'))) {
-        return Err(format!(
-            "a database name may contain letters, digits, `_`, `@`, `$` and `#`, not {}",
-            describe(c)
-        ));
+        return Some(Delimited::Character {
+            name: name.to_owned(),
+            character: c,
+        });
     }
-    Ok(())
+    if RESERVED
+        .binary_search(&name.to_ascii_uppercase().as_str())
+        .is_ok()
+    {
+        return Some(Delimited::Reserved(name.to_owned()));
+    }
+    None
+}
+
+/// A name as a delimited identifier, as `QUOTENAME` makes it: in brackets,
+/// a `]` doubled.
+pub fn quote_name(name: &str) -> String {
+    format!("[{}]", name.replace(']', "]]"))
+}
+
+/// Why a login cannot be an owner.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    #[error("the owner is empty")]
+    Empty,
+    #[error("the owner has more than 128 characters")]
+    TooLong,
+    #[error(
+        "the owner contains {}, which could break out of a quoted SQL name",
+        describe(*.0)
+    )]
+    Breakout(char),
+}
+
+/// A login name for `owner`: at most 128 characters, nothing that could end
+/// a quoted name. Logins may be domain accounts (`DOMAIN\user`).
+pub fn check_login_name(name: &str) -> Result<(), LoginError> {
+    if name.is_empty() {
+        return Err(LoginError::Empty);
+    }
+    if name.chars().count() > 128 {
+        return Err(LoginError::TooLong);
+    }
+    match name.chars().find(|c| is_breakout(*c)) {
+        Some(c) => Err(LoginError::Breakout(c)),
+        None => Ok(()),
+    }
 }
 
 /// Scripts whose letters look alike (`a` and Cyrillic `а`, `o` and Greek
@@ -332,6 +388,11 @@ fn is_breakout(c: char) -> bool {
     matches!(c, '[' | ']' | '\'' | '"' | ';' | '`') || c.is_control()
 }
 
+/// What ends a quoted name or string: `]`, `'` and `"`.
+fn is_quote(c: char) -> bool {
+    matches!(c, ']' | '\'' | '"')
+}
+
 fn describe(c: char) -> String {
     match c {
         ' ' => "a space".into(),
@@ -345,39 +406,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_regular_identifiers() {
-        for ok in [
-            "sales",
-            "Sales_2026",
-            "_tmp",
-            "db$1",
-            "ünïcödé",
-            "a#b@c",
-            &"x".repeat(80),
+    fn accepts_what_sql_server_takes_and_says_what_needs_delimiting() {
+        for regular in ["sales", "Sales_2026", "_tmp", "db$1", "ünïcödé", "a#b@c"] {
+            assert_eq!(check_database_name(regular), Ok(()), "{regular}");
+            assert_eq!(needs_delimiting(regular), None, "{regular}");
+        }
+        let x80 = "x".repeat(80);
+        assert_eq!(check_database_name(&x80), Ok(()));
+        // Real names from the field: a hyphen (GUIDs too), SharePoint's
+        // dots, a space, a leading digit, a reserved word.
+        for (name, why) in [
+            ("my-db", "contains `-`"),
+            ("WSS_Content.Intranet", "contains `.`"),
+            ("Sales DB", "contains a space"),
+            ("2019_archive", "begins with `2`"),
+            ("5d1c8c1e-3b5a-4d7e-9a39-0a5f2a1b8c11", "begins with `5`"),
+            ("select", "reserved word"),
+            ("#temp", "begins with `#`"),
+            ("a[b", "contains `[`"),
         ] {
-            assert_eq!(check_database_name(ok), Ok(()), "{ok}");
+            assert_eq!(check_database_name(name), Ok(()), "{name}");
+            let d = needs_delimiting(name).unwrap_or_else(|| panic!("{name}"));
+            assert!(d.to_string().contains(why), "{name}: {d}");
         }
     }
 
     #[test]
-    fn refuses_what_sql_server_or_stackit_would() {
+    fn refuses_what_cannot_work() {
         let cases = [
-            ("", "empty"),
-            (&*"x".repeat(81), "81 characters"),
-            ("master", "system database"),
-            ("TempDB", "system database"),
-            ("a]b", "break out"),
-            ("a'; DROP DATABASE x; --", "break out"),
-            ("tab\there", "control character"),
-            ("1sales", "start with a letter"),
-            ("#temp", "start with a letter"),
-            ("sales-2026", "not `-`"),
-            ("my db", "not a space"),
-            ("select", "reserved word"),
+            ("", NameError::Empty),
+            (&*"x".repeat(81), NameError::TooLong(81)),
+            ("master", NameError::System("master".into())),
+            ("TempDB", NameError::System("TempDB".into())),
+            ("a]b", NameError::Quote(']')),
+            ("a'; DROP DATABASE x; --", NameError::Quote('\'')),
+            ("say \"hi\"", NameError::Quote('"')),
+            ("tab\there", NameError::Control('\t')),
+            ("line\nbreak", NameError::Control('\n')),
+            (" lead", NameError::EdgeSpace),
+            ("trail ", NameError::EdgeSpace),
         ];
         for (name, expected) in cases {
-            let err = check_database_name(name).unwrap_err();
-            assert!(err.contains(expected), "{name:?}: {err}");
+            assert_eq!(check_database_name(name), Err(expected), "{name:?}");
         }
     }
 
@@ -385,11 +455,7 @@ mod tests {
     fn length_counts_utf16_units_and_look_alikes_are_flagged() {
         // 41 letters outside the BMP are 82 UTF-16 units.
         let wide = "\u{10400}".repeat(41);
-        assert!(
-            check_database_name(&wide)
-                .unwrap_err()
-                .contains("82 characters")
-        );
+        assert_eq!(check_database_name(&wide), Err(NameError::TooLong(82)));
         assert_eq!(check_database_name(&"\u{10400}".repeat(40)), Ok(()));
         assert!(mixed_scripts("s\u{0430}les").unwrap().contains("Cyrillic"));
         assert!(mixed_scripts("sales_2026").is_none());

@@ -13,23 +13,32 @@ pub struct Shard {
     pub count: u32,
 }
 
-impl FromStr for Shard {
-    type Err = String;
+/// A `--shard` that is not K/N with 1 <= K <= N.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    #[error("`{0}` is not K/N, e.g. 2/4")]
+    NotKOfN(String),
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    #[error("shard {index}/{count}: K must be between 1 and N")]
+    OutOfRange { index: u32, count: u32 },
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for Shard {
+    type Err = ShardError;
+
+    fn from_str(s: &str) -> Result<Self, ShardError> {
         let (k, n) = s
             .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not K/N, e.g. 2/4"))?;
-        let index: u32 = k
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{k}` is not a number"))?;
-        let count: u32 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{n}` is not a number"))?;
+            .ok_or_else(|| ShardError::NotKOfN(s.to_owned()))?;
+        let number = |t: &str| {
+            t.trim()
+                .parse::<u32>()
+                .map_err(|_| ShardError::NotANumber(t.to_owned()))
+        };
+        let (index, count) = (number(k)?, number(n)?);
         if count == 0 || index == 0 || index > count {
-            return Err(format!("shard {index}/{count}: K must be between 1 and N"));
+            return Err(ShardError::OutOfRange { index, count });
         }
         Ok(Shard { index, count })
     }
@@ -59,6 +68,18 @@ impl Shard {
     }
 }
 
+/// `--only` or `--tag` naming what the manifest does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    #[error("--only {name}: no database of that name{}", .closest.as_ref().map(|n| format!("; did you mean `{n}`?")).unwrap_or_default())]
+    NoSuchDatabase {
+        name: String,
+        closest: Option<String>,
+    },
+    #[error("--tag {0}: no database has that tag")]
+    NoSuchTag(String),
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     pub only: Vec<String>,
@@ -70,19 +91,19 @@ impl Selection {
     /// Indexes of the selected databases, in manifest order. Naming a
     /// database or tag that does not exist is an error: a typo in CI must not
     /// silently select nothing.
-    pub fn apply(&self, m: &Manifest) -> Result<Vec<usize>, String> {
+    pub fn apply(&self, m: &Manifest) -> Result<Vec<usize>, SelectionError> {
         let names: Vec<String> = m.databases.iter().map(|d| d.name.clone()).collect();
         for only in &self.only {
             if !names.iter().any(|n| n.eq_ignore_ascii_case(only)) {
-                let hint = closest(only, &names)
-                    .map(|n| format!("; did you mean `{n}`?"))
-                    .unwrap_or_default();
-                return Err(format!("--only {only}: no database of that name{hint}"));
+                return Err(SelectionError::NoSuchDatabase {
+                    name: only.clone(),
+                    closest: closest(only, &names),
+                });
             }
         }
         for tag in &self.tags {
             if !m.databases.iter().any(|d| d.tags.contains(tag)) {
-                return Err(format!("--tag {tag}: no database has that tag"));
+                return Err(SelectionError::NoSuchTag(tag.clone()));
             }
         }
         Ok(m.databases

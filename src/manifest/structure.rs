@@ -50,7 +50,7 @@ pub fn into_json<'a>(
                     Some(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number))
                 }
                 Err(e) => {
-                    problems.push((FieldPath::from_refs(path), e));
+                    problems.push((FieldPath::from_refs(path), e.to_string()));
                     Some(Value::Null)
                 }
             };

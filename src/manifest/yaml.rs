@@ -306,28 +306,41 @@ pub enum Typed<'a> {
     Str(&'a str),
 }
 
+/// A tagged scalar whose text does not fit its tag, or a tag not supported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error("`{0}` is not an integer")]
+    NotAnInteger(String),
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    #[error("`{0}` is not true or false")]
+    NotABool(String),
+    #[error("the YAML tag `!{0}` is not supported here")]
+    Unsupported(String),
+}
+
 impl Scalar {
-    pub fn typed(&self) -> Result<Typed<'_>, String> {
+    pub fn typed(&self) -> Result<Typed<'_>, TagError> {
         let t = self.text.as_str();
         match self.tag.as_deref() {
             Some("str") => return Ok(Typed::Str(t)),
             Some("int") => {
                 return int(t)
                     .map(Typed::Int)
-                    .ok_or_else(|| format!("`{t}` is not an integer"));
+                    .ok_or_else(|| TagError::NotAnInteger(t.to_owned()));
             }
             Some("float") => {
                 return float(t)
                     .map(Typed::Float)
-                    .ok_or_else(|| format!("`{t}` is not a number"));
+                    .ok_or_else(|| TagError::NotANumber(t.to_owned()));
             }
             Some("bool") => {
                 return bool_(t)
                     .map(Typed::Bool)
-                    .ok_or_else(|| format!("`{t}` is not true or false"));
+                    .ok_or_else(|| TagError::NotABool(t.to_owned()));
             }
             Some("null") => return Ok(Typed::Null),
-            Some(other) => return Err(format!("the YAML tag `!{other}` is not supported here")),
+            Some(other) => return Err(TagError::Unsupported(other.to_owned())),
             None => {}
         }
         if !self.plain {

@@ -1,8 +1,10 @@
 //! `inspect` as an operation: backup headers of local files and S3
 //! objects, read and parsed, nothing printed.
 
-use crate::backup::{self, BackupHeader, HeaderError};
+use crate::backup::stripes::StripeSet;
+use crate::backup::{self, BackupHeader, Guid, HeaderError, verdict};
 use crate::manifest::Env;
+use crate::rules::Finding;
 use std::io::Read;
 
 /// One file or object, read as `plan` reads backups: the head and, for
@@ -13,6 +15,71 @@ pub struct Inspected {
     /// The object's size, when it could be had.
     pub size: Option<u64>,
     pub header: Result<BackupHeader, HeaderError>,
+}
+
+/// What files are judged together: a media set, or one compressed file
+/// whose header could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group<'a> {
+    MediaSet(Guid),
+    Unread(&'a str),
+}
+
+/// The verdict on one group of inspected files.
+pub struct Judged<'a> {
+    pub group: Group<'a>,
+    pub members: Vec<&'a Inspected>,
+    /// The stripe set, when the headers form one.
+    pub set: Option<StripeSet>,
+    pub findings: Vec<Finding>,
+}
+
+/// One verdict per media set: files of unrelated backups are judged each
+/// on its own, never as one broken stripe set. Files whose header could
+/// not be read (other than a compressed one) are left out: they are
+/// errors of their own.
+pub fn judge(inspected: &[Inspected]) -> Vec<Judged<'_>> {
+    let mut groups: Vec<(Group<'_>, Vec<&Inspected>)> = Vec::new();
+    for i in inspected {
+        let key = match &i.header {
+            Ok(h) => Group::MediaSet(h.media_set_id),
+            Err(HeaderError::Compressed(_)) => Group::Unread(&i.path),
+            Err(_) => continue,
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(group, members)| {
+            let reads: Vec<verdict::Read<'_>> = members
+                .iter()
+                .map(|i| verdict::Read {
+                    key: &i.path,
+                    size: i.size.unwrap_or(0),
+                    header: &i.header,
+                })
+                .collect();
+            let (set, findings) = verdict::assess(&reads);
+            Judged {
+                group,
+                members,
+                set,
+                findings,
+            }
+        })
+        .collect()
+}
+
+/// Whether inspect fails: a file that is not a backup, or whose compressed
+/// container is damaged; one in a container this tool does not read is
+/// reported, with a warning, but does not fail.
+pub fn any_unreadable(inspected: &[Inspected]) -> bool {
+    inspected
+        .iter()
+        .any(|i| matches!(&i.header, Err(e) if !matches!(e, HeaderError::Compressed(_))))
 }
 
 /// Reads every path (`s3://` URIs through S3_ENDPOINT, S3_ACCESS_KEY and
@@ -103,12 +170,13 @@ fn inspect_s3(uri: &str, env: Env) -> Inspected {
         Err(e) => return fail(e.to_string()),
     };
     runtime.block_on(async {
-        if let Err(e) = crate::plan::http_timeout() {
-            return fail(e);
-        }
-        let s3 = match crate::s3::S3::new(&config, crate::plan::http_client()) {
+        let timeout = match crate::http::timeout(env) {
+            Ok(t) => t,
+            Err(e) => return fail(e.to_string()),
+        };
+        let s3 = match crate::s3::S3::new(&config, crate::http::client(timeout)) {
             Ok(s) => s,
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         };
         match s3.read_backup(&key).await {
             Ok((size, header)) => Inspected {

@@ -1,6 +1,6 @@
 //! Loading a manifest and selecting its databases.
 
-use crate::manifest::select::Selection;
+use crate::manifest::select::{Selection, SelectionError};
 use crate::manifest::{self, Env, Loaded, Rejected};
 use std::path::Path;
 
@@ -15,11 +15,11 @@ pub struct Selected {
 pub enum LoadError {
     /// The manifest breaks its schema or its rules; every diagnostic is here.
     Invalid(Box<Rejected>),
-    /// The manifest is valid, but `--only`/`--tag`/`--shard` select nothing
-    /// it has (the message names what).
+    /// The manifest is valid, but `--only` or `--tag` name what it does
+    /// not have.
     Selection {
         loaded: Box<Loaded>,
-        message: String,
+        error: SelectionError,
     },
 }
 
@@ -31,9 +31,9 @@ pub fn load(path: &Path, selection: &Selection, env: Env) -> Result<Selected, Lo
 pub fn select(loaded: Loaded, selection: &Selection) -> Result<Selected, LoadError> {
     match selection.apply(&loaded.manifest) {
         Ok(indexes) => Ok(Selected { loaded, indexes }),
-        Err(message) => Err(LoadError::Selection {
+        Err(error) => Err(LoadError::Selection {
             loaded: Box::new(loaded),
-            message,
+            error,
         }),
     }
 }

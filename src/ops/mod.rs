@@ -4,7 +4,9 @@
 //! to exit codes, and `demo` runs the very same [`apply`].
 
 mod apply;
-mod inspect;
+#[cfg(feature = "emulator")]
+pub mod demo;
+pub mod inspect;
 mod load;
 mod status;
 
@@ -12,7 +14,6 @@ pub use apply::{
     Applied, ApplyError, ApplyRequest, Confirmation, Consent, InstanceLabel, Note, ReportError,
     Stopped, Ui, apply,
 };
-pub use inspect::{Inspected, inspect};
 pub use load::{LoadError, Selected, load, select};
 pub use status::{Now, Recorded, StatusRow, status};
 
@@ -27,11 +28,7 @@ pub fn default_state_dir(selected: &Selected) -> std::path::PathBuf {
     selected.loaded.dir.join(".sqlflex-import")
 }
 
-/// The remote side of a manifest could not be set up (an S3 endpoint or
-/// API URL that does not parse, a key file that cannot be used).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TargetsError(pub String);
+pub use crate::plan::TargetsError;
 
 /// `plan`: every prerequisite of the selected databases, checked read-only.
 /// Returns the context too, so `apply` goes on with the same clients.
@@ -42,7 +39,7 @@ pub async fn plan(
     options: crate::plan::Options,
 ) -> Result<(Arc<Context>, Plan), TargetsError> {
     let Selected { loaded, indexes } = selected;
-    let ctx = Arc::new(Context::new(loaded, &indexes, env).map_err(TargetsError)?);
+    let ctx = Arc::new(Context::new(loaded, &indexes, env)?);
     let plan = crate::plan::plan(&ctx, &indexes, state, options).await;
     Ok((ctx, plan))
 }

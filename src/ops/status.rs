@@ -80,7 +80,7 @@ pub async fn status(
     state: &State,
 ) -> Result<Vec<StatusRow>, TargetsError> {
     let Selected { loaded, indexes } = selected;
-    let ctx = Context::new(loaded, &indexes, env).map_err(TargetsError)?;
+    let ctx = Context::new(loaded, &indexes, env)?;
     let m = &ctx.loaded.valid;
     let mut lanes: Vec<Lane> = indexes
         .iter()
@@ -119,7 +119,7 @@ pub async fn status(
             StatusRow {
                 database: db.name.clone(),
                 instance: db.instance.clone(),
-                method: db.method,
+                method: db.route.method(),
                 recorded,
                 now,
             }

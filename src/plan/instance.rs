@@ -6,7 +6,6 @@
 use super::{Context, Lane, PlanItem, Verdict};
 use crate::backup;
 use crate::import_path::{InstanceFacts, StatusError};
-use crate::manifest::model::Method;
 use crate::rules::{Finding, Rule};
 use std::collections::BTreeMap;
 
@@ -65,7 +64,7 @@ pub fn check(
                 ),
             ));
         }
-        match (db.owner.as_deref(), &facts.users) {
+        match (db.route.owner(), &facts.users) {
             (Some(owner), Some(users)) => match users.get(&owner.to_lowercase()) {
                 None => found.push(Finding::new(
                     Rule::OwnerMissing,
@@ -79,7 +78,8 @@ pub fn check(
                 )),
                 Some(true) => {}
             },
-            (None, _) if item.method == Method::Sql => found.push(Finding::new(
+            // Only a route that has a default owner goes without one.
+            (None, _) => found.push(Finding::new(
                 Rule::OwnerDefault,
                 format!(
                     "no owner given: the procedure's default applies, the login that runs it ({})",

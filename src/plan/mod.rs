@@ -4,24 +4,24 @@
 //! verdict on each database's file set.
 
 mod instance;
+pub mod prior;
 
 use crate::auth::TokenSource;
 use crate::backup::{self, verdict};
 use crate::import_path::api::ApiTarget;
 use crate::import_path::sql::SqlTarget;
 use crate::import_path::{ImportPath, InstanceFacts, Inventory, Presence, StatusError};
-use crate::journal::{Prior, State};
 use crate::manifest::model::{Method, OnExists};
-use crate::manifest::valid::{ApiAccess, ApiAuth, Source, Target};
+use crate::manifest::valid::{ApiAccess, ApiAuth, Route, Source, Target};
 use crate::manifest::{Env, Loaded};
 use crate::rules::{Finding, Rule};
 use crate::s3::S3;
 use futures::StreamExt;
+use prior::{Prior, State};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// S3 requests in flight at once while planning.
 const S3_CONCURRENCY: usize = 32;
@@ -47,12 +47,16 @@ fn api_target(
     env: Env,
     http: &reqwest::Client,
     tokens: &mut HashMap<PathBuf, Arc<TokenSource>>,
-) -> Result<Arc<dyn ImportPath>, String> {
+) -> Result<Arc<dyn ImportPath>, TargetsError> {
     let auth = match &api.auth {
         ApiAuth::KeyFile(path) if tokens.contains_key(path) => Arc::clone(&tokens[path]),
         auth => {
-            let source =
-                Arc::new(TokenSource::new(auth, env, http.clone()).map_err(|e| e.to_string())?);
+            let source = Arc::new(TokenSource::new(auth, env, http.clone()).map_err(|error| {
+                TargetsError::Auth {
+                    instance: instance.to_owned(),
+                    error,
+                }
+            })?);
             if let ApiAuth::KeyFile(path) = auth {
                 tokens.insert(path.clone(), Arc::clone(&source));
             }
@@ -66,7 +70,10 @@ fn api_target(
         &api.region,
         &api.instance_id,
     )
-    .map_err(|e| format!("instance {instance}: {e}"))?;
+    .map_err(|error| TargetsError::Url {
+        instance: instance.to_owned(),
+        error,
+    })?;
     Ok(Arc::new(ApiTarget::new(
         http.clone(),
         base,
@@ -75,54 +82,30 @@ fn api_target(
     )))
 }
 
-/// Seconds one HTTP request may take, connection to last byte (default 60,
-/// at most a day).
-pub const HTTP_TIMEOUT_ENV: &str = "SQLFLEX_IMPORT_HTTP_TIMEOUT";
-const MAX_HTTP_TIMEOUT: f64 = 86_400.0;
-
-/// The HTTP timeout `SQLFLEX_IMPORT_HTTP_TIMEOUT` asks for (default 60 s);
-/// an error names a value that is not a number of seconds from above 0 to
-/// a day.
-pub fn http_timeout() -> Result<Duration, String> {
-    match std::env::var(HTTP_TIMEOUT_ENV) {
-        Err(_) => Ok(Duration::from_secs(60)),
-        Ok(v) => match v.trim().parse::<f64>() {
-            Ok(s) if s.is_finite() && s > 0.0 && s <= MAX_HTTP_TIMEOUT => {
-                Ok(Duration::from_secs_f64(s))
-            }
-            _ => Err(format!(
-                "{HTTP_TIMEOUT_ENV}=`{}` is not a number of seconds above 0 and at most {} \
-                 (a day)",
-                crate::redact::terminal(&v),
-                MAX_HTTP_TIMEOUT
-            )),
-        },
-    }
-}
-
-/// The HTTP client of every remote call, with the timeout of
-/// [`http_timeout`] (60 s when that is not valid: callers that can report
-/// the error check it first).
-pub fn http_client() -> reqwest::Client {
-    let timeout = http_timeout().unwrap_or(Duration::from_secs(60));
-    reqwest::Client::builder()
-        // Every request carries a credential (a bearer token, a signed S3
-        // request, a token assertion, the restore body with the S3 secret):
-        // it goes where the manifest says and nowhere a server redirects it.
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .timeout(timeout)
-        .user_agent(concat!("sqlflex-import/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the HTTP client builds")
+/// The remote side of a manifest could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetsError {
+    #[error(transparent)]
+    Timeout(#[from] crate::http::TimeoutError),
+    #[error(transparent)]
+    S3(#[from] crate::s3::SetupError),
+    #[error("instance {instance}: {error}")]
+    Auth {
+        instance: String,
+        error: crate::auth::AuthError,
+    },
+    #[error("instance {instance}: {error}")]
+    Url {
+        instance: String,
+        error: crate::import_path::api::UrlError,
+    },
 }
 
 impl Context {
     /// Targets for the lanes the selected databases use, sharing token
     /// sources between instances that use the same key.
-    pub fn new(loaded: Loaded, selected: &[usize], env: Env) -> Result<Self, String> {
-        http_timeout()?;
-        let http = http_client();
+    pub fn new(loaded: Loaded, selected: &[usize], env: Env) -> Result<Self, TargetsError> {
+        let http = crate::http::client(crate::http::timeout(env)?);
         let m = &loaded.valid;
         let s3 = Arc::new(S3::new(&m.s3, http.clone())?);
         let mut targets: HashMap<Lane, Arc<dyn ImportPath>> = HashMap::new();
@@ -130,18 +113,17 @@ impl Context {
         let mut tokens: HashMap<PathBuf, Arc<TokenSource>> = HashMap::new();
         for &i in selected {
             let db = &m.databases[i];
-            let lane = (db.instance.clone(), db.method);
+            let lane = (db.instance.clone(), db.route.method());
             if targets.contains_key(&lane) {
                 continue;
             }
-            let inst = &m.instances[&db.instance];
-            let target: Arc<dyn ImportPath> = match (db.method, &inst.api, &inst.sql) {
-                (Method::Api, Some(api), _) => {
-                    let api = api_target(&db.instance, api, env, &http, &mut tokens)?;
+            let target: Arc<dyn ImportPath> = match &db.route {
+                Route::Api { access, .. } => {
+                    let api = api_target(&db.instance, access, env, &http, &mut tokens)?;
                     instance_api.insert(db.instance.clone(), Arc::clone(&api));
                     api
                 }
-                (Method::Sql, api, Some(sql)) => {
+                Route::Sql { access, api, .. } => {
                     // The instance's state and storage only the API can
                     // tell: asked there too when the instance has API
                     // access that works.
@@ -151,15 +133,7 @@ impl Context {
                     {
                         instance_api.insert(db.instance.clone(), api);
                     }
-                    Arc::new(SqlTarget::new(sql, &db.instance))
-                }
-                // `ValidManifest` holds the access of every path a database uses.
-                (method, _, _) => {
-                    return Err(format!(
-                        "instance {} has no {} access",
-                        db.instance,
-                        method.as_str()
-                    ));
+                    Arc::new(SqlTarget::new(access, &db.instance))
                 }
             };
             targets.insert(lane, target);
@@ -173,7 +147,7 @@ impl Context {
     }
 
     pub fn lane_of(&self, db: &Target) -> Lane {
-        (db.instance.clone(), db.method)
+        (db.instance.clone(), db.route.method())
     }
 }
 
@@ -354,8 +328,14 @@ pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Opt
     let rounds = futures::future::join_all(lanes.into_iter().map(|lane| async move {
         let target = &ctx.targets[&lane];
         let inventory = target.inventory(crate::import_path::Want::Both).await;
-        let sql_facts = match (&inventory, lane.1) {
-            (Ok(_), Method::Sql) => Some(target.facts().await),
+        // A lane whose target is not the instance's API (asked above
+        // already) looks through its own path too.
+        let own_look = !ctx
+            .instance_api
+            .get(&lane.0)
+            .is_some_and(|api| Arc::ptr_eq(api, target));
+        let sql_facts = match &inventory {
+            Ok(_) if own_look => Some(target.facts().await),
             _ => None,
         };
         (lane, inventory, sql_facts)
@@ -602,8 +582,8 @@ async fn check_files(
                     ));
                     return findings;
                 }
-                Ok(keys) if item.method == Method::Sql && keys.iter().any(|k| k.contains(',')) => {
-                    for key in keys.iter().filter(|k| k.contains(',')) {
+                Ok(keys) if keys.iter().any(|k| db.route.refuses_key(k)) => {
+                    for key in keys.iter().filter(|k| db.route.refuses_key(k)) {
                         findings.push(Finding::new(
                             Rule::KeyWithComma,
                             crate::manifest::checks::comma_in_key(key),

@@ -303,10 +303,13 @@ pub type Consumer = Box<dyn Fn(&Stamped) + Send + Sync>;
 /// state folder), flushed, so a run killed right after loses nothing.
 pub trait Record: Send + Sync {
     /// Keeps one event; an error says why it could not be kept.
-    fn keep(&self, event: &Stamped) -> Result<(), String>;
+    fn keep(&self, event: &Stamped) -> Result<(), RecordError>;
     /// Marks a run's start, or its end when it went to its end.
-    fn mark_run(&self, finished: bool) -> Result<(), String>;
+    fn mark_run(&self, finished: bool) -> Result<(), RecordError>;
 }
+
+/// Why a [`Record`] could not keep an event: its own error type.
+pub type RecordError = Box<dyn std::error::Error + Send + Sync>;
 
 pub struct Events {
     journal: Option<Box<dyn Record>>,
@@ -355,7 +358,7 @@ impl Events {
             self.journal_error
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert(e);
+                .get_or_insert(e.to_string());
         }
         for consumer in &self.consumers {
             consumer(&stamped);
@@ -372,7 +375,7 @@ impl Events {
             self.journal_error
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert(e);
+                .get_or_insert(e.to_string());
         }
     }
 

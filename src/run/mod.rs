@@ -88,7 +88,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                 let job = Job {
                     import: Import {
                         database,
-                        owner: db.owner.clone(),
+                        owner: db.route.owner().map(str::to_owned),
                         files: item.files.iter().map(|f| f.uri.clone()).collect(),
                         bucket_uri: ctx.s3.bucket_uri(),
                         access_key: m.s3.access_key.clone(),

@@ -402,7 +402,7 @@ impl TdsDoor {
                 Statement::ServerFacts { view_any_database } => {
                     self.model.count_request(&self.instance, Counter::Instance);
                     let settings = self.model.settings(&self.instance).unwrap_or_default();
-                    let major = crate::backup::major_of_release(&settings.version).unwrap_or("16");
+                    let major = super::restore::major_of(&settings.version);
                     let mut columns = vec![
                         ("", ColumnType::NVarChar(128)),
                         ("", ColumnType::NVarChar(128)),

@@ -1,6 +1,6 @@
 //! The command line itself: help, completions, exit codes of usage errors.
 
-mod common;
+use crate::common;
 
 use common::{bin, run};
 

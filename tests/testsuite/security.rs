@@ -4,9 +4,8 @@
 //! regression fails the test instead of exhausting the machine.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A test may say what it saw.
 
-mod common;
-#[path = "common/emu.rs"]
-mod emu;
+use crate::common;
+use crate::common::emu;
 
 use emu::{Db, S3, apply, assert_no_secrets, manifest, run, stats, tool};
 use rusty_s3::S3Action;

@@ -4,9 +4,8 @@
 //! restores the plan could not foresee; the restore answers the documents
 //! list; and the cost of the instance checks at scale.
 
-mod common;
-#[path = "common/emu.rs"]
-mod emu;
+use crate::common;
+use crate::common::emu;
 
 use emu::{Db, S3, apply, manifest, run, stats, tool};
 use serde_json::Value;

@@ -3,9 +3,8 @@
 //! environment that has data, and no import without consent. Against the
 //! emulator, through the real binary; the emulator counts submissions.
 
-mod common;
-#[path = "common/emu.rs"]
-mod emu;
+use crate::common;
+use crate::common::emu;
 
 use emu::{Db, S3, apply, run, stats, tool};
 use serde_json::Value;

@@ -4,9 +4,8 @@
 //! resumed drops nothing twice. Against the emulator, which counts drops
 //! and submissions.
 
-mod common;
-#[path = "common/emu.rs"]
-mod emu;
+use crate::common;
+use crate::common::emu;
 
 use emu::{Db, S3, apply, run, spawn_apply, stats, tool};
 use serde_json::Value;

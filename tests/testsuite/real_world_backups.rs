@@ -5,9 +5,8 @@
 //! and from generated backups; `tests/real_compressed.rs` reads the real
 //! compressed sample itself.
 
-mod common;
-#[path = "common/emu.rs"]
-mod emu;
+use crate::common;
+use crate::common::emu;
 
 use common::{bin, run, samples};
 use emu::{Db, S3, manifest, tool};

@@ -1,6 +1,6 @@
 //! Every example manifest validates, and the committed schema is current.
 
-mod common;
+use crate::common;
 
 use common::{bin, project_root, run, write};
 use std::collections::BTreeSet;

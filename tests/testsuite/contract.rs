@@ -5,9 +5,8 @@
 //! documents. Our client is lenient, so only a check against the documents
 //! shows what a client generated from them would meet.
 
-mod common;
-#[path = "common/emu.rs"]
-mod emu;
+use crate::common;
+use crate::common::emu;
 
 use emu::{S3, eventually, restore_body, start};
 use serde_json::{Map, Value, json};

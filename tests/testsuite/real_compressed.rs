@@ -6,9 +6,8 @@
 //! decoders), and from the container facts in
 //! `../shared/formats/BACKUP-FORMATS.md`, never from the reader under test.
 
-mod common;
-#[path = "common/emu.rs"]
-mod emu;
+use crate::common;
+use crate::common::emu;
 
 use common::{bin, run, samples};
 use emu::{Db, S3, manifest, tool};

@@ -2,9 +2,8 @@
 //! refuses and names the first; after the first is killed with -9, the next
 //! run takes the stale lock over and resumes.
 
-mod common;
-#[path = "common/emu.rs"]
-mod emu;
+use crate::common;
+use crate::common::emu;
 
 use emu::{Db, S3, apply, manifest, spawn_apply, stats};
 use sqlflex_import::backup::writer::{self, BackupSpec};

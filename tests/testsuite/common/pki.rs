@@ -1,6 +1,5 @@
 //! Certificates for the tests of TLS: a private CA made per test, and a
 //! certificate it signed for the emulator's SQL Server door.
-#![allow(dead_code)]
 
 use sqlflex_import::emulator::tds::TlsIdentity;
 

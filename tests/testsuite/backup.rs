@@ -1,7 +1,7 @@
 //! The backup header reader against real SQL Server backups
 //! (../shared/bak-samples) and against headers the writer makes.
 
-mod common;
+use crate::common;
 
 use common::{bin, run, samples};
 use proptest::prelude::*;

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
 #![allow(clippy::print_stderr)] // A skip is said on stderr.
+
+pub mod emu;
+pub mod pki;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

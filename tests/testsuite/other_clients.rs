@@ -1,16 +1,14 @@
-//! The emulator for clients that are not ours: `tests/other_clients/check.py`
+//! The emulator for clients that are not ours: `tests/testsuite/other_clients/check.py`
 //! drives its S3 door with boto3 and its SQL Server door with python-tds, in
-//! clear and in TLS (pyOpenSSL underneath); `tests/other_clients/check.js`
+//! clear and in TLS (pyOpenSSL underneath); `tests/testsuite/other_clients/check.js`
 //! drives the SQL Server door with Node's tedious, in clear, in TLS and in
 //! TDS 8.0. They need a Python with the three (`SQLFLEX_PYTHON`, else
 //! `python3`) and Node with tedious; `.ci/run` installs both under
 //! `target/`. Without them a test says so and passes.
 
-mod common;
-#[path = "common/emu.rs"]
-mod emu;
-#[path = "common/pki.rs"]
-mod pki;
+use crate::common;
+use crate::common::emu;
+use crate::common::pki;
 
 use emu::S3;
 use sqlflex_import::backup::writer::{self, BackupSpec};
@@ -75,7 +73,7 @@ async fn boto3_and_python_tds_work_against_the_emulator() {
     };
     // python-tds without a CA file speaks in clear, with one in TLS.
     let (e, _dir, ca_file, other_ca_file) = emulator_with_tls().await;
-    let script = common::project_root().join("tests/other_clients/check.py");
+    let script = common::project_root().join("tests/testsuite/other_clients/check.py");
     let mut cmd = Command::new(python);
     cmd.arg(script)
         .envs(e.env())
@@ -133,7 +131,7 @@ async fn tedious_works_against_the_emulator_in_clear_in_tls_and_in_tds_8() {
         }
     };
     let (e, _dir, ca_file, _) = emulator_with_tls().await;
-    let script = common::project_root().join("tests/other_clients/check.js");
+    let script = common::project_root().join("tests/testsuite/other_clients/check.js");
     let mut cmd = Command::new(node);
     cmd.arg(script)
         .envs(e.env())

@@ -3,11 +3,9 @@
 //! a relay in between that keeps every byte the client sends, so the test
 //! can see what would travel in clear.
 
-mod common;
-#[path = "common/emu.rs"]
-mod emu;
-#[path = "common/pki.rs"]
-mod pki;
+use crate::common;
+use crate::common::emu;
+use crate::common::pki;
 
 use emu::{Db, S3, apply, manifest, run, stats, tool};
 use pki::{PrivateCa, private_ca};

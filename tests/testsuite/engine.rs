@@ -1,8 +1,7 @@
 //! `plan`, `apply` and `demo`: the real binary against an in-process emulator.
 
-mod common;
-#[path = "common/emu.rs"]
-mod emu;
+use crate::common;
+use crate::common::emu;
 
 use emu::{
     Db, S3, apply, assert_no_secrets, manifest, run, spawn_apply, stats, submissions, tool,

@@ -1,6 +1,6 @@
 //! `validate`: every offline check, through the library and the binary.
 
-mod common;
+use crate::common;
 
 use common::{bin, run, write};
 use sqlflex_import::diagnostic::{Diagnostic, Severity};
@@ -336,55 +336,39 @@ fn an_instance_is_unused_only_when_every_database_names_a_known_one() {
 #[test]
 fn target_names_follow_sql_server_rules() {
     let long = "x".repeat(81);
-    error_at(
-        "name: hr",
-        &format!("name: {long}"),
-        "81 characters",
-        "databases[1].name",
-        17,
-    );
-    error_at(
-        "name: hr",
-        "name: tempdb",
-        "system database",
-        "databases[1].name",
-        17,
-    );
-    error_at(
-        "name: hr",
-        "name: \"hr]; DROP DATABASE x --\"",
-        "break out of a quoted SQL name",
-        "databases[1].name",
-        17,
-    );
-    error_at(
-        "name: hr",
-        "name: hr-2026",
-        "not `-`",
-        "databases[1].name",
-        17,
-    );
-    error_at(
-        "name: hr",
-        "name: 2026hr",
-        "must start with a letter",
-        "databases[1].name",
-        17,
-    );
-    error_at(
-        "name: hr",
-        "name: select",
-        "reserved word",
-        "databases[1].name",
-        17,
-    );
-    error_at(
-        "name: hr",
-        "name: \"\"",
-        "must not be empty",
-        "databases[1].name",
-        17,
-    );
+    for (name, message) in [
+        (long.as_str(), "81 characters"),
+        ("tempdb", "system database"),
+        ("\"hr]; DROP DATABASE x --\"", "a quote character"),
+        ("\"\"", "must not be empty"),
+        ("\" hr\"", "begins or ends with a space"),
+    ] {
+        error_at(
+            "name: hr",
+            &format!("name: {name}"),
+            message,
+            "databases[1].name",
+            17,
+        );
+    }
+    // Legal in SQL Server as delimited identifiers: a warning with the
+    // quoted form, never an error.
+    for (name, message, quoted) in [
+        ("hr-2026", "contains `-`", "[hr-2026]"),
+        ("2026hr", "begins with `2`", "[2026hr]"),
+        ("select", "reserved word", "[select]"),
+        ("\"Sales DB\"", "contains a space", "[Sales DB]"),
+    ] {
+        let diagnostics = diagnostics_of("name: hr", &format!("name: {name}"));
+        assert!(
+            !diagnostics.iter().any(|d| d.severity == Severity::Error),
+            "{name}: {diagnostics:#?}"
+        );
+        let d = expect_one(&diagnostics, Severity::Warning, message);
+        assert_eq!(d.path, "databases[1].name", "{d:#?}");
+        assert!(d.message.contains("delimited identifier"), "{d:#?}");
+        assert!(d.hint.unwrap().contains(quoted), "{name}");
+    }
 }
 
 #[test]
@@ -602,7 +586,7 @@ fn a_ca_file_must_hold_a_certificate_and_go_with_verification() {
         manifest::load_str("m.yaml", &text, dir.path(), &env)
     };
     let loaded = with(", ca_file: ca.pem").expect("valid");
-    let sql = loaded.valid.instances["prod"].sql.as_ref().unwrap();
+    let sql = sql_of(&loaded.valid, "prod");
     assert!(
         sql.ca_bundle
             .as_ref()
@@ -827,11 +811,11 @@ fn encrypt_is_true_false_or_strict() {
         ("\"${ENCRYPT}\"", "true", Encrypt::Required),
     ] {
         let loaded = with(value, from_env).unwrap_or_else(|r| panic!("{value}: {r:#?}"));
-        let sql = loaded.valid.instances["prod"].sql.as_ref().unwrap();
+        let sql = sql_of(&loaded.valid, "prod");
         assert_eq!(sql.encrypt, want, "{value} {from_env}");
     }
     let loaded = manifest::load_str("m.yaml", BASE, Path::new("."), &env).unwrap();
-    let sql = loaded.valid.instances["prod"].sql.as_ref().unwrap();
+    let sql = sql_of(&loaded.valid, "prod");
     assert_eq!(sql.encrypt, Encrypt::Required, "the default");
     for value in ["strikt", "yes", "1"] {
         let rejected = with(value, "").expect_err(value);
@@ -891,4 +875,20 @@ fn diagnostics_on_one_long_line_show_their_own_place() {
     assert_eq!(checked, 300, "{json}");
     let widest = human.lines().map(str::len).max().unwrap();
     assert!(widest < 400, "a snippet shows part of the line: {widest}");
+}
+
+/// The SQL access of `instance`, from a database that imports onto it with T-SQL.
+fn sql_of<'a>(
+    valid: &'a manifest::valid::ValidManifest,
+    instance: &str,
+) -> &'a manifest::valid::SqlAccess {
+    valid
+        .databases
+        .iter()
+        .filter(|db| db.instance == instance)
+        .find_map(|db| match &db.route {
+            manifest::valid::Route::Sql { access, .. } => Some(&**access),
+            _ => None,
+        })
+        .expect("a database goes to the instance with T-SQL")
 }

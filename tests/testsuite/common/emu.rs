@@ -1,6 +1,5 @@
 //! Clients of the emulator for tests: an S3 client (rusty-s3 signs, reqwest
 //! sends), a SQL client (tiberius), and helpers to wait for state.
-#![allow(dead_code)]
 
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use sqlflex_import::emulator::{self, Config, Emulator};
@@ -11,7 +10,7 @@ pub const SIGN_FOR: Duration = Duration::from_secs(300);
 
 /// The binary with the emulator's variables set and no standard input.
 pub fn tool(e: &Emulator, args: &[&str]) -> std::process::Command {
-    let mut cmd = super::common::bin();
+    let mut cmd = super::bin();
     cmd.args(args)
         .envs(e.env())
         .stdin(std::process::Stdio::null());
@@ -20,7 +19,7 @@ pub fn tool(e: &Emulator, args: &[&str]) -> std::process::Command {
 
 /// Runs a command off the async runtime: (exit code, stdout, stderr).
 pub async fn run(mut cmd: std::process::Command) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || super::common::run(&mut cmd))
+    tokio::task::spawn_blocking(move || super::run(&mut cmd))
         .await
         .unwrap()
 }
@@ -374,7 +373,16 @@ pub fn manifest(e: &Emulator, max_parallel: u32, per_instance: u32, dbs: &[Db<'_
         let files: Vec<String> = db.keys.iter().map(|k| format!("\"{k}\"")).collect();
         m.push_str(&format!(
             "  - {{name: {}, instance: i{}, method: {}, files: [{}]}}\n",
-            db.name,
+            // Plain when it can be, so tests can edit a line by its name.
+            if db
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                db.name.to_owned()
+            } else {
+                serde_json::to_string(db.name).unwrap()
+            },
             db.instance,
             if db.sql { "sql" } else { "api" },
             files.join(", ")

@@ -1,7 +1,7 @@
 //! Malformed manifests end in diagnostics and exit 2: never a panic, never a
 //! hang, never unbounded memory.
 
-mod common;
+use crate::common;
 
 use common::{bin, project_root, run};
 use proptest::prelude::*;

@@ -2,9 +2,8 @@
 //! real binary against a faulty emulator, crashes, a damaged journal, and a
 //! server that breaks the API contract. Bounded in time: every test ends.
 
-mod common;
-#[path = "common/emu.rs"]
-mod emu;
+use crate::common;
+use crate::common::emu;
 
 use emu::{Db, S3, apply, run, spawn_apply, stats, tool};
 use sqlflex_import::backup::writer::{self, BackupSpec};
@@ -290,7 +289,7 @@ async fn answers_that_break_the_contract_end_in_clear_errors() {
         // A short timeout ends the slow answer; the others must fail on
         // what they are, not on how long 16 MiB take on a busy machine.
         let timeout = if kind == "slow" { "1" } else { "60" };
-        cmd.env(sqlflex_import::plan::HTTP_TIMEOUT_ENV, timeout);
+        cmd.env(sqlflex_import::http::TIMEOUT_ENV, timeout);
         let started = std::time::Instant::now();
         let (code, stdout, _) = run(cmd).await;
         assert_eq!(code, 1, "{kind}");
