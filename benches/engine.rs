@@ -8,6 +8,7 @@
 //! | plan of 1,000 databases (HEAD + header read each) | < 2 s |
 //! | apply of 10,000 imports (0.2 s restore, bound 200) | peak RSS < 150 MB |
 //! | the 200 imports by a naive curl + xargs -P 25 loop | both makespans and request counts |
+//! | discover of 2,000 objects of 1 MiB, then plan of its manifest | < 10 s and < 5 s |
 //!
 //! Nothing asserts a time: the machines are shared and noisy.
 // A bench prints its figures, and reads BENCH_TIMELINE.
@@ -19,6 +20,7 @@
 mod common;
 
 use common::emu::{self, Db, stats};
+use futures::StreamExt;
 use serde_json::Value;
 use sqlflex_import::backup::writer::{self, BackupSpec};
 use sqlflex_import::emulator::{self, Config, Emulator};
@@ -26,18 +28,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sqlflex-import");
-
-/// (user + system CPU seconds, peak RSS bytes) of the children so far.
-fn children_usage() -> (f64, u64) {
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage only writes the struct we pass.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (
-        secs(u.ru_utime) + secs(u.ru_stime),
-        u.ru_maxrss as u64 * 1024,
-    )
-}
 
 async fn emulator(instances: usize, restore: Duration) -> Emulator {
     emulator::start(Config {
@@ -51,18 +41,7 @@ async fn emulator(instances: usize, restore: Duration) -> Emulator {
 
 /// Uploads one small backup per name (or `distinct` of them, shared).
 async fn upload(e: &Emulator, names: &[String], distinct: usize) -> Vec<String> {
-    let config = sqlflex_import::manifest::valid::S3Access {
-        endpoint: e.s3_endpoint().parse().expect("the emulator's S3 URL"),
-        bucket: emulator::BUCKET.into(),
-        access_key: sqlflex_import::secret::Secret::new(e.credentials.s3_access_key.clone()),
-        secret_key: sqlflex_import::secret::Secret::new(e.credentials.s3_secret_key.clone()),
-        region: "eu01".into(),
-    };
-    let s3 = sqlflex_import::s3::S3::new(
-        &config,
-        sqlflex_import::http::client(sqlflex_import::http::DEFAULT_TIMEOUT),
-    )
-    .unwrap();
+    let s3 = s3_of(e);
     let mut keys = Vec::new();
     let count = distinct.min(names.len());
     let uploads = futures::future::join_all((0..count).map(|i| {
@@ -126,19 +105,35 @@ async fn tool(e: &Emulator, args: &[&str]) -> Run {
             .stderr(std::fs::File::create("/tmp/timeline.log").unwrap()),
         Err(_) => cmd.stderr(Stdio::null()),
     };
-    let (cpu_before, _) = children_usage();
+    cmd.stdout(Stdio::piped());
     let start = Instant::now();
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("the tool runs"))
-        .await
-        .unwrap();
+    // This child's own usage (wait4), not the maximum over every child so far.
+    let (stdout, status, usage) = tokio::task::spawn_blocking(move || {
+        // Reaped by wait4 below, which also gives its usage.
+        #[allow(clippy::zombie_processes)]
+        let mut child = cmd.spawn().expect("the tool runs");
+        let mut pipe = child.stdout.take().expect("piped");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut pipe, &mut text).ok();
+            text
+        });
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for our own child; the structs are ours to fill.
+        unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        (reader.join().unwrap(), status, usage)
+    })
+    .await
+    .unwrap();
     let wall = start.elapsed().as_secs_f64();
-    let (cpu_after, peak_rss) = children_usage();
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Run {
         wall,
-        cpu: cpu_after - cpu_before,
-        peak_rss,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        ok: out.status.success(),
+        cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
+        peak_rss: usage.ru_maxrss as u64 * 1024,
+        stdout,
+        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
     }
 }
 
@@ -376,6 +371,128 @@ async fn ten_thousand() {
     );
 }
 
+/// `discover` over a backup share of 2,000 full backups of 1 MiB each, then
+/// `plan` of the manifest it writes. Both read at most 320 KiB of an object
+/// (its first 256 KiB and last 64 KiB), so a larger backup costs them the
+/// same; 1 MiB keeps the upload short.
+async fn discover_share() {
+    const COUNT: usize = 2000;
+    let e = emulator(1, Duration::from_secs(2)).await;
+    let s3 = s3_of(&e);
+    let started = Instant::now();
+    futures::stream::iter(0..COUNT)
+        .map(|i| {
+            let s3 = &s3;
+            async move {
+                let server = format!("SQL{:02}", i % 20);
+                let name = format!("db{i:04}");
+                let spec = BackupSpec {
+                    server_name: server.clone(),
+                    size: 1 << 20,
+                    ..BackupSpec::full(&name)
+                };
+                let key =
+                    format!("share/{server}/{name}/FULL/{server}_{name}_FULL_20261202_020000.bak");
+                s3.put(&key, writer::write(&spec).into())
+                    .await
+                    .expect("upload");
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    eprintln!(
+        "uploaded {COUNT} objects in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.yaml");
+    std::fs::write(&base, emu::manifest(&e, 100, 25, &[])).unwrap();
+    let out = dir.path().join("out.yaml");
+    let mut walls = Vec::new();
+    let mut cpus = Vec::new();
+    let mut peak = 0;
+    for _ in 0..3 {
+        let run = tool(
+            &e,
+            &[
+                "discover",
+                base.to_str().unwrap(),
+                "--prefix",
+                "share/",
+                "--instance",
+                "i0",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        )
+        .await;
+        assert!(run.ok, "discover failed");
+        walls.push(run.wall);
+        cpus.push(run.cpu);
+        peak = peak.max(run.peak_rss);
+    }
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        written.matches("- name:").count(),
+        COUNT,
+        "one entry per backup"
+    );
+    walls.sort_by(f64::total_cmp);
+    cpus.sort_by(f64::total_cmp);
+    row(
+        "discover of 2,000 objects of 1 MiB (20 servers), median of 3",
+        format!(
+            "{:.2} s wall ({:.2}-{:.2}), the tool's CPU {:.2} s, peak RSS {:.1} MB",
+            walls[1],
+            walls[0],
+            walls[2],
+            cpus[1],
+            peak as f64 / 1e6
+        ),
+        "< 10 s",
+    );
+    let mut walls = Vec::new();
+    let mut cpus = Vec::new();
+    let mut peak = 0;
+    for _ in 0..3 {
+        let run = tool(&e, &["--format", "json", "plan", out.to_str().unwrap()]).await;
+        assert!(run.ok, "plan of the discovered manifest failed");
+        walls.push(run.wall);
+        cpus.push(run.cpu);
+        peak = peak.max(run.peak_rss);
+    }
+    walls.sort_by(f64::total_cmp);
+    cpus.sort_by(f64::total_cmp);
+    row(
+        "plan of those 2,000 databases (a HEAD and two ranged GETs each), median of 3",
+        format!(
+            "{:.2} s wall ({:.2}-{:.2}), the tool's CPU {:.2} s, peak RSS {:.1} MB",
+            walls[1],
+            walls[0],
+            walls[2],
+            cpus[1],
+            peak as f64 / 1e6
+        ),
+        "< 5 s, < 100 MB",
+    );
+}
+
+fn s3_of(e: &Emulator) -> sqlflex_import::s3::S3 {
+    let config = sqlflex_import::manifest::valid::S3Access {
+        endpoint: e.s3_endpoint().parse().expect("the emulator's S3 URL"),
+        bucket: emulator::BUCKET.into(),
+        access_key: sqlflex_import::secret::Secret::new(e.credentials.s3_access_key.clone()),
+        secret_key: sqlflex_import::secret::Secret::new(e.credentials.s3_secret_key.clone()),
+        region: "eu01".into(),
+    };
+    sqlflex_import::s3::S3::new(
+        &config,
+        sqlflex_import::http::client(sqlflex_import::http::DEFAULT_TIMEOUT),
+    )
+    .unwrap()
+}
+
 fn main() {
     let only: Vec<String> = std::env::args()
         .skip(1)
@@ -393,6 +510,9 @@ fn main() {
         }
         if wants("10k") {
             ten_thousand().await;
+        }
+        if wants("discover") {
+            discover_share().await;
         }
     });
 }

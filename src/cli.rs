@@ -88,6 +88,21 @@ is ready."
     /// Plan, then run the imports with bounded parallelism, progress, a
     /// resumable journal and a final report.
     Apply(ApplyArgs),
+    /// Write the manifest from the backups in the bucket: list every object
+    /// under the prefixes, read each header (the same bounded reads as
+    /// `plan`), group stripes by media set, and add, per source database,
+    /// its newest complete full backup to the base manifest.
+    #[command(
+        after_help = "Left out, each with its rule code, and listed on stderr (grouped \
+by database) and as comments at the end of the output: differential and log backups (B004), \
+incomplete stripe sets (B005), password-protected or encrypted backups (B002, B003), appended \
+sets (B006), objects that are not backups (B001), older full backups (D001), databases the \
+base names already (D002, so a rerun adds only new ones), names that collide (D003) and names \
+or keys that cannot be used (D004). The manifest is loaded again before it is written, and not written when it does not validate. \
+Exit 0 when the manifest is written, 2 when the base or the arguments are not valid, 1 when \
+S3 fails."
+    )]
+    Discover(DiscoverArgs),
     /// Per database: what the state folder says this tool did, and what
     /// the instance says now (online, restoring, missing, present but not
     /// imported by this state). Read-only.
@@ -211,7 +226,7 @@ pub struct EmulatorArgs {
     #[arg(long, value_name = "GB", default_value_t = 100)]
     pub storage_gb: u64,
     /// Users (logins) on every instance, comma-separated; `name:STATUS` for
-    /// another status than ACTIVE (default: app_owner,importer).
+    /// another status than ACTIVE (default: app_owner,demo_owner,importer).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub users: Option<Vec<String>>,
     /// A YAML file describing each instance in turn (overrides the three
@@ -236,8 +251,14 @@ pub struct EmulatorArgs {
     /// session in TLS, and one that offers no TLS is refused.
     #[arg(long, requires = "tds_cert")]
     pub tds_force_encryption: bool,
+    /// Start with an empty bucket. By default it holds the backups
+    /// examples/demo.yaml imports (demo/...), so `apply examples/demo.yaml`
+    /// works against it at once.
+    #[arg(long)]
+    pub empty: bool,
     /// Print KEY=VALUE lines for a shell (STACKIT_API_ENDPOINT, S3_*, SQL_*, ...)
-    /// once all listeners are up, instead of the summary.
+    /// once all listeners are up, instead of the summary; every instance
+    /// also as STACKIT_INSTANCE_ID_<n> and SQL_PORT_<n> (n from 0).
     #[arg(long)]
     pub print_env: bool,
 }
@@ -255,6 +276,52 @@ fn non_negative(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "`{s}` is not a number of seconds between 0 and 86400"
         )),
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DiscoverArgs {
+    /// The base manifest: its `s3`, `instances`, `defaults` and
+    /// `concurrency` are used; its `databases` may be absent, empty, or hold
+    /// entries, which are kept.
+    pub base: PathBuf,
+    /// A bucket prefix to look under (a folder such as `SQL01/`); repeat for
+    /// several.
+    #[arg(long, value_name = "PREFIX", required = true)]
+    pub prefix: Vec<String>,
+    /// The base's instance the databases go to.
+    #[arg(long, value_name = "NAME")]
+    pub instance: String,
+    /// The import path written into each entry (default: the base's
+    /// `defaults.method`).
+    #[arg(long, value_enum)]
+    pub method: Option<MethodArg>,
+    /// The target name: `{database}` (the source database's name) and
+    /// `{server}` (its server's) are replaced.
+    #[arg(long, value_name = "TEMPLATE", default_value = crate::ops::discover::DEFAULT_TEMPLATE)]
+    pub name_template: String,
+    /// A tag for every entry added; repeat for several.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Write the manifest here (it may be the base itself) instead of to
+    /// standard output. With `--format json`, standard output holds the
+    /// result as data and the manifest is written only here.
+    #[arg(long, short = 'o', value_name = "OUT.yaml")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MethodArg {
+    Api,
+    Sql,
+}
+
+impl From<MethodArg> for crate::manifest::Method {
+    fn from(m: MethodArg) -> Self {
+        match m {
+            MethodArg::Api => crate::manifest::Method::Api,
+            MethodArg::Sql => crate::manifest::Method::Sql,
+        }
     }
 }
 
@@ -288,7 +355,8 @@ pub struct ApplyArgs {
     /// exits 2.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Run the databases that pass their checks and report the others as skipped.
+    /// Import the databases that pass their checks; the others are reported
+    /// as not ready (with their reasons), and the run exits 1.
     #[arg(long)]
     pub skip_invalid: bool,
 }

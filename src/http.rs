@@ -51,7 +51,10 @@ pub async fn read_limited(
     mut response: reqwest::Response,
     limit: usize,
 ) -> Result<Vec<u8>, BodyError> {
-    let mut body = Vec::new();
+    // One allocation of the announced length (bounded), not a doubling
+    // vector: hundreds of reads run at once.
+    let announced = response.content_length().unwrap_or(0).min(limit as u64) as usize;
+    let mut body = Vec::with_capacity(announced);
     while let Some(chunk) = response.chunk().await.map_err(BodyError)? {
         let room = limit.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);

@@ -1,9 +1,10 @@
 //! Every verdict `plan` can reach about a database's backups, its target
 //! instance and its files, as one typed rule with a stable code (B: backup
 //! headers, I: the instance, T: the target database, S: the files in S3,
-//! M: the manifest): what it checks, whether it refuses the import, warns or
-//! informs, where it is checked, and why. The README's rule table is this
-//! list (a test keeps them in step); `plan --format json` reports findings
+//! M: the manifest, D: what `discover` leaves out): what it checks, whether
+//! it refuses the import, warns or informs, where it is checked, and why.
+//! The README's rule table is this list (a test keeps them in step);
+//! `plan --format json` reports findings
 //! by code.
 
 use serde::Serialize;
@@ -61,6 +62,7 @@ pub struct Spec {
     pub why: &'static str,
 }
 
+const BY_DISCOVER: &str = "`discover`, over the headers of every object under its prefixes";
 const BY_HEADERS: &str = "`plan` and `inspect` (backup headers)";
 const BY_INSTANCE_API: &str = "`plan`, through the API (`status`/`state`), for `sql` databases too when \
     the instance has an `api` section; T-SQL cannot see it";
@@ -233,6 +235,26 @@ rules! {
         checks: "no object key of a `sql` import contains a comma",
         by: "`validate`; `plan` for keys listed under a prefix",
         why: "the procedure takes all files as one comma-separated `@s3_url`";
+    /// An older full backup of a source database that has a newer one.
+    Superseded = "D001", Info,
+        checks: "of each source database's complete full backups, the newest is chosen",
+        by: BY_DISCOVER,
+        why: "the newest full backup is the one a migration wants; the others are listed";
+    /// The base manifest names this database on the instance already.
+    AlreadyNamed = "D002", Info,
+        checks: "a database the base manifest names already is not added again",
+        by: BY_DISCOVER,
+        why: "a rerun after new backups arrive adds only new databases";
+    /// Two source databases map to one target name.
+    NameCollision = "D003", Refuse,
+        checks: "no two source databases get the same target name on the instance",
+        by: BY_DISCOVER,
+        why: "one would be imported over the other; use `{server}` in `--name-template`";
+    /// The name the template makes, or the object's key, cannot be used.
+    Unusable = "D004", Refuse,
+        checks: "the target name is a valid database name and the key names one object",
+        by: BY_DISCOVER,
+        why: "`validate` would refuse the entry";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

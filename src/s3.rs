@@ -51,6 +51,14 @@ pub struct S3 {
     config: S3Access,
 }
 
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    /// As the listing says; None when it does not.
+    pub size: Option<u64>,
+}
+
 /// The endpoint and bucket cannot make a client.
 #[derive(Debug, thiserror::Error)]
 #[error("s3: {0}")]
@@ -187,8 +195,19 @@ impl S3 {
         ),
         S3Error,
     > {
-        use crate::backup;
         let size = self.head(key).await?;
+        let header = self.read_backup_sized(key, size).await?;
+        Ok((size, header))
+    }
+
+    /// [`Self::read_backup`] of an object whose size is known (from a
+    /// listing): its head and, when larger, its end.
+    pub async fn read_backup_sized(
+        &self,
+        key: &str,
+        size: u64,
+    ) -> Result<Result<crate::backup::BackupHeader, crate::backup::HeaderError>, S3Error> {
+        use crate::backup;
         let head = self.read_prefix(key, backup::HEAD_READ).await?;
         let tail = if size > head.len() as u64 {
             let from = size.saturating_sub(backup::TAIL_READ as u64);
@@ -196,7 +215,7 @@ impl S3 {
         } else {
             None
         };
-        Ok((size, backup::read_object(&head, tail.as_deref(), size)))
+        Ok(backup::read_object(&head, tail.as_deref(), size))
     }
 
     /// Bytes `from..to` of an object of that size: one ranged GET.
@@ -237,11 +256,30 @@ impl S3 {
         .map(|_| ())
     }
 
-    /// Every `.bak` key under `prefix`, sorted, following continuation
+    /// Every `.bak` key under `prefix`, sorted; a key that cannot name one
+    /// object the same way everywhere is an error naming the prefix.
+    pub async fn list_backups(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
+        let mut keys = Vec::new();
+        for object in self.list(prefix).await? {
+            if !object.key.to_ascii_lowercase().ends_with(".bak") {
+                continue;
+            }
+            crate::manifest::model::check_key(&object.key).map_err(|e| S3Error::Http {
+                key: prefix.to_owned(),
+                status: 200,
+                message: format!("the listing holds a key that cannot be imported: {e}"),
+            })?;
+            keys.push(object.key);
+        }
+        Ok(keys)
+    }
+
+    /// Every object under `prefix`, sorted by key, following continuation
     /// tokens; a listing that comes back to a token it gave before, or runs
     /// past [`MAX_LIST_PAGES`] pages or [`MAX_LISTED_KEYS`] keys, is an error
-    /// naming the prefix.
-    pub async fn list_backups(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
+    /// naming the prefix. Keys are as the bucket gives them: a caller shows
+    /// them escaped.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, S3Error> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         let mut seen_tokens = std::collections::HashSet::new();
@@ -283,19 +321,10 @@ impl S3 {
             if listed > MAX_LISTED_KEYS {
                 return Err(too_long(format!("holds more than {MAX_LISTED_KEYS} keys")));
             }
-            for key in page
-                .contents
-                .into_iter()
-                .map(|c| c.key)
-                .filter(|k| k.to_ascii_lowercase().ends_with(".bak"))
-            {
-                crate::manifest::model::check_key(&key).map_err(|message| S3Error::Http {
-                    key: prefix.to_owned(),
-                    status: 200,
-                    message: format!("the listing holds a key that cannot be imported: {message}"),
-                })?;
-                keys.push(key);
-            }
+            keys.extend(page.contents.into_iter().map(|c| Listed {
+                key: c.key,
+                size: c.size,
+            }));
             match page.next_continuation_token {
                 Some(t) if !seen_tokens.insert(t.clone()) => {
                     return Err(too_long(
@@ -306,7 +335,7 @@ impl S3 {
                 None => break,
             }
         }
-        keys.sort();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(keys)
     }
 }

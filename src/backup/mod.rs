@@ -97,7 +97,7 @@ impl fmt::Display for BackupType {
 }
 
 /// A media set id, the GUID every stripe of one backup set shares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Guid(pub [u8; 16]);
 
 impl fmt::Display for Guid {

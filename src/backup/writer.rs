@@ -32,6 +32,9 @@ pub struct BackupSpec {
     pub size: usize,
     /// Add a FILESTREAM container to the file list.
     pub filestream: bool,
+    /// When the backup started (year, month, day, hour, minute, second);
+    /// None: 2026-11-01 10:00:00, a day later per appended set.
+    pub backup_start: Option<(u16, u8, u8, u8, u8, u8)>,
 }
 
 impl BackupSpec {
@@ -50,6 +53,7 @@ impl BackupSpec {
             version: (13, 0, 5081),
             size: 64 * 1024,
             filestream: false,
+            backup_start: None,
         }
     }
 
@@ -319,7 +323,11 @@ fn catalogue(spec: &BackupSpec, number: u16) -> Vec<u8> {
     b.u16(0x18, spec.version.2);
     b.put(0x1a, &[spec.version.1, spec.version.0]);
     b.put(0x48, &date());
-    b.put(0x4d, &date_of_set(number));
+    let start = match spec.backup_start {
+        Some((y, mo, d, h, mi, s)) => mtf::encode_date_time(y, mo, d, h, mi, s),
+        None => date_of_set(number),
+    };
+    b.put(0x4d, &start);
     b.put(0x57, &[spec.backup_type.code()]);
     b.put(0x5b, &[130]);
     b.u16(0x5e, database_version);

@@ -50,7 +50,7 @@ pub async fn render(global: &Global, request: ApplyRequest<'_>, yes: bool) -> Ex
     let applied = match ops::apply(request, &mut ui).await {
         Ok(applied) => applied,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return match e {
                 ApplyError::Locked(_) => Exit::Failed,
                 ApplyError::StateFolder { .. }
@@ -62,25 +62,25 @@ pub async fn render(global: &Global, request: ApplyRequest<'_>, yes: bool) -> Ex
     match applied.stopped {
         Stopped::NotReady(count) => {
             if global.format == Format::Json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"event": "plan", "plan": applied.plan})
                 );
             }
-            eprintln!(
+            errln!(
                 "error: nothing was submitted: {count} database(s) are not ready (see above); \
                  fix them, or pass --skip-invalid to import the others"
             );
         }
-        Stopped::Declined => eprintln!("nothing was imported"),
-        Stopped::NoConsent => eprintln!(
+        Stopped::Declined => errln!("nothing was imported"),
+        Stopped::NoConsent => errln!(
             "error: nothing was submitted: apply asks before it imports, and nobody can answer \
              (standard input is not a terminal); pass --yes to import without asking"
         ),
         Stopped::Ran { .. } => shared::print_summary(global, &applied.records),
     }
     for e in &applied.report_errors {
-        eprintln!(
+        errln!(
             "error: cannot write the {} {}: {}",
             e.kind,
             e.path.display(),
@@ -88,9 +88,7 @@ pub async fn render(global: &Global, request: ApplyRequest<'_>, yes: bool) -> Ex
         );
     }
     if let Some(e) = &applied.journal_error {
-        eprintln!(
-            "error: the journal could not be written ({e}); a rerun may not resume correctly"
-        );
+        errln!("error: the journal could not be written ({e}); a rerun may not resume correctly");
     }
     match applied.stopped {
         Stopped::NoConsent => Exit::Invalid,
@@ -112,16 +110,16 @@ struct Terminal<'a> {
 impl Ui for Terminal<'_> {
     fn note(&mut self, note: Note) {
         match note {
-            Note::LockTakenOver(previous) => eprintln!(
+            Note::LockTakenOver(previous) => errln!(
                 "note: a previous apply ({previous}) ended without releasing its lock; taking it over"
             ),
-            Note::Journal(note) => eprintln!("note: {note}"),
+            Note::Journal(note) => errln!("note: {note}"),
         }
     }
 
     fn planned(&mut self, plan: &Plan) {
         if self.global.format != Format::Json {
-            println!("{}\n", shared::plan_table(plan));
+            outln!("{}\n", shared::plan_table(plan));
         }
     }
 
@@ -154,20 +152,20 @@ impl Ui for Terminal<'_> {
 }
 
 fn ask(what: &Confirmation) -> bool {
-    eprintln!("This imports {} database(s) onto:", what.to_run);
+    errln!("This imports {} database(s) onto:", what.to_run);
     for instance in &what.instances {
-        eprintln!("  {instance}");
+        errln!("  {instance}");
     }
     if !what.drops.is_empty() {
-        eprintln!(
+        errln!(
             "It first DROPS these {} existing database(s) (on_exists: replace):",
             what.drops.len()
         );
         for (database, instance) in &what.drops {
-            eprintln!("  {database} on {instance}");
+            errln!("  {database} on {instance}");
         }
     }
-    eprint!("Go ahead? [y/N] ");
+    errs!("Go ahead? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).is_ok()
@@ -180,27 +178,39 @@ fn ask(what: &Confirmation) -> bool {
 /// from it: a listener made after the first would miss a second one sent
 /// while the message was printed.
 fn watch_ctrl_c(stop: CancellationToken) {
+    // SIGTERM (a service manager, `kill`, a CI runner that cancels) is taken
+    // as a Ctrl-C: stop submitting, let the journal record what runs.
     #[cfg(unix)]
-    let mut interrupt =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("warning: Ctrl-C cannot be handled gracefully: {e}");
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(i), Ok(t)) => (i, t),
+            (Err(e), _) | (_, Err(e)) => {
+                errln!("warning: Ctrl-C and SIGTERM cannot be handled gracefully: {e}");
                 return;
             }
-        };
+        }
+    };
     tokio::spawn(async move {
         #[cfg(unix)]
-        let mut next = async || interrupt.recv().await.is_some();
+        let mut next = async || {
+            tokio::select! {
+                i = interrupt.recv() => i.is_some(),
+                t = terminate.recv() => t.is_some(),
+            }
+        };
         #[cfg(not(unix))]
         let mut next = async || tokio::signal::ctrl_c().await.is_ok();
         if next().await {
             stop.cancel();
-            eprintln!(
-                "\ninterrupted: no new imports start; waiting for the running ones (Ctrl-C again exits at once; `apply` again resumes)"
+            errln!(
+                "\ninterrupted: no new imports start; waiting for the running ones (Ctrl-C or SIGTERM again exits at once; `apply` again resumes)"
             );
             if next().await {
-                eprintln!(
+                errln!(
                     "exiting; the running imports go on on the server and the next `apply` re-attaches to them"
                 );
                 std::process::exit(130);

@@ -22,18 +22,18 @@ pub fn run(global: &Global) -> Exit {
                 return Exit::Failed;
             }
             Err(e) => {
-                eprintln!("error: {}", crate::redact::text(&e.to_string()));
+                errln!("error: {}", crate::redact::text(&e.to_string()));
                 return Exit::Failed;
             }
         };
         let emu = &demo.emulator;
-        eprintln!(
+        errln!(
             "Started the STACKIT emulator: API {}, S3 {}, SQL Server {} (all on loopback).",
             emu.api_endpoint(),
             emu.s3_endpoint(),
             emu.tds[0]
         );
-        eprintln!(
+        errln!(
             "Uploaded {} generated backups (sales is a 3-stripe set, billing a 2-stripe set \
              under a prefix, inventory is compressed).\n",
             demo.uploaded
@@ -42,7 +42,7 @@ pub fn run(global: &Global) -> Exit {
             return Exit::Failed;
         };
         let Ok(state) = tempfile::tempdir() else {
-            eprintln!("error: cannot create a temporary state folder");
+            errln!("error: cannot create a temporary state folder");
             return Exit::Failed;
         };
         let imported = selected.indexes.len();
@@ -68,7 +68,7 @@ pub fn run(global: &Global) -> Exit {
             .iter()
             .map(|(path, n)| format!("{n} via {}", path.title()))
             .collect();
-        println!(
+        outln!(
             "\n{}\n\nTo do the same against STACKIT: put your backups in a STACKIT object storage bucket, \
              copy examples/migration.yaml to my.yaml and write in your bucket, instances and databases. \
              `sqlflex-import validate my.yaml` names every environment variable and secret file it still \

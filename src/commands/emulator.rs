@@ -11,7 +11,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
     let tds_tls = match tds_identity(args) {
         Ok(identity) => identity,
         Err(e) => {
-            eprintln!("error: {}", crate::redact::terminal(&e.to_string()));
+            errln!("error: {}", crate::redact::terminal(&e.to_string()));
             return Exit::Invalid;
         }
     };
@@ -26,7 +26,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
         ("--tds-addr", args.tds_addr),
     ] {
         if !addr.ip().is_loopback() {
-            eprintln!(
+            errln!(
                 "warning: {door} {addr} is reachable from other machines: the emulator's \
                  well-known test credentials, its bucket and {sql_logins} are open to them"
             );
@@ -36,7 +36,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
         && u32::from(args.tds_addr.port()) + u32::from(args.instances.max(1)) - 1
             > u32::from(u16::MAX)
     {
-        eprintln!(
+        errln!(
             "error: {} instances from --tds-addr port {} run past port 65535",
             args.instances,
             args.tds_addr.port()
@@ -46,7 +46,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
     let instance_settings = match instance_settings(args) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {}", crate::redact::terminal(&e.to_string()));
+            errln!("error: {}", crate::redact::terminal(&e.to_string()));
             return Exit::Invalid;
         }
     };
@@ -69,7 +69,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return Exit::Failed;
         }
     };
@@ -77,7 +77,7 @@ pub fn run(args: &EmulatorArgs) -> Exit {
         let emulator = match emulator::start(config).await {
             Ok(e) => e,
             Err(e) => {
-                eprintln!(
+                errln!(
                     "error: cannot start the emulator: {}",
                     crate::redact::terminal(&e.to_string())
                 );
@@ -89,21 +89,39 @@ pub fn run(args: &EmulatorArgs) -> Exit {
         let stop = match StopSignals::install() {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: cannot install signal handlers: {e}");
+                errln!("error: cannot install signal handlers: {e}");
                 return Exit::Failed;
             }
         };
+        // The demo's backups, so `apply examples/demo.yaml` works at once.
+        if !args.empty {
+            let seeded = match crate::ops::demo::bucket_of(&emulator) {
+                Ok(bucket) => crate::ops::demo::upload_backups(&bucket).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = seeded {
+                errln!("error: cannot put the demo's backups into the bucket: {e}");
+                emulator.stop().await;
+                return Exit::Failed;
+            }
+        }
         if args.print_env {
             let mut out = std::io::stdout().lock();
+            // Every instance by its index (0, 1, ...), then the variables
+            // the examples read; SQL_PASSWORD comes last, as readers expect.
+            for (i, (id, addr)) in emulator.instance_ids.iter().zip(&emulator.tds).enumerate() {
+                let _ = writeln!(out, "STACKIT_INSTANCE_ID_{i}={}", shell_quote(id));
+                let _ = writeln!(out, "SQL_PORT_{i}={}", addr.port());
+            }
             for (key, value) in emulator.env() {
                 let _ = writeln!(out, "{key}={}", shell_quote(&value));
             }
             let _ = out.flush();
         } else {
-            println!("{}", summary(&emulator, args));
+            outln!("{}", summary(&emulator, args));
         }
         stop.wait().await;
-        eprintln!("stopping the emulator");
+        errln!("stopping the emulator");
         emulator.stop().await;
         Exit::Success
     })
@@ -139,9 +157,14 @@ fn summary(e: &Emulator, args: &EmulatorArgs) -> String {
          Point sqlflex-import at it (the manifests read these variables):\n  \
          sqlflex-import emulator --print-env > emulator.env &\n  \
          set -a; . ./emulator.env; set +a\n  \
-         sqlflex-import apply examples/demo.yaml\n\n\
+         sqlflex-import apply examples/demo.yaml   # its backups are in the bucket{empty}\n\n\
          Other clients: any S3 client with path-style addressing and region {region};\n\
          sqlcmd -S {sql_host},{sql_port} -U {user} -P '{pw}' {sqlcmd_tls}",
+        empty = if args.empty {
+            " (not with --empty: `sqlflex-import demo` does it all)"
+        } else {
+            ""
+        },
         api = e.api_endpoint(),
         project = e.project_id,
         region = emulator::REGION,

@@ -17,7 +17,7 @@ pub fn run(global: &Global, paths: &[String]) -> Exit {
     // One file gets one only when a rule found something.
     let (text, found) = verdicts(&inspected);
     if inspected.len() > 1 || found {
-        eprintln!("{text}");
+        errln!("{text}");
     }
     if any_unreadable(&inspected) {
         Exit::Failed
@@ -119,14 +119,14 @@ fn print_table(inspected: &[Inspected]) {
         }
     }
     if !rows.is_empty() {
-        println!("{}", crate::table::render(&header, &rows));
-        println!("\ndatabase files:");
+        outln!("{}", crate::table::render(&header, &rows));
+        outln!("\ndatabase files:");
         for line in files {
-            println!("{}", crate::redact::terminal(&line));
+            outln!("{}", crate::redact::terminal(&line));
         }
     }
     for e in errors {
-        eprintln!("error: {}", crate::redact::terminal(&e));
+        errln!("error: {}", crate::redact::terminal(&e));
     }
 }
 

@@ -1,13 +1,29 @@
 //! One function per subcommand; `main` only parses and dispatches here.
-#![allow(clippy::print_stdout, clippy::print_stderr)] // The commands speak to people.
+//! What the commands say goes through `outln!`/`errln!` (module `output`).
+
+// `println!` and friends, minus the panic on a closed pipe (`output`).
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::commands::output::stdout(format_args!($($t)*), true) };
+}
+macro_rules! out {
+    ($($t:tt)*) => { $crate::commands::output::stdout(format_args!($($t)*), false) };
+}
+macro_rules! errln {
+    ($($t:tt)*) => { $crate::commands::output::stderr(format_args!($($t)*), true) };
+}
+macro_rules! errs {
+    ($($t:tt)*) => { $crate::commands::output::stderr(format_args!($($t)*), false) };
+}
 
 mod apply;
 #[cfg(feature = "emulator")]
 mod demo;
+mod discover;
 #[cfg(feature = "emulator")]
 mod emulator;
 mod inspect;
 mod logging;
+mod output;
 mod plan;
 mod progress;
 mod shared;
@@ -26,19 +42,16 @@ pub fn run(cli: Cli) -> Exit {
         Command::Inspect { files } => inspect::run(global, &files),
         Command::Schema => {
             let schema = crate::manifest::structure::schema();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&schema).expect("schema serializes")
             );
             Exit::Success
         }
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "sqlflex-import",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sqlflex-import", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
             Exit::Success
         }
         Command::Plan {
@@ -48,6 +61,7 @@ pub fn run(cli: Cli) -> Exit {
             state,
         } => plan::run(global, &manifest, &select, checks, state.as_deref()),
         Command::Apply(args) => apply::run(global, &args),
+        Command::Discover(args) => discover::run(global, &args),
         Command::Status {
             manifest,
             select,
@@ -62,7 +76,7 @@ pub fn run(cli: Cli) -> Exit {
 
 /// Prints a JSON document on stdout.
 fn print_json(value: &impl serde::Serialize) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).expect("JSON serializes")
     );

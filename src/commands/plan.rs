@@ -27,14 +27,14 @@ pub fn run(
     let plan = match planned {
         Ok((_, plan)) => plan,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return Exit::Invalid;
         }
     };
     if global.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&plan).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&plan).expect("JSON"));
     } else {
-        println!("{}", shared::plan_table(&plan));
+        outln!("{}", shared::plan_table(&plan));
     }
     if plan.all_ready() {
         Exit::Success

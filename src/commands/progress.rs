@@ -93,11 +93,11 @@ impl Display {
         match self.mode {
             Mode::Lines => {
                 let (db, inst) = stamped.event.database();
-                eprintln!("{} {db}@{inst}: {text}", stamped.time);
+                errln!("{} {db}@{inst}: {text}", stamped.time);
             }
             Mode::Bars => {
                 let (db, inst) = stamped.event.database();
-                self.multi.suspend(|| eprintln!("{db}@{inst}: {text}"));
+                self.multi.suspend(|| errln!("{db}@{inst}: {text}"));
             }
             Mode::Silent => {}
         }

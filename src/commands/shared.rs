@@ -38,8 +38,12 @@ pub fn shown(global: &Global, loaded: Result<Selected, LoadError>) -> Result<Sel
             Ok(selected)
         }
         Err(LoadError::Invalid(rejected)) => {
-            print_human(global, &rejected.source.as_source(), &rejected.diagnostics);
-            eprintln!(
+            let source = rejected.source.as_source();
+            if global.format == Format::Json {
+                super::validate::print_json_report(&source, &rejected.diagnostics, false, None);
+            }
+            print_human(global, &source, &rejected.diagnostics);
+            errln!(
                 "{}: invalid; run `sqlflex-import validate` for the details",
                 rejected.source.name
             );
@@ -47,8 +51,12 @@ pub fn shown(global: &Global, loaded: Result<Selected, LoadError>) -> Result<Sel
         }
         Err(LoadError::Selection { loaded, error }) => {
             let source = loaded.source.as_source();
-            print_human(global, &source, &loaded.warnings);
-            print_human(global, &source, &[Diagnostic::error(error.to_string())]);
+            let mut diagnostics = loaded.warnings;
+            diagnostics.push(Diagnostic::error(error.to_string()));
+            if global.format == Format::Json {
+                super::validate::print_json_report(&source, &diagnostics, false, None);
+            }
+            print_human(global, &source, &diagnostics);
             Err(Exit::Invalid)
         }
     }
@@ -56,7 +64,7 @@ pub fn shown(global: &Global, loaded: Result<Selected, LoadError>) -> Result<Sel
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
     tokio::runtime::Runtime::new().map_err(|e| {
-        eprintln!("error: cannot start the async runtime: {e}");
+        errln!("error: cannot start the async runtime: {e}");
         Exit::Failed
     })
 }
@@ -161,12 +169,12 @@ fn read_state(
     match crate::journal::read_state(&dir, Some(&own)) {
         Ok((state, notes)) => {
             for note in notes {
-                eprintln!("note: {note}");
+                errln!("note: {note}");
             }
             Ok(state)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             Err(Exit::Invalid)
         }
     }
@@ -195,6 +203,6 @@ pub fn run_consumers(global: &Global, to_run: usize) -> (Arc<Display>, Vec<Consu
 
 pub fn print_summary(global: &Global, records: &[Record]) {
     if global.format == Format::Human && !records.is_empty() {
-        println!("{}", report::summary_table(records));
+        outln!("{}", report::summary_table(records));
     }
 }

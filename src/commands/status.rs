@@ -14,14 +14,14 @@ pub fn run(global: &Global, path: &Path, select: &SelectArgs, state: Option<&Pat
     {
         Ok(rows) => rows,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return Exit::Invalid;
         }
     };
     if global.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&rows).expect("JSON"));
     } else {
-        println!("{}", table(&rows));
+        outln!("{}", table(&rows));
     }
     if rows.iter().any(|r| matches!(r.now, Now::Unknown { .. })) {
         Exit::Failed

@@ -41,21 +41,7 @@ fn print_diagnostics_json_or_human(
     summary: Option<(usize, usize, usize)>,
 ) {
     if is_json(global) {
-        #[derive(serde::Serialize)]
-        struct Report<'a> {
-            manifest: &'a str,
-            valid: bool,
-            databases: Option<usize>,
-            selected: Option<usize>,
-            diagnostics: Vec<diagnostic::JsonDiagnostic<'a>>,
-        }
-        print_json(&Report {
-            manifest: &source.name,
-            valid,
-            databases: summary.map(|s| s.1),
-            selected: summary.map(|s| s.0),
-            diagnostics: diagnostic::to_json(source, diagnostics),
-        });
+        print_json_report(source, diagnostics, valid, summary);
     } else {
         print_human(global, source, diagnostics);
         let errors = diagnostics.iter().filter(|d| d.is_error()).count();
@@ -67,7 +53,7 @@ fn print_diagnostics_json_or_human(
                 } else {
                     format!(" ({selected} selected)")
                 };
-                println!(
+                outln!(
                     "{}: valid, {total} database{} on {instances} instance{}{of}{}",
                     source.name,
                     plural(total),
@@ -79,7 +65,7 @@ fn print_diagnostics_json_or_human(
                     }
                 );
             }
-            _ => eprintln!(
+            _ => errln!(
                 "{}: invalid, {errors} error{}{}",
                 source.name,
                 plural(errors),
@@ -93,6 +79,31 @@ fn print_diagnostics_json_or_human(
     }
 }
 
+/// `validate --format json`'s document; `plan`, `apply` and `status` print
+/// it too when the manifest does not load, so stdout is JSON either way.
+pub fn print_json_report(
+    source: &diagnostic::Source,
+    diagnostics: &[Diagnostic],
+    valid: bool,
+    summary: Option<(usize, usize, usize)>,
+) {
+    #[derive(serde::Serialize)]
+    struct Report<'a> {
+        manifest: &'a str,
+        valid: bool,
+        databases: Option<usize>,
+        selected: Option<usize>,
+        diagnostics: Vec<diagnostic::JsonDiagnostic<'a>>,
+    }
+    print_json(&Report {
+        manifest: &source.name,
+        valid,
+        databases: summary.map(|s| s.1),
+        selected: summary.map(|s| s.0),
+        diagnostics: diagnostic::to_json(source, diagnostics),
+    });
+}
+
 /// Diagnostics as rustc shows them, on stderr.
 pub fn print_human(global: &Global, source: &diagnostic::Source, diagnostics: &[Diagnostic]) {
     let styled = diagnostic::stderr_is_styled();
@@ -100,7 +111,7 @@ pub fn print_human(global: &Global, source: &diagnostic::Source, diagnostics: &[
         if global.quiet && !d.is_error() {
             continue;
         }
-        eprintln!("{}\n", diagnostic::render(source, d, styled));
+        errln!("{}\n", diagnostic::render(source, d, styled));
     }
 }
 

@@ -239,7 +239,10 @@ pub async fn start(config: Config) -> std::io::Result<Emulator> {
 
     let fs =
         s3s_fs::FileSystem::new(&s3_root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-    let mut builder = s3s::service::S3ServiceBuilder::new(bucket::Bucket(fs));
+    let mut builder = s3s::service::S3ServiceBuilder::new(bucket::Bucket {
+        fs,
+        root: s3_root.clone(),
+    });
     builder.set_auth(s3s::auth::SimpleAuth::from_single(
         credentials.s3_access_key.clone(),
         credentials.s3_secret_key.clone(),

@@ -99,6 +99,8 @@ pub struct Checker<'a> {
     env: Env<'a>,
     dir: &'a Path,
     pub diagnostics: Vec<Diagnostic>,
+    /// No warning for an instance no database uses (a `discover` base).
+    pub unused_instances_are_fine: bool,
     built: Built,
 }
 
@@ -120,6 +122,7 @@ impl<'a> Checker<'a> {
             env,
             dir,
             diagnostics: Vec::new(),
+            unused_instances_are_fine: false,
             built: Built::default(),
         }
     }
@@ -561,7 +564,7 @@ impl<'a> Checker<'a> {
             let p = list.key(id);
             let uses = |method| paths.contains(&(id.clone(), method));
             let (uses_api, uses_sql) = (uses(Method::Api), uses(Method::Sql));
-            if !uses_api && !uses_sql && all_named {
+            if !uses_api && !uses_sql && all_named && !self.unused_instances_are_fine {
                 self.push(
                     Diagnostic::warning(format!("instance `{id}` is not used by any database")),
                     &p,

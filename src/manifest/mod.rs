@@ -71,6 +71,30 @@ pub fn process_env(name: &str) -> Option<String> {
 }
 
 pub fn load(path: &Path, env: Env) -> Result<Loaded, Rejected> {
+    let (name, text, dir) = read(path)?;
+    load_str(&name, &text, &dir, env)
+}
+
+/// What a manifest is loaded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// To import its databases: it must name at least one.
+    Import,
+    /// As the base of `discover`: its `s3`, `instances`, `defaults` and
+    /// `concurrency` are used; `databases` may be absent or empty.
+    Base,
+}
+
+/// [`load`] for a [`Purpose`]; also returns the text as read, for a
+/// caller that writes the manifest out again.
+pub fn load_for(path: &Path, env: Env, purpose: Purpose) -> Result<(Loaded, String), Rejected> {
+    let (name, text, dir) = read(path)?;
+    let loaded = load_str_for(&name, &text, &dir, env, purpose)?;
+    Ok((loaded, text))
+}
+
+/// The manifest's name, text and folder.
+fn read(path: &Path) -> Result<(String, String, PathBuf), Rejected> {
     let name = path.display().to_string();
     let reject = |message: String| Rejected {
         source: SourceText {
@@ -110,10 +134,20 @@ pub fn load(path: &Path, env: Env) -> Result<Loaded, Rejected> {
         }
     };
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    load_str(&name, &text, &dir, env)
+    Ok((name, text, dir))
 }
 
 pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, Rejected> {
+    load_str_for(name, text, dir, env, Purpose::Import)
+}
+
+pub fn load_str_for(
+    name: &str,
+    text: &str,
+    dir: &Path,
+    env: Env,
+    purpose: Purpose,
+) -> Result<Loaded, Rejected> {
     let reject = |(text, shifts): (String, Vec<Shift>), diagnostics| Rejected {
         source: SourceText {
             name: name.to_owned(),
@@ -163,11 +197,29 @@ pub fn load_str(name: &str, text: &str, dir: &Path, env: Env) -> Result<Loaded, 
         let span = path::span_of(&tree, &path, path::Target::Value);
         later.push(Diagnostic::error(message).at(path.to_string(), Some(location(span))));
     }
-    later.extend(structure::check(&tree, &json));
+    let structural = structure::check(&tree, &json);
+    // A base names no database yet: what the schema says about a missing
+    // or empty list is not a problem then (anything else about it is).
+    let no_databases = match &tree {
+        Node::Map(..) => match tree.get("databases").map(|e| &e.value) {
+            None => true,
+            Some(Node::Seq(items, _)) => items.is_empty(),
+            // `databases:` with nothing after it.
+            Some(Node::Scalar(s)) => s.plain && s.text.is_empty(),
+            Some(_) => false,
+        },
+        _ => false,
+    };
+    later.extend(
+        structural
+            .into_iter()
+            .filter(|d| !(purpose == Purpose::Base && no_databases && d.path == "databases")),
+    );
     let structurally_sound = !later.iter().any(Diagnostic::is_error);
 
     let mut parts = checks::Parts::from_json(json);
     let mut checker = checks::Checker::new(&tree, env, dir);
+    checker.unused_instances_are_fine = purpose == Purpose::Base;
     checker.run(&mut parts);
     let valid = checker.valid(&parts.manifest);
     later.extend(checker.diagnostics);

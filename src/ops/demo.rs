@@ -67,20 +67,9 @@ pub async fn prepare() -> Result<Demo, DemoError> {
     let dir = std::env::current_dir().unwrap_or_default();
     let loaded = manifest::load_str(MANIFEST_NAME, MANIFEST, &dir, &lookup)
         .map_err(|r| DemoError::Manifest(Box::new(r)))?;
-    let s3 = crate::s3::S3::new(
-        &loaded.valid.s3,
-        crate::http::client(crate::http::DEFAULT_TIMEOUT),
-    )
-    .map_err(DemoError::S3)?;
     let files = backups();
-    for (key, bytes) in &files {
-        s3.put(key, bytes.clone().into())
-            .await
-            .map_err(|error| DemoError::Upload {
-                key: key.clone(),
-                error,
-            })?;
-    }
+    let uploaded = files.len();
+    upload(&loaded.valid.s3, files).await?;
     let mut by_path = BTreeMap::new();
     for db in &loaded.valid.databases {
         *by_path.entry(db.route.method()).or_default() += 1;
@@ -90,8 +79,42 @@ pub async fn prepare() -> Result<Demo, DemoError> {
         emulator,
         env,
         selected: Selected { loaded, indexes },
-        uploaded: files.len(),
+        uploaded,
         by_path,
+    })
+}
+
+/// Puts examples/demo.yaml's backups into the bucket `s3` names.
+pub async fn upload_backups(s3: &crate::manifest::valid::S3Access) -> Result<(), DemoError> {
+    upload(s3, backups()).await
+}
+
+async fn upload(
+    s3: &crate::manifest::valid::S3Access,
+    files: Vec<(String, Vec<u8>)>,
+) -> Result<(), DemoError> {
+    let client = crate::s3::S3::new(s3, crate::http::client(crate::http::DEFAULT_TIMEOUT))?;
+    for (key, bytes) in files {
+        client
+            .put(&key, bytes.into())
+            .await
+            .map_err(|error| DemoError::Upload { key, error })?;
+    }
+    Ok(())
+}
+
+/// The emulator's own bucket, as a client reaches it.
+pub fn bucket_of(emulator: &Emulator) -> Result<crate::manifest::valid::S3Access, DemoError> {
+    let endpoint = emulator
+        .s3_endpoint()
+        .parse()
+        .map_err(|_| DemoError::Start(std::io::Error::other("the S3 address is not a URL")))?;
+    Ok(crate::manifest::valid::S3Access {
+        endpoint,
+        bucket: crate::emulator::BUCKET.into(),
+        access_key: crate::secret::Secret::new(emulator.credentials.s3_access_key.clone()),
+        secret_key: crate::secret::Secret::new(emulator.credentials.s3_secret_key.clone()),
+        region: crate::emulator::REGION.into(),
     })
 }
 

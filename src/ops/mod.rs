@@ -6,6 +6,7 @@
 mod apply;
 #[cfg(feature = "emulator")]
 pub mod demo;
+pub mod discover;
 pub mod inspect;
 mod load;
 mod status;

@@ -93,3 +93,61 @@ fn a_rust_log_that_does_not_parse_is_named_and_ignored() {
     let (_, _, valid) = validate(Some("warn,sqlflex_import=debug"), false);
     assert!(!valid.contains("RUST_LOG"), "{valid}");
 }
+
+/// A reader that stops (`| head -c 5`) closes the pipe; the command ends
+/// quietly, with its own exit code, instead of panicking on the next write.
+/// The output is larger than a pipe's buffer, so writes do meet the closed
+/// end.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("sales.bak");
+    let spec = sqlflex_import::backup::writer::BackupSpec::full("sales");
+    std::fs::write(&backup, sqlflex_import::backup::writer::write(&spec)).unwrap();
+    let backup = backup.to_str().unwrap().to_owned();
+    let many: Vec<String> = std::iter::repeat_n(backup, 400).collect();
+    let mut inspect = vec!["--format".to_owned(), "json".into(), "inspect".into()];
+    inspect.extend(many);
+    let cases: [Vec<String>; 3] = [
+        vec!["schema".into()],
+        vec!["completions".into(), "bash".into()],
+        inspect,
+    ];
+    for args in cases {
+        let mut child = bin()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 5];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // The read end is closed here, with most of the output unwritten.
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{}: {stderr}", args[0]);
+        assert!(!stderr.contains("panicked"), "{}: {stderr}", args[0]);
+    }
+}
+
+/// With `--format json`, stdout is JSON even when the manifest does not
+/// load: the diagnostics, as `validate --format json` gives them.
+#[test]
+fn plan_and_apply_print_json_diagnostics_for_an_invalid_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(dir.path(), "m.yaml", "version: 1\ndatabases: 5\n");
+    for command in ["plan", "apply", "status"] {
+        let (code, stdout, _) =
+            run(bin().args(["--format", "json", command, path.to_str().unwrap()]));
+        assert_eq!(code, 2, "{command}");
+        let report: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{command}: {e}: {stdout:?}"));
+        assert_eq!(report["valid"], false, "{command}");
+        assert!(
+            !report["diagnostics"].as_array().unwrap().is_empty(),
+            "{command}: {report}"
+        );
+    }
+}

@@ -270,13 +270,23 @@ async fn six_databases(e: &Emulator, dir: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_submitting_and_a_rerun_resumes() {
+    a_signal_stops_submitting_and_a_rerun_resumes(libc::SIGINT).await;
+}
+
+/// SIGTERM (a service manager, a CI runner that cancels) is a Ctrl-C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_submitting_like_ctrl_c() {
+    a_signal_stops_submitting_and_a_rerun_resumes(libc::SIGTERM).await;
+}
+
+async fn a_signal_stops_submitting_and_a_rerun_resumes(signal: i32) {
     let e = emu::start(Duration::from_secs(3)).await;
     let dir = tempfile::tempdir().unwrap();
     let path = six_databases(&e, dir.path()).await;
     let child = spawn_apply(&e, &path, Stdio::piped(), Stdio::piped());
     wait_for_submissions(&e, 2, Duration::from_secs(30)).await;
     // SAFETY: a signal to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()

@@ -144,3 +144,37 @@ fn the_readme_reference_matches_the_schema() {
         "README documents keys the schema does not have: {unknown:?}"
     );
 }
+
+/// The getting-started path: the emulator the summary describes, then
+/// `apply examples/demo.yaml` with the variables it printed. Its bucket
+/// holds the demo's backups from the start, and every instance is printed.
+#[test]
+fn apply_of_the_demo_manifest_works_against_a_freshly_started_emulator() {
+    let (child, env) = common::start_emulator(common::bin().args([
+        "emulator",
+        "--print-env",
+        "--restore-seconds",
+        "1",
+    ]));
+    for key in [
+        "STACKIT_INSTANCE_ID_0",
+        "STACKIT_INSTANCE_ID_1",
+        "SQL_PORT_1",
+    ] {
+        assert!(env.contains_key(key), "--print-env lacks {key}: {env:?}");
+    }
+    let state = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(common::bin()
+        .current_dir(project_root())
+        .args([
+            "--no-progress",
+            "apply",
+            "--yes",
+            "examples/demo.yaml",
+            "--state",
+        ])
+        .arg(state.path())
+        .envs(&env));
+    common::stop_emulator(child);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+}

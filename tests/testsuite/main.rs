@@ -10,6 +10,7 @@ mod common;
 mod backup;
 mod cli;
 mod contract;
+mod discover;
 mod emulator;
 mod engine;
 mod examples;
