@@ -54,13 +54,22 @@ pub enum Command {
     /// environment variables. Touches nothing remote.
     #[command(
         after_help = "Every problem is reported in one run, each with file:line:column, \
-the offending line, the field path and a hint. Exit 0 when valid (warnings allowed), 2 when not."
+the offending line, the field path and a hint. Exit 0 when valid (warnings allowed), 2 when not. \
+Environment variables and secret files are checked when they are there: one that is unset or \
+absent is a warning (an error with --strict, and always in `plan` and `apply`); one that is \
+set but malformed is an error."
     )]
     Validate {
         /// The manifest (YAML).
         manifest: PathBuf,
         #[command(flatten)]
         select: SelectArgs,
+        /// Treat an unset environment variable or a secret file that
+        /// cannot be read as an error, as `plan` and `apply` do; without
+        /// it they are warnings naming what is missing, so a check of an
+        /// import plan needs none of the production secrets.
+        #[arg(long)]
+        strict: bool,
     },
     /// Validate, then check every prerequisite online (read-only): the target
     /// is free, the files exist and are readable, the backups are real,

@@ -293,6 +293,11 @@ pub struct Finding {
     pub message: String,
 }
 
+/// A rule as its code, for serde.
+pub fn serialize_code<S: serde::Serializer>(rule: &Rule, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(rule.code())
+}
+
 fn code<S: serde::Serializer>(rule: &Rule, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(rule.code())
 }

@@ -256,6 +256,70 @@ impl S3 {
         .map(|_| ())
     }
 
+    /// Whether the endpoint answers and the bucket is there and readable
+    /// with the key: one listing of at most one key, asked before any
+    /// object is, so an endpoint that cannot be reached, a bucket that does
+    /// not exist, a key that is refused or a redirect is said once, not
+    /// once per file. A refused connection is tried once more; a failure
+    /// that may pass (a timeout, a 5xx, a connection dropped mid-answer) is
+    /// left to the per-file reads and their retries.
+    pub async fn probe(&self) -> Result<(), S3Error> {
+        let where_ = || {
+            format!(
+                "bucket `{}` at {}",
+                self.config.bucket,
+                crate::redact::text(self.config.endpoint.as_str())
+            )
+        };
+        let mut attempt = 0;
+        let response = loop {
+            attempt += 1;
+            let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
+            action.with_max_keys(1);
+            match self.http.get(action.sign(SIGN_FOR)).send().await {
+                Ok(r) => break r,
+                Err(e) => {
+                    if let Some(why) = crate::retry::permanent(&e) {
+                        return Err(S3Error::Unreachable {
+                            key: where_(),
+                            message: why,
+                        });
+                    }
+                    if !e.is_connect() {
+                        return Ok(());
+                    }
+                    if attempt >= 2 {
+                        return Err(S3Error::Unreachable {
+                            key: where_(),
+                            message: crate::redact::transport(&e),
+                        });
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                }
+            }
+        };
+        let status = response.status().as_u16();
+        match status {
+            404 => Err(S3Error::Http {
+                key: where_(),
+                status,
+                message: "the bucket does not exist".into(),
+            }),
+            401 | 403 => Err(S3Error::Denied {
+                key: where_(),
+                status,
+            }),
+            300..=399 => Err(S3Error::Http {
+                key: where_(),
+                status,
+                message: "a redirect, not followed (signed requests go only to the \
+                          configured endpoint)"
+                    .into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Every `.bak` key under `prefix`, sorted; a key that cannot name one
     /// object the same way everywhere is an error naming the prefix.
     pub async fn list_backups(&self, prefix: &str) -> Result<Vec<String>, S3Error> {

@@ -31,14 +31,18 @@ mod status;
 mod validate;
 
 use crate::Exit;
-use crate::cli::{Cli, Command, Format, Global};
+use crate::cli::{CheckArgs, Cli, Command, Format, Global};
 use clap::CommandFactory;
 pub use logging::init_logging;
 
 pub fn run(cli: Cli) -> Exit {
     let global = &cli.global;
     match cli.command {
-        Command::Validate { manifest, select } => validate::run(global, &manifest, &select),
+        Command::Validate {
+            manifest,
+            select,
+            strict,
+        } => validate::run(global, &manifest, &select, CheckArgs { strict }),
         Command::Inspect { files } => inspect::run(global, &files),
         Command::Schema => {
             let schema = crate::manifest::structure::schema();

@@ -130,6 +130,16 @@ pub fn plan_table(plan: &Plan) -> String {
         plan.count(Verdict::Done),
         plan.count(Verdict::NotReady),
     ));
+    // Shared problems last, where the eye lands: each said once.
+    for p in &plan.problems {
+        out.push(format!(
+            "{}: {} (blocks {} database{})",
+            p.code,
+            crate::redact::terminal(&p.message),
+            p.databases,
+            if p.databases == 1 { "" } else { "s" }
+        ));
+    }
     out.join("\n")
 }
 

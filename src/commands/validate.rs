@@ -1,32 +1,20 @@
 use super::{is_json, print_json};
 use crate::Exit;
-use crate::cli::{Global, SelectArgs};
+use crate::cli::{CheckArgs, Global, SelectArgs};
 use crate::diagnostic::{self, Diagnostic, Severity};
 use crate::manifest::{self, select::Selection};
-use crate::ops::{self, LoadError, Selected};
+use crate::ops;
 use std::path::Path;
 
-pub fn run(global: &Global, path: &Path, select: &SelectArgs) -> Exit {
+pub fn run(global: &Global, path: &Path, select: &SelectArgs, checks: CheckArgs) -> Exit {
     let selection = Selection {
         only: select.only.clone(),
         tags: select.tags.clone(),
         shard: select.shard,
     };
-    let (source, mut diagnostics, summary) =
-        match ops::load(path, &selection, &manifest::process_env) {
-            Ok(Selected { loaded, indexes }) => {
-                let m = &loaded.manifest;
-                let summary = (indexes.len(), m.databases.len(), m.instances.len());
-                (loaded.source, loaded.warnings, Some(summary))
-            }
-            Err(LoadError::Selection { loaded, error }) => {
-                let mut diagnostics = loaded.warnings;
-                diagnostics.push(Diagnostic::error(error.to_string()));
-                (loaded.source, diagnostics, None)
-            }
-            Err(LoadError::Invalid(rejected)) => (rejected.source, rejected.diagnostics, None),
-        };
-    let valid = !diagnostics.iter().any(Diagnostic::is_error);
+    let found = ops::validate(path, &selection, &manifest::process_env, checks.strict);
+    let valid = found.is_valid();
+    let (source, mut diagnostics, summary) = (found.source, found.diagnostics, found.summary);
     let source = source.as_source();
     diagnostics.sort_by_key(|d| d.severity == Severity::Warning);
     print_diagnostics_json_or_human(global, &source, &diagnostics, valid, summary);

@@ -101,6 +101,9 @@ pub struct Checker<'a> {
     pub diagnostics: Vec<Diagnostic>,
     /// No warning for an instance no database uses (a `discover` base).
     pub unused_instances_are_fine: bool,
+    /// A secret file that cannot be read is a warning (`validate` on a
+    /// machine without the secrets).
+    pub secrets_may_be_absent: bool,
     built: Built,
 }
 
@@ -123,6 +126,7 @@ impl<'a> Checker<'a> {
             dir,
             diagnostics: Vec::new(),
             unused_instances_are_fine: false,
+            secrets_may_be_absent: false,
             built: Built::default(),
         }
     }
@@ -131,6 +135,21 @@ impl<'a> Checker<'a> {
         let span = span_of(self.tree, path, target);
         self.diagnostics
             .push(d.at(path.to_string(), Some(super::location(span))));
+    }
+
+    /// A secret that is not on this machine: an error, or with
+    /// [`Self::secrets_may_be_absent`] a warning that `plan` and `apply`
+    /// need it.
+    fn absent_secret(&mut self, path: &FieldPath, message: String) {
+        if self.secrets_may_be_absent {
+            self.push(
+                Diagnostic::warning(format!("{message}; `plan` and `apply` need it")),
+                path,
+                Target::Value,
+            );
+        } else {
+            self.error(path, message);
+        }
     }
 
     fn error(&mut self, path: &FieldPath, message: impl std::fmt::Display) {
@@ -251,10 +270,10 @@ impl<'a> Checker<'a> {
                 // `password_file: ${SQL_PASSWORD}` is a slip that would print
                 // the password as a path: a path from the environment is
                 // not shown.
-                let from_env = matches!(
-                    super::path::node_at(self.tree, &parent.key(file_key)),
-                    Some(Node::Scalar(s)) if s.from_env
-                );
+                let node = super::path::node_at(self.tree, &parent.key(file_key));
+                let from_env = matches!(node, Some(Node::Scalar(s)) if s.from_env);
+                let from_set_variable =
+                    matches!(node, Some(Node::Scalar(s)) if s.from_set_variable);
                 let shown = if from_env {
                     format!("the file named by the environment variable in `{file_key}`")
                 } else {
@@ -271,7 +290,16 @@ impl<'a> Checker<'a> {
                         }
                     }
                     Err(e) => {
-                        self.error(&parent.key(file_key), format!("cannot read {shown}: {e}"));
+                        let message = format!("cannot read {shown}: {e}");
+                        let at = parent.key(file_key);
+                        // Absent from this machine, at a path the manifest
+                        // (or a default) gives: maybe present where `plan`
+                        // runs. At a path a set variable gives: a mistake.
+                        if e.kind() == std::io::ErrorKind::NotFound && !from_set_variable {
+                            self.absent_secret(&at, message);
+                        } else {
+                            self.error(&at, message);
+                        }
                         None
                     }
                 }
@@ -584,8 +612,17 @@ impl<'a> Checker<'a> {
                 );
                 if let Some(key) = &api.service_account_key_path {
                     let full = self.dir.join(key);
+                    let at = ap.key("service_account_key_path");
+                    let from_set_variable = matches!(
+                        super::path::node_at(self.tree, &at),
+                        Some(Node::Scalar(s)) if s.from_set_variable
+                    );
+                    let mut absent = false;
                     let problem = match std::fs::metadata(&full) {
-                        Err(e) => Some(e.to_string()),
+                        Err(e) => {
+                            absent = e.kind() == std::io::ErrorKind::NotFound && !from_set_variable;
+                            Some(e.to_string())
+                        }
                         Ok(m) if m.len() > crate::secret::MAX_KEY_FILE => Some(format!(
                             "larger than {} KiB; not a service-account key",
                             crate::secret::MAX_KEY_FILE / 1024
@@ -593,13 +630,15 @@ impl<'a> Checker<'a> {
                         Ok(_) => None,
                     };
                     if let Some(problem) = problem {
-                        self.error(
-                            &ap.key("service_account_key_path"),
-                            format!(
-                                "cannot read `{}`: {problem}",
-                                crate::redact::terminal(&full.display().to_string())
-                            ),
+                        let message = format!(
+                            "cannot read `{}`: {problem}",
+                            crate::redact::terminal(&full.display().to_string())
                         );
+                        if absent {
+                            self.absent_secret(&at, message);
+                        } else {
+                            self.error(&at, message);
+                        }
                     }
                 }
             }

@@ -66,6 +66,15 @@ pub fn interpolate(
 }
 
 /// Whether `text` is exactly one `${...}` reference and nothing else.
+/// Whether `text` names a variable that `lookup` has set (non-empty).
+pub fn names_a_set_variable(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> bool {
+    text.split("${").skip(1).any(|part| {
+        let expr = part.split('}').next().unwrap_or_default();
+        let name = expr.split(":-").next().unwrap_or_default();
+        is_var_name(name) && lookup(name).is_some_and(|v| !v.is_empty())
+    })
+}
+
 pub fn is_single_reference(text: &str) -> bool {
     let t = text.trim();
     t.starts_with("${")

@@ -83,6 +83,30 @@ pub enum Purpose {
     /// As the base of `discover`: its `s3`, `instances`, `defaults` and
     /// `concurrency` are used; `databases` may be absent or empty.
     Base,
+    /// To check it (`validate`) on a machine that need not hold the
+    /// secrets: an unset variable or a secret file that cannot be read is
+    /// a warning naming it (`plan` and `apply` need it).
+    Check,
+}
+
+/// A manifest checked without its environment ([`Purpose::Check`]): the
+/// document and what was found, none of it an error.
+#[derive(Debug)]
+pub struct Checked {
+    pub manifest: Manifest,
+    pub source: SourceText,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Checks a manifest as `validate` does without `--strict`.
+pub fn check(path: &Path, env: Env) -> Result<Checked, Rejected> {
+    let (name, text, dir) = read(path)?;
+    let (manifest, _, source, warnings) = pipeline(&name, &text, &dir, env, Purpose::Check)?;
+    Ok(Checked {
+        manifest,
+        source,
+        warnings,
+    })
 }
 
 /// [`load`] for a [`Purpose`]; also returns the text as read, for a
@@ -148,6 +172,36 @@ pub fn load_str_for(
     env: Env,
     purpose: Purpose,
 ) -> Result<Loaded, Rejected> {
+    let (manifest, valid, source, warnings) = pipeline(name, text, dir, env, purpose)?;
+    let Some(valid) = valid else {
+        // Every part the checks could not build has an error above.
+        let d = Diagnostic::error(
+            "the manifest passed its checks, yet a part of it could not be built; \
+             this is a bug of sqlflex-import",
+        );
+        return Err(Rejected {
+            source,
+            diagnostics: vec![d],
+        });
+    };
+    Ok(Loaded {
+        manifest,
+        valid,
+        source,
+        warnings,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// Every stage of a load; the validated manifest when every part of it
+/// could be built.
+fn pipeline(
+    name: &str,
+    text: &str,
+    dir: &Path,
+    env: Env,
+    purpose: Purpose,
+) -> Result<(Manifest, Option<ValidManifest>, SourceText, Vec<Diagnostic>), Rejected> {
     let reject = |(text, shifts): (String, Vec<Shift>), diagnostics| Rejected {
         source: SourceText {
             name: name.to_owned(),
@@ -184,11 +238,11 @@ pub fn load_str_for(
 
     let mut failed = Vec::new();
     interpolate_tree(&mut tree, env, &mut failed);
-    let unresolved = failed
+    let unresolved: std::collections::HashSet<(usize, usize)> = failed
         .iter()
         .map(|(span, _)| start(location(*span)))
         .collect();
-    diagnostics.extend(interpolation_diagnostics(&tree, failed));
+    diagnostics.extend(interpolation_diagnostics(&tree, failed, purpose));
 
     let mut problems = Vec::new();
     let json = structure::into_json(&mut tree, &mut Vec::new(), &mut problems);
@@ -215,11 +269,17 @@ pub fn load_str_for(
             .into_iter()
             .filter(|d| !(purpose == Purpose::Base && no_databases && d.path == "databases")),
     );
-    let structurally_sound = !later.iter().any(Diagnostic::is_error);
+    // What the schema says about a value whose `${VAR}` did not resolve is
+    // said by the variable's own diagnostic.
+    let structurally_sound = !later
+        .iter()
+        .filter(|d| d.location.is_none_or(|l| !unresolved.contains(&start(l))))
+        .any(Diagnostic::is_error);
 
     let mut parts = checks::Parts::from_json(json);
     let mut checker = checks::Checker::new(&tree, env, dir);
     checker.unused_instances_are_fine = purpose == Purpose::Base;
+    checker.secrets_may_be_absent = purpose == Purpose::Check;
     checker.run(&mut parts);
     let valid = checker.valid(&parts.manifest);
     later.extend(checker.diagnostics);
@@ -228,26 +288,12 @@ pub fn load_str_for(
     if !structurally_sound || diagnostics.iter().any(Diagnostic::is_error) {
         return Err(reject(shown, diagnostics));
     }
-    let manifest = parts.manifest;
-    let Some(valid) = valid else {
-        // Every part the checks could not build has an error above.
-        let d = Diagnostic::error(
-            "the manifest passed its checks, yet a part of it could not be built; \
-             this is a bug of sqlflex-import",
-        );
-        return Err(reject(shown, vec![d]));
+    let source = SourceText {
+        name: name.to_owned(),
+        text: shown.0,
+        shifts: shown.1,
     };
-    Ok(Loaded {
-        manifest,
-        valid,
-        source: SourceText {
-            name: name.to_owned(),
-            text: shown.0,
-            shifts: shown.1,
-        },
-        warnings: diagnostics,
-        dir: dir.to_path_buf(),
-    })
+    Ok((parts.manifest, valid, source, diagnostics))
 }
 
 /// Where a diagnostic or a value starts: (line, column).
@@ -505,9 +551,11 @@ fn interpolate_tree(
         Node::Scalar(s) if !s.text.contains('$') => {}
         Node::Scalar(s) => {
             let whole_reference = interpolate::is_single_reference(&s.text);
+            let set = interpolate::names_a_set_variable(&s.text, env);
             match interpolate::interpolate(&s.text, env) {
                 Ok(value) => {
                     s.text = value;
+                    s.from_set_variable = set;
                     if whole_reference && s.tag.is_none() {
                         s.plain = true;
                         s.from_env = true;
@@ -528,6 +576,7 @@ fn interpolate_tree(
 fn interpolation_diagnostics(
     tree: &Node,
     failed: Vec<(Span, Vec<interpolate::InterpolateError>)>,
+    purpose: Purpose,
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (span, errors) in failed {
@@ -535,7 +584,15 @@ fn interpolation_diagnostics(
             .map(|p| p.to_string())
             .unwrap_or_default();
         for e in errors {
-            let d = Diagnostic::error(e.to_string()).at(path.clone(), Some(location(span)));
+            let d = match (&e, purpose) {
+                (interpolate::InterpolateError::Unset(name), Purpose::Check) => {
+                    Diagnostic::warning(format!(
+                        "environment variable `{name}` is not set; `plan` and `apply` need it"
+                    ))
+                }
+                _ => Diagnostic::error(e.to_string()),
+            };
+            let d = d.at(path.clone(), Some(location(span)));
             out.push(match e {
                 interpolate::InterpolateError::Unset(name) => d.hint(format!(
                     "export {name}=..., or write `${{{name}:-default}}` for a fallback"

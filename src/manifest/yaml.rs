@@ -61,6 +61,9 @@ pub struct Scalar {
     pub tag: Option<String>,
     /// The whole text came from one `${VAR}`: typed by what the field needs.
     pub from_env: bool,
+    /// Some of the text came from a variable that is set (not only from
+    /// `${VAR:-default}` defaults).
+    pub from_set_variable: bool,
     pub span: Span,
 }
 
@@ -170,6 +173,7 @@ pub fn parse(source: &str) -> Result<Node, YamlError> {
                     plain: style == ScalarStyle::Plain,
                     tag: tag.map(|t| t.suffix.clone()),
                     from_env: false,
+                    from_set_variable: false,
                     span,
                 };
                 Some((Node::Scalar(scalar), anchor))

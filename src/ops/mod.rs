@@ -15,7 +15,7 @@ pub use apply::{
     Applied, ApplyError, ApplyRequest, Confirmation, Consent, InstanceLabel, Note, ReportError,
     Stopped, Ui, apply,
 };
-pub use load::{LoadError, Selected, load, select};
+pub use load::{LoadError, Selected, Validation, load, select, validate};
 pub use status::{Now, Recorded, StatusRow, status};
 
 use crate::journal::State;

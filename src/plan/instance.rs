@@ -19,8 +19,16 @@ pub fn check(
     strict: bool,
 ) {
     let m = &ctx.loaded.valid;
-    // A replaced database goes through the same restore as a new one. Its
-    // drop frees what it held, so it is left out of the storage sum below.
+    // Who the storage rule counts: every database that passed its own
+    // checks and is not replaced (a drop frees what it held), whatever
+    // the other instance rules find about it: each problem is said.
+    let planned: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.verdict == Verdict::Ready)
+        .map(|(n, _)| n)
+        .collect();
+    // A replaced database goes through the same restore as a new one.
     for item in items
         .iter_mut()
         .filter(|i| matches!(i.verdict, Verdict::Ready | Verdict::Replace))
@@ -107,13 +115,14 @@ pub fn check(
         }
         record(item, found, strict);
     }
-    capacity(items, facts, strict);
+    capacity(items, &planned, facts, strict);
 }
 
 /// The planned imports of each instance, at a sure lower bound of their
 /// restored size (the backup's data), against its storage.
 fn capacity(
     items: &mut [PlanItem],
+    planned_items: &[usize],
     facts: &BTreeMap<Lane, Result<InstanceFacts, StatusError>>,
     strict: bool,
 ) {
@@ -128,7 +137,7 @@ fn capacity(
         }
     }
     let mut planned: BTreeMap<String, u64> = BTreeMap::new();
-    for item in items.iter().filter(|i| i.verdict == Verdict::Ready) {
+    for item in planned_items.iter().map(|&n| &items[n]) {
         // Sizes come from backup headers: saturate rather than overflow.
         let total = planned.entry(item.instance.clone()).or_default();
         *total = total.saturating_add(item.backup.as_ref().map_or(0, |b| b.backup_size));
@@ -142,9 +151,9 @@ fn capacity(
         let capacity = gb.saturating_mul(1 << 30);
         let share = bytes as f64 / capacity.max(1) as f64;
         let numbers = format!(
-            "the imports planned onto instance {instance} hold at least {:.2} GB of data; its \
+            "the imports planned onto instance {instance} hold at least {} of data; its \
              storage is {gb} GB",
-            bytes as f64 / f64::from(1u32 << 30)
+            super::human_size(bytes)
         );
         let finding = if bytes > capacity {
             Finding::new(Rule::StorageExceeded, format!("{numbers}: they do not fit"))
@@ -156,11 +165,10 @@ fn capacity(
         } else {
             continue;
         };
-        for item in items
-            .iter_mut()
-            .filter(|i| i.verdict == Verdict::Ready && i.instance == instance)
-        {
-            record(item, vec![finding.clone()], strict);
+        for &n in planned_items {
+            if items[n].instance == instance {
+                record(&mut items[n], vec![finding.clone()], strict);
+            }
         }
     }
 }

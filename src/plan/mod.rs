@@ -290,7 +290,20 @@ pub struct Plan {
     /// The manifest's warnings (`validate` shows them too), such as a
     /// credential that would travel in clear text.
     pub warnings: Vec<PlanWarning>,
+    /// Problems shared by many databases, said once here with how many
+    /// they block (an S3 endpoint that cannot be reached, a bucket that is
+    /// not there); each database's finding refers to it.
+    pub problems: Vec<SharedProblem>,
     pub items: Vec<PlanItem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedProblem {
+    #[serde(serialize_with = "crate::rules::serialize_code")]
+    pub code: Rule,
+    pub message: String,
+    /// Databases it blocks.
+    pub databases: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -340,7 +353,9 @@ pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Opt
         };
         (lane, inventory, sql_facts)
     }));
-    let (api_looks, rounds) = futures::future::join(api_looks, rounds).await;
+    let (api_looks, rounds, probe) =
+        futures::future::join3(api_looks, rounds, ctx.s3.probe()).await;
+    let s3_problem = probe.err();
     let from_api: HashMap<String, Result<InstanceFacts, StatusError>> =
         api_looks.into_iter().collect();
     let mut inventories: BTreeMap<Lane, Result<Inventory, StatusError>> = BTreeMap::new();
@@ -375,7 +390,19 @@ pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Opt
     let items: Vec<PlanItem> = futures::stream::iter(selected.iter().map(|&index| {
         let inventories = &inventories;
         let s3_slots = Arc::clone(&s3_slots);
-        async move { plan_one(ctx, index, inventories, state, &s3_slots, options.strict).await }
+        let s3_problem = s3_problem.as_ref();
+        async move {
+            plan_one(
+                ctx,
+                index,
+                inventories,
+                state,
+                &s3_slots,
+                s3_problem,
+                options.strict,
+            )
+            .await
+        }
     }))
     .buffered(64)
     .collect()
@@ -386,8 +413,17 @@ pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Opt
     for finding in items.iter_mut().flat_map(|i| &mut i.findings) {
         finding.message = crate::redact::scrub(&finding.message);
     }
+    let problems = s3_problem
+        .map(|e| SharedProblem {
+            code: e.rule(),
+            message: crate::redact::scrub(&e.to_string()),
+            databases: items.len(),
+        })
+        .into_iter()
+        .collect();
     Plan {
         manifest: ctx.loaded.source.name.clone(),
+        problems,
         warnings: ctx
             .loaded
             .warnings
@@ -424,6 +460,7 @@ async fn plan_one(
     inventories: &BTreeMap<Lane, Result<Inventory, StatusError>>,
     state: &State,
     s3_slots: &tokio::sync::Semaphore,
+    s3_problem: Option<&crate::s3::S3Error>,
     strict: bool,
 ) -> PlanItem {
     let db = &ctx.loaded.valid.databases[index];
@@ -514,7 +551,14 @@ async fn plan_one(
         Disposition::New | Disposition::Replace | Disposition::Refused
     );
     if !matches!(disposition, Disposition::Attach) {
-        let findings = check_files(ctx, db, &mut item, s3_slots).await;
+        let findings = match s3_problem {
+            // Said once in the plan's problems; no object is asked for.
+            Some(e) => vec![Finding::new(
+                e.rule(),
+                "the files cannot be checked: S3 cannot be used (see the plan's problems)",
+            )],
+            None => check_files(ctx, db, &mut item, s3_slots).await,
+        };
         for finding in findings {
             let finding = if needed_now {
                 finding

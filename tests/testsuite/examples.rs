@@ -5,6 +5,49 @@ use crate::common;
 use common::{bin, project_root, run, write};
 use std::collections::BTreeSet;
 
+/// A pull-request check of an import plan needs none of the production
+/// secrets: without its variables and secret files, every example is
+/// valid with warnings that name each missing one; `--strict` (and `plan`)
+/// refuses them. A variable that is set but malformed stays an error.
+#[test]
+fn examples_validate_without_their_environment() {
+    let migration = project_root().join("examples/migration.yaml");
+    let (code, stdout, stderr) = run(bin().arg("validate").arg(&migration));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(": valid,"), "{stdout}");
+    for name in [
+        "PROD_INSTANCE_ID",
+        "REPORTING_INSTANCE_ID",
+        "S3_ACCESS_KEY",
+        "SQL_PASSWORD",
+        "STACKIT_PROJECT_ID",
+        "STACKIT_SERVICE_ACCOUNT_TOKEN",
+    ] {
+        assert!(
+            stderr.contains(&format!(
+                "warning: environment variable `{name}` is not set; `plan` and `apply` need it"
+            )),
+            "{name}:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("warning: cannot read the file"), "{stderr}");
+    for strict in [&["validate", "--strict"][..], &["plan"]] {
+        let (code, _, stderr) = run(bin().args(strict).arg(&migration));
+        assert_eq!(code, 2, "{strict:?}: {stderr}");
+        assert!(
+            stderr.contains("error: environment variable `SQL_PASSWORD` is not set"),
+            "{strict:?}: {stderr}"
+        );
+    }
+    let demo = project_root().join("examples/demo.yaml");
+    let (code, _, stderr) = run(bin()
+        .arg("validate")
+        .arg(&demo)
+        .env("S3_ENDPOINT", "ftp://not-http.example"));
+    assert_eq!(code, 2, "a malformed value is an error: {stderr}");
+    assert!(stderr.contains("scheme `ftp`"), "{stderr}");
+}
+
 #[test]
 fn every_example_validates() {
     let dir = tempfile::tempdir().unwrap();

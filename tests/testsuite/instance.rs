@@ -374,7 +374,7 @@ async fn imports_that_do_not_fit_the_storage_are_refused_together() {
         let why = reason(item(&items, name));
         assert!(
             why.contains(
-                "instance i0 hold at least 1.35 GB of data; its storage is 1 GB: they do not fit"
+                "instance i0 hold at least 1.3 GiB of data; its storage is 1 GB: they do not fit"
             ),
             "{why}"
         );
@@ -855,4 +855,35 @@ async fn refusals_and_failures_carry_their_codes_end_to_end() {
     assert_eq!(r["databases"][0]["code"], "R006", "{r}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains(r#"type="R006""#), "{xml}");
+}
+
+/// Every instance problem of a database is said, not only the first: with
+/// the owner missing and the storage too small, each database names both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_problem_of_a_database_is_listed() {
+    let e = emulator(vec![settings(|s| {
+        s.storage_gb = 1;
+        s.users = vec!["importer".into()];
+    })])
+    .await;
+    const GIB: u64 = 1 << 30;
+    for name in ["a", "b", "c"] {
+        upload(&e, name, claiming(name, GIB * 45 / 100)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dbs = [
+        Db::api("a", 0, &["a.bak"]),
+        Db::api("b", 0, &["b.bak"]),
+        Db::api("c", 0, &["c.bak"]),
+    ];
+    let path = common::write(dir.path(), "m.yaml", &manifest(&e, 4, 2, &dbs));
+    let (code, items, _) = plan(&e, &path, &[]).await;
+    assert_eq!(code, 1);
+    for name in ["a", "b", "c"] {
+        assert_eq!(
+            codes(item(&items, name)),
+            ["I004 refuse", "I006 refuse"],
+            "{name}: {items:?}"
+        );
+    }
 }

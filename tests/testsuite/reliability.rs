@@ -429,3 +429,32 @@ async fn an_unanswered_submit_that_cannot_be_looked_up_is_looked_up_by_the_rerun
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     imported_exactly_once(&e, 1).await;
 }
+
+/// An S3 endpoint that cannot be reached, or a bucket that is not there, is
+/// one problem: `plan` says it once, with the bucket and how many databases
+/// it blocks, and asks for no object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_s3_is_said_once_naming_the_bucket() {
+    let e = emu::start(Duration::from_millis(200)).await;
+    let names: Vec<String> = (0..20).map(|i| format!("db{i:02}")).collect();
+    let dbs: Vec<Db<'_>> = names.iter().map(|n| Db::api(n, 0, &["x.bak"])).collect();
+    let text = emu::manifest(&e, 4, 2, &dbs);
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let refused = text.replace("${S3_ENDPOINT}", &format!("http://127.0.0.1:{port}"));
+    let missing = text.replace("${S3_BUCKET}", "no-such-bucket");
+    for (case, manifest, said) in [
+        ("closed port", refused, "could not connect"),
+        ("missing bucket", missing, "bucket `no-such-bucket`"),
+    ] {
+        let path = common::write(dir.path(), "m.yaml", &manifest);
+        let (code, stdout, stderr) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
+        assert_eq!(code, 1, "{case}: {stdout}\n{stderr}");
+        let all = format!("{stdout}{stderr}");
+        assert_eq!(all.matches(said).count(), 1, "{case}: said once:\n{all}");
+        assert!(all.contains("(blocks 20 databases)"), "{case}: {all}");
+    }
+}
