@@ -194,6 +194,23 @@ pub fn summary_table(records: &[Record]) -> String {
         count(Outcome::NotReady),
         count(Outcome::NotStarted),
     ));
+    // Last, where the eye lands: what went wrong, each with its reason.
+    let failures: Vec<&Record> = records
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::TimedOut))
+        .collect();
+    if !failures.is_empty() {
+        out.push(format!("\nFailures ({}):", failures.len()));
+        for r in failures {
+            out.push(format!(
+                "  {}@{}: {}{}",
+                r.database,
+                r.instance,
+                r.code.map(|c| format!("{c}: ")).unwrap_or_default(),
+                r.reason.as_deref().unwrap_or("no reason given")
+            ));
+        }
+    }
     out.join("\n")
 }
 
@@ -276,6 +293,31 @@ mod tests {
             reason: reason.map(str::to_owned),
             code: None,
         }
+    }
+
+    #[test]
+    fn the_summary_ends_with_the_failures_and_their_reasons() {
+        let mut failed = record("b", Outcome::Failed, Some("the restore failed: error 3241"));
+        failed.code = Some("R001");
+        let records = [
+            record("a", Outcome::Online, None),
+            failed,
+            record("c", Outcome::TimedOut, Some("timed out after 2h")),
+            record("d", Outcome::Skipped, Some("already there")),
+        ];
+        let text = summary_table(&records);
+        let tail: Vec<&str> = text.lines().rev().take(3).collect();
+        assert_eq!(
+            tail,
+            [
+                "  c@prod: timed out after 2h",
+                "  b@prod: R001: the restore failed: error 3241",
+                "Failures (2):"
+            ],
+            "{text}"
+        );
+        let clean = summary_table(&records[..1]);
+        assert!(!clean.contains("Failures"), "{clean}");
     }
 
     #[test]

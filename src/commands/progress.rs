@@ -54,6 +54,9 @@ pub struct Display {
     overall: ProgressBar,
     running: Mutex<HashMap<crate::db_key::DbKey, ProgressBar>>,
     failed: Mutex<u64>,
+    /// Bars shown at most: the overall line stays on screen whatever the
+    /// number of imports; the rest are counted on it.
+    max_bars: usize,
 }
 
 impl Display {
@@ -66,9 +69,18 @@ impl Display {
         let overall = multi.add(ProgressBar::new(total));
         overall.set_style(
             ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:32.cyan/blue}] {pos}/{len} done {msg}  ETA {eta}",
+                "{elapsed_precise} [{bar:32.cyan/blue}] {pos}/{len} done {msg}{eta_once_known}",
             )
             .expect("valid template")
+            // An ETA needs a basis: none before the first import is done.
+            .with_key(
+                "eta_once_known",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    if state.pos() > 0 && state.pos() < state.len().unwrap_or(0) {
+                        let _ = write!(w, "  ETA {}", indicatif::HumanDuration(state.eta()));
+                    }
+                },
+            )
             .progress_chars("=> "),
         );
         overall.enable_steady_tick(Duration::from_millis(250));
@@ -81,6 +93,7 @@ impl Display {
             overall,
             running: Mutex::new(HashMap::new()),
             failed: Mutex::new(0),
+            max_bars: bars_that_fit(),
         })
     }
 
@@ -114,6 +127,14 @@ impl Display {
             }
             self.overall.inc(1);
         };
+        // Where plain lines say how far the run is.
+        let of = |overall: &ProgressBar| {
+            format!(
+                " ({} of {} done)",
+                overall.position(),
+                overall.length().unwrap_or(0)
+            )
+        };
         match &stamped.event {
             Event::Planned { .. } => {}
             Event::Skipped { reason, .. } => {
@@ -129,7 +150,11 @@ impl Display {
             Event::Dropped { .. } => self.line(stamped, "dropped; importing again".into()),
             Event::Submitted { .. } | Event::Attached { .. } => {
                 let attached = matches!(stamped.event, Event::Attached { .. });
-                if self.mode == Mode::Bars {
+                if self.mode == Mode::Bars && running.len() >= self.max_bars {
+                    // No room left above the overall line: counted there.
+                    running.insert(key, ProgressBar::hidden());
+                    self.update_overall(&running);
+                } else if self.mode == Mode::Bars {
                     let bar = self
                         .multi
                         .insert_before(&self.overall, ProgressBar::new(100));
@@ -144,6 +169,7 @@ impl Display {
                     bar.set_message(if attached { "attached" } else { "restoring" });
                     bar.enable_steady_tick(Duration::from_millis(500));
                     running.insert(key, bar);
+                    self.update_overall(&running);
                 } else {
                     self.line(
                         stamped,
@@ -175,23 +201,36 @@ impl Display {
             },
             Event::Online { seconds, .. } => {
                 done(running.remove(&key));
-                self.line(stamped, format!("online after {seconds:.1}s"));
+                self.update_overall(&running);
+                self.line(
+                    stamped,
+                    format!("online after {seconds:.1}s{}", of(&self.overall)),
+                );
             }
             Event::Failed { reason, .. } => {
                 done(running.remove(&key));
                 self.count_failure();
-                self.line(stamped, format!("FAILED: {reason}"));
+                self.update_overall(&running);
+                self.line(stamped, format!("FAILED: {reason}{}", of(&self.overall)));
             }
             Event::TimedOut { after_seconds, .. } => {
                 done(running.remove(&key));
                 self.count_failure();
+                self.update_overall(&running);
                 self.line(
                     stamped,
-                    format!("timed out after {after_seconds:.0}s (still running on the server)"),
+                    format!(
+                        "timed out after {after_seconds:.0}s (still running on the server){}",
+                        of(&self.overall)
+                    ),
                 );
             }
             Event::Interrupted { .. } => {
-                done(running.remove(&key));
+                // Not started is not done: the overall count stays true.
+                if let Some(bar) = running.remove(&key) {
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                }
                 self.line(stamped, "not started (interrupted)".into());
             }
         }
@@ -200,7 +239,25 @@ impl Display {
     fn count_failure(&self) {
         let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
         *failed += 1;
-        self.overall.set_message(format!("({} failed)", *failed));
+    }
+
+    /// The overall line's words: failures so far, and the imports running
+    /// without a bar of their own.
+    fn update_overall(&self, running: &HashMap<crate::db_key::DbKey, ProgressBar>) {
+        let failed = *self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        let unshown = running.values().filter(|b| b.is_hidden()).count();
+        let mut words = Vec::new();
+        if failed > 0 {
+            words.push(format!("{failed} failed"));
+        }
+        if unshown > 0 {
+            words.push(format!("{unshown} more running"));
+        }
+        self.overall.set_message(if words.is_empty() {
+            String::new()
+        } else {
+            format!("({})", words.join(", "))
+        });
     }
 
     pub fn finish(&self) {
@@ -210,6 +267,27 @@ impl Display {
         self.overall.finish_and_clear();
         let _ = self.multi.clear();
     }
+}
+
+/// Bars that fit on the terminal below what was printed before, with the
+/// overall line and a margin: its height less six, at least three.
+fn bars_that_fit() -> usize {
+    usize::from(terminal_rows().unwrap_or(30))
+        .saturating_sub(6)
+        .max(3)
+}
+
+#[cfg(unix)]
+fn terminal_rows() -> Option<u16> {
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills the winsize we own; stderr is fd 2.
+    let ok = unsafe { libc::ioctl(2, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_row > 0).then_some(size.ws_row)
+}
+
+#[cfg(not(unix))]
+fn terminal_rows() -> Option<u16> {
+    None
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::manifest::Encrypt;
 use crate::manifest::valid::SqlAccess;
 use crate::retry::Attempt;
 use futures::future::BoxFuture;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
 use tokio::net::TcpStream;
@@ -213,6 +213,7 @@ impl SqlTarget {
             restoring: Some(Default::default()),
             ..Inventory::default()
         };
+        let (rows, percents) = rows;
         for (name, state) in rows {
             let key = name.to_lowercase();
             match state.as_str() {
@@ -220,10 +221,11 @@ impl SqlTarget {
                     inventory.online.get_or_insert_default().insert(key);
                 }
                 "RESTORING" | "RECOVERING" | "RECOVERY_PENDING" => {
+                    let percent = percents.get(&key).copied();
                     inventory
                         .restoring
                         .get_or_insert_default()
-                        .insert(key, None);
+                        .insert(key, percent);
                 }
                 _ => {
                     inventory.other.insert(key, state);
@@ -398,11 +400,14 @@ impl SqlTarget {
             .is_some())
     }
 
-    async fn query_states(&self) -> Result<Vec<(String, String)>, StatusError> {
+    /// Every database's state, and the percent of each restore running
+    /// (`sys.dm_exec_requests.percent_complete`, what SSMS shows; a login
+    /// without VIEW SERVER STATE sees none, and the percent stays unknown).
+    async fn query_states(&self) -> Result<States, StatusError> {
         self.on_status_connection("sys.databases", |client| {
             Box::pin(async move {
                 let rows = rows_of(client, "SELECT name, state_desc FROM sys.databases").await?;
-                Ok(rows
+                let states = rows
                     .iter()
                     .map(|r| {
                         (
@@ -410,12 +415,31 @@ impl SqlTarget {
                             text_cell(r, 1).unwrap_or_default(),
                         )
                     })
-                    .collect())
+                    .collect();
+                let running = rows_of(client, RESTORE_PERCENT).await?;
+                let percents = running
+                    .iter()
+                    .filter_map(|r| {
+                        let name = text_cell(r, 0)?;
+                        let percent = r.try_get::<f32, _>(1).ok().flatten()?;
+                        // A server's number, bounded before it is shown.
+                        Some((name.to_lowercase(), percent.clamp(0.0, 100.0) as u32))
+                    })
+                    .collect();
+                Ok((states, percents))
             })
         })
         .await
     }
 }
+
+/// (name, state_desc) of every database, and percent by lower-cased name
+/// of the restores running.
+type States = (Vec<(String, String)>, HashMap<String, u32>);
+
+/// What SSMS asks for a restore's progress.
+const RESTORE_PERCENT: &str = "SELECT DB_NAME(database_id), percent_complete \
+     FROM sys.dm_exec_requests WHERE command LIKE 'RESTORE%'";
 
 /// The rows of a query's first result.
 async fn rows_of(client: &mut Connection, sql: &str) -> tiberius::Result<Vec<tiberius::Row>> {

@@ -572,3 +572,56 @@ async fn a_second_ctrl_c_exits_at_once() {
     );
     assert_eq!(journal.matches("\"event\":\"submitted\"").count(), 2);
 }
+
+/// The SQL path reports a restore's percent as SSMS shows it
+/// (`sys.dm_exec_requests.percent_complete`), like the API path does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_imports_report_their_restore_percent() {
+    let e = emu::start(Duration::from_secs(4)).await;
+    let s3 = S3::new(&e);
+    assert_eq!(
+        s3.put("pct.bak", writer::write(&BackupSpec::full("pct")))
+            .await
+            .status(),
+        200
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = emu::manifest(&e, 1, 1, &[Db::sql("pct", 0, &["pct.bak"])]);
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let (code, stdout, stderr) = apply(&e, &["--format", "json", path.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let percents: Vec<u64> = emu::events(&stdout, "progress")
+        .iter()
+        .filter_map(|ev| ev["percent"].as_u64())
+        .collect();
+    assert!(
+        percents.iter().any(|p| (1..100).contains(p)),
+        "a percent between 1 and 99 while it restored: {percents:?}\n{stdout}"
+    );
+}
+
+/// Without a terminal, each finished import says how far the run is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_output_says_how_many_are_done() {
+    let e = emu::start(Duration::from_millis(200)).await;
+    let s3 = S3::new(&e);
+    for name in ["one", "two"] {
+        let key = format!("{name}.bak");
+        let status = s3
+            .put(&key, writer::write(&BackupSpec::full(name)))
+            .await
+            .status();
+        assert_eq!(status, 200);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dbs = [
+        Db::api("one", 0, &["one.bak"]),
+        Db::sql("two", 1, &["two.bak"]),
+    ];
+    let path = common::write(dir.path(), "m.yaml", &emu::manifest(&e, 2, 1, &dbs));
+    let (code, _, stderr) = apply(&e, &[path.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{stderr}");
+    for n in ["(1 of 2 done)", "(2 of 2 done)"] {
+        assert!(stderr.contains(n), "{n}:\n{stderr}");
+    }
+}

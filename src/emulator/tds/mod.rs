@@ -430,6 +430,22 @@ impl TdsDoor {
                     }
                     t.done(done, more | wire::DONE_COUNT, users.len() as u64);
                 }
+                Statement::RestoreRequests => {
+                    // VIEW SERVER STATE is taken as granted: the login sees
+                    // every session's restore.
+                    let running = self
+                        .model
+                        .running_restores(&self.instance)
+                        .unwrap_or_default();
+                    t.columns(&[
+                        ("", ColumnType::NVarChar(128)),
+                        ("percent_complete", ColumnType::Real),
+                    ]);
+                    for r in &running {
+                        t.row(&[Cell::Text(r.database.clone()), Cell::Real(r.percent as f32)]);
+                    }
+                    t.done(done, more | wire::DONE_COUNT, running.len() as u64);
+                }
                 Statement::SelectNumber(n) => {
                     t.columns(&[("", ColumnType::Int)]);
                     t.row(&[Cell::Int(n as i32)]);

@@ -170,6 +170,10 @@ pub enum Statement {
     /// `SELECT name, is_disabled FROM sys.server_principals [WHERE ...]`:
     /// the logins.
     Principals,
+    /// `SELECT DB_NAME(database_id), percent_complete FROM
+    /// sys.dm_exec_requests [WHERE ...]`: the restores running, with their
+    /// percent, as SSMS shows a restore's progress.
+    RestoreRequests,
     SelectNumber(i64),
     /// `ALTER DATABASE [x] SET SINGLE_USER WITH ROLLBACK IMMEDIATE`: the
     /// step before a drop: refused for a database that is absent or being
@@ -272,6 +276,7 @@ fn parse_statement(t: &[Tok], sql: &str) -> Statement {
             }
         }
         _ if is_principals_query(rest) => Statement::Principals,
+        _ if is_restore_requests_query(rest) => Statement::RestoreRequests,
         _ => parse_sys_databases(rest).unwrap_or_else(unsupported),
     }
 }
@@ -292,6 +297,30 @@ fn is_principals_query(t: &[Tok]) -> bool {
         && word(rest.first(), "sys")
         && rest.get(1) == Some(&Tok::Punct('.'))
         && word(rest.get(2), "server_principals")
+}
+
+/// `DB_NAME(database_id) [AS x], percent_complete FROM [master.]sys.dm_exec_requests ...`
+fn is_restore_requests_query(t: &[Tok]) -> bool {
+    let Some(from) = t.iter().position(|x| word(Some(x), "FROM")) else {
+        return false;
+    };
+    let columns: Vec<&[Tok]> = t[..from].split(|x| *x == Tok::Punct(',')).collect();
+    let db_name = |c: &[Tok]| {
+        matches!(c, [Tok::Word(f), Tok::Punct('('), Tok::Word(id), Tok::Punct(')'), ..]
+            if f.eq_ignore_ascii_case("DB_NAME") && id.eq_ignore_ascii_case("database_id"))
+    };
+    let percent =
+        |c: &[Tok]| matches!(c, [Tok::Word(w), ..] if w.eq_ignore_ascii_case("percent_complete"));
+    let mut rest = &t[from + 1..];
+    if word(rest.first(), "master") && rest.get(1) == Some(&Tok::Punct('.')) {
+        rest = &rest[2..];
+    }
+    columns.len() == 2
+        && db_name(columns[0])
+        && percent(columns[1])
+        && word(rest.first(), "sys")
+        && rest.get(1) == Some(&Tok::Punct('.'))
+        && word(rest.get(2), "dm_exec_requests")
 }
 
 fn arg_of(t: &Tok) -> Option<Arg> {

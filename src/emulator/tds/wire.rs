@@ -453,6 +453,8 @@ pub enum ColumnType {
     Int,
     NVarChar(u16),
     DateTime,
+    /// REAL (FLTN of 4 bytes), as `percent_complete`.
+    Real,
 }
 
 /// A cell value.
@@ -461,6 +463,7 @@ pub enum Cell {
     /// NULL in an INT or DATETIME column.
     Null,
     Int(i32),
+    Real(f32),
     Text(String),
     /// Days since 1900-01-01 and 1/300 s ticks since midnight.
     DateTime(i32, u32),
@@ -561,6 +564,7 @@ impl Tokens {
                     self.0.extend_from_slice(&COLLATION);
                 }
                 ColumnType::DateTime => self.0.extend_from_slice(&[0x6F, 8]),
+                ColumnType::Real => self.0.extend_from_slice(&[0x6D, 4]),
             }
             self.b_varchar(name);
         }
@@ -572,6 +576,10 @@ impl Tokens {
             match cell {
                 Cell::Null => self.0.push(0), // INTN and DATETIMN: length 0
                 Cell::Int(v) => {
+                    self.0.push(4);
+                    self.0.extend_from_slice(&v.to_le_bytes());
+                }
+                Cell::Real(v) => {
                     self.0.push(4);
                     self.0.extend_from_slice(&v.to_le_bytes());
                 }
