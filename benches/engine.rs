@@ -231,6 +231,29 @@ async fn two_hundred() {
         ),
         "<= 2",
     );
+    // The same imports again as a person runs them: human output, a
+    // state folder of its own, the summary table at the end.
+    let fresh = emulator(4, Duration::from_secs(2)).await;
+    let names: Vec<String> = (0..200).map(|i| format!("db{i:03}")).collect();
+    let keys = upload(&fresh, &names, 200).await;
+    let dbs: Vec<(String, String)> = names.into_iter().zip(keys).collect();
+    let human = dir.path().join("human.yaml");
+    std::fs::write(&human, manifest_text(&fresh, 100, 25, &dbs)).unwrap();
+    let plain = tool(
+        &fresh,
+        &["--no-progress", "apply", "--yes", human.to_str().unwrap()],
+    )
+    .await;
+    assert!(plain.ok, "the human-output run failed");
+    row(
+        "  peak RSS of the tool (NDJSON events; human output)",
+        format!(
+            "{:.1} MB; {:.1} MB",
+            run.peak_rss as f64 / 1e6,
+            plain.peak_rss as f64 / 1e6
+        ),
+        "< 60 MB",
+    );
     row(
         "  CPU time per import",
         format!(

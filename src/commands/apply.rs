@@ -28,6 +28,7 @@ pub fn run(global: &Global, args: &ApplyArgs) -> Exit {
         max_parallel: args.max_parallel,
         plan: crate::plan::Options {
             strict: args.checks.strict,
+            checked: None,
         },
         skip_invalid: args.skip_invalid,
         report: args.report.clone(),

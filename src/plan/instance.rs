@@ -16,9 +16,13 @@ pub fn check(
     ctx: &Context,
     items: &mut [PlanItem],
     facts: &BTreeMap<Lane, Result<InstanceFacts, StatusError>>,
+    unlisted: &std::collections::BTreeSet<&Lane>,
+    problems: &mut Vec<super::SharedProblem>,
     strict: bool,
 ) {
     let m = &ctx.loaded.valid;
+    // Lanes whose instance problem is in `problems` already, and where.
+    let mut said: BTreeMap<Lane, usize> = BTreeMap::new();
     // Who the storage rule counts: every database that passed its own
     // checks and is not replaced (a drop frees what it held), whatever
     // the other instance rules find about it: each problem is said.
@@ -38,11 +42,24 @@ pub fn check(
         let label = ctx.targets[&lane].label().to_owned();
         let facts = match &facts[&lane] {
             Ok(f) => f,
+            // Its databases could not be listed either: said once already.
+            Err(_) if unlisted.contains(&lane) => continue,
             Err(e) => {
                 item.refuse(
                     Rule::InstanceUnreadable,
-                    format!("cannot read what {label} is like: {e}"),
+                    format!("cannot read what {label} is like (see the plan's problems)"),
                 );
+                match said.get(&lane) {
+                    Some(&n) => problems[n].databases += 1,
+                    None => {
+                        said.insert(lane.clone(), problems.len());
+                        problems.push(super::SharedProblem {
+                            code: Rule::InstanceUnreadable,
+                            message: format!("cannot read what {label} is like: {e}"),
+                            databases: 1,
+                        });
+                    }
+                }
                 continue;
             }
         };

@@ -278,10 +278,13 @@ impl BackupSummary {
 }
 
 /// How the plan treats what the rules find.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Warnings refuse too (`--strict`).
     pub strict: bool,
+    /// Counts the databases whose checks are done, for a caller that shows
+    /// progress.
+    pub checked: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -391,36 +394,71 @@ pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Opt
         let inventories = &inventories;
         let s3_slots = Arc::clone(&s3_slots);
         let s3_problem = s3_problem.as_ref();
+        let (strict, checked) = (options.strict, options.checked.clone());
         async move {
-            plan_one(
+            let item = plan_one(
                 ctx,
                 index,
                 inventories,
                 state,
                 &s3_slots,
                 s3_problem,
-                options.strict,
+                strict,
             )
-            .await
+            .await;
+            if let Some(checked) = checked {
+                checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            item
         }
     }))
     .buffered(64)
     .collect()
     .await;
     let mut items = items;
-    instance::check(ctx, &mut items, &facts, options.strict);
+    let mut problems: Vec<SharedProblem> = Vec::new();
+    let unlisted: std::collections::BTreeSet<&Lane> = inventories
+        .iter()
+        .filter(|(_, inventory)| inventory.is_err())
+        .map(|(lane, _)| lane)
+        .collect();
+    for (lane, inventory) in &inventories {
+        if let Err(e) = inventory {
+            problems.push(SharedProblem {
+                code: Rule::TargetUnlisted,
+                message: format!(
+                    "cannot read the databases of {}: {e}",
+                    ctx.targets[lane].label()
+                ),
+                databases: count_on(ctx, &items, lane),
+            });
+        }
+    }
+    instance::check(
+        ctx,
+        &mut items,
+        &facts,
+        &unlisted,
+        &mut problems,
+        options.strict,
+    );
     // Findings carry remote errors: the last guard before any output.
     for finding in items.iter_mut().flat_map(|i| &mut i.findings) {
         finding.message = crate::redact::scrub(&finding.message);
     }
-    let problems = s3_problem
-        .map(|e| SharedProblem {
-            code: e.rule(),
-            message: crate::redact::scrub(&e.to_string()),
-            databases: items.len(),
-        })
-        .into_iter()
-        .collect();
+    if let Some(e) = s3_problem {
+        problems.insert(
+            0,
+            SharedProblem {
+                code: e.rule(),
+                message: e.to_string(),
+                databases: items.len(),
+            },
+        );
+    }
+    for p in &mut problems {
+        p.message = crate::redact::scrub(&p.message);
+    }
     Plan {
         manifest: ctx.loaded.source.name.clone(),
         problems,
@@ -435,6 +473,15 @@ pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Opt
             .collect(),
         items,
     }
+}
+
+/// How many of the planned databases go through `lane`.
+fn count_on(ctx: &Context, items: &[PlanItem], lane: &Lane) -> usize {
+    let m = &ctx.loaded.valid;
+    items
+        .iter()
+        .filter(|i| ctx.lane_of(&m.databases[i.index]) == *lane)
+        .count()
 }
 
 /// What the target's presence and the state make of a database, before
@@ -486,10 +533,11 @@ async fn plan_one(
         replace && ours && state.resumed.as_ref().is_some_and(|r| r.contains(&key));
     let target = ctx.targets[&lane].label().to_owned();
     let disposition = match &inventories[&lane] {
-        Err(e) => {
+        Err(_) => {
+            // The cause is said once, in the plan's problems.
             item.refuse(
                 Rule::TargetUnlisted,
-                format!("cannot read the databases of {target}: {e}"),
+                format!("cannot read the databases of {target} (see the plan's problems)"),
             );
             Disposition::Refused
         }

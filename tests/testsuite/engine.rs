@@ -512,6 +512,9 @@ async fn the_sql_path_encrypts_unless_the_manifest_says_not() {
         stdout.contains("cannot read the databases of instance i0 (SQL): cannot log in"),
         "{stdout}"
     );
+    // One login problem, said once for every database it blocks.
+    assert_eq!(stdout.matches("cannot log in").count(), 1, "{stdout}");
+    assert!(stdout.contains("(blocks "), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
