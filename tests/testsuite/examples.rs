@@ -159,13 +159,13 @@ fn schema_paths(schema: &serde_json::Value) -> BTreeSet<String> {
 }
 
 #[test]
-fn the_readme_reference_matches_the_schema() {
+fn the_key_reference_matches_the_schema() {
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(project_root().join("schemas/manifest.schema.json")).unwrap(),
     )
     .unwrap();
-    let readme = std::fs::read_to_string(project_root().join("README.md")).unwrap();
-    let documented: BTreeSet<String> = readme
+    let reference = std::fs::read_to_string(project_root().join("docs/manifest.md")).unwrap();
+    let documented: BTreeSet<String> = reference
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| l.split_once('`').map(|(k, _)| k.to_owned()))
@@ -173,10 +173,7 @@ fn the_readme_reference_matches_the_schema() {
         .collect();
     let paths = schema_paths(&schema);
     let missing: Vec<_> = paths.difference(&documented).collect();
-    assert!(
-        missing.is_empty(),
-        "README's manifest reference lacks {missing:?}"
-    );
+    assert!(missing.is_empty(), "docs/manifest.md lacks {missing:?}");
     let unknown: Vec<_> = documented
         .iter()
         .filter(|k| k.contains('.') || paths.contains(*k))
@@ -184,7 +181,7 @@ fn the_readme_reference_matches_the_schema() {
         .collect();
     assert!(
         unknown.is_empty(),
-        "README documents keys the schema does not have: {unknown:?}"
+        "docs/manifest.md documents keys the schema does not have: {unknown:?}"
     );
 }
 
