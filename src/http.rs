@@ -41,6 +41,12 @@ pub fn client(timeout: Duration) -> reqwest::Client {
         .expect("the HTTP client builds")
 }
 
+/// Whether `host` resolves: the error of the lookup when it does not. A
+/// host that is not known will not be known on a retry a second later.
+pub async fn resolve(host: &str, port: u16) -> Result<(), std::io::Error> {
+    tokio::net::lookup_host((host, port)).await.map(|_| ())
+}
+
 /// A body that stopped arriving; shown redacted, as every transport error.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", crate::redact::transport(.0))]

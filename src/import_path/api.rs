@@ -34,6 +34,11 @@ pub struct ApiTarget {
 }
 
 impl ApiTarget {
+    fn host_and_port(&self) -> Option<(String, u16)> {
+        let url = url::Url::parse(&self.base).ok()?;
+        Some((url.host_str()?.to_owned(), url.port_or_known_default()?))
+    }
+
     /// `base` is the instance's URL, see [`instance_url`].
     pub fn new(http: reqwest::Client, base: String, auth: Arc<TokenSource>, label: String) -> Self {
         ApiTarget {
@@ -358,6 +363,10 @@ struct Pagination {
 }
 
 impl ImportPath for ApiTarget {
+    fn address(&self) -> Option<(String, u16)> {
+        self.host_and_port()
+    }
+
     fn label(&self) -> &str {
         &self.label
     }

@@ -175,6 +175,9 @@ pub trait ImportPath: Send + Sync {
     /// The instance's state, version, storage and users: one request set
     /// per instance, whatever the number of databases.
     fn facts(&self) -> BoxFuture<'_, Result<InstanceFacts, StatusError>>;
+    /// The host and port it connects to, so a host that does not resolve
+    /// is found once, before any retry.
+    fn address(&self) -> Option<(String, u16)>;
 }
 
 #[cfg(test)]

@@ -463,6 +463,10 @@ async fn rows_of(client: &mut Connection, sql: &str) -> tiberius::Result<Vec<tib
 const MAX_ROWS: usize = 100_000;
 
 impl ImportPath for SqlTarget {
+    fn address(&self) -> Option<(String, u16)> {
+        Some((self.host.clone(), self.port))
+    }
+
     fn label(&self) -> &str {
         &self.label
     }

@@ -336,14 +336,52 @@ pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Opt
     // What each instance is like, from the API where the instance has one
     // (once per instance), beside one status round per lane and, for SQL
     // lanes, one look through T-SQL (in turn: they share one connection).
-    let api_looks = futures::future::join_all(
-        ctx.instance_api
-            .iter()
-            .map(|(instance, api)| async move { (instance.clone(), api.facts().await) }),
-    );
+    // A host that does not resolve is said once, and not asked again and
+    // again by the retries of each lookup.
+    let addresses: std::collections::BTreeSet<(String, u16)> = ctx
+        .targets
+        .values()
+        .chain(ctx.instance_api.values())
+        .filter_map(|t| t.address())
+        .collect();
+    let unknown: HashMap<(String, u16), String> =
+        futures::future::join_all(addresses.into_iter().map(|(host, port)| async move {
+            let failed = crate::http::resolve(&host, port).await.err();
+            (host, port, failed)
+        }))
+        .await
+        .into_iter()
+        .filter_map(|(host, port, failed)| {
+            let why = format!(
+                "the host `{}` is not known: {}",
+                crate::redact::terminal(&host),
+                failed?
+            );
+            Some(((host, port), why))
+        })
+        .collect();
+    let unknown_host = |target: &Arc<dyn ImportPath>| {
+        target
+            .address()
+            .and_then(|a| unknown.get(&a))
+            .map(|why| StatusError::Lasting(why.clone()))
+    };
+    let api_looks = futures::future::join_all(ctx.instance_api.iter().map(|(instance, api)| {
+        let known = unknown_host(api);
+        async move {
+            let facts = match known {
+                Some(e) => Err(e),
+                None => api.facts().await,
+            };
+            (instance.clone(), facts)
+        }
+    }));
     let rounds = futures::future::join_all(lanes.into_iter().map(|lane| async move {
         let target = &ctx.targets[&lane];
-        let inventory = target.inventory(crate::import_path::Want::Both).await;
+        let inventory = match unknown_host(target) {
+            Some(e) => Err(e),
+            None => target.inventory(crate::import_path::Want::Both).await,
+        };
         // A lane whose target is not the instance's API (asked above
         // already) looks through its own path too.
         let own_look = !ctx

@@ -299,6 +299,9 @@ mod tests {
         fn label(&self) -> &str {
             "instance t (API)"
         }
+        fn address(&self) -> Option<(String, u16)> {
+            None
+        }
         fn inventory(&self, _: Want) -> BoxFuture<'_, Result<Inventory, StatusError>> {
             self.rounds.fetch_add(1, Ordering::SeqCst);
             Box::pin(async { Err(self.error.clone()) })

@@ -458,3 +458,23 @@ async fn an_unusable_s3_is_said_once_naming_the_bucket() {
         assert!(all.contains("(blocks 20 databases)"), "{case}: {all}");
     }
 }
+
+/// A host that does not resolve (`.invalid` never does) is said once for
+/// the databases it blocks, and not asked again by every retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_api_host_is_said_once() {
+    let e = emu::start(Duration::from_millis(200)).await;
+    let dbs = [Db::api("one", 0, &["x.bak"]), Db::api("two", 0, &["x.bak"])];
+    let text = emu::manifest(&e, 4, 2, &dbs).replace(
+        "${STACKIT_API_ENDPOINT}",
+        "https://api.no-such-host.invalid",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(dir.path(), "m.yaml", &text);
+    let (code, stdout, stderr) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let said = "the host `api.no-such-host.invalid` is not known";
+    assert_eq!(stdout.matches(said).count(), 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("(blocks 2 databases)"), "{stdout}");
+    assert!(!stderr.contains("retrying"), "{stderr}");
+}
