@@ -235,31 +235,56 @@ impl StopSignals {
     }
 }
 
+/// Why the emulator's settings cannot be used; each names the file or
+/// instance. The causes are the emulator's own texts.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error("{path}: {error}")]
+    Read {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
+    #[error("--tds-cert {cert} --tds-key {key}: {why}")]
+    Identity {
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+        why: String,
+    },
+    #[error("{path}: {why}")]
+    InstancesFile {
+        path: std::path::PathBuf,
+        why: String,
+    },
+    #[error("instance {index}: {why}")]
+    Instance { index: usize, why: String },
+}
+
 /// The SQL Server doors' certificate and key, when both are given (clap
 /// refuses one without the other).
-fn tds_identity(args: &EmulatorArgs) -> Result<Option<emulator::tds::TlsIdentity>, String> {
+fn tds_identity(args: &EmulatorArgs) -> Result<Option<emulator::tds::TlsIdentity>, SetupError> {
     let (Some(cert), Some(key)) = (&args.tds_cert, &args.tds_key) else {
         return Ok(None);
     };
     let read = |path: &std::path::Path, limit| {
-        crate::secret::read_bounded(path, limit).map_err(|e| format!("{}: {e}", path.display()))
+        crate::secret::read_bounded(path, limit).map_err(|error| SetupError::Read {
+            path: path.to_owned(),
+            error,
+        })
     };
     let chain = read(cert, crate::secret::MAX_CA_FILE)?;
     let key_pem = read(key, crate::secret::MAX_KEY_FILE)?;
     emulator::tds::TlsIdentity::from_pem(&chain, &key_pem)
         .map(Some)
-        .map_err(|e| {
-            format!(
-                "--tds-cert {} --tds-key {}: {e}",
-                cert.display(),
-                key.display()
-            )
+        .map_err(|why| SetupError::Identity {
+            cert: cert.clone(),
+            key: key.clone(),
+            why,
         })
 }
 
 /// The instances' settings: from `--instances-file`, or the same for every
 /// instance from `--instance-state`, `--storage-gb` and `--users`.
-fn instance_settings(args: &EmulatorArgs) -> Result<Vec<InstanceSettings>, String> {
+fn instance_settings(args: &EmulatorArgs) -> Result<Vec<InstanceSettings>, SetupError> {
     let settings = match &args.instances_file {
         Some(path) => read_instances_file(path)?,
         None => {
@@ -274,27 +299,33 @@ fn instance_settings(args: &EmulatorArgs) -> Result<Vec<InstanceSettings>, Strin
             vec![one; usize::from(args.instances)]
         }
     };
-    for (i, s) in settings.iter().enumerate() {
-        s.check().map_err(|e| format!("instance {i}: {e}"))?;
+    for (index, s) in settings.iter().enumerate() {
+        s.check()
+            .map_err(|why| SetupError::Instance { index, why })?;
     }
     Ok(settings)
 }
 
-fn read_instances_file(path: &std::path::Path) -> Result<Vec<InstanceSettings>, String> {
+fn read_instances_file(path: &std::path::Path) -> Result<Vec<InstanceSettings>, SetupError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct File {
         instances: Vec<InstanceSettings>,
     }
-    let shown = path.display();
-    let text = crate::secret::read_bounded(path, 1 << 20).map_err(|e| format!("{shown}: {e}"))?;
-    let mut tree =
-        crate::manifest::yaml::parse(&text).map_err(|e| format!("{shown}: {}", e.message))?;
+    let bad = |why: String| SetupError::InstancesFile {
+        path: path.to_owned(),
+        why,
+    };
+    let text = crate::secret::read_bounded(path, 1 << 20).map_err(|error| SetupError::Read {
+        path: path.to_owned(),
+        error,
+    })?;
+    let mut tree = crate::manifest::yaml::parse(&text).map_err(|e| bad(e.message))?;
     let mut problems = Vec::new();
     let json = crate::manifest::structure::into_json(&mut tree, &mut Vec::new(), &mut problems);
     if let Some((at, why)) = problems.first() {
-        return Err(format!("{shown}: {at}: {why}"));
+        return Err(bad(format!("{at}: {why}")));
     }
-    let file: File = serde_json::from_value(json).map_err(|e| format!("{shown}: {e}"))?;
+    let file: File = serde_json::from_value(json).map_err(|e| bad(e.to_string()))?;
     Ok(file.instances)
 }
