@@ -442,7 +442,10 @@ impl ImportPath for ApiTarget {
                 })
                 .collect();
             Ok(InstanceFacts {
-                state: instance.state.or(instance.status),
+                state: instance
+                    .state
+                    .or(instance.status)
+                    .map(|s| crate::import_path::InstanceState::parse(&s)),
                 version: instance.version,
                 storage_gb: instance.storage.and_then(|s| s.size),
                 users: Some(users),

@@ -130,8 +130,8 @@ impl StatusError {
 /// part is None when the import path cannot see it.
 #[derive(Debug, Clone, Default)]
 pub struct InstanceFacts {
-    /// READY, PENDING, PROGRESSING, FAILURE, UNKNOWN or TERMINATING (API).
-    pub state: Option<String>,
+    /// What the API says of the instance.
+    pub state: Option<InstanceState>,
     /// The SQL Server release, such as `2022`.
     pub version: Option<String>,
     /// `storage.size` in GB (API).
@@ -143,6 +143,28 @@ pub struct InstanceFacts {
     /// Whether that login may see every database in `sys.databases` (SQL:
     /// `VIEW ANY DATABASE`); without it, only its own, master and tempdb.
     pub sees_every_database: Option<bool>,
+}
+
+/// An instance's state as the API documents it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceState {
+    Ready,
+    /// PENDING or PROGRESSING: a change is under way.
+    Busy(String),
+    /// FAILURE, UNKNOWN, TERMINATING, or a state the documents do not name.
+    Unavailable(String),
+}
+
+impl InstanceState {
+    /// From the API's word, whatever its case.
+    pub fn parse(word: &str) -> Self {
+        let upper = word.trim().to_ascii_uppercase();
+        match upper.as_str() {
+            "READY" => InstanceState::Ready,
+            "PENDING" | "PROGRESSING" => InstanceState::Busy(upper),
+            _ => InstanceState::Unavailable(crate::redact::terminal(&upper).into_owned()),
+        }
+    }
 }
 
 impl InstanceFacts {

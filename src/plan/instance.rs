@@ -5,7 +5,7 @@
 
 use super::{Context, Lane, PlanItem, Verdict};
 use crate::backup;
-use crate::import_path::{InstanceFacts, StatusError};
+use crate::import_path::{InstanceFacts, InstanceState, StatusError};
 use crate::rules::{Finding, Rule};
 use std::collections::BTreeMap;
 
@@ -64,13 +64,13 @@ pub fn check(
             }
         };
         let mut found = Vec::new();
-        match facts.state.as_deref() {
-            None | Some("READY") => {}
-            Some(busy @ ("PENDING" | "PROGRESSING")) => found.push(Finding::new(
+        match &facts.state {
+            None | Some(InstanceState::Ready) => {}
+            Some(InstanceState::Busy(busy)) => found.push(Finding::new(
                 Rule::InstanceBusy,
                 format!("not ready: {label} is busy ({busy}); retry later"),
             )),
-            Some(other) => found.push(Finding::new(
+            Some(InstanceState::Unavailable(other)) => found.push(Finding::new(
                 Rule::InstanceUnavailable,
                 format!("{label} is {other}: nothing can be restored there"),
             )),
