@@ -41,10 +41,30 @@ pub fn client(timeout: Duration) -> reqwest::Client {
         .expect("the HTTP client builds")
 }
 
-/// Whether `host` resolves: the error of the lookup when it does not. A
-/// host that is not known will not be known on a retry a second later.
-pub async fn resolve(host: &str, port: u16) -> Result<(), std::io::Error> {
-    tokio::net::lookup_host((host, port)).await.map(|_| ())
+/// Why nothing can be reached at `host:port`, when that is sure before any
+/// request: the host does not resolve, or every try to connect is refused
+/// (two, 300 ms apart). Neither passes on a retry a second later. A
+/// connection that is slow or fails otherwise is no verdict: the requests
+/// and their retries decide.
+pub async fn unreachable(host: &str, port: u16) -> Option<String> {
+    let shown = crate::redact::terminal(host);
+    let addresses: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+        Ok(found) => found.collect(),
+        Err(e) => return Some(format!("the host `{shown}` is not known: {e}")),
+    };
+    for attempt in 0..2 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let connect = tokio::net::TcpStream::connect(&addresses[..]);
+        match tokio::time::timeout(Duration::from_secs(2), connect).await {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            _ => return None,
+        }
+    }
+    Some(format!(
+        "nothing listens at {shown}:{port} (connection refused)"
+    ))
 }
 
 /// A body that stopped arriving; shown redacted, as every transport error.

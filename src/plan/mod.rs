@@ -336,8 +336,8 @@ pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Opt
     // What each instance is like, from the API where the instance has one
     // (once per instance), beside one status round per lane and, for SQL
     // lanes, one look through T-SQL (in turn: they share one connection).
-    // A host that does not resolve is said once, and not asked again and
-    // again by the retries of each lookup.
+    // A host that does not resolve, or a port where nothing listens, is
+    // said once, and not asked again and again by each lookup's retries.
     let addresses: std::collections::BTreeSet<(String, u16)> = ctx
         .targets
         .values()
@@ -346,19 +346,12 @@ pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Opt
         .collect();
     let unknown: HashMap<(String, u16), String> =
         futures::future::join_all(addresses.into_iter().map(|(host, port)| async move {
-            let failed = crate::http::resolve(&host, port).await.err();
-            (host, port, failed)
+            let why = crate::http::unreachable(&host, port).await;
+            (host, port, why)
         }))
         .await
         .into_iter()
-        .filter_map(|(host, port, failed)| {
-            let why = format!(
-                "the host `{}` is not known: {}",
-                crate::redact::terminal(&host),
-                failed?
-            );
-            Some(((host, port), why))
-        })
+        .filter_map(|(host, port, why)| Some(((host, port), why?)))
         .collect();
     let unknown_host = |target: &Arc<dyn ImportPath>| {
         target

@@ -478,3 +478,48 @@ async fn an_unknown_api_host_is_said_once() {
     assert!(stdout.contains("(blocks 2 databases)"), "{stdout}");
     assert!(!stderr.contains("retrying"), "{stderr}");
 }
+
+/// An API or SQL Server port where nothing listens is said once for the
+/// databases it blocks, after two tries, not after eight with backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_api_or_sql_port_is_said_once() {
+    let e = emu::start(Duration::from_millis(200)).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    for (path_kind, dbs) in [
+        (
+            "api",
+            [Db::api("one", 0, &["x.bak"]), Db::api("two", 0, &["x.bak"])],
+        ),
+        (
+            "sql",
+            [Db::sql("one", 0, &["x.bak"]), Db::sql("two", 0, &["x.bak"])],
+        ),
+    ] {
+        let text = emu::manifest(&e, 4, 2, &dbs)
+            .replace(
+                "${STACKIT_API_ENDPOINT}",
+                &format!("http://127.0.0.1:{port}"),
+            )
+            .replace(
+                &format!("port: {}", e.tds[0].port()),
+                &format!("port: {port}"),
+            );
+        let path = common::write(dir.path(), "m.yaml", &text);
+        let (code, stdout, stderr) = run(tool(&e, &["plan", path.to_str().unwrap()])).await;
+        assert_eq!(code, 1, "{path_kind}: {stdout}\n{stderr}");
+        let said = format!("nothing listens at 127.0.0.1:{port} (connection refused)");
+        assert_eq!(
+            stdout.matches(&said).count(),
+            1,
+            "{path_kind}:\n{stdout}\n{stderr}"
+        );
+        assert!(
+            stdout.contains("(blocks 2 databases)"),
+            "{path_kind}: {stdout}"
+        );
+        assert!(!stderr.contains("retrying"), "{path_kind}: {stderr}");
+    }
+}
