@@ -489,15 +489,9 @@ async fn three_runs(e: &Emulator, args: &[&str]) -> String {
 }
 
 fn s3_of(e: &Emulator) -> sqlflex_import::s3::S3 {
-    let config = sqlflex_import::manifest::valid::S3Access {
-        endpoint: e.s3_endpoint().parse().expect("the emulator's S3 URL"),
-        bucket: emulator::BUCKET.into(),
-        access_key: sqlflex_import::secret::Secret::new(e.credentials.s3_access_key.clone()),
-        secret_key: sqlflex_import::secret::Secret::new(e.credentials.s3_secret_key.clone()),
-        region: "eu01".into(),
-    };
+    let bucket = sqlflex_import::ops::demo::bucket_of(e).expect("the emulator's bucket");
     sqlflex_import::s3::S3::new(
-        &config,
+        &bucket,
         sqlflex_import::http::client(sqlflex_import::http::DEFAULT_TIMEOUT),
     )
     .unwrap()

@@ -120,11 +120,14 @@ impl Display {
         let (db, inst) = stamped.event.database();
         let key = crate::db_key::DbKey::new(inst, db);
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let done = |bar: Option<ProgressBar>| {
+        let clear = |bar: Option<ProgressBar>| {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
                 self.multi.remove(&bar);
             }
+        };
+        let done = |bar: Option<ProgressBar>| {
+            clear(bar);
             self.overall.inc(1);
         };
         // Where plain lines say how far the run is.
@@ -227,10 +230,7 @@ impl Display {
             }
             Event::Interrupted { .. } => {
                 // Not started is not done: the overall count stays true.
-                if let Some(bar) = running.remove(&key) {
-                    bar.finish_and_clear();
-                    self.multi.remove(&bar);
-                }
+                clear(running.remove(&key));
                 self.line(stamped, "not started (interrupted)".into());
             }
         }

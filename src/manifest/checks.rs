@@ -137,6 +137,15 @@ impl<'a> Checker<'a> {
             .push(d.at(path.to_string(), Some(super::location(span))));
     }
 
+    /// Whether the value at `path` came (in part) from a variable that is
+    /// set, not only from the manifest or a `${VAR:-default}`.
+    fn set_by_variable(&self, path: &FieldPath) -> bool {
+        matches!(
+            super::path::node_at(self.tree, path),
+            Some(Node::Scalar(s)) if s.from_set_variable
+        )
+    }
+
     /// A secret that is not on this machine: an error, or with
     /// [`Self::secrets_may_be_absent`] a warning that `plan` and `apply`
     /// need it.
@@ -270,10 +279,12 @@ impl<'a> Checker<'a> {
                 // `password_file: ${SQL_PASSWORD}` is a slip that would print
                 // the password as a path: a path from the environment is
                 // not shown.
-                let node = super::path::node_at(self.tree, &parent.key(file_key));
-                let from_env = matches!(node, Some(Node::Scalar(s)) if s.from_env);
-                let from_set_variable =
-                    matches!(node, Some(Node::Scalar(s)) if s.from_set_variable);
+                let at = parent.key(file_key);
+                let from_env = matches!(
+                    super::path::node_at(self.tree, &at),
+                    Some(Node::Scalar(s)) if s.from_env
+                );
+                let from_set_variable = self.set_by_variable(&at);
                 let shown = if from_env {
                     format!("the file named by the environment variable in `{file_key}`")
                 } else {
@@ -283,7 +294,7 @@ impl<'a> Checker<'a> {
                     Ok(text) => {
                         let text = text.trim_end_matches(['\n', '\r']);
                         if text.is_empty() {
-                            self.error(&parent.key(file_key), format!("{shown} is empty"));
+                            self.error(&at, format!("{shown} is empty"));
                             None
                         } else {
                             Some(Secret::new(text))
@@ -291,7 +302,6 @@ impl<'a> Checker<'a> {
                     }
                     Err(e) => {
                         let message = format!("cannot read {shown}: {e}");
-                        let at = parent.key(file_key);
                         // Absent from this machine, at a path the manifest
                         // (or a default) gives: maybe present where `plan`
                         // runs. At a path a set variable gives: a mistake.
@@ -613,10 +623,7 @@ impl<'a> Checker<'a> {
                 if let Some(key) = &api.service_account_key_path {
                     let full = self.dir.join(key);
                     let at = ap.key("service_account_key_path");
-                    let from_set_variable = matches!(
-                        super::path::node_at(self.tree, &at),
-                        Some(Node::Scalar(s)) if s.from_set_variable
-                    );
+                    let from_set_variable = self.set_by_variable(&at);
                     let mut absent = false;
                     let problem = match std::fs::metadata(&full) {
                         Err(e) => {

@@ -198,9 +198,12 @@ async fn read(s3: &S3, o: Listed) -> Object {
     }
 }
 
-/// A backup's media set: the stripes read, by media set id.
-struct MediaSet {
-    members: Vec<Object>,
+/// An object whose header was read, as the backup rules take it (the
+/// header moved in, never copied).
+struct Grouped {
+    key: String,
+    size: u64,
+    header: Result<BackupHeader, HeaderError>,
 }
 
 /// Groups by media set, judges each set with the backup rules, and keeps
@@ -211,17 +214,16 @@ fn choose(
     loaded: &Loaded,
     left_out: &mut Vec<LeftOut>,
 ) -> Vec<Chosen> {
-    let mut sets: BTreeMap<Guid, MediaSet> = BTreeMap::new();
+    // Media sets: the stripes read, by media set id.
+    let mut sets: BTreeMap<Guid, Vec<Grouped>> = BTreeMap::new();
     for o in reads {
-        match &o.header {
+        match o.header {
             Ok(Ok(h)) => {
-                let id = h.media_set_id;
-                sets.entry(id)
-                    .or_insert_with(|| MediaSet {
-                        members: Vec::new(),
-                    })
-                    .members
-                    .push(o);
+                sets.entry(h.media_set_id).or_default().push(Grouped {
+                    key: o.key,
+                    size: o.size,
+                    header: Ok(h),
+                });
             }
             Ok(Err(e)) => {
                 let finding = match e {
@@ -266,37 +268,30 @@ fn choose(
 
     // Every complete, importable full backup, by source database.
     let mut candidates: BTreeMap<(String, String), Vec<Chosen>> = BTreeMap::new();
-    for (_, set) in sets {
-        let headers: Vec<Result<BackupHeader, HeaderError>> = set
-            .members
+    for (_, members) in sets {
+        let reads: Vec<verdict::Read<'_>> = members
             .iter()
-            .map(|o| match &o.header {
-                Ok(Ok(h)) => Ok(h.clone()),
-                _ => unreachable!("only read headers are grouped"),
-            })
-            .collect();
-        let reads: Vec<verdict::Read<'_>> = set
-            .members
-            .iter()
-            .zip(&headers)
-            .map(|(o, h)| verdict::Read {
-                key: &o.key,
-                size: o.size,
-                header: h,
+            .map(|g| verdict::Read {
+                key: &g.key,
+                size: g.size,
+                header: &g.header,
             })
             .collect();
         let (stripe_set, findings) = verdict::assess(&reads);
-        let first = headers[0].as_ref().expect("read");
+        let first = members[0]
+            .header
+            .as_ref()
+            .expect("grouped headers were read");
         let (refusals, warnings): (Vec<Finding>, Vec<Finding>) =
             findings.into_iter().partition(Finding::refuses);
-        let keys: Vec<String> = set.members.iter().map(|o| o.key.clone()).collect();
+        let keys: Vec<String> = members.iter().map(|g| g.key.clone()).collect();
         match stripe_set {
             Some(stripe_set) if refusals.is_empty() => {
                 let source = (first.server_name.clone(), first.database_name.clone());
                 candidates.entry(source).or_default().push(chosen(
                     &stripe_set,
                     first,
-                    &set.members,
+                    &members,
                     warnings,
                     request,
                 ));
@@ -413,7 +408,7 @@ fn choose(
 fn chosen(
     set: &StripeSet,
     first: &BackupHeader,
-    members: &[Object],
+    members: &[Grouped],
     warnings: Vec<Finding>,
     request: &DiscoverRequest<'_>,
 ) -> Chosen {
