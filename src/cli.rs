@@ -112,6 +112,28 @@ Exit 0 when the manifest is written, 2 when the base or the arguments are not va
 S3 fails."
     )]
     Discover(DiscoverArgs),
+    /// Check the selected databases that exist on their instances, as
+    /// `apply` does after each import: ONLINE, read-write and multi-user,
+    /// the owner, the collation, the compatibility level, orphaned users and
+    /// (with `verify.checkdb`) DBCC CHECKDB. Read-only, except what the
+    /// manifest's `verify` asks to change: `orphaned_users: fix` remaps
+    /// users to their logins, `compatibility_level: latest` or a number sets
+    /// the level.
+    #[command(
+        after_help = "Every finding has a V rule code (listed in the README); warnings (orphaned \
+users, another collation) fail only with --strict. Checks that need T-SQL use the instance's \
+`sql` section; an instance with only `api` gets the API's checks and a V008 note. Exit 0 when \
+every database that exists passed, 1 when one failed or an instance could not be asked, 2 when \
+the manifest is not valid."
+    )]
+    Verify {
+        /// The manifest (YAML).
+        manifest: PathBuf,
+        #[command(flatten)]
+        select: SelectArgs,
+        #[command(flatten)]
+        checks: CheckArgs,
+    },
     /// Per database: what the state folder says this tool did, and what
     /// the instance says now (online, restoring, missing, present but not
     /// imported by this state). Read-only.
@@ -180,8 +202,9 @@ pub struct SelectArgs {
 
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct CheckArgs {
-    /// Treat warnings of the backup rules as refusals (for example a
-    /// compressed backup in a container this tool does not read).
+    /// Treat warnings as refusals: of the backup rules (for example a
+    /// compressed backup in a container this tool does not read) and of the
+    /// checks after an import (orphaned users, another collation).
     #[arg(long)]
     pub strict: bool,
 }
@@ -238,10 +261,20 @@ pub struct EmulatorArgs {
     /// another status than ACTIVE (default: app_owner,demo_owner,importer).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub users: Option<Vec<String>>,
-    /// A YAML file describing each instance in turn (overrides the three
+    /// Users every restored database contains, comma-separated: `name` is
+    /// orphaned (its SID is the old server's), `name:mapped` has the SID of
+    /// the login of that name, which must be among `--users`.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub database_users: Option<Vec<String>>,
+    /// Databases whose `DBCC CHECKDB` reports consistency errors,
+    /// comma-separated.
+    #[arg(long, value_name = "DATABASES", value_delimiter = ',')]
+    pub checkdb_errors: Option<Vec<String>>,
+    /// A YAML file describing each instance in turn (overrides the five
     /// flags above): `instances: [{state: READY, version: "2022",
     /// storage_gb: 100, users: [app_owner, "old_user:LOCKED"],
-    /// view_any_database: true}, ...]`.
+    /// view_any_database: true, database_users: ["app_user:mapped"],
+    /// checkdb_errors: [bad_db]}, ...]`.
     #[arg(long, value_name = "FILE.yaml")]
     pub instances_file: Option<PathBuf>,
     /// PEM certificate chain of the SQL Server doors, leaf first. With

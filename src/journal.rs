@@ -38,6 +38,27 @@ fn record(state: &mut State, event: &Event) {
     {
         state.files.insert(key.clone(), files.clone());
     }
+    match event {
+        // A new import: the checks of the last one no longer count.
+        Event::Submitting { .. } | Event::Dropping { .. } => {
+            state.checked.remove(&key);
+            state.verified.remove(&key);
+        }
+        Event::Checked {
+            check, findings, ..
+        } => {
+            let list = state.checked.entry(key.clone()).or_default();
+            list.retain(|c| c.check != *check);
+            list.push(crate::verify::Checked {
+                check: *check,
+                findings: findings.clone(),
+            });
+        }
+        Event::Verified { .. } => {
+            state.verified.insert(key.clone());
+        }
+        _ => {}
+    }
     match prior_of(event) {
         None => {}
         Some(Prior::Skipped) => {
@@ -357,7 +378,12 @@ fn prior_of(event: &Event) -> Option<Prior> {
         Event::TimedOut { .. } => Prior::TimedOut,
         Event::Skipped { .. } => Prior::Skipped,
         Event::Dropping { .. } | Event::Dropped { .. } => Prior::Dropped,
-        Event::Planned { .. } | Event::Retried { .. } | Event::Interrupted { .. } => return None,
+        Event::Planned { .. }
+        | Event::Retried { .. }
+        | Event::Interrupted { .. }
+        | Event::Verifying { .. }
+        | Event::Checked { .. }
+        | Event::Verified { .. } => return None,
     })
 }
 

@@ -33,6 +33,7 @@ pub mod secret;
 pub mod state_file;
 pub mod state_lock;
 pub mod table;
+pub mod verify;
 
 /// The exit codes of every command (a contract: CI scripts rely on them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

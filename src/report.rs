@@ -20,6 +20,8 @@ pub enum Outcome {
     TimedOut,
     /// Ctrl-C came before it was submitted.
     NotStarted,
+    /// Imported, and a check after the import failed.
+    FailedVerification,
 }
 
 impl Outcome {
@@ -37,6 +39,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::TimedOut => "timed out",
             Outcome::NotStarted => "not started",
+            Outcome::FailedVerification => "failed verification",
         }
     }
 }
@@ -52,9 +55,13 @@ pub struct Record {
     pub finished_at: Option<String>,
     pub seconds: Option<f64>,
     pub reason: Option<String>,
-    /// The failure's code (R001-R008), for programs that sort failures.
+    /// The failure's code (R001-R009, or the V rule that failed the
+    /// verification), for programs that sort failures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'static str>,
+    /// What the checks after the import found (V rules).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::rules::Finding>,
 }
 
 /// Builds the records from events, in the order databases first appear.
@@ -96,6 +103,7 @@ impl Collector {
                 seconds: None,
                 reason: None,
                 code: None,
+                findings: Vec::new(),
             });
             records.len() - 1
         });
@@ -149,6 +157,28 @@ impl Collector {
                 Outcome::NotStarted,
                 Some("interrupted before it was submitted".into()),
             ),
+            Event::Verifying { .. } | Event::Checked { .. } => {}
+            Event::Verified {
+                findings, failed, ..
+            } => {
+                r.findings = findings.clone();
+                if *failed {
+                    let refusals: Vec<String> = findings
+                        .iter()
+                        .filter(|f| f.refuses())
+                        .map(ToString::to_string)
+                        .collect();
+                    r.code = findings.iter().find(|f| f.refuses()).map(|f| f.code.code());
+                    finish(r, Outcome::FailedVerification, Some(refusals.join("; ")));
+                } else if r.outcome == Outcome::Waiting {
+                    // Imported by an earlier run that did not finish its checks.
+                    finish(
+                        r,
+                        Outcome::Skipped,
+                        Some("imported by an earlier run; checked now".into()),
+                    );
+                }
+            }
         }
     }
 
@@ -186,10 +216,12 @@ pub fn summary_table(records: &[Record]) -> String {
     let mut out = vec![crate::table::render(&header, &rows)];
     let count = |o: Outcome| records.iter().filter(|r| r.outcome == o).count();
     out.push(format!(
-        "\n{} online, {} skipped, {} failed, {} timed out, {} not ready, {} not started",
+        "\n{} online, {} skipped, {} failed, {} failed verification, {} timed out, {} not ready, \
+         {} not started",
         count(Outcome::Online),
         count(Outcome::Skipped),
         count(Outcome::Failed),
+        count(Outcome::FailedVerification),
         count(Outcome::TimedOut),
         count(Outcome::NotReady),
         count(Outcome::NotStarted),
@@ -197,7 +229,12 @@ pub fn summary_table(records: &[Record]) -> String {
     // Last, where the eye lands: what went wrong, each with its reason.
     let failures: Vec<&Record> = records
         .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::TimedOut))
+        .filter(|r| {
+            matches!(
+                r.outcome,
+                Outcome::Failed | Outcome::TimedOut | Outcome::FailedVerification
+            )
+        })
         .collect();
     if !failures.is_empty() {
         out.push(format!("\nFailures ({}):", failures.len()));
@@ -230,6 +267,7 @@ pub fn json_report(
             "online": count(Outcome::Online),
             "skipped": count(Outcome::Skipped),
             "failed": count(Outcome::Failed),
+            "failed_verification": count(Outcome::FailedVerification),
             "timed_out": count(Outcome::TimedOut),
             "not_ready": count(Outcome::NotReady),
             "not_started": count(Outcome::NotStarted),
@@ -292,6 +330,7 @@ mod tests {
             seconds: Some(1.5),
             reason: reason.map(str::to_owned),
             code: None,
+            findings: Vec::new(),
         }
     }
 

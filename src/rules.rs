@@ -1,13 +1,14 @@
 //! Every verdict `plan` can reach about a database's backups, its target
 //! instance and its files, as one typed rule with a stable code (B: backup
 //! headers, I: the instance, T: the target database, S: the files in S3,
-//! M: the manifest, D: what `discover` leaves out): what it checks, whether
+//! M: the manifest, D: what `discover` leaves out, V: what `apply` and
+//! `verify` find on a database after its import): what it checks, whether
 //! it refuses the import, warns or informs, where it is checked, and why.
 //! The README's rule table is this list (a test keeps them in step);
 //! `plan --format json` reports findings
 //! by code.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Declares every rule once: its variant (with its doc), code, severity,
@@ -70,6 +71,10 @@ const BY_STORAGE: &str = "`plan`, through the API (`storage.size`), for `sql` da
     instance has an `api` section; T-SQL cannot see the quota";
 const BY_DATABASES: &str = "`plan`: API (`databases`, `restore-jobs`) or SQL (`sys.databases`)";
 const BY_STATE: &str = "`plan` and `apply`, against the state folder (`--state`)";
+const BY_VERIFY: &str = "`apply` after each import, and `verify`: SQL (catalogue views) or API \
+    (`databases/{name}`)";
+const BY_VERIFY_SQL: &str = "`apply` after each import, and `verify`, through T-SQL (the instance's \
+    `sql` section)";
 const BY_OBJECTS: &str = "`plan` (S3 `HEAD`, ranged `GET`, listing)";
 
 rules! {
@@ -255,9 +260,59 @@ rules! {
         checks: "the target name is a valid database name and the key names one object",
         by: BY_DISCOVER,
         why: "`validate` would refuse the entry";
+    /// After the import the database is not ONLINE, read-write and multi-user.
+    NotUsable = "V001", Refuse,
+        checks: "after the import the database is ONLINE, read-write and multi-user",
+        by: BY_VERIFY_SQL,
+        why: "the application cannot use it as it is";
+    /// The database's owner is not the one the manifest asks for.
+    OwnerDiffers = "V002", Refuse,
+        checks: "the database's owner is the one asked for (`owner`; without one, the login \
+            that ran the procedure)",
+        by: BY_VERIFY,
+        why: "the owner holds every right on the database; a wrong one is a security finding";
+    /// Database users whose SID matches no login.
+    OrphanedUsers = "V003", Warn,
+        checks: "every SQL and Windows user of the database has a login with its SID \
+            (`verify.orphaned_users: fix` remaps each to the login of the same name)",
+        by: BY_VERIFY_SQL,
+        why: "an orphaned user cannot log in: the application fails after the move";
+    /// DBCC CHECKDB reports consistency errors.
+    CheckdbErrors = "V004", Refuse,
+        checks: "`DBCC CHECKDB ... WITH NO_INFOMSGS` (`verify.checkdb`) reports no errors",
+        by: BY_VERIFY_SQL,
+        why: "corruption travels with the backup and only CHECKDB finds it";
+    /// The database's collation is not the instance's.
+    CollationDiffers = "V005", Warn,
+        checks: "the database's collation is the instance's",
+        by: BY_VERIFY,
+        why: "joins with temporary tables fail with collation conflicts";
+    /// The compatibility level after the import, and a change asked for.
+    CompatibilityLevel = "V006", Info,
+        checks: "the compatibility level after the import; `verify.compatibility_level: \
+            latest` or a number sets it (`ALTER DATABASE ... SET COMPATIBILITY_LEVEL`)",
+        by: BY_VERIFY,
+        why: "a database keeps its old level after a restore, and with it the old optimizer";
+    /// A compatibility level the instance does not offer.
+    LevelNotOffered = "V007", Refuse,
+        checks: "the instance offers the compatibility level asked for",
+        by: "`validate` (levels SQL Server has) and `plan`: API (`compatibility`) or SQL \
+            (the levels of the instance's version)",
+        why: "`ALTER DATABASE ... SET COMPATIBILITY_LEVEL` refuses it";
+    /// A check that needs T-SQL on an instance reached only through the API.
+    NotChecked = "V008", Info,
+        checks: "which checks could not run: those that need T-SQL, on an instance without a \
+            `sql` section",
+        by: BY_VERIFY,
+        why: "what was not checked is said, not passed over";
+    /// A check could not run (refused, timed out, connection lost).
+    CheckFailed = "V009", Refuse,
+        checks: "each check asked for could run to its end",
+        by: BY_VERIFY,
+        why: "an unchecked database is not a verified one";
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// The import is not submitted.
@@ -276,6 +331,11 @@ impl Rule {
     pub const fn severity(self) -> Severity {
         self.spec().severity
     }
+
+    /// The rule of a code, as a journal stored it.
+    pub fn from_code(code: &str) -> Option<Rule> {
+        Rule::ALL.iter().copied().find(|r| r.code() == code)
+    }
 }
 
 impl fmt::Display for Rule {
@@ -285,9 +345,9 @@ impl fmt::Display for Rule {
 }
 
 /// One rule that applied to one database, with the specifics in words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    #[serde(serialize_with = "code")]
+    #[serde(serialize_with = "code", deserialize_with = "code_back")]
     pub code: Rule,
     pub severity: Severity,
     pub message: String,
@@ -300,6 +360,13 @@ pub fn serialize_code<S: serde::Serializer>(rule: &Rule, s: S) -> Result<S::Ok, 
 
 fn code<S: serde::Serializer>(rule: &Rule, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(rule.code())
+}
+
+/// A rule from its code; a code this version does not know is an error.
+fn code_back<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Rule, D::Error> {
+    let code = String::deserialize(d)?;
+    Rule::from_code(&code)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown rule code `{code}`")))
 }
 
 impl Finding {

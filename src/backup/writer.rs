@@ -329,7 +329,8 @@ fn catalogue(spec: &BackupSpec, number: u16) -> Vec<u8> {
     };
     b.put(0x4d, &start);
     b.put(0x57, &[spec.backup_type.code()]);
-    b.put(0x5b, &[130]);
+    // A database at the level of the server that wrote it.
+    b.put(0x5b, &[spec.version.0.saturating_mul(10)]);
     b.u16(0x5e, database_version);
     b.u64(0x60, spec.size as u64);
     let end = b.string(0, 0x68, 0x16c, &spec.database_name);

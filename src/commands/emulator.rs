@@ -293,8 +293,16 @@ fn instance_settings(args: &EmulatorArgs) -> Result<Vec<InstanceSettings>, Setup
                 storage_gb: args.storage_gb,
                 ..InstanceSettings::default()
             };
+            let list =
+                |given: &Vec<String>| given.iter().filter(|u| !u.is_empty()).cloned().collect();
             if let Some(users) = &args.users {
-                one.users = users.iter().filter(|u| !u.is_empty()).cloned().collect();
+                one.users = list(users);
+            }
+            if let Some(users) = &args.database_users {
+                one.database_users = list(users);
+            }
+            if let Some(databases) = &args.checkdb_errors {
+                one.checkdb_errors = list(databases);
             }
             vec![one; usize::from(args.instances)]
         }

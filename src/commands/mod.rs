@@ -29,6 +29,7 @@ mod progress;
 mod shared;
 mod status;
 mod validate;
+mod verify;
 
 use crate::Exit;
 use crate::cli::{CheckArgs, Cli, Command, Format, Global};
@@ -66,6 +67,11 @@ pub fn run(cli: Cli) -> Exit {
         } => plan::run(global, &manifest, &select, checks, state.as_deref()),
         Command::Apply(args) => apply::run(global, &args),
         Command::Discover(args) => discover::run(global, &args),
+        Command::Verify {
+            manifest,
+            select,
+            checks,
+        } => verify::run(global, &manifest, &select, checks),
         Command::Status {
             manifest,
             select,

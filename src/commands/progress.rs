@@ -233,6 +233,38 @@ impl Display {
                 clear(running.remove(&key));
                 self.line(stamped, "not started (interrupted)".into());
             }
+            Event::Verifying { checks, .. } => {
+                let names: Vec<&str> = checks.iter().map(|c| c.as_str()).collect();
+                self.line(stamped, format!("verifying: {}", names.join(", ")));
+            }
+            Event::Checked { .. } => {}
+            Event::Verified {
+                findings, failed, ..
+            } => {
+                if *failed {
+                    self.count_failure();
+                    self.update_overall(&running);
+                    let refusals: Vec<String> = findings
+                        .iter()
+                        .filter(|f| f.refuses())
+                        .map(ToString::to_string)
+                        .collect();
+                    self.line(
+                        stamped,
+                        format!("FAILED verification: {}", refusals.join("; ")),
+                    );
+                } else {
+                    let notes: Vec<String> = findings.iter().map(ToString::to_string).collect();
+                    self.line(
+                        stamped,
+                        if notes.is_empty() {
+                            "verified".into()
+                        } else {
+                            format!("verified: {}", notes.join("; "))
+                        },
+                    );
+                }
+            }
         }
     }
 

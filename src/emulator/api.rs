@@ -38,6 +38,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(get_database).delete(delete_database),
         )
         .route(&format!("{scoped}/restore-jobs"), get(restore_jobs))
+        .route(&format!("{scoped}/compatibility"), get(compatibility))
         .route(&format!("{scoped}/users"), get(list_users))
         .route(&format!("{scoped}/users/{{user}}"), get(get_user))
         .route(&format!("{scoped}/restores"), post(restore))
@@ -393,8 +394,8 @@ async fn get_database(State(state): Shared, Path(p): Path<DatabaseScope>) -> Res
             "id": d.id,
             "name": d.name,
             "owner": d.owner,
-            "collationName": "SQL_Latin1_General_CP1_CI_AS",
-            "compatibilityLevel": 160,
+            "collationName": d.collation,
+            "compatibilityLevel": d.level,
         }))
         .into_response(),
         None => error(
@@ -402,6 +403,25 @@ async fn get_database(State(state): Shared, Path(p): Path<DatabaseScope>) -> Res
             format!("database {} not found", p.name),
         ),
     }
+}
+
+/// `ListCompatibilityResponse`: the levels the instance offers.
+async fn compatibility(State(state): Shared, Path(scope): Path<Scope>) -> Response {
+    let instance = match scope.check(&state) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let levels = state.model.levels(&instance).unwrap_or_default();
+    let list: Vec<Value> = levels
+        .iter()
+        .map(|l| {
+            json!({
+                "compatibility_level": l,
+                "description": super::restore::release_of_level(*l),
+            })
+        })
+        .collect();
+    axum::Json(json!({ "compatibilities": list })).into_response()
 }
 
 async fn delete_database(State(state): Shared, Path(p): Path<DatabaseScope>) -> Response {

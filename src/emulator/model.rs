@@ -55,6 +55,46 @@ pub struct DatabaseInfo {
     pub created: SystemTime,
     /// ONLINE or RESTORING, as `sys.databases.state_desc` says.
     pub state: &'static str,
+    /// `compatibility_level`: the backup's, raised to the lowest level the
+    /// instance offers, as a restore onto a newer SQL Server does.
+    pub level: u16,
+    pub collation: String,
+    /// Its principals, as `sys.database_principals` lists them.
+    #[serde(skip)]
+    pub principals: Vec<DbPrincipal>,
+}
+
+/// A row of `sys.database_principals`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbPrincipal {
+    pub name: String,
+    pub principal_id: i32,
+    /// S, U, G, R, ...
+    pub kind: &'static str,
+    /// INSTANCE, WINDOWS, DATABASE or NONE.
+    pub authentication: &'static str,
+    pub sid: Vec<u8>,
+}
+
+/// The instance's collation, and every database's on it.
+pub const COLLATION: &str = "SQL_Latin1_General_CP1_CI_AS";
+
+/// A login's SID on this emulator: 16 bytes made from its name, as a SQL
+/// login's SID is 16 random bytes fixed when it is created.
+pub fn login_sid(name: &str) -> Vec<u8> {
+    sid_of(&format!("login:{}", name.to_lowercase()))
+}
+
+fn sid_of(seed: &str) -> Vec<u8> {
+    // FNV-1a, twice with different offsets: stable across runs.
+    let hash = |offset: u64| {
+        seed.bytes().fold(offset, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+    };
+    let mut out = hash(0xcbf2_9ce4_8422_2325).to_le_bytes().to_vec();
+    out.extend_from_slice(&hash(0x8422_2325_cbf2_9ce4).to_le_bytes());
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +108,8 @@ pub struct RestoreInfo {
 struct Restore {
     name: String,
     owner: String,
+    /// Known once the backup's header was read.
+    level: u16,
     id: i64,
     started: Instant,
     started_at: SystemTime,
@@ -92,6 +134,12 @@ pub struct InstanceSettings {
     /// default); without it, `sys.databases` and `DB_ID` show it only
     /// master, tempdb and the databases it owns.
     pub view_any_database: bool,
+    /// Users every database restored here contains: `name` (orphaned:
+    /// its SID is the old server's) or `name:mapped` (the SID of the login
+    /// of that name, which must be among `users`).
+    pub database_users: Vec<String>,
+    /// Databases whose `DBCC CHECKDB` reports consistency errors.
+    pub checkdb_errors: Vec<String>,
 }
 
 impl Default for InstanceSettings {
@@ -103,6 +151,8 @@ impl Default for InstanceSettings {
             // The owners the examples use, and the SQL login.
             users: vec!["app_owner".into(), "demo_owner".into(), "importer".into()],
             view_any_database: true,
+            database_users: Vec::new(),
+            checkdb_errors: Vec::new(),
         }
     }
 }
@@ -135,7 +185,26 @@ impl InstanceSettings {
                 STATES.join(", ")
             ));
         }
+        let logins = self.user_list();
+        for (name, mapped) in self.database_user_list() {
+            if mapped && !logins.iter().any(|(l, _)| l.eq_ignore_ascii_case(&name)) {
+                return Err(format!(
+                    "database user `{name}:mapped` needs a login `{name}` among the users"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// (name, mapped) of each database user.
+    pub fn database_user_list(&self) -> Vec<(String, bool)> {
+        self.database_users
+            .iter()
+            .map(|u| match u.split_once(':') {
+                Some((name, how)) => (name.to_owned(), how.eq_ignore_ascii_case("mapped")),
+                None => (u.clone(), false),
+            })
+            .collect()
     }
 }
 
@@ -167,6 +236,12 @@ struct Instance {
     locked_out: bool,
     instance_requests: u64,
     user_requests: u64,
+    /// `DBCC CHECKDB` runs, by database name.
+    checkdb_runs: BTreeMap<String, u64>,
+    /// `ALTER USER ... WITH LOGIN` that remapped a user, as `db.user`.
+    remapped_users: Vec<String>,
+    /// Compatibility levels set, as `db=level`.
+    levels_set: Vec<String>,
     next_id: i64,
 }
 
@@ -357,6 +432,7 @@ impl Model {
                 Restore {
                     name: request.database.clone(),
                     owner: request.owner.clone(),
+                    level: 0,
                     id,
                     started: Instant::now(),
                     started_at: SystemTime::now(),
@@ -407,6 +483,7 @@ impl Model {
             return;
         };
         if let Some(r) = inst.restores.remove(&key) {
+            let principals = restored_principals(&r.name, &inst.settings);
             inst.databases.insert(
                 key,
                 DatabaseInfo {
@@ -415,6 +492,9 @@ impl Model {
                     owner: r.owner,
                     created: SystemTime::now(),
                     state: "ONLINE",
+                    level: r.level,
+                    collation: COLLATION.into(),
+                    principals,
                 },
             );
         }
@@ -472,6 +552,11 @@ impl Model {
             ));
         }
         inst.used.insert(key.to_owned(), facts.backup_size);
+        let level =
+            super::restore::level_after_restore(facts.compatibility_level, &settings.version);
+        if let Some(r) = inst.restores.get_mut(key) {
+            r.level = level;
+        }
         Ok(())
     }
 
@@ -601,6 +686,9 @@ impl Model {
                     owner: owner.to_owned(),
                     created: SystemTime::now(),
                     state: "ONLINE",
+                    level: super::restore::level_after_restore(0, &inst.settings.version),
+                    collation: COLLATION.into(),
+                    principals: Vec::new(),
                 },
             );
         }
@@ -665,6 +753,11 @@ impl Model {
                 owner: "sa".into(),
                 created: boot,
                 state: "ONLINE",
+                level: *super::restore::levels_offered(&inst.settings.version)
+                    .last()
+                    .unwrap_or(&160),
+                collation: COLLATION.into(),
+                principals: Vec::new(),
             });
         let restoring = inst.restores.values().map(|r| DatabaseInfo {
             id: r.id,
@@ -672,6 +765,9 @@ impl Model {
             owner: r.owner.clone(),
             created: r.started_at,
             state: "RESTORING",
+            level: r.level,
+            collation: COLLATION.into(),
+            principals: Vec::new(),
         });
         let mut rows: Vec<DatabaseInfo> = system
             .chain(inst.databases.values().cloned())
@@ -770,11 +866,218 @@ impl Model {
                         "instance_requests": i.instance_requests,
                         "user_requests": i.user_requests,
                         "failed_restores": i.failed,
+                        "checkdb_runs": i.checkdb_runs,
+                        "remapped_users": i.remapped_users,
+                        "levels_set": i.levels_set,
                     }),
                 )
             })
             .collect();
         json!({ "instances": instances })
+    }
+}
+
+/// Why a statement on a database was refused: SQL Server's number and words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub number: i32,
+    pub message: String,
+}
+
+fn refusal(number: i32, message: String) -> Refusal {
+    Refusal { number, message }
+}
+
+/// The principals of a database restored here: the fixed ones (dbo with
+/// the old server's SID, as after any restore onto another server), a
+/// role, a user without login, and `--database-users`.
+fn restored_principals(database: &str, settings: &InstanceSettings) -> Vec<DbPrincipal> {
+    let fixed = |name: &str, id: i32, kind, authentication, sid: Vec<u8>| DbPrincipal {
+        name: name.to_owned(),
+        principal_id: id,
+        kind,
+        authentication,
+        sid,
+    };
+    let mut out = vec![
+        fixed(
+            "public",
+            0,
+            "R",
+            "NONE",
+            vec![1, 5, 0, 0, 0, 0, 0, 9, 4, 0, 0, 0],
+        ),
+        fixed(
+            "dbo",
+            1,
+            "S",
+            "INSTANCE",
+            sid_of(&format!("old-server:dbo:{database}")),
+        ),
+        fixed("guest", 2, "S", "INSTANCE", vec![0]),
+        fixed("INFORMATION_SCHEMA", 3, "S", "NONE", Vec::new()),
+        fixed("sys", 4, "S", "NONE", Vec::new()),
+        fixed(
+            "db_owner",
+            16384,
+            "R",
+            "NONE",
+            vec![1, 5, 0, 0, 0, 0, 0, 9, 4, 0, 0, 0, 1],
+        ),
+        fixed(
+            "etl_without_login",
+            5,
+            "S",
+            "NONE",
+            sid_of(&format!("nologin:{database}")),
+        ),
+    ];
+    for (n, (name, mapped)) in settings.database_user_list().into_iter().enumerate() {
+        let sid = if mapped {
+            login_sid(&name)
+        } else {
+            sid_of(&format!("old-server:{database}:{name}"))
+        };
+        out.push(fixed(&name, 6 + n as i32, "S", "INSTANCE", sid));
+    }
+    out
+}
+
+impl Model {
+    /// `sys.database_principals` of a database; None when it is not there.
+    pub fn database_principals(&self, instance: &str, database: &str) -> Option<Vec<DbPrincipal>> {
+        self.lock()
+            .get(instance)?
+            .databases
+            .get(&database.to_lowercase())
+            .map(|d| d.principals.clone())
+    }
+
+    /// `ALTER USER [user] WITH LOGIN = [login]` in `database`: the user
+    /// takes the login's SID.
+    pub fn remap_user(
+        &self,
+        instance: &str,
+        database: &str,
+        user: &str,
+        login: &str,
+    ) -> Result<(), Refusal> {
+        let mut all = self.lock();
+        let inst = all
+            .get_mut(instance)
+            .ok_or_else(|| refusal(15151, format!("Cannot alter the user '{user}'.")))?;
+        let known = inst
+            .settings
+            .user_list()
+            .iter()
+            .any(|(l, _)| l.eq_ignore_ascii_case(login));
+        if !known {
+            return Err(refusal(
+                15151,
+                format!(
+                    "Cannot alter the login '{login}', because it does not exist or you do not have permission."
+                ),
+            ));
+        }
+        let db = inst
+            .databases
+            .get_mut(&database.to_lowercase())
+            .ok_or_else(|| refusal(15151, format!("Cannot alter the user '{user}', because it does not exist or you do not have permission.")))?;
+        let principal = db
+            .principals
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case(user) && p.kind != "R")
+            .ok_or_else(|| refusal(15151, format!("Cannot alter the user '{user}', because it does not exist or you do not have permission.")))?;
+        principal.sid = login_sid(login);
+        let entry = format!("{}.{}", db.name, principal.name);
+        inst.remapped_users.push(entry);
+        Ok(())
+    }
+
+    /// `DBCC CHECKDB`: the consistency errors of the database (none, unless
+    /// it is among `checkdb_errors`), counted per database.
+    pub fn checkdb(&self, instance: &str, database: &str) -> Result<Vec<Refusal>, Refusal> {
+        let mut all = self.lock();
+        let missing = || {
+            refusal(
+                2520,
+                format!(
+                    "Could not find database '{database}'. The database either does not exist, or was dropped before a statement tried to use it. Verify if the database exists by querying the sys.databases catalog view."
+                ),
+            )
+        };
+        let inst = all.get_mut(instance).ok_or_else(missing)?;
+        let name = inst
+            .databases
+            .get(&database.to_lowercase())
+            .map(|d| d.name.clone())
+            .or_else(|| {
+                SYSTEM_DATABASES
+                    .iter()
+                    .find(|s| s.eq_ignore_ascii_case(database))
+                    .map(|s| (*s).to_owned())
+            })
+            .ok_or_else(missing)?;
+        *inst.checkdb_runs.entry(name.clone()).or_default() += 1;
+        let corrupt = inst
+            .settings
+            .checkdb_errors
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(&name));
+        if !corrupt {
+            return Ok(Vec::new());
+        }
+        Ok(vec![
+            refusal(
+                8928,
+                "Object ID 2105058535, index ID 0, partition ID 72057594038779904, alloc unit ID \
+                 72057594039828480 (type In-row data): Page (1:153) could not be processed.  See \
+                 other errors for details."
+                    .into(),
+            ),
+            refusal(
+                8989,
+                format!(
+                    "CHECKDB found 0 allocation errors and 1 consistency errors in database '{name}'."
+                ),
+            ),
+        ])
+    }
+
+    /// `ALTER DATABASE ... SET COMPATIBILITY_LEVEL = level`.
+    pub fn set_level(&self, instance: &str, database: &str, level: i64) -> Result<(), Refusal> {
+        let mut all = self.lock();
+        let inst = all
+            .get_mut(instance)
+            .ok_or_else(|| refusal(5011, "no such instance".into()))?;
+        let offered = super::restore::levels_offered(&inst.settings.version);
+        if !u16::try_from(level).is_ok_and(|l| offered.contains(&l)) {
+            let words: Vec<String> = offered.iter().map(u16::to_string).collect();
+            let (last, rest) = words.split_last().expect("levels are never empty");
+            return Err(refusal(
+                15048,
+                format!(
+                    "Valid values of the database compatibility level are {}, or {last}.",
+                    rest.join(", ")
+                ),
+            ));
+        }
+        let db = inst.databases.get_mut(&database.to_lowercase()).ok_or_else(|| {
+            refusal(
+                5011,
+                format!("User does not have permission to alter database '{database}', the database does not exist, or the database is not in a state that allows access checks."),
+            )
+        })?;
+        db.level = level as u16;
+        let entry = format!("{}={level}", db.name);
+        inst.levels_set.push(entry);
+        Ok(())
+    }
+
+    /// The levels the instance offers (`GET .../compatibility`).
+    pub fn levels(&self, instance: &str) -> Option<Vec<u16>> {
+        self.settings(instance)
+            .map(|s| super::restore::levels_offered(&s.version))
     }
 }
 

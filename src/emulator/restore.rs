@@ -43,6 +43,8 @@ pub struct Facts {
     pub backup_size: u64,
     pub database_version: u16,
     pub software_version: String,
+    /// The database's compatibility level, as its backup records it.
+    pub compatibility_level: u8,
 }
 
 /// SQL Server's verdict on the files of one `RESTORE DATABASE ... FROM
@@ -110,7 +112,33 @@ pub fn judge(files: &[(String, BackupHeader)]) -> Result<Facts, String> {
         backup_size: first.backup_size,
         database_version: first.database_version,
         software_version: first.software_version.clone(),
+        compatibility_level: first.compatibility_level,
     })
+}
+
+/// The compatibility levels an instance of `release` offers: from 100 up
+/// to its own (SQL Server 2016: 130, 2017: 140, 2019: 150, 2022: 160).
+pub fn levels_offered(release: &str) -> Vec<u16> {
+    let own: u16 = major_of(release).parse::<u16>().unwrap_or(16) * 10;
+    (100..=own.max(100)).step_by(10).collect()
+}
+
+/// The release a level belongs to, as the API describes it.
+pub fn release_of_level(level: u16) -> String {
+    let major = (level / 10).to_string();
+    match RELEASES.iter().find(|r| r.1 == major) {
+        Some(r) => format!("SQL Server {}", r.0),
+        None => format!("compatibility level {level}"),
+    }
+}
+
+/// The level a restored database has: its own, raised to the lowest the
+/// instance offers (a restore upgrades older databases to it).
+pub fn level_after_restore(backup_level: u8, release: &str) -> u16 {
+    let offered = levels_offered(release);
+    let low = offered.first().copied().unwrap_or(100);
+    let high = offered.last().copied().unwrap_or(160);
+    u16::from(backup_level).clamp(low, high)
 }
 
 /// Whether an instance of `release` restores a database of `facts`'s version.

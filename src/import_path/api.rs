@@ -179,6 +179,73 @@ impl ApiTarget {
         .map_err(|e| e.map_text(|why| format!("DELETE the database {database}: {why}")))
     }
 
+    /// `GET .../databases/{name}`: the database's owner, collation and
+    /// compatibility level; None when there is no such database (404).
+    pub(crate) async fn database(
+        &self,
+        name: &str,
+    ) -> Result<Option<DatabaseDetails>, StatusError> {
+        use StatusError::Lasting;
+        let mut url = url::Url::parse(&self.base).map_err(|e| Lasting(e.to_string()))?;
+        url.path_segments_mut()
+            .map_err(|()| Lasting("the instance URL cannot carry a path".into()))?
+            .extend(["databases", name]);
+        let attempt = || async {
+            let token = match self.status_token().await {
+                Ok(t) => t,
+                Err(e) => return Attempt::Fail(e),
+            };
+            match self
+                .http
+                .get(url.clone())
+                .bearer_auth(token.expose())
+                .send()
+                .await
+            {
+                Ok(r) if r.status() == 404 => Attempt::Done(None),
+                Ok(r) if r.status().is_success() => {
+                    match crate::http::read_limited(r, MAX_BODY).await {
+                        Ok(body) => match serde_json::from_slice(&body) {
+                            Ok(details) => Attempt::Done(Some(details)),
+                            Err(e) => Attempt::Fail(Lasting(format!(
+                                "the answer does not fit the API contract ({e})"
+                            ))),
+                        },
+                        Err(e) => Attempt::Fail(StatusError::Transient(e.to_string())),
+                    }
+                }
+                other => self.not_done(other).await,
+            }
+        };
+        let label = format!("{}: GET the database {name}", self.label);
+        crate::retry::retry(&label, attempt, |why, attempts| {
+            StatusError::Transient(format!("{why} (after {attempts} attempts)"))
+        })
+        .await
+        .map_err(|e| e.map_text(|why| format!("GET the database {name}: {why}")))
+    }
+
+    /// `GET .../compatibility`: the levels the instance offers.
+    pub(crate) async fn levels(&self) -> Result<Vec<u16>, StatusError> {
+        #[derive(Deserialize)]
+        struct Levels {
+            compatibilities: Vec<Level>,
+        }
+        #[derive(Deserialize)]
+        struct Level {
+            compatibility_level: Option<i64>,
+        }
+        let levels: Levels = self.get("/compatibility").await?;
+        let mut out: Vec<u16> = levels
+            .compatibilities
+            .iter()
+            .filter_map(|l| l.compatibility_level.and_then(|v| u16::try_from(v).ok()))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
     /// Every item of a paged list, page by page as `pagination.totalPages`
     /// says, but never more than [`MAX_PAGES`] pages.
     async fn get_all<T: serde::de::DeserializeOwned>(
@@ -208,6 +275,15 @@ impl ApiTarget {
             page += 1;
         }
     }
+}
+
+/// `GetDatabaseResponse`: what the checks after an import read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseDetails {
+    pub owner: String,
+    pub collation_name: Option<String>,
+    pub compatibility_level: Option<i64>,
 }
 
 /// An API endpoint that cannot take the instance's path.

@@ -15,7 +15,7 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 use tracing::Instrument;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// SQL Server's refusals of a login: failed (18456, whatever the reason
 /// underneath), untrusted domain (18452), account disabled (18470), locked
@@ -31,7 +31,7 @@ fn tls_reason(text: &str) -> &str {
 }
 
 /// A text cell, whatever string type the server chose.
-fn text_cell(row: &tiberius::Row, index: usize) -> Option<String> {
+pub(crate) fn text_cell(row: &tiberius::Row, index: usize) -> Option<String> {
     row.try_get::<&str, _>(index)
         .ok()
         .flatten()
@@ -45,7 +45,7 @@ const IMPORT_WITH_OWNER: &str = "EXEC [msdb].[stackit].[import_database] @databa
 const IMPORT: &str = "EXEC [msdb].[stackit].[import_database] @database_name = @P1, \
      @s3_url = @P2, @s3_access_key_id = @P3, @s3_secret_key_id = @P4";
 
-type Connection = Client<Compat<TcpStream>>;
+pub(crate) type Connection = Client<Compat<TcpStream>>;
 
 pub struct SqlTarget {
     host: String,
@@ -102,7 +102,7 @@ impl SqlTarget {
     /// Logs in, once per failure: a login that the server refused (any of
     /// [`LOGIN_REFUSED`]) is remembered and never tried again by this
     /// process, because lockout policies count every attempt.
-    async fn connect(&self) -> Result<Connection, StatusError> {
+    pub(crate) async fn connect(&self) -> Result<Connection, StatusError> {
         if let Some(why) = self.login_refused.get() {
             return Err(StatusError::Lasting(why.clone()));
         }
@@ -442,7 +442,10 @@ const RESTORE_PERCENT: &str = "SELECT DB_NAME(database_id), percent_complete \
      FROM sys.dm_exec_requests WHERE command LIKE 'RESTORE%'";
 
 /// The rows of a query's first result.
-async fn rows_of(client: &mut Connection, sql: &str) -> tiberius::Result<Vec<tiberius::Row>> {
+pub(crate) async fn rows_of(
+    client: &mut Connection,
+    sql: &str,
+) -> tiberius::Result<Vec<tiberius::Row>> {
     use futures::TryStreamExt;
     let mut rows = Vec::new();
     let mut stream = client.simple_query(sql).await?.into_row_stream();

@@ -74,6 +74,7 @@ impl Parts {
                         owner: part(d.get_mut("owner")),
                         on_exists: part(d.get_mut("on_exists")),
                         timeout: part(d.get_mut("timeout")),
+                        verify: part(d.get_mut("verify")),
                     }),
                 concurrency: part::<Concurrency>(json.get_mut("concurrency")).unwrap_or_default(),
                 s3: s3.clone().unwrap_or_else(|| S3 {
@@ -181,8 +182,35 @@ impl<'a> Checker<'a> {
         {
             self.error(&root.key("defaults").key("timeout"), e);
         }
+        if let Some(v) = &m.defaults.verify {
+            self.verify_section(v, &root.key("defaults").key("verify"));
+        }
         self.instances(&mut parts.manifest);
         self.databases(parts);
+    }
+
+    /// A `verify` section's values: a timeout that parses, a compatibility
+    /// level SQL Server has (whether the instance offers it is `plan`'s).
+    fn verify_section(&mut self, v: &super::verify::Verify, p: &FieldPath) {
+        use super::verify::{CompatibilityLevel, KNOWN_LEVELS};
+        if let Some(t) = &v.checkdb_timeout
+            && let Err(e) = parse_timeout(t)
+        {
+            self.error(&p.key("checkdb_timeout"), e);
+        }
+        if let Some(CompatibilityLevel::Level(n)) = v.compatibility_level
+            && !KNOWN_LEVELS.contains(&n)
+        {
+            let levels: Vec<String> = KNOWN_LEVELS.iter().map(u16::to_string).collect();
+            let finding = crate::rules::Finding::new(
+                crate::rules::Rule::LevelNotOffered,
+                format!(
+                    "no SQL Server has compatibility level {n}; the levels are {}",
+                    levels.join(", ")
+                ),
+            );
+            self.error(&p.key("compatibility_level"), finding);
+        }
     }
 
     /// The validated manifest, when every part of it was built: always so
@@ -450,6 +478,28 @@ impl<'a> Checker<'a> {
             {
                 self.error(&p.key("timeout"), e);
             }
+            if let Some(v) = &db.verify {
+                self.verify_section(v, &p.key("verify"));
+            }
+            let verify = m.verify_of(db);
+            let has_sql = m
+                .instances
+                .get(&db.instance)
+                .is_some_and(|i| i.sql.is_some());
+            if verify.asks_sql_only() && !has_sql && m.instances.contains_key(&db.instance) {
+                self.push(
+                    Diagnostic::warning(format!(
+                        "database `{}` asks for checks after the import that need T-SQL ({}), \
+                         but instance `{}` has no `sql` section; they will not run",
+                        db.name,
+                        verify.sql_only_checks().join(", "),
+                        db.instance
+                    ))
+                    .hint("give the instance a `sql` section, or leave these checks out"),
+                    &p.key("name"),
+                    Target::Value,
+                );
+            }
             if m.method_of(db) == Method::Api && m.owner_of(db).is_none() {
                 self.push(
                     Diagnostic::error(format!(
@@ -487,6 +537,7 @@ impl<'a> Checker<'a> {
                         timeout: m.timeout_of(db),
                         files,
                         tags: db.tags.clone(),
+                        verify: m.verify_of(db),
                     }),
             );
             if let Some(Source::Keys(mut set)) = files {
@@ -519,6 +570,7 @@ impl<'a> Checker<'a> {
             Method::Api => Some(Route::Api {
                 owner: owner?,
                 access: Arc::clone(api?),
+                sql: self.built.sql.get(&db.instance).cloned(),
             }),
             Method::Sql => Some(Route::Sql {
                 owner,

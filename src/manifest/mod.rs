@@ -12,6 +12,7 @@ pub mod path;
 pub mod select;
 pub mod structure;
 pub mod valid;
+pub mod verify;
 pub mod yaml;
 
 pub use model::*;

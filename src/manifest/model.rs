@@ -114,6 +114,8 @@ pub struct Defaults {
     /// running on the server; it is never resubmitted.
     #[schemars(regex(pattern = r"^\s*([0-9]+\s*[a-zA-Z]+\s*)+$"), example = &"2h")]
     pub timeout: Option<String>,
+    /// What to check on each database after its import.
+    pub verify: Option<super::verify::Verify>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -356,6 +358,8 @@ pub struct Database {
     /// Overrides `defaults.timeout`.
     #[schemars(regex(pattern = r"^\s*([0-9]+\s*[a-zA-Z]+\s*)+$"))]
     pub timeout: Option<String>,
+    /// Overrides `defaults.verify`, field by field.
+    pub verify: Option<super::verify::Verify>,
     /// Labels for `--tag` selection.
     #[serde(default)]
     pub tags: Vec<String>,
@@ -425,6 +429,10 @@ impl Manifest {
             .or(self.defaults.timeout.as_deref())
             .and_then(|t| parse_timeout(t).ok())
             .unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    pub fn verify_of(&self, db: &Database) -> super::verify::Settings {
+        super::verify::Settings::of(self.defaults.verify.as_ref(), db.verify.as_ref())
     }
 
     /// Per-instance bound: the instance's own `max_parallel`, else

@@ -100,6 +100,8 @@ pub struct Target {
     pub timeout: Duration,
     pub files: Source,
     pub tags: Vec<String>,
+    /// The checks after the import.
+    pub verify: super::verify::Settings,
 }
 
 /// How a database is imported: one variant per import path, holding what
@@ -110,6 +112,9 @@ pub enum Route {
     Api {
         owner: String,
         access: Arc<ApiAccess>,
+        /// The instance's SQL access when the manifest gives one: the
+        /// checks after the import that need T-SQL use it.
+        sql: Option<Arc<SqlAccess>>,
     },
     /// The stored procedure over TDS. No owner: the procedure's default,
     /// the login that runs it. `api` is the instance's API access when the
@@ -147,6 +152,15 @@ impl Route {
         match self {
             Route::Api { access, .. } => Some(access),
             Route::Sql { api, .. } => api.as_ref(),
+        }
+    }
+
+    /// The instance's SQL access, whatever the import path: the checks
+    /// after the import that need T-SQL use it.
+    pub fn sql(&self) -> Option<&Arc<SqlAccess>> {
+        match self {
+            Route::Api { sql, .. } => sql.as_ref(),
+            Route::Sql { access, .. } => Some(access),
         }
     }
 }
@@ -214,7 +228,7 @@ databases:
         assert_eq!(v.instances["rep"].max_parallel, 2);
 
         let sales = &v.databases[0];
-        let Route::Api { owner, access } = &sales.route else {
+        let Route::Api { owner, access, .. } = &sales.route else {
             panic!("sales goes through the API: {:?}", sales.route)
         };
         assert_eq!(owner, "app");

@@ -190,6 +190,7 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
     let manifest_name = loaded.source.name.clone();
     let started = now();
     let resuming = opened.state.resumed.is_some();
+    let strict = plan_options.strict;
     let (ctx, plan) = super::plan(selected, env, &opened.state, plan_options).await?;
     ui.planned(&plan);
     let reports = Reports {
@@ -235,6 +236,7 @@ pub async fn apply(request: ApplyRequest<'_>, ui: &mut dyn Ui) -> Result<Applied
     let events = Arc::new(Events::new(Some(Box::new(opened.journal)), consumers));
     let options = crate::run::Options {
         max_parallel,
+        strict,
         stop_submitting: stop_submitting.clone(),
     };
     // A resumed run goes on under the start of the run it resumes, so that
@@ -364,6 +366,7 @@ fn records_of_unrun_plan(plan: &Plan) -> Vec<Record> {
                 seconds: None,
                 reason: Some(reason),
                 code: None,
+                findings: Vec::new(),
             }
         })
         .collect()

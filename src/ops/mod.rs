@@ -10,6 +10,7 @@ pub mod discover;
 pub mod inspect;
 mod load;
 mod status;
+mod verify;
 
 pub use apply::{
     Applied, ApplyError, ApplyRequest, Confirmation, Consent, InstanceLabel, Note, ReportError,
@@ -17,6 +18,7 @@ pub use apply::{
 };
 pub use load::{LoadError, Selected, Validation, load, select, validate};
 pub use status::{Now, Recorded, StatusRow, status};
+pub use verify::{Verified, VerifyOutcome, VerifyRequest, verify};
 
 use crate::journal::State;
 use crate::manifest::Env;

@@ -116,6 +116,26 @@ pub fn check(
             )),
             _ => {}
         }
+        if let crate::manifest::verify::CompatibilityLevel::Level(n) = db.verify.compatibility_level
+            && let Some(offered) = facts
+                .version
+                .as_deref()
+                .and_then(backup::major_of_release)
+                .and_then(|m| m.parse().ok())
+                .and_then(crate::verify::sql::levels_of_major)
+            && !offered.contains(&n)
+        {
+            let words: Vec<String> = offered.iter().map(u16::to_string).collect();
+            found.push(Finding::new(
+                Rule::LevelNotOffered,
+                format!(
+                    "`verify.compatibility_level: {n}`: {label} runs SQL Server {}, which offers \
+                     {}",
+                    facts.version.as_deref().unwrap_or("?"),
+                    words.join(", ")
+                ),
+            ));
+        }
         if facts.sees_every_database == Some(false) {
             found.push(Finding::new(
                 Rule::DatabasesHidden,

@@ -37,6 +37,8 @@ pub struct Context {
     /// Per instance, the API target that can tell its state, storage and
     /// users, when the instance has a working API section.
     pub instance_api: HashMap<String, Arc<dyn ImportPath>>,
+    /// Per instance, what checks its databases after the import.
+    pub verifiers: HashMap<String, Arc<crate::verify::Verifier>>,
 }
 
 /// The API target of `instance`, sharing token sources between instances
@@ -47,7 +49,7 @@ fn api_target(
     env: Env,
     http: &reqwest::Client,
     tokens: &mut HashMap<PathBuf, Arc<TokenSource>>,
-) -> Result<Arc<dyn ImportPath>, TargetsError> {
+) -> Result<Arc<ApiTarget>, TargetsError> {
     let auth = match &api.auth {
         ApiAuth::KeyFile(path) if tokens.contains_key(path) => Arc::clone(&tokens[path]),
         auth => {
@@ -110,39 +112,68 @@ impl Context {
         let s3 = Arc::new(S3::new(&m.s3, http.clone())?);
         let mut targets: HashMap<Lane, Arc<dyn ImportPath>> = HashMap::new();
         let mut instance_api: HashMap<String, Arc<dyn ImportPath>> = HashMap::new();
+        let mut apis: HashMap<String, Arc<ApiTarget>> = HashMap::new();
+        let mut sqls: HashMap<String, Arc<SqlTarget>> = HashMap::new();
         let mut tokens: HashMap<PathBuf, Arc<TokenSource>> = HashMap::new();
         for &i in selected {
             let db = &m.databases[i];
-            let lane = (db.instance.clone(), db.route.method());
-            if targets.contains_key(&lane) {
-                continue;
+            let instance = &db.instance;
+            // One SQL target per instance, shared by the import and the
+            // checks after it, so a refused login is never tried again.
+            if let Some(access) = db.route.sql()
+                && !sqls.contains_key(instance)
+            {
+                sqls.insert(instance.clone(), Arc::new(SqlTarget::new(access, instance)));
             }
-            let target: Arc<dyn ImportPath> = match &db.route {
-                Route::Api { access, .. } => {
-                    let api = api_target(&db.instance, access, env, &http, &mut tokens)?;
-                    instance_api.insert(db.instance.clone(), Arc::clone(&api));
-                    api
-                }
-                Route::Sql { access, api, .. } => {
+            if !apis.contains_key(instance) {
+                match &db.route {
+                    Route::Api { access, .. } => {
+                        let api = api_target(instance, access, env, &http, &mut tokens)?;
+                        apis.insert(instance.clone(), api);
+                    }
                     // The instance's state and storage only the API can
                     // tell: asked there too when the instance has API
                     // access that works.
-                    if let Some(api) = api
-                        && !instance_api.contains_key(&db.instance)
-                        && let Ok(api) = api_target(&db.instance, api, env, &http, &mut tokens)
-                    {
-                        instance_api.insert(db.instance.clone(), api);
+                    Route::Sql { api: Some(api), .. } => {
+                        if let Ok(api) = api_target(instance, api, env, &http, &mut tokens) {
+                            apis.insert(instance.clone(), api);
+                        }
                     }
-                    Arc::new(SqlTarget::new(access, &db.instance))
+                    Route::Sql { api: None, .. } => {}
                 }
+            }
+            if let Some(api) = apis.get(instance) {
+                instance_api
+                    .entry(instance.clone())
+                    .or_insert_with(|| Arc::clone(api) as Arc<dyn ImportPath>);
+            }
+            let lane = (instance.clone(), db.route.method());
+            let target: Arc<dyn ImportPath> = match &db.route {
+                Route::Api { .. } => Arc::clone(&instance_api[instance]),
+                Route::Sql { .. } => Arc::clone(&sqls[instance]) as Arc<dyn ImportPath>,
             };
-            targets.insert(lane, target);
+            targets.entry(lane).or_insert(target);
         }
+        let verifiers = selected
+            .iter()
+            .map(|&i| m.databases[i].instance.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|instance| {
+                let verifier = crate::verify::Verifier::new(
+                    &instance,
+                    sqls.get(&instance).cloned(),
+                    apis.get(&instance).cloned(),
+                );
+                (instance, Arc::new(verifier))
+            })
+            .collect();
         Ok(Context {
             loaded,
             s3,
             targets,
             instance_api,
+            verifiers,
         })
     }
 
@@ -189,6 +220,9 @@ pub struct PlanItem {
     pub size: u64,
     /// What the backup says about itself, when it could be read.
     pub backup: Option<BackupSummary>,
+    /// Imported by an earlier run whose checks after the import did not
+    /// all run: the checks that did, with their findings. None otherwise.
+    pub checks_left: Option<Vec<crate::verify::Checked>>,
 }
 
 impl PlanItem {
@@ -553,6 +587,7 @@ async fn plan_one(
         files: Vec::new(),
         size: 0,
         backup: None,
+        checks_left: None,
     };
     let key = crate::db_key::DbKey::new(&db.instance, &db.name);
     let earlier = state.prior.get(&key).copied();
@@ -679,6 +714,9 @@ async fn plan_one(
         Disposition::Replace => Verdict::Replace,
         Disposition::Refused => Verdict::NotReady,
     };
+    if item.verdict == Verdict::Done && !state.verified.contains(&key) {
+        item.checks_left = Some(state.checked.get(&key).cloned().unwrap_or_default());
+    }
     item
 }
 

@@ -43,4 +43,8 @@ pub struct State {
     /// (killed, interrupted): the databases it dropped or submitted. A rerun
     /// resumes that run and does not replace them again.
     pub resumed: Option<HashSet<DbKey>>,
+    /// The checks after the last import that ended, with their findings.
+    pub checked: HashMap<DbKey, Vec<crate::verify::Checked>>,
+    /// Databases whose checks after the last import all ran.
+    pub verified: HashSet<DbKey>,
 }

@@ -239,6 +239,32 @@ pub enum Event {
         database: String,
         instance: String,
     },
+    /// The checks after the import start (those not done by an earlier run).
+    Verifying {
+        database: String,
+        instance: String,
+        #[serde(default)]
+        checks: Vec<crate::verify::Check>,
+    },
+    /// One check ended, with what it found: a resumed run does not run it
+    /// again.
+    Checked {
+        database: String,
+        instance: String,
+        check: crate::verify::Check,
+        #[serde(default)]
+        findings: Vec<crate::rules::Finding>,
+    },
+    /// The checks ended. `findings` holds every check's, those of an earlier
+    /// run included; `failed` when one of them refuses.
+    Verified {
+        database: String,
+        instance: String,
+        #[serde(default)]
+        findings: Vec<crate::rules::Finding>,
+        #[serde(default)]
+        failed: bool,
+    },
 }
 
 impl Event {
@@ -281,6 +307,15 @@ impl Event {
                 database, instance, ..
             }
             | Event::TimedOut {
+                database, instance, ..
+            }
+            | Event::Verifying {
+                database, instance, ..
+            }
+            | Event::Checked {
+                database, instance, ..
+            }
+            | Event::Verified {
                 database, instance, ..
             }
             | Event::Interrupted { database, instance } => (database, instance),
@@ -339,6 +374,11 @@ impl Events {
                 *text = crate::redact::scrub(text);
             }
             *reason = failure.to_string();
+        }
+        if let Event::Checked { findings, .. } | Event::Verified { findings, .. } = &mut event {
+            for finding in findings {
+                finding.message = crate::redact::scrub(&finding.message);
+            }
         }
         if let Event::Skipped { reason, .. }
         | Event::Retried { reason, .. }

@@ -24,6 +24,8 @@ pub struct Options {
     /// Cancelled on the first Ctrl-C: nothing new is submitted, running
     /// imports are still followed.
     pub stop_submitting: CancellationToken,
+    /// Warnings of the checks after the import fail the database too.
+    pub strict: bool,
 }
 
 /// Runs the imports of a plan and reports every step through `events`.
@@ -31,6 +33,11 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
     let m = &ctx.loaded.valid;
     let global = Arc::new(Semaphore::new(options.max_parallel.max(1)));
     let mut per_instance: HashMap<String, Arc<Semaphore>> = HashMap::new();
+    let instance_slots = |per_instance: &mut HashMap<String, Arc<Semaphore>>, instance: &str| {
+        Arc::clone(per_instance.entry(instance.to_owned()).or_insert_with(|| {
+            Arc::new(Semaphore::new(m.instances[instance].max_parallel as usize))
+        }))
+    };
     let mut pollers: HashMap<Lane, Arc<Poller>> = HashMap::new();
     let stop_polling = CancellationToken::new();
     let mut poller_tasks = Vec::new();
@@ -45,12 +52,36 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                 why: Skip::AlreadyThere,
                 reason: "already there".into(),
             }),
-            Verdict::Done => events.emit(Event::Skipped {
-                database,
-                instance,
-                why: Skip::ImportedEarlier,
-                reason: "imported by an earlier run".into(),
-            }),
+            Verdict::Done => match &item.checks_left {
+                // Its checks after the import did not all run: they do now,
+                // in a slot of its instance like any other work there.
+                Some(earlier) => {
+                    let db = &m.databases[item.index];
+                    let check = Verification {
+                        verifier: Arc::clone(&ctx.verifiers[&instance]),
+                        work: work_of(db),
+                        earlier: earlier.clone(),
+                        strict: options.strict,
+                    };
+                    let slots = instance_slots(&mut per_instance, &instance);
+                    let (events, global) = (Arc::clone(&events), Arc::clone(&global));
+                    jobs.spawn(async move {
+                        let Ok(_i) = slots.acquire_owned().await else {
+                            return;
+                        };
+                        let Ok(_g) = global.acquire_owned().await else {
+                            return;
+                        };
+                        check.run(&database, &instance, &events).await;
+                    });
+                }
+                None => events.emit(Event::Skipped {
+                    database,
+                    instance,
+                    why: Skip::ImportedEarlier,
+                    reason: "imported by an earlier run".into(),
+                }),
+            },
             Verdict::NotReady => {
                 let reason = format!("not ready: {}", item.reasons().join("; "));
                 events.emit(Event::Skipped {
@@ -79,12 +110,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                         p
                     })
                     .clone();
-                let slots = per_instance
-                    .entry(instance.clone())
-                    .or_insert_with(|| {
-                        Arc::new(Semaphore::new(m.instances[&instance].max_parallel as usize))
-                    })
-                    .clone();
+                let slots = instance_slots(&mut per_instance, &instance);
                 let job = Job {
                     import: Import {
                         database,
@@ -100,6 +126,12 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                     attach: item.verdict == Verdict::Attach,
                     replace: item.verdict == Verdict::Replace,
                     timeout: db.timeout,
+                    verification: Verification {
+                        verifier: Arc::clone(&ctx.verifiers[&db.instance]),
+                        work: work_of(db),
+                        earlier: Vec::new(),
+                        strict: options.strict,
+                    },
                 };
                 let (events, global, stop) = (
                     Arc::clone(&events),
@@ -119,6 +151,65 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
     }
 }
 
+/// What one database's checks after the import need.
+fn work_of(db: &crate::manifest::valid::Target) -> crate::verify::Work {
+    crate::verify::Work {
+        database: db.name.clone(),
+        owner: db.route.owner().map(str::to_owned),
+        settings: db.verify,
+    }
+}
+
+/// The checks after one import, those an earlier run finished left out.
+struct Verification {
+    verifier: Arc<crate::verify::Verifier>,
+    work: crate::verify::Work,
+    earlier: Vec<crate::verify::Checked>,
+    strict: bool,
+}
+
+impl Verification {
+    async fn run(&self, database: &str, instance: &str, events: &Events) {
+        use crate::verify::Check;
+        let done: Vec<Check> = self.earlier.iter().map(|c| c.check).collect();
+        let pending: Vec<Check> = Check::asked(&self.work.settings)
+            .into_iter()
+            .filter(|c| !done.contains(c))
+            .collect();
+        if !pending.is_empty() {
+            events.emit(Event::Verifying {
+                database: database.to_owned(),
+                instance: instance.to_owned(),
+                checks: pending,
+            });
+        }
+        let ended = |c: crate::verify::Checked| {
+            events.emit(Event::Checked {
+                database: database.to_owned(),
+                instance: instance.to_owned(),
+                check: c.check,
+                findings: c.findings,
+            })
+        };
+        let now = self.verifier.verify(&self.work, &done, &ended).await;
+        let mut findings: Vec<crate::rules::Finding> = self
+            .earlier
+            .iter()
+            .flat_map(|c| c.findings.iter().cloned())
+            .chain(now)
+            .collect();
+        if self.strict {
+            findings = crate::verify::strict(findings);
+        }
+        events.emit(Event::Verified {
+            database: database.to_owned(),
+            instance: instance.to_owned(),
+            failed: crate::verify::failed(&findings),
+            findings,
+        });
+    }
+}
+
 struct Job {
     import: Import,
     instance: String,
@@ -129,6 +220,7 @@ struct Job {
     /// Drop the existing database first (`on_exists: replace`).
     replace: bool,
     timeout: Duration,
+    verification: Verification,
 }
 
 enum Submission {
@@ -197,10 +289,12 @@ impl Job {
             Ok(Ok(Finished::Online)) => {
                 let seconds = submitted.elapsed().as_secs_f64();
                 events.emit(Event::Online {
-                    database,
-                    instance,
+                    database: database.clone(),
+                    instance: instance.clone(),
                     seconds,
                 });
+                // Still in its slots: the checks load the instance too.
+                self.verification.run(&database, &instance, &events).await;
             }
             Ok(Ok(Finished::Failed(failure))) => {
                 events.emit(Event::failed(database, instance, failure))

@@ -407,7 +407,9 @@ async fn skip_invalid_runs_the_ready_ones_and_still_fails() {
     let (code, stdout, _) = apply(&e, &["--skip-invalid", path.to_str().unwrap()]).await;
     assert_eq!(code, 1, "a database that was not imported fails the run");
     assert!(
-        stdout.contains("1 online, 0 skipped, 0 failed, 0 timed out, 1 not ready"),
+        stdout.contains(
+            "1 online, 0 skipped, 0 failed, 0 failed verification, 0 timed out, 1 not ready"
+        ),
         "{stdout}"
     );
     assert_eq!(

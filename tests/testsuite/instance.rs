@@ -532,6 +532,7 @@ async fn service_answering_by_name() -> (String, std::sync::Arc<std::sync::Mutex
     let online: Arc<Mutex<Vec<String>>> = Arc::default();
     let scope = "/{version}/projects/{p}/regions/{r}/instances/{i}";
     let (posted, accepted, listed) = (Arc::clone(&posts), Arc::clone(&online), Arc::clone(&online));
+    let described = Arc::clone(&online);
     let app = axum::Router::new()
         .route(scope, get(|| async {
             Json(serde_json::json!({"id": "i", "name": "n", "status": "READY", "version": "2022", "storage": {"class": "c", "size": 100}}))
@@ -545,6 +546,18 @@ async fn service_answering_by_name() -> (String, std::sync::Arc<std::sync::Mutex
             async move {
                 let list: Vec<Value> = names.iter().enumerate().map(|(i, n)| serde_json::json!({"id": i + 5, "name": n, "owner": "app_owner", "created": "2026-11-30T10:00:00Z"})).collect();
                 Json(serde_json::json!({"databases": list, "pagination": {"page": 1, "size": 100, "totalPages": 1, "totalRows": names.len(), "sort": "index.asc"}}))
+            }
+        }))
+        // What the checks after an import ask: the database's owner,
+        // collation and level (GetDatabaseResponse).
+        .route(&format!("{scope}/databases/{{name}}"), get(move |axum::extract::Path(p): axum::extract::Path<std::collections::HashMap<String, String>>| {
+            let known = described.lock().unwrap().contains(&p["name"]);
+            async move {
+                if known {
+                    Json(serde_json::json!({"id": 5, "name": p["name"], "owner": "app_owner", "collationName": "SQL_Latin1_General_CP1_CI_AS", "compatibilityLevel": 160})).into_response()
+                } else {
+                    StatusCode::NOT_FOUND.into_response()
+                }
             }
         }))
         .route(&format!("{scope}/restores"), post(move |Json(body): Json<Value>| {

@@ -27,3 +27,4 @@ mod security;
 mod sql_tls;
 mod state_lock;
 mod validate;
+mod verify;

@@ -13,7 +13,7 @@ use super::faults::Faults;
 use super::model::{
     Counter, DatabaseInfo, DropRefusal, ImportRequest, LoginRefused, Model, SubmitError,
 };
-use sql::{Arg, DbColumn, Statement};
+use sql::{Arg, DbColumn, LoginColumn, PrincipalColumn, ServerValue, Statement};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -215,7 +215,8 @@ impl TdsDoor {
         t.env_change(4, &packet_size.to_string(), "4096");
         t.done(0xFD, wire::DONE_FINAL, 0);
         wire::write_message(&mut writer, wire::PACKET_REPLY, &t.0, packet_size).await?;
-
+        // The session's database, as `USE` changes it.
+        let mut current = database;
         loop {
             let Some((kind, payload)) = wire::read_message(&mut reader).await? else {
                 return Ok(());
@@ -226,10 +227,12 @@ impl TdsDoor {
             let mut t = Tokens::default();
             let drop_after = match kind {
                 wire::PACKET_SQL_BATCH => match wire::parse_sql_batch(&payload) {
-                    Ok(text) => self.batch(&mut t, &text, &HashMap::new(), 0xFD),
+                    Ok(text) => self.batch(&mut t, &text, &HashMap::new(), 0xFD, &mut current),
                     Err(e) => self.fail(&mut t, 0xFD, &e.to_string()),
                 },
-                wire::PACKET_RPC => self.answer_rpc(&mut t, wire::parse_rpc(&payload)),
+                wire::PACKET_RPC => {
+                    self.answer_rpc(&mut t, wire::parse_rpc(&payload), &mut current)
+                }
                 wire::PACKET_ATTENTION => {
                     t.done(0xFD, wire::DONE_ATTN, 0);
                     false
@@ -253,9 +256,14 @@ impl TdsDoor {
     /// and a final DONEPROC. A DONEINPROC without DONE_MORE tells a strict
     /// client that the answer is over, and the DONEPROC then looks like the
     /// start of the next one.
-    fn answer_rpc(&self, t: &mut Tokens, rpc: Result<wire::Rpc, WireError>) -> bool {
+    fn answer_rpc(
+        &self,
+        t: &mut Tokens,
+        rpc: Result<wire::Rpc, WireError>,
+        current: &mut String,
+    ) -> bool {
         let dropped = match rpc {
-            Ok(rpc) => self.rpc(t, rpc),
+            Ok(rpc) => self.rpc(t, rpc, current),
             Err(e) => self.fail(t, 0xFF, &e.to_string()),
         };
         t.return_status(0);
@@ -271,7 +279,7 @@ impl TdsDoor {
 
     /// An RPC: `sp_executesql` with a statement and its parameters, or the
     /// import procedure called by name with named parameters.
-    fn rpc(&self, t: &mut Tokens, rpc: wire::Rpc) -> bool {
+    fn rpc(&self, t: &mut Tokens, rpc: wire::Rpc, current: &mut String) -> bool {
         if rpc.procedure == "sp_executesql" {
             let mut params = rpc.params.into_iter();
             let Some(Param::Text(statement)) = params.next().map(|(_, v)| v) else {
@@ -283,7 +291,7 @@ impl TdsDoor {
             };
             let _declarations = params.next();
             let values: HashMap<String, Param> = params.filter(|(n, _)| !n.is_empty()).collect();
-            return self.batch(t, &statement, &values, 0xFF);
+            return self.batch(t, &statement, &values, 0xFF, current);
         }
         if sql::is_import_procedure(&sql::procedure_parts(&rpc.procedure)) {
             let args = rpc
@@ -319,7 +327,14 @@ impl TdsDoor {
 
     /// Runs every statement of a batch; `done` is the token that closes each
     /// (DONE for a batch, DONEINPROC inside sp_executesql).
-    fn batch(&self, t: &mut Tokens, text: &str, params: &HashMap<String, Param>, done: u8) -> bool {
+    fn batch(
+        &self,
+        t: &mut Tokens,
+        text: &str,
+        params: &HashMap<String, Param>,
+        done: u8,
+        current: &mut String,
+    ) -> bool {
         let statements = sql::parse_batch(text);
         let count = statements.len();
         let mut dropped = false;
@@ -362,7 +377,15 @@ impl TdsDoor {
                                 name.flatten().as_deref(),
                                 Some(&self.user),
                             );
-                            result_set(t, &columns, &rows);
+                            let logins: Vec<String> = self
+                                .model
+                                .settings(&self.instance)
+                                .unwrap_or_default()
+                                .user_list()
+                                .into_iter()
+                                .map(|(name, _)| name)
+                                .collect();
+                            result_set(t, &columns, &rows, &logins);
                             t.done(done, more | wire::DONE_COUNT, rows.len() as u64);
                         }
                         Err(e) => {
@@ -399,36 +422,173 @@ impl TdsDoor {
                     ))]);
                     t.done(done, more | wire::DONE_COUNT, 1);
                 }
-                Statement::ServerFacts { view_any_database } => {
+                Statement::ServerValues(values) => {
                     self.model.count_request(&self.instance, Counter::Instance);
                     let settings = self.model.settings(&self.instance).unwrap_or_default();
-                    let major = super::restore::major_of(&settings.version);
-                    let mut columns = vec![
-                        ("", ColumnType::NVarChar(128)),
-                        ("", ColumnType::NVarChar(128)),
-                    ];
-                    let mut row = vec![Cell::Text(major.into()), Cell::Text(self.user.clone())];
-                    if view_any_database {
-                        columns.push(("", ColumnType::Int));
-                        row.push(Cell::Int(i32::from(settings.view_any_database)));
+                    let mut columns = Vec::new();
+                    let mut row = Vec::new();
+                    for value in &values {
+                        let (ty, cell) = match value {
+                            ServerValue::Property(p) => {
+                                let v = match p.to_ascii_lowercase().as_str() {
+                                    "productmajorversion" => {
+                                        Some(super::restore::major_of(&settings.version).to_owned())
+                                    }
+                                    "collation" => Some(super::model::COLLATION.to_owned()),
+                                    "edition" => Some("Standard Edition (64-bit)".to_owned()),
+                                    "productversion" => {
+                                        Some(format!("{}.{}.{}.1", VERSION.0, VERSION.1, VERSION.2))
+                                    }
+                                    // SERVERPROPERTY answers NULL for a name it does not know.
+                                    _ => None,
+                                };
+                                (
+                                    ColumnType::NVarChar(128),
+                                    v.map_or(Cell::NullVar, Cell::Text),
+                                )
+                            }
+                            ServerValue::Login => {
+                                (ColumnType::NVarChar(128), Cell::Text(self.user.clone()))
+                            }
+                            ServerValue::ViewAnyDatabase => (
+                                ColumnType::Int,
+                                Cell::Int(i32::from(settings.view_any_database)),
+                            ),
+                        };
+                        columns.push(("", ty));
+                        row.push(cell);
                     }
                     t.columns(&columns);
                     t.row(&row);
                     t.done(done, more | wire::DONE_COUNT, 1);
                 }
-                Statement::Principals => {
+                Statement::Principals(columns) => {
                     let users = self.model.users(&self.instance);
-                    t.columns(&[
-                        ("name", ColumnType::NVarChar(128)),
-                        ("is_disabled", ColumnType::Int),
-                    ]);
+                    let meta: Vec<(&str, ColumnType)> = columns
+                        .iter()
+                        .map(|c| match c {
+                            LoginColumn::Name => ("name", ColumnType::NVarChar(128)),
+                            LoginColumn::IsDisabled => ("is_disabled", ColumnType::Int),
+                            LoginColumn::Sid => ("sid", ColumnType::VarBinary(85)),
+                            LoginColumn::Type => ("type", ColumnType::NVarChar(1)),
+                        })
+                        .collect();
+                    t.columns(&meta);
                     for (name, status) in &users {
-                        t.row(&[
-                            Cell::Text(name.clone()),
-                            Cell::Int(i32::from(status != "ACTIVE")),
-                        ]);
+                        let cells: Vec<Cell> = columns
+                            .iter()
+                            .map(|c| match c {
+                                LoginColumn::Name => Cell::Text(name.clone()),
+                                LoginColumn::IsDisabled => Cell::Int(i32::from(status != "ACTIVE")),
+                                LoginColumn::Sid => Cell::Bytes(super::model::login_sid(name)),
+                                LoginColumn::Type => Cell::Text("S".into()),
+                            })
+                            .collect();
+                        t.row(&cells);
                     }
                     t.done(done, more | wire::DONE_COUNT, users.len() as u64);
+                }
+                Statement::DatabasePrincipals { database, columns } => {
+                    match self.model.database_principals(&self.instance, &database) {
+                        Some(principals) => {
+                            let meta: Vec<(&str, ColumnType)> = columns
+                                .iter()
+                                .map(|c| match c {
+                                    PrincipalColumn::Name => ("name", ColumnType::NVarChar(128)),
+                                    PrincipalColumn::Type => ("type", ColumnType::NVarChar(1)),
+                                    PrincipalColumn::PrincipalId => {
+                                        ("principal_id", ColumnType::Int)
+                                    }
+                                    PrincipalColumn::AuthenticationTypeDesc => {
+                                        ("authentication_type_desc", ColumnType::NVarChar(60))
+                                    }
+                                    PrincipalColumn::Sid => ("sid", ColumnType::VarBinary(85)),
+                                })
+                                .collect();
+                            t.columns(&meta);
+                            for p in &principals {
+                                let cells: Vec<Cell> = columns
+                                    .iter()
+                                    .map(|c| match c {
+                                        PrincipalColumn::Name => Cell::Text(p.name.clone()),
+                                        PrincipalColumn::Type => Cell::Text(p.kind.into()),
+                                        PrincipalColumn::PrincipalId => Cell::Int(p.principal_id),
+                                        PrincipalColumn::AuthenticationTypeDesc => {
+                                            Cell::Text(p.authentication.into())
+                                        }
+                                        PrincipalColumn::Sid if p.sid.is_empty() => Cell::NullVar,
+                                        PrincipalColumn::Sid => Cell::Bytes(p.sid.clone()),
+                                    })
+                                    .collect();
+                                t.row(&cells);
+                            }
+                            t.done(done, more | wire::DONE_COUNT, principals.len() as u64);
+                        }
+                        None => {
+                            let text = format!(
+                                "Database '{database}' does not exist. Make sure that the name is \
+                                 entered correctly."
+                            );
+                            t.message(true, 911, 16, &text, SERVER_NAME);
+                            t.done(done, more | wire::DONE_ERROR, 0);
+                        }
+                    }
+                }
+                Statement::Use(name) => {
+                    let known = SYSTEM_NAMES.iter().any(|s| s.eq_ignore_ascii_case(&name))
+                        || self.model.has_database(&self.instance, &name);
+                    if known {
+                        t.env_change(1, &name, current);
+                        *current = name;
+                        t.done(done, more, 0);
+                    } else {
+                        let text = format!(
+                            "Database '{name}' does not exist. Make sure that the name is entered \
+                             correctly."
+                        );
+                        t.message(true, 911, 16, &text, SERVER_NAME);
+                        t.done(done, more | wire::DONE_ERROR, 0);
+                    }
+                }
+                Statement::AlterUser { user, login } => {
+                    match self
+                        .model
+                        .remap_user(&self.instance, current, &user, &login)
+                    {
+                        Ok(()) => t.done(done, more, 0),
+                        Err(r) => {
+                            t.message(true, r.number, 16, &r.message, SERVER_NAME);
+                            t.done(done, more | wire::DONE_ERROR, 0);
+                        }
+                    }
+                }
+                Statement::Checkdb(arg) => match resolve(&arg) {
+                    Ok(Some(name)) => match self.model.checkdb(&self.instance, &name) {
+                        Ok(errors) if errors.is_empty() => t.done(done, more, 0),
+                        Ok(errors) => {
+                            for e in &errors {
+                                t.message(true, e.number, 16, &e.message, SERVER_NAME);
+                            }
+                            t.done(done, more | wire::DONE_ERROR, 0);
+                        }
+                        Err(r) => {
+                            t.message(true, r.number, 16, &r.message, SERVER_NAME);
+                            t.done(done, more | wire::DONE_ERROR, 0);
+                        }
+                    },
+                    Ok(None) | Err(_) => {
+                        t.message(true, 2520, 16, "Could not find database.", SERVER_NAME);
+                        t.done(done, more | wire::DONE_ERROR, 0);
+                    }
+                },
+                Statement::SetLevel { database, level } => {
+                    match self.model.set_level(&self.instance, &database, level) {
+                        Ok(()) => t.done(done, more, 0),
+                        Err(r) => {
+                            t.message(true, r.number, 16, &r.message, SERVER_NAME);
+                            t.done(done, more | wire::DONE_ERROR, 0);
+                        }
+                    }
                 }
                 Statement::RestoreRequests => {
                     // VIEW SERVER STATE is taken as granted: the login sees
@@ -625,7 +785,10 @@ enum Import {
     Refused,
 }
 
-fn result_set(t: &mut Tokens, columns: &[DbColumn], rows: &[DatabaseInfo]) {
+/// The names a session may `USE` besides the databases restored.
+const SYSTEM_NAMES: [&str; 4] = ["master", "tempdb", "model", "msdb"];
+
+fn result_set(t: &mut Tokens, columns: &[DbColumn], rows: &[DatabaseInfo], logins: &[String]) {
     let meta: Vec<(&str, ColumnType)> = columns
         .iter()
         .map(|c| match c {
@@ -634,6 +797,11 @@ fn result_set(t: &mut Tokens, columns: &[DbColumn], rows: &[DatabaseInfo]) {
             DbColumn::State => ("state", ColumnType::Int),
             DbColumn::DatabaseId => ("database_id", ColumnType::Int),
             DbColumn::CreateDate => ("create_date", ColumnType::DateTime),
+            DbColumn::IsReadOnly => ("is_read_only", ColumnType::Bit),
+            DbColumn::UserAccessDesc => ("user_access_desc", ColumnType::NVarChar(60)),
+            DbColumn::CollationName => ("collation_name", ColumnType::NVarChar(128)),
+            DbColumn::CompatibilityLevel => ("compatibility_level", ColumnType::TinyInt),
+            DbColumn::OwnerName => ("", ColumnType::NVarChar(128)),
         })
         .collect();
     t.columns(&meta);
@@ -646,6 +814,18 @@ fn result_set(t: &mut Tokens, columns: &[DbColumn], rows: &[DatabaseInfo]) {
                 DbColumn::State => Cell::Int(if row.state == "ONLINE" { 0 } else { 1 }),
                 DbColumn::DatabaseId => Cell::Int(row.id as i32),
                 DbColumn::CreateDate => datetime(row.created),
+                DbColumn::IsReadOnly => Cell::Bit(false),
+                DbColumn::UserAccessDesc => Cell::Text("MULTI_USER".into()),
+                DbColumn::CollationName => Cell::Text(row.collation.clone()),
+                DbColumn::CompatibilityLevel => Cell::TinyInt(row.level.min(255) as u8),
+                // SUSER_SNAME of a SID no login has is NULL.
+                DbColumn::OwnerName => {
+                    match logins.iter().find(|l| l.eq_ignore_ascii_case(&row.owner)) {
+                        Some(login) => Cell::Text(login.clone()),
+                        None if row.owner == "sa" => Cell::Text("sa".into()),
+                        None => Cell::NullVar,
+                    }
+                }
             })
             .collect();
         t.row(&cells);
@@ -740,14 +920,14 @@ mod tests {
             ("database_name".to_owned(), Param::Text("ByName".into()))
         );
         let mut t = Tokens::default();
-        assert!(!door.rpc(&mut t, rpc));
+        assert!(!door.rpc(&mut t, rpc, &mut "master".to_owned()));
         assert!(!t.0.contains(&0xAA), "no ERROR token");
         let restoring = door.model.sys_databases("i1", Some("byname"), None);
         assert_eq!(restoring[0].state, "RESTORING");
 
         let unknown = wire::parse_rpc(&rpc_payload("dbo.other", &[])).unwrap();
         let mut t = Tokens::default();
-        door.rpc(&mut t, unknown);
+        door.rpc(&mut t, unknown, &mut "master".to_owned());
         assert_eq!(
             t.0[0], 0xAA,
             "an unknown procedure is an ERROR, not a dropped connection"
@@ -813,7 +993,11 @@ mod tests {
             ("dbo.unknown", vec![]),
         ] {
             let mut t = Tokens::default();
-            door.answer_rpc(&mut t, wire::parse_rpc(&rpc_payload(procedure, &params)));
+            door.answer_rpc(
+                &mut t,
+                wire::parse_rpc(&rpc_payload(procedure, &params)),
+                &mut "master".to_owned(),
+            );
             let tokens = token_stream(&t.0);
             let (last, before) = tokens.split_last().unwrap();
             assert_eq!(

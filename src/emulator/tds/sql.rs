@@ -147,6 +147,41 @@ pub enum DbColumn {
     State,
     DatabaseId,
     CreateDate,
+    IsReadOnly,
+    UserAccessDesc,
+    CollationName,
+    CompatibilityLevel,
+    /// `SUSER_SNAME(owner_sid)`.
+    OwnerName,
+}
+
+/// A value of `SELECT SERVERPROPERTY('...'), SUSER_SNAME(), ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerValue {
+    Property(String),
+    /// `SUSER_SNAME()`: the login running the batch.
+    Login,
+    /// `HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW ANY DATABASE')`.
+    ViewAnyDatabase,
+}
+
+/// A column of `sys.server_principals` the emulator answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginColumn {
+    Name,
+    IsDisabled,
+    Sid,
+    Type,
+}
+
+/// A column of `sys.database_principals` the emulator answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalColumn {
+    Name,
+    Type,
+    PrincipalId,
+    AuthenticationTypeDesc,
+    Sid,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -160,16 +195,33 @@ pub enum Statement {
     },
     DbId(Arg),
     Version,
-    /// `SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()`: the
-    /// instance's major version and the login running the batch, and with
-    /// `, HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW ANY DATABASE')` whether it
-    /// may see every database.
-    ServerFacts {
-        view_any_database: bool,
+    /// `SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME(),
+    /// HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW ANY DATABASE')` and the like:
+    /// properties of the instance and of the login running the batch.
+    ServerValues(Vec<ServerValue>),
+    /// `SELECT name, is_disabled, sid FROM sys.server_principals [WHERE
+    /// ...]`: the logins.
+    Principals(Vec<LoginColumn>),
+    /// `SELECT name, type, principal_id, authentication_type_desc, sid FROM
+    /// [db].sys.database_principals`.
+    DatabasePrincipals {
+        database: String,
+        columns: Vec<PrincipalColumn>,
     },
-    /// `SELECT name, is_disabled FROM sys.server_principals [WHERE ...]`:
-    /// the logins.
-    Principals,
+    /// `USE [db]`: the session's database.
+    Use(String),
+    /// `ALTER USER [u] WITH LOGIN = [l]`, in the session's database.
+    AlterUser {
+        user: String,
+        login: String,
+    },
+    /// `DBCC CHECKDB ([db]) [WITH NO_INFOMSGS[, PHYSICAL_ONLY]]`.
+    Checkdb(Arg),
+    /// `ALTER DATABASE [db] SET COMPATIBILITY_LEVEL = n`.
+    SetLevel {
+        database: String,
+        level: i64,
+    },
     /// `SELECT DB_NAME(database_id), percent_complete FROM
     /// sys.dm_exec_requests [WHERE ...]`: the restores running, with their
     /// percent, as SSMS shows a restore's progress.
@@ -220,10 +272,68 @@ fn parse_statement(t: &[Tok], sql: &str) -> Statement {
             "the emulator does not support this statement: {short}"
         ))
     };
-    if word(t.first(), "SET") || word(t.first(), "USE") {
+    if let [Tok::Word(use_), Tok::Word(name)] = t
+        && use_.eq_ignore_ascii_case("USE")
+    {
+        return Statement::Use(name.clone());
+    }
+    if word(t.first(), "SET") {
         return Statement::NoOp;
     }
     match t {
+        [
+            Tok::Word(alter),
+            Tok::Word(user),
+            Tok::Word(name),
+            Tok::Word(with),
+            Tok::Word(login),
+            Tok::Punct('='),
+            Tok::Word(login_name),
+        ] if alter.eq_ignore_ascii_case("ALTER")
+            && user.eq_ignore_ascii_case("USER")
+            && with.eq_ignore_ascii_case("WITH")
+            && login.eq_ignore_ascii_case("LOGIN") =>
+        {
+            return Statement::AlterUser {
+                user: name.clone(),
+                login: login_name.clone(),
+            };
+        }
+        [
+            Tok::Word(alter),
+            Tok::Word(db),
+            Tok::Word(name),
+            Tok::Word(set),
+            Tok::Word(option),
+            Tok::Punct('='),
+            Tok::Num(level),
+        ] if alter.eq_ignore_ascii_case("ALTER")
+            && db.eq_ignore_ascii_case("DATABASE")
+            && set.eq_ignore_ascii_case("SET")
+            && option.eq_ignore_ascii_case("COMPATIBILITY_LEVEL") =>
+        {
+            return Statement::SetLevel {
+                database: name.clone(),
+                level: *level,
+            };
+        }
+        [
+            Tok::Word(dbcc),
+            Tok::Word(checkdb),
+            Tok::Punct('('),
+            name,
+            Tok::Punct(')'),
+            rest @ ..,
+        ] if dbcc.eq_ignore_ascii_case("DBCC")
+            && checkdb.eq_ignore_ascii_case("CHECKDB")
+            && checkdb_options(rest) =>
+        {
+            let database = match name {
+                Tok::Word(w) => Some(Arg::Text(w.clone())),
+                other => arg_of(other),
+            };
+            return database.map_or_else(unsupported, Statement::Checkdb);
+        }
         [Tok::Word(drop), Tok::Word(db), Tok::Word(name)]
             if drop.eq_ignore_ascii_case("DROP") && db.eq_ignore_ascii_case("DATABASE") =>
         {
@@ -260,43 +370,146 @@ fn parse_statement(t: &[Tok], sql: &str) -> Statement {
         {
             arg_of(arg).map(Statement::DbId).unwrap_or_else(unsupported)
         }
-        [
-            Tok::Word(f),
-            Tok::Punct('('),
-            Tok::Str(p),
-            Tok::Punct(')'),
-            ..,
-        ] if f.eq_ignore_ascii_case("SERVERPROPERTY")
-            && p.eq_ignore_ascii_case("ProductMajorVersion") =>
-        {
-            Statement::ServerFacts {
-                view_any_database: rest.iter().any(
-                    |t| matches!(t, Tok::Str(p) if p.eq_ignore_ascii_case("VIEW ANY DATABASE")),
-                ) && rest.iter().any(|t| word(Some(t), "HAS_PERMS_BY_NAME")),
-            }
+        _ if server_values(rest).is_some() => {
+            Statement::ServerValues(server_values(rest).unwrap_or_default())
         }
-        _ if is_principals_query(rest) => Statement::Principals,
+        _ if principals_query(rest).is_some() => {
+            Statement::Principals(principals_query(rest).unwrap_or_default())
+        }
+        _ if database_principals_query(rest).is_some() => {
+            database_principals_query(rest).unwrap_or_else(unsupported)
+        }
         _ if is_restore_requests_query(rest) => Statement::RestoreRequests,
         _ => parse_sys_databases(rest).unwrap_or_else(unsupported),
     }
 }
 
-/// `name, is_disabled FROM [master.]sys.server_principals ...`
-fn is_principals_query(t: &[Tok]) -> bool {
-    let Some(from) = t.iter().position(|x| word(Some(x), "FROM")) else {
-        return false;
-    };
-    let columns_ok = t[..from]
-        .split(|x| *x == Tok::Punct(','))
-        .all(|c| matches!(c, [Tok::Word(w)] if w.eq_ignore_ascii_case("name") || w.eq_ignore_ascii_case("is_disabled")));
-    let mut rest = &t[from + 1..];
+/// `WITH NO_INFOMSGS[, PHYSICAL_ONLY]`, in any order, or nothing.
+fn checkdb_options(t: &[Tok]) -> bool {
+    match t {
+        [] => true,
+        [Tok::Word(with), options @ ..] if with.eq_ignore_ascii_case("WITH") => options
+            .split(|x| *x == Tok::Punct(','))
+            .all(|o| matches!(o, [Tok::Word(w)] if ["NO_INFOMSGS", "PHYSICAL_ONLY", "ALL_ERRORMSGS"].iter().any(|k| w.eq_ignore_ascii_case(k)))),
+        _ => false,
+    }
+}
+
+/// A select list of server values only: `SERVERPROPERTY('x')`,
+/// `SUSER_SNAME()`, `HAS_PERMS_BY_NAME(NULL, NULL, 'VIEW ANY DATABASE')`.
+fn server_values(t: &[Tok]) -> Option<Vec<ServerValue>> {
+    if t.is_empty() {
+        return None;
+    }
+    split_top(t)
+        .into_iter()
+        .map(|item| match item {
+            [Tok::Word(f), Tok::Punct('('), Tok::Str(p), Tok::Punct(')')]
+                if f.eq_ignore_ascii_case("SERVERPROPERTY") =>
+            {
+                Some(ServerValue::Property(p.clone()))
+            }
+            [Tok::Word(f), Tok::Punct('('), Tok::Punct(')')]
+                if f.eq_ignore_ascii_case("SUSER_SNAME") =>
+            {
+                Some(ServerValue::Login)
+            }
+            [Tok::Word(f), Tok::Punct('('), args @ .., Tok::Punct(')')]
+                if f.eq_ignore_ascii_case("HAS_PERMS_BY_NAME")
+                    && args.iter().any(
+                        |a| matches!(a, Tok::Str(p) if p.eq_ignore_ascii_case("VIEW ANY DATABASE")),
+                    ) =>
+            {
+                Some(ServerValue::ViewAnyDatabase)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Items separated by commas outside parentheses.
+fn split_top(t: &[Tok]) -> Vec<&[Tok]> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (i, tok) in t.iter().enumerate() {
+        match tok {
+            Tok::Punct('(') => depth += 1,
+            Tok::Punct(')') => depth = depth.saturating_sub(1),
+            Tok::Punct(',') if depth == 0 => {
+                out.push(&t[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&t[start..]);
+    out
+}
+
+/// `[master.]sys.<view>` at the start of `t`; what follows it.
+fn after_view<'t>(t: &'t [Tok], view: &str) -> Option<&'t [Tok]> {
+    let mut rest = t;
     if word(rest.first(), "master") && rest.get(1) == Some(&Tok::Punct('.')) {
         rest = &rest[2..];
     }
-    columns_ok
-        && word(rest.first(), "sys")
-        && rest.get(1) == Some(&Tok::Punct('.'))
-        && word(rest.get(2), "server_principals")
+    (word(rest.first(), "sys") && rest.get(1) == Some(&Tok::Punct('.')) && word(rest.get(2), view))
+        .then(|| &rest[3..])
+}
+
+/// The plain column names before `FROM`, and what follows `FROM`.
+fn columns_and_source(t: &[Tok]) -> Option<(Vec<String>, &[Tok])> {
+    let from = t.iter().position(|x| word(Some(x), "FROM"))?;
+    let columns = t[..from]
+        .split(|x| *x == Tok::Punct(','))
+        .map(|c| match c {
+            [Tok::Word(w)] => Some(w.to_lowercase()),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((columns, &t[from + 1..]))
+}
+
+/// `name, is_disabled, sid, type FROM [master.]sys.server_principals ...`
+fn principals_query(t: &[Tok]) -> Option<Vec<LoginColumn>> {
+    let (columns, source) = columns_and_source(t)?;
+    after_view(source, "server_principals")?;
+    columns
+        .iter()
+        .map(|c| match c.as_str() {
+            "name" => Some(LoginColumn::Name),
+            "is_disabled" => Some(LoginColumn::IsDisabled),
+            "sid" => Some(LoginColumn::Sid),
+            "type" => Some(LoginColumn::Type),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `name, type, principal_id, authentication_type_desc, sid FROM
+/// [db].sys.database_principals`
+fn database_principals_query(t: &[Tok]) -> Option<Statement> {
+    let (columns, source) = columns_and_source(t)?;
+    let [Tok::Word(database), Tok::Punct('.'), rest @ ..] = source else {
+        return None;
+    };
+    if !after_view(rest, "database_principals")?.is_empty() {
+        return None;
+    }
+    let columns = columns
+        .iter()
+        .map(|c| match c.as_str() {
+            "name" => Some(PrincipalColumn::Name),
+            "type" => Some(PrincipalColumn::Type),
+            "principal_id" => Some(PrincipalColumn::PrincipalId),
+            "authentication_type_desc" => Some(PrincipalColumn::AuthenticationTypeDesc),
+            "sid" => Some(PrincipalColumn::Sid),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Statement::DatabasePrincipals {
+        database: database.clone(),
+        columns,
+    })
 }
 
 /// `DB_NAME(database_id) [AS x], percent_complete FROM [master.]sys.dm_exec_requests ...`
@@ -338,6 +551,18 @@ fn parse_sys_databases(t: &[Tok]) -> Option<Statement> {
     let from = t.iter().position(|x| word(Some(x), "FROM"))?;
     let mut columns = Vec::new();
     for item in t[..from].split(|x| *x == Tok::Punct(',')) {
+        if let [
+            Tok::Word(f),
+            Tok::Punct('('),
+            Tok::Word(arg),
+            Tok::Punct(')'),
+        ] = item
+            && f.eq_ignore_ascii_case("SUSER_SNAME")
+            && arg.eq_ignore_ascii_case("owner_sid")
+        {
+            columns.push(DbColumn::OwnerName);
+            continue;
+        }
         let name = match item {
             [Tok::Punct('*')] => {
                 columns.extend([
@@ -359,6 +584,10 @@ fn parse_sys_databases(t: &[Tok]) -> Option<Statement> {
             "state" => DbColumn::State,
             "database_id" => DbColumn::DatabaseId,
             "create_date" => DbColumn::CreateDate,
+            "is_read_only" => DbColumn::IsReadOnly,
+            "user_access_desc" => DbColumn::UserAccessDesc,
+            "collation_name" => DbColumn::CollationName,
+            "compatibility_level" => DbColumn::CompatibilityLevel,
             _ => return None,
         });
     }
@@ -522,17 +751,56 @@ mod tests {
         assert_eq!(parse_batch("SELECT @@VERSION")[0], Statement::Version);
         assert_eq!(
             parse_batch("SELECT SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()")[0],
-            Statement::ServerFacts {
-                view_any_database: false
-            }
+            Statement::ServerValues(vec![
+                ServerValue::Property("ProductMajorVersion".into()),
+                ServerValue::Login
+            ])
         );
         assert_eq!(
             parse_batch(
                 "select serverproperty('ProductMajorVersion'), suser_sname(), \
                  has_perms_by_name(null, null, 'VIEW ANY DATABASE')"
             )[0],
-            Statement::ServerFacts {
-                view_any_database: true
+            Statement::ServerValues(vec![
+                ServerValue::Property("ProductMajorVersion".into()),
+                ServerValue::Login,
+                ServerValue::ViewAnyDatabase
+            ])
+        );
+        assert_eq!(
+            parse_batch(
+                "SELECT name, type, principal_id, authentication_type_desc, sid FROM [my-db].sys.database_principals"
+            )[0],
+            Statement::DatabasePrincipals {
+                database: "my-db".into(),
+                columns: vec![
+                    PrincipalColumn::Name,
+                    PrincipalColumn::Type,
+                    PrincipalColumn::PrincipalId,
+                    PrincipalColumn::AuthenticationTypeDesc,
+                    PrincipalColumn::Sid
+                ]
+            }
+        );
+        assert_eq!(
+            parse_batch("USE [a b]; ALTER USER [u] WITH LOGIN = [u];"),
+            [
+                Statement::Use("a b".into()),
+                Statement::AlterUser {
+                    user: "u".into(),
+                    login: "u".into()
+                }
+            ]
+        );
+        assert_eq!(
+            parse_batch("DBCC CHECKDB ([vf_bad]) WITH NO_INFOMSGS, PHYSICAL_ONLY")[0],
+            Statement::Checkdb(Arg::Text("vf_bad".into()))
+        );
+        assert_eq!(
+            parse_batch("ALTER DATABASE [x] SET COMPATIBILITY_LEVEL = 160")[0],
+            Statement::SetLevel {
+                database: "x".into(),
+                level: 160
             }
         );
         assert_eq!(parse_batch("SELECT 1")[0], Statement::SelectNumber(1));

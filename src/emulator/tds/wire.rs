@@ -455,6 +455,12 @@ pub enum ColumnType {
     DateTime,
     /// REAL (FLTN of 4 bytes), as `percent_complete`.
     Real,
+    /// BIT (BITN), as `is_read_only`.
+    Bit,
+    /// TINYINT (INTN of 1 byte), as `compatibility_level`.
+    TinyInt,
+    /// VARBINARY(n), as `sid`.
+    VarBinary(u16),
 }
 
 /// A cell value.
@@ -467,6 +473,11 @@ pub enum Cell {
     Text(String),
     /// Days since 1900-01-01 and 1/300 s ticks since midnight.
     DateTime(i32, u32),
+    Bit(bool),
+    TinyInt(u8),
+    Bytes(Vec<u8>),
+    /// NULL in a NVARCHAR or VARBINARY column.
+    NullVar,
 }
 
 /// SQL_Latin1_General_CP1_CI_AS.
@@ -565,6 +576,12 @@ impl Tokens {
                 }
                 ColumnType::DateTime => self.0.extend_from_slice(&[0x6F, 8]),
                 ColumnType::Real => self.0.extend_from_slice(&[0x6D, 4]),
+                ColumnType::Bit => self.0.extend_from_slice(&[0x68, 1]),
+                ColumnType::TinyInt => self.0.extend_from_slice(&[0x26, 1]),
+                ColumnType::VarBinary(max) => {
+                    self.0.push(0xA5);
+                    self.u16(*max);
+                }
             }
             self.b_varchar(name);
         }
@@ -593,6 +610,13 @@ impl Tokens {
                     self.0.extend_from_slice(&days.to_le_bytes());
                     self.u32(*ticks);
                 }
+                Cell::Bit(b) => self.0.extend_from_slice(&[1, u8::from(*b)]),
+                Cell::TinyInt(v) => self.0.extend_from_slice(&[1, *v]),
+                Cell::Bytes(b) => {
+                    self.u16(b.len() as u16);
+                    self.0.extend_from_slice(b);
+                }
+                Cell::NullVar => self.u16(0xFFFF),
             }
         }
     }
