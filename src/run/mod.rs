@@ -191,7 +191,10 @@ impl Verification {
                 findings: c.findings,
             })
         };
-        let now = self.verifier.verify(&self.work, &done, &ended).await;
+        let now = self
+            .verifier
+            .verify(&self.work, &self.earlier, &ended)
+            .await;
         let mut findings: Vec<crate::rules::Finding> = self
             .earlier
             .iter()

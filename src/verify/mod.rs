@@ -16,7 +16,9 @@ use crate::rules::{Finding, Rule, Severity};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// One check, in the order they run (CHECKDB, the longest, last).
+/// One check, in the order they run: what only reads first, then what
+/// changes the database (the level, remapped users), which is left undone
+/// on a database that failed a check before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Check {
@@ -24,25 +26,21 @@ pub enum Check {
     Usable,
     Owner,
     Collation,
+    Checkdb,
     CompatibilityLevel,
     OrphanedUsers,
-    Checkdb,
 }
 
 impl Check {
     /// The checks the settings ask for.
     pub fn asked(settings: &Settings) -> Vec<Check> {
-        let mut out = vec![
-            Check::Usable,
-            Check::Owner,
-            Check::Collation,
-            Check::CompatibilityLevel,
-        ];
-        if settings.orphaned_users != OrphanedUsers::Ignore {
-            out.push(Check::OrphanedUsers);
-        }
+        let mut out = vec![Check::Usable, Check::Owner, Check::Collation];
         if settings.checkdb != Checkdb::None {
             out.push(Check::Checkdb);
+        }
+        out.push(Check::CompatibilityLevel);
+        if settings.orphaned_users != OrphanedUsers::Ignore {
+            out.push(Check::OrphanedUsers);
         }
         out
     }
@@ -102,24 +100,28 @@ impl Verifier {
         }
     }
 
-    /// Runs the checks of `work` not in `done`, calling `ended` as each
-    /// one ends (a check that could not run is not ended: a rerun tries it
-    /// again). Returns the findings of the checks run now.
+    /// Runs the checks of `work` not in `done` (an earlier run's), calling
+    /// `ended` as each one ends (a check that could not run is not ended: a
+    /// rerun tries it again). Returns the findings of the checks run now.
     pub async fn verify(
         &self,
         work: &Work,
-        done: &[Check],
+        done: &[Checked],
         ended: &(dyn Fn(Checked) + Send + Sync),
     ) -> Vec<Finding> {
         let pending: Vec<Check> = Check::asked(&work.settings)
             .into_iter()
-            .filter(|c| !done.contains(c))
+            .filter(|c| !done.iter().any(|d| d.check == *c))
             .collect();
+        let refused_before = done.iter().flat_map(|d| &d.findings).any(Finding::refuses);
         if pending.is_empty() {
             return Vec::new();
         }
         match (&self.sql, &self.api) {
-            (Some(sql), api) => match self.by_sql(sql, work, &pending, ended).await {
+            (Some(sql), api) => match self
+                .by_sql(sql, work, &pending, refused_before, ended)
+                .await
+            {
                 Some(findings) => findings,
                 // Not in the login's sys.databases: without VIEW ANY
                 // DATABASE a login sees only what it owns. The API sees all.
@@ -160,6 +162,7 @@ impl Verifier {
         target: &SqlTarget,
         work: &Work,
         pending: &[Check],
+        refused_before: bool,
         ended: &(dyn Fn(Checked) + Send + Sync),
     ) -> Option<Vec<Finding>> {
         let db = work.database.as_str();
@@ -201,8 +204,10 @@ impl Verifier {
                 Err(_) => return Some(vec![could_not("cannot read sys.databases", &"timed out")]),
             };
         let row = row?;
-        let mut all = Vec::new();
+        let mut all: Vec<Finding> = Vec::new();
         for &check in pending {
+            // What changes the database is not done to one that failed.
+            let failed_so_far = refused_before || all.iter().any(Finding::refuses);
             let findings = match check {
                 Check::Usable => usable(&row),
                 Check::Owner => owner(
@@ -214,18 +219,24 @@ impl Verifier {
                 }
                 Check::CompatibilityLevel => {
                     let offered = server.major.and_then(sql::levels_of_major);
-                    self.level_by_sql(
-                        &mut client,
-                        db,
-                        row.level,
-                        offered,
-                        work.settings.compatibility_level,
-                    )
-                    .await
+                    let asked = work.settings.compatibility_level;
+                    let held = failed_so_far && asked != CompatibilityLevel::Keep;
+                    let asked = if held {
+                        CompatibilityLevel::Keep
+                    } else {
+                        asked
+                    };
+                    let found = self
+                        .level_by_sql(&mut client, db, row.level, offered, asked)
+                        .await;
+                    if held { left_alone(found) } else { found }
                 }
                 Check::OrphanedUsers => {
-                    self.orphans_by_sql(&mut client, db, work.settings.orphaned_users)
-                        .await
+                    let mode = work.settings.orphaned_users;
+                    let held = failed_so_far && mode == OrphanedUsers::Fix;
+                    let mode = if held { OrphanedUsers::Report } else { mode };
+                    let found = self.orphans_by_sql(&mut client, db, mode).await;
+                    if held { left_alone(found) } else { found }
                 }
                 Check::Checkdb => {
                     let run = sql::checkdb(&mut client, db, work.settings.checkdb);
@@ -466,6 +477,19 @@ impl Verifier {
         }
         all
     }
+}
+
+/// What a check reports when the change asked for was not made, because
+/// the database failed a check before it.
+fn left_alone(findings: Vec<Finding>) -> Vec<Finding> {
+    findings
+        .into_iter()
+        .map(|mut f| {
+            f.message
+                .push_str("; not changed, as the database failed a check before");
+            f
+        })
+        .collect()
 }
 
 /// ONLINE, read-write, multi-user.
