@@ -142,6 +142,32 @@ def check_tds():
     )
     cur.execute("SELECT 1")
     assert cur.fetchone()[0] == 1, "usable after an EXEC"
+
+    # What the checks after an import read and change, decoded by another
+    # client: BIT, TINYINT and VARBINARY columns, USE, ALTER DATABASE.
+    cur.execute(
+        "SELECT name, is_read_only, user_access_desc, collation_name, compatibility_level "
+        "FROM sys.databases WHERE name = %s",
+        ("via_pytds",),
+    )
+    name, read_only, access, collation, level = cur.fetchone()
+    assert (read_only, access) == (False, "MULTI_USER"), (read_only, access)
+    assert collation == "SQL_Latin1_General_CP1_CI_AS", collation
+    assert level == 130, f"the backup's level: {level}"
+    cur.execute("SELECT name, type, principal_id, authentication_type_desc, sid "
+                "FROM [via_pytds].sys.database_principals")
+    principals = {r[0]: r for r in cur.fetchall()}
+    assert principals["dbo"][2] == 1 and isinstance(principals["dbo"][4], bytes), principals
+    assert principals["INFORMATION_SCHEMA"][4] is None, "a NULL sid"
+    cur.execute("SELECT name, sid FROM sys.server_principals")
+    assert all(isinstance(r[1], bytes) and len(r[1]) == 16 for r in cur.fetchall())
+    cur.execute("ALTER DATABASE [via_pytds] SET COMPATIBILITY_LEVEL = 160")
+    refused = server_error(
+        lambda: cur.execute("ALTER DATABASE [via_pytds] SET COMPATIBILITY_LEVEL = 90"))
+    assert refused == 15048, f"a level 2022 does not offer: {refused}"
+    cur.execute("SELECT compatibility_level FROM sys.databases WHERE name = %s", ("via_pytds",))
+    assert cur.fetchone()[0] == 160
+    cur.execute("DBCC CHECKDB ([via_pytds]) WITH NO_INFOMSGS")
     conn.close()
 
     refused = server_error(lambda: connect("not-the-password"))
