@@ -150,11 +150,7 @@ impl ApiTarget {
     /// `DELETE .../databases/{name}`, retried while it may pass: 202 (the
     /// drop was accepted) and 404 (nothing to drop) are done.
     async fn delete_database(&self, database: &str) -> Result<(), StatusError> {
-        use StatusError::Lasting;
-        let mut url = url::Url::parse(&self.base).map_err(|e| Lasting(e.to_string()))?;
-        url.path_segments_mut()
-            .map_err(|()| Lasting("the instance URL cannot carry a path".into()))?
-            .extend(["databases", database]);
+        let url = self.database_url(database)?;
         let attempt = || async {
             let token = match self.status_token().await {
                 Ok(t) => t,
@@ -171,12 +167,32 @@ impl ApiTarget {
                 other => self.not_done(other).await,
             }
         };
-        let label = format!("{}: DELETE the database {database}", self.label);
+        self.retried(&format!("DELETE the database {database}"), attempt)
+            .await
+    }
+
+    /// `.../databases/{name}`, the name escaped as one path segment.
+    fn database_url(&self, name: &str) -> Result<url::Url, StatusError> {
+        use StatusError::Lasting;
+        let mut url = url::Url::parse(&self.base).map_err(|e| Lasting(e.to_string()))?;
+        url.path_segments_mut()
+            .map_err(|()| Lasting("the instance URL cannot carry a path".into()))?
+            .extend(["databases", name]);
+        Ok(url)
+    }
+
+    /// A request retried while it may pass, its errors naming `what`.
+    async fn retried<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, StatusError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Attempt<T, StatusError>>,
+    {
+        let label = format!("{}: {what}", self.label);
         crate::retry::retry(&label, attempt, |why, attempts| {
             StatusError::Transient(format!("{why} (after {attempts} attempts)"))
         })
         .await
-        .map_err(|e| e.map_text(|why| format!("DELETE the database {database}: {why}")))
+        .map_err(|e| e.map_text(|why| format!("{what}: {why}")))
     }
 
     /// `GET .../databases/{name}`: the database's owner, collation and
@@ -186,10 +202,7 @@ impl ApiTarget {
         name: &str,
     ) -> Result<Option<DatabaseDetails>, StatusError> {
         use StatusError::Lasting;
-        let mut url = url::Url::parse(&self.base).map_err(|e| Lasting(e.to_string()))?;
-        url.path_segments_mut()
-            .map_err(|()| Lasting("the instance URL cannot carry a path".into()))?
-            .extend(["databases", name]);
+        let url = self.database_url(name)?;
         let attempt = || async {
             let token = match self.status_token().await {
                 Ok(t) => t,
@@ -217,12 +230,8 @@ impl ApiTarget {
                 other => self.not_done(other).await,
             }
         };
-        let label = format!("{}: GET the database {name}", self.label);
-        crate::retry::retry(&label, attempt, |why, attempts| {
-            StatusError::Transient(format!("{why} (after {attempts} attempts)"))
-        })
-        .await
-        .map_err(|e| e.map_text(|why| format!("GET the database {name}: {why}")))
+        self.retried(&format!("GET the database {name}"), attempt)
+            .await
     }
 
     /// `GET .../compatibility`: the levels the instance offers.

@@ -432,7 +432,9 @@ impl Manifest {
     }
 
     pub fn verify_of(&self, db: &Database) -> super::verify::Settings {
-        super::verify::Settings::of(self.defaults.verify.as_ref(), db.verify.as_ref())
+        super::verify::Settings::of(self.defaults.verify.as_ref(), db.verify.as_ref(), |t| {
+            parse_timeout(t).ok()
+        })
     }
 
     /// Per-instance bound: the instance's own `max_parallel`, else

@@ -135,9 +135,13 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The database's own values over the defaults' (timeouts parsed by
-    /// the checks already).
-    pub fn of(defaults: Option<&Verify>, own: Option<&Verify>) -> Self {
+    /// The database's own values over the defaults'; `parse` reads a
+    /// timeout the checks have proved readable.
+    pub fn of(
+        defaults: Option<&Verify>,
+        own: Option<&Verify>,
+        parse: impl Fn(&str) -> Option<Duration>,
+    ) -> Self {
         fn pick<T>(
             own: Option<&Verify>,
             defaults: Option<&Verify>,
@@ -148,7 +152,7 @@ impl Settings {
         let timeout = own
             .and_then(|v| v.checkdb_timeout.as_deref())
             .or_else(|| defaults.and_then(|v| v.checkdb_timeout.as_deref()))
-            .and_then(|t| super::model::parse_timeout(t).ok())
+            .and_then(parse)
             .unwrap_or(DEFAULT_CHECKDB_TIMEOUT);
         Settings {
             orphaned_users: pick(own, defaults, |v| v.orphaned_users).unwrap_or_default(),
@@ -191,12 +195,13 @@ mod tests {
         )
         .unwrap();
         let own: Verify = serde_json::from_str(r#"{"compatibility_level": 150}"#).unwrap();
-        let s = Settings::of(Some(&defaults), Some(&own));
+        let parse = |t: &str| humantime::parse_duration(t).ok();
+        let s = Settings::of(Some(&defaults), Some(&own), parse);
         assert_eq!(s.orphaned_users, OrphanedUsers::Fix);
         assert_eq!(s.checkdb, Checkdb::PhysicalOnly);
         assert_eq!(s.compatibility_level, CompatibilityLevel::Level(150));
         assert_eq!(s.checkdb_timeout, DEFAULT_CHECKDB_TIMEOUT);
-        let none = Settings::of(None, None);
+        let none = Settings::of(None, None, parse);
         assert_eq!(none.orphaned_users, OrphanedUsers::Report);
         assert_eq!(none.compatibility_level, CompatibilityLevel::Keep);
         assert!(serde_json::from_str::<Verify>(r#"{"compatibility_level": "newest"}"#).is_err());

@@ -4,13 +4,12 @@
 
 use super::{Selected, TargetsError};
 use crate::db_key::DbKey;
-use crate::import_path::{Presence, Want};
+use crate::import_path::Presence;
 use crate::journal::{Prior, State};
 use crate::manifest::Env;
 use crate::manifest::model::Method;
-use crate::plan::{Context, Lane};
+use crate::plan::Context;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// What the state folder says about a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,18 +81,7 @@ pub async fn status(
     let Selected { loaded, indexes } = selected;
     let ctx = Context::new(loaded, &indexes, env)?;
     let m = &ctx.loaded.valid;
-    let mut lanes: Vec<Lane> = indexes
-        .iter()
-        .map(|&i| ctx.lane_of(&m.databases[i]))
-        .collect();
-    lanes.sort();
-    lanes.dedup();
-    let rounds = futures::future::join_all(lanes.into_iter().map(|lane| {
-        let target = &ctx.targets[&lane];
-        async move { (lane, target.inventory(Want::Both).await) }
-    }))
-    .await;
-    let inventories: BTreeMap<Lane, _> = rounds.into_iter().collect();
+    let inventories = ctx.inventories(&indexes).await;
     Ok(indexes
         .iter()
         .map(|&i| {

@@ -2,7 +2,7 @@
 //! selected databases that exist. Read-only, except what the manifest's
 //! `verify` asks to change (`orphaned_users: fix`, a compatibility level).
 
-use crate::import_path::{Presence, StatusError, Want};
+use crate::import_path::Presence;
 use crate::manifest::Env;
 use crate::plan::{Context, TargetsError};
 use crate::rules::Finding;
@@ -42,18 +42,7 @@ pub async fn verify(request: VerifyRequest, env: Env<'_>) -> Result<Vec<Verified
     let super::Selected { loaded, indexes } = request.selected;
     let ctx = Arc::new(Context::new(loaded, &indexes, env)?);
     let m = &ctx.loaded.valid;
-    let mut lanes: Vec<_> = indexes
-        .iter()
-        .map(|&i| ctx.lane_of(&m.databases[i]))
-        .collect();
-    lanes.sort();
-    lanes.dedup();
-    let rounds = futures::future::join_all(lanes.into_iter().map(|lane| {
-        let target = Arc::clone(&ctx.targets[&lane]);
-        async move { (lane, target.inventory(Want::Both).await) }
-    }))
-    .await;
-    let inventories: HashMap<_, Result<_, StatusError>> = rounds.into_iter().collect();
+    let inventories = ctx.inventories(&indexes).await;
     let global = Arc::new(Semaphore::new(m.max_parallel.max(1) as usize));
     let per_instance: HashMap<String, Arc<Semaphore>> = m
         .instances

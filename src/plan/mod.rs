@@ -180,6 +180,30 @@ impl Context {
     pub fn lane_of(&self, db: &Target) -> Lane {
         (db.instance.clone(), db.route.method())
     }
+
+    /// One status round on each lane the databases `indexes` use.
+    pub async fn inventories(
+        &self,
+        indexes: &[usize],
+    ) -> HashMap<Lane, Result<Inventory, StatusError>> {
+        let m = &self.loaded.valid;
+        let mut lanes: Vec<Lane> = indexes
+            .iter()
+            .map(|&i| self.lane_of(&m.databases[i]))
+            .collect();
+        lanes.sort();
+        lanes.dedup();
+        futures::future::join_all(lanes.into_iter().map(|lane| {
+            let target = &self.targets[&lane];
+            async move {
+                let round = target.inventory(crate::import_path::Want::Both).await;
+                (lane, round)
+            }
+        }))
+        .await
+        .into_iter()
+        .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
