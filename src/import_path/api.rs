@@ -517,6 +517,9 @@ impl ImportPath for ApiTarget {
             }
             let instance: Instance = self.get("").await?;
             let listed: Vec<ListedUser> = self.get_all("/users", "id.asc").await?;
+            // Only `verify.compatibility_level` needs them: a service that
+            // does not answer leaves the version's levels to the plan.
+            let levels = self.levels().await.ok();
             let users = listed
                 .into_iter()
                 .map(|u| {
@@ -537,6 +540,7 @@ impl ImportPath for ApiTarget {
                 current_login: None,
                 // The API lists every database of the instance.
                 sees_every_database: None,
+                levels,
             })
         })
     }

@@ -143,6 +143,8 @@ pub struct InstanceFacts {
     /// Whether that login may see every database in `sys.databases` (SQL:
     /// `VIEW ANY DATABASE`); without it, only its own, master and tempdb.
     pub sees_every_database: Option<bool>,
+    /// The compatibility levels the instance offers (API `compatibility`).
+    pub levels: Option<Vec<u16>>,
 }
 
 /// An instance's state as the API documents it.
@@ -173,6 +175,9 @@ impl InstanceFacts {
     pub fn complete_from(&mut self, api: &InstanceFacts) {
         self.state = api.state.clone();
         self.storage_gb = api.storage_gb;
+        if api.levels.is_some() {
+            self.levels = api.levels.clone();
+        }
         if self.version.is_none() {
             self.version = api.version.clone();
         }

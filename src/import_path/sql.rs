@@ -284,6 +284,7 @@ impl SqlTarget {
             users: Some(users),
             current_login,
             sees_every_database,
+            levels: None,
         })
     }
 

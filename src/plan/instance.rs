@@ -117,12 +117,14 @@ pub fn check(
             _ => {}
         }
         if let crate::manifest::verify::CompatibilityLevel::Level(n) = db.verify.compatibility_level
-            && let Some(offered) = facts
-                .version
-                .as_deref()
-                .and_then(backup::major_of_release)
-                .and_then(|m| m.parse().ok())
-                .and_then(crate::verify::sql::levels_of_major)
+            && let Some(offered) = facts.levels.clone().or_else(|| {
+                facts
+                    .version
+                    .as_deref()
+                    .and_then(backup::major_of_release)
+                    .and_then(|m| m.parse().ok())
+                    .and_then(crate::verify::sql::levels_of_major)
+            })
             && !offered.contains(&n)
         {
             let words: Vec<String> = offered.iter().map(u16::to_string).collect();

@@ -393,3 +393,63 @@ async fn a_compatibility_level_the_instance_does_not_offer_is_refused_before_imp
         "{stdout}"
     );
 }
+
+/// The emulator command takes the flags: the demo's manifest with
+/// checks, applied against `emulator --database-users ... --checkdb-errors`.
+#[test]
+fn the_emulator_command_models_users_and_checkdb_from_its_flags() {
+    let (child, env) = common::start_emulator(common::bin().args([
+        "emulator",
+        "--print-env",
+        "--restore-seconds",
+        "1",
+        "--users",
+        "demo_owner,importer,report_user,app_user",
+        "--database-users",
+        "report_user,legacy_user,app_user:mapped",
+        "--checkdb-errors",
+        "crm",
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::fs::read_to_string(common::project_root().join("examples/demo.yaml")).unwrap();
+    let checked = demo.replacen(
+        "  owner: demo_owner\n",
+        "  owner: demo_owner\n  verify: {checkdb: physical_only, compatibility_level: latest}\n",
+        1,
+    );
+    assert_ne!(checked, demo, "the demo's defaults moved");
+    let path = common::write(dir.path(), "demo.yaml", &checked);
+    let report = dir.path().join("r.json");
+    let (code, stdout, stderr) = common::run(
+        common::bin()
+            .args(["--no-progress", "apply", "--yes"])
+            .arg(&path)
+            .arg("--report")
+            .arg(&report)
+            .envs(&env),
+    );
+    common::stop_emulator(child);
+    assert_eq!(code, 1, "crm fails its CHECKDB\n{stdout}\n{stderr}");
+    let all = records(&report);
+    assert_eq!(record(&all, "crm")["outcome"], "failed_verification");
+    for db in ["sales", "hr", "billing", "inventory"] {
+        let r = record(&all, db);
+        assert_eq!(r["outcome"], "online", "{r}");
+        assert_eq!(
+            messages(&r["findings"], "V003"),
+            ["orphaned users (their SID matches no login): legacy_user, report_user"],
+            "{r}"
+        );
+    }
+
+    // A mapped user needs its login.
+    let (code, _, stderr) = common::run(common::bin().args([
+        "emulator",
+        "--users",
+        "demo_owner",
+        "--database-users",
+        "app_user:mapped",
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("app_user:mapped"), "{stderr}");
+}
