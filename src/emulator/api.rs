@@ -388,7 +388,7 @@ async fn get_database(State(state): Shared, Path(p): Path<DatabaseScope>) -> Res
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
-    state.model.count_status_request(&instance);
+    state.model.count_request(&instance, Counter::Lookup);
     match state.model.database(&instance, &p.name) {
         Some(d) => axum::Json(json!({
             "id": d.id,

@@ -236,6 +236,8 @@ struct Instance {
     locked_out: bool,
     instance_requests: u64,
     user_requests: u64,
+    /// Databases looked up by name (see [`Counter::Lookup`]).
+    database_lookups: u64,
     /// `DBCC CHECKDB` runs, by database name.
     checkdb_runs: BTreeMap<String, u64>,
     /// `ALTER USER ... WITH LOGIN` that remapped a user, as `db.user`.
@@ -250,6 +252,10 @@ struct Instance {
 pub enum Counter {
     Instance,
     Users,
+    /// One database looked up by name (`sys.databases WHERE name = ...`,
+    /// `GET .../databases/{name}`): what the checks after an import ask,
+    /// apart from the status rounds that follow restores.
+    Lookup,
 }
 
 /// What a restore's backup says that the instance checks.
@@ -798,6 +804,7 @@ impl Model {
             match counter {
                 Counter::Instance => inst.instance_requests += 1,
                 Counter::Users => inst.user_requests += 1,
+                Counter::Lookup => inst.database_lookups += 1,
             }
         }
     }
@@ -858,6 +865,7 @@ impl Model {
                         "drops": i.drops,
                         "max_concurrent_restores": i.max_concurrent,
                         "status_requests": i.status_requests,
+                        "database_lookups": i.database_lookups,
                         "logins": i.logins,
                         "failed_logins": i.failed_logins,
                         "tls_sessions": i.tls_sessions,

@@ -33,6 +33,9 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
     let m = &ctx.loaded.valid;
     let global = Arc::new(Semaphore::new(options.max_parallel.max(1)));
     let mut per_instance: HashMap<String, Arc<Semaphore>> = HashMap::new();
+    // The checks after an import have slots of their own, as many per
+    // instance as imports: a CHECKDB does not hold back the next import.
+    let mut checks_per_instance: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let instance_slots = |per_instance: &mut HashMap<String, Arc<Semaphore>>, instance: &str| {
         Arc::clone(per_instance.entry(instance.to_owned()).or_insert_with(|| {
             Arc::new(Semaphore::new(m.instances[instance].max_parallel as usize))
@@ -59,21 +62,13 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                     let db = &m.databases[item.index];
                     let check = Verification {
                         verifier: Arc::clone(&ctx.verifiers[&instance]),
+                        slots: instance_slots(&mut checks_per_instance, &instance),
                         work: work_of(db),
                         earlier: earlier.clone(),
                         strict: options.strict,
                     };
-                    let slots = instance_slots(&mut per_instance, &instance);
-                    let (events, global) = (Arc::clone(&events), Arc::clone(&global));
-                    jobs.spawn(async move {
-                        let Ok(_i) = slots.acquire_owned().await else {
-                            return;
-                        };
-                        let Ok(_g) = global.acquire_owned().await else {
-                            return;
-                        };
-                        check.run(&database, &instance, &events).await;
-                    });
+                    let events = Arc::clone(&events);
+                    jobs.spawn(async move { check.run(&database, &instance, &events).await });
                 }
                 None => events.emit(Event::Skipped {
                     database,
@@ -128,6 +123,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                     timeout: db.timeout,
                     verification: Verification {
                         verifier: Arc::clone(&ctx.verifiers[&db.instance]),
+                        slots: instance_slots(&mut checks_per_instance, &db.instance),
                         work: work_of(db),
                         earlier: Vec::new(),
                         strict: options.strict,
@@ -163,6 +159,8 @@ fn work_of(db: &crate::manifest::valid::Target) -> crate::verify::Work {
 /// The checks after one import, those an earlier run finished left out.
 struct Verification {
     verifier: Arc<crate::verify::Verifier>,
+    /// The instance's slots for checks.
+    slots: Arc<Semaphore>,
     work: crate::verify::Work,
     earlier: Vec<crate::verify::Checked>,
     strict: bool,
@@ -171,6 +169,9 @@ struct Verification {
 impl Verification {
     async fn run(&self, database: &str, instance: &str, events: &Events) {
         use crate::verify::Check;
+        let Ok(_slot) = self.slots.acquire().await else {
+            return;
+        };
         let done: Vec<Check> = self.earlier.iter().map(|c| c.check).collect();
         let pending: Vec<Check> = Check::asked(&self.work.settings)
             .into_iter()
@@ -296,7 +297,9 @@ impl Job {
                     instance: instance.clone(),
                     seconds,
                 });
-                // Still in its slots: the checks load the instance too.
+                // The import's slots go to the next import; the checks
+                // take one of their own.
+                drop(_slots);
                 self.verification.run(&database, &instance, &events).await;
             }
             Ok(Ok(Finished::Failed(failure))) => {

@@ -369,7 +369,11 @@ impl TdsDoor {
                     t.done(done, more | error, 0);
                 }
                 Statement::SysDatabases { columns, name } => {
-                    self.model.count_status_request(&self.instance);
+                    if name.is_some() {
+                        self.model.count_request(&self.instance, Counter::Lookup);
+                    } else {
+                        self.model.count_status_request(&self.instance);
+                    }
                     match name.as_ref().map(resolve).transpose() {
                         Ok(name) => {
                             let rows = self.model.sys_databases(
