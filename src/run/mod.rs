@@ -300,7 +300,10 @@ impl Job {
                 // The import's slots go to the next import; the checks
                 // take one of their own.
                 drop(_slots);
-                self.verification.run(&database, &instance, &events).await;
+                // Boxed: the checks' future (logins, queries) is large, and
+                // would otherwise make every waiting import's future as
+                // large, ten thousand of them at once.
+                Box::pin(self.verification.run(&database, &instance, &events)).await;
             }
             Ok(Ok(Finished::Failed(failure))) => {
                 events.emit(Event::failed(database, instance, failure))
