@@ -10,7 +10,9 @@
 //! | the 200 imports by a naive curl + xargs -P 25 loop | both makespans and request counts |
 //! | discover of 2,000 objects of 1 MiB, then plan of its manifest | < 10 s and < 5 s |
 //!
-//! Nothing asserts a time: the machines are shared and noisy.
+//! Nothing asserts a time: the machines are shared and noisy. `BENCH_WRAP=heaptrack`
+//! runs the tool under that program (with the system allocator swapped in
+//! `src/main.rs`, heaptrack shows where the memory goes).
 // A bench prints its figures, and reads BENCH_TIMELINE.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::disallowed_methods)]
 
@@ -94,7 +96,14 @@ struct Run {
 }
 
 async fn tool(e: &Emulator, args: &[&str]) -> Run {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = match std::env::var("BENCH_WRAP") {
+        Ok(w) => {
+            let mut c = Command::new(w);
+            c.arg(BIN);
+            c
+        }
+        Err(_) => Command::new(BIN),
+    };
     cmd.args(args).envs(e.env()).stdin(Stdio::null());
     match std::env::var("BENCH_TIMELINE") {
         Ok(_) => cmd

@@ -144,7 +144,7 @@ fn diagnostics_scale(bin: &str, dir: &Path) {
     );
     for i in 0..INVALID {
         m.push_str(&format!(
-            "  - {{name: 'bad-name-{i}', instance: prod, method: sql, files: [x{i}.bak]}}\n"
+            "  - {{name: \"bad\\tname-{i}\", instance: prod, method: sql, files: [x{i}.bak]}}\n"
         ));
     }
     let path = dir.join("invalid.yaml");
