@@ -78,6 +78,8 @@ pub struct Work {
 pub struct Verifier {
     sql: Option<Arc<SqlTarget>>,
     api: Option<Arc<ApiTarget>>,
+    /// The levels the API says the instance offers, asked once.
+    api_levels: tokio::sync::OnceCell<Option<Vec<u16>>>,
     label: String,
 }
 
@@ -96,6 +98,7 @@ impl Verifier {
         Verifier {
             sql,
             api,
+            api_levels: tokio::sync::OnceCell::new(),
             label: format!("instance {instance}"),
         }
     }
@@ -432,7 +435,11 @@ impl Verifier {
                             format!("the API gives {db} no compatibility level"),
                         )],
                         Some(now) => {
-                            let offered = api.levels().await.ok();
+                            let offered = self
+                                .api_levels
+                                .get_or_init(|| async { api.levels().await.ok() })
+                                .await
+                                .clone();
                             match level_target(
                                 now,
                                 offered.as_deref(),
