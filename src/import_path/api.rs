@@ -152,23 +152,26 @@ impl ApiTarget {
     async fn delete_database(&self, database: &str) -> Result<(), StatusError> {
         let url = self.database_url(database)?;
         let attempt = || async {
-            let token = match self.status_token().await {
-                Ok(t) => t,
+            let answer = match self.send(self.http.delete(url.clone())).await {
+                Ok(answer) => answer,
                 Err(e) => return Attempt::Fail(e),
             };
-            match self
-                .http
-                .delete(url.clone())
-                .bearer_auth(token.expose())
-                .send()
-                .await
-            {
+            match answer {
                 Ok(r) if r.status().is_success() || r.status() == 404 => Attempt::Done(()),
                 other => self.not_done(other).await,
             }
         };
         self.retried(&format!("DELETE the database {database}"), attempt)
             .await
+    }
+
+    /// Sends a request with the status token; an error when there is none.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Result<reqwest::Response>, StatusError> {
+        let token = self.status_token().await?;
+        Ok(request.bearer_auth(token.expose()).send().await)
     }
 
     /// `.../databases/{name}`, the name escaped as one path segment.
@@ -204,17 +207,11 @@ impl ApiTarget {
         use StatusError::Lasting;
         let url = self.database_url(name)?;
         let attempt = || async {
-            let token = match self.status_token().await {
-                Ok(t) => t,
+            let answer = match self.send(self.http.get(url.clone())).await {
+                Ok(answer) => answer,
                 Err(e) => return Attempt::Fail(e),
             };
-            match self
-                .http
-                .get(url.clone())
-                .bearer_auth(token.expose())
-                .send()
-                .await
-            {
+            match answer {
                 Ok(r) if r.status() == 404 => Attempt::Done(None),
                 Ok(r) if r.status().is_success() => {
                     match crate::http::read_limited(r, MAX_BODY).await {

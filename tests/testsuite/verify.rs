@@ -48,6 +48,24 @@ async fn upload(e: &Emulator, names: &[&str]) {
     }
 }
 
+/// `apply --format json --report REPORT MANIFEST EXTRA...`.
+async fn apply_json(
+    e: &Emulator,
+    manifest: &Path,
+    report: &Path,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let mut args = vec![
+        manifest.to_str().unwrap(),
+        "--format",
+        "json",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    apply(e, &args).await
+}
+
 fn key(name: &str) -> String {
     format!("{name}.bak")
 }
@@ -102,19 +120,8 @@ async fn apply_checks_every_database_after_its_import_through_both_paths() {
     let path = common::write(dir.path(), "m.yaml", &emu::with_defaults(&m, VERIFY));
     let report = dir.path().join("report.json");
     let junit = dir.path().join("junit.xml");
-    let (code, stdout, stderr) = apply(
-        &e,
-        &[
-            path.to_str().unwrap(),
-            "--format",
-            "json",
-            "--report",
-            report.to_str().unwrap(),
-            "--junit",
-            junit.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let junit_arg = ["--junit", junit.to_str().unwrap()];
+    let (code, stdout, stderr) = apply_json(&e, &path, &report, &junit_arg).await;
     assert_eq!(code, 1, "vf_bad fails its CHECKDB\n{stdout}\n{stderr}");
     let all = records(&report);
     for db in names {
@@ -254,17 +261,7 @@ async fn a_resumed_run_does_not_repeat_a_finished_check() {
     std::fs::write(&journal, kept.join("\n") + "\n").unwrap();
 
     let report = dir.path().join("again.json");
-    let (code, stdout, stderr) = apply(
-        &e,
-        &[
-            path.to_str().unwrap(),
-            "--format",
-            "json",
-            "--report",
-            report.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (code, stdout, stderr) = apply_json(&e, &path, &report, &[]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let verifying = emu::events(&stdout, "verifying");
     assert_eq!(
