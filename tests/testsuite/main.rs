@@ -26,5 +26,6 @@ mod replace;
 mod security;
 mod sql_tls;
 mod state_lock;
+mod terminal;
 mod validate;
 mod verify;
