@@ -57,7 +57,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
             }),
             Verdict::Done => match &item.checks_left {
                 // Its checks after the import did not all run: they do now,
-                // in a slot of its instance like any other work there.
+                // in one of its instance's check slots.
                 Some(earlier) => {
                     let db = &m.databases[item.index];
                     let check = Verification {
@@ -167,11 +167,19 @@ struct Verification {
 }
 
 impl Verification {
+    /// Waits for a check slot, then checks. What waits is small: the
+    /// checks' own future (logins, queries: about 24 KB) is boxed, and
+    /// allocated only when they start, so ten thousand waiting imports do
+    /// not each hold one.
     async fn run(&self, database: &str, instance: &str, events: &Events) {
-        use crate::verify::Check;
         let Ok(_slot) = self.slots.acquire().await else {
             return;
         };
+        Box::pin(self.checks(database, instance, events)).await;
+    }
+
+    async fn checks(&self, database: &str, instance: &str, events: &Events) {
+        use crate::verify::Check;
         let done: Vec<Check> = self.earlier.iter().map(|c| c.check).collect();
         let pending: Vec<Check> = Check::asked(&self.work.settings)
             .into_iter()
@@ -300,10 +308,7 @@ impl Job {
                 // The import's slots go to the next import; the checks
                 // take one of their own.
                 drop(_slots);
-                // Boxed: the checks' future (logins, queries) is large, and
-                // would otherwise make every waiting import's future as
-                // large, ten thousand of them at once.
-                Box::pin(self.verification.run(&database, &instance, &events)).await;
+                self.verification.run(&database, &instance, &events).await;
             }
             Ok(Ok(Finished::Failed(failure))) => {
                 events.emit(Event::failed(database, instance, failure))
