@@ -229,16 +229,22 @@ impl Verifier {
                     } else {
                         asked
                     };
-                    let found = self
-                        .level_by_sql(&mut client, db, row.level, offered, asked)
-                        .await;
+                    let found = bounded(
+                        "ALTER DATABASE ... SET COMPATIBILITY_LEVEL",
+                        self.level_by_sql(&mut client, db, row.level, offered, asked),
+                    )
+                    .await;
                     if held { left_alone(found) } else { found }
                 }
                 Check::OrphanedUsers => {
                     let mode = work.settings.orphaned_users;
                     let held = failed_so_far && mode == OrphanedUsers::Fix;
                     let mode = if held { OrphanedUsers::Report } else { mode };
-                    let found = self.orphans_by_sql(&mut client, db, mode).await;
+                    let found = bounded(
+                        "the orphaned users",
+                        self.orphans_by_sql(&mut client, db, mode),
+                    )
+                    .await;
                     if held { left_alone(found) } else { found }
                 }
                 Check::Checkdb => {
@@ -276,8 +282,9 @@ impl Verifier {
                 });
             }
             all.extend(findings);
-            if broken && check == Check::Checkdb {
-                // A timed-out CHECKDB may still run on the session.
+            if broken {
+                // The session may be mid-statement (a timeout): the checks
+                // left run next time, on a new one.
                 break;
             }
         }
@@ -483,6 +490,24 @@ impl Verifier {
             ));
         }
         all
+    }
+}
+
+/// A check's statements, bounded like every other query: a server that
+/// stops answering is a check that could not run (V009).
+async fn bounded(
+    what: &str,
+    check: impl std::future::Future<Output = Vec<Finding>>,
+) -> Vec<Finding> {
+    match tokio::time::timeout(crate::import_path::sql::QUERY_TIMEOUT, check).await {
+        Ok(findings) => findings,
+        Err(_) => vec![Finding::new(
+            Rule::CheckFailed,
+            format!(
+                "{what}: no answer within {} s",
+                crate::import_path::sql::QUERY_TIMEOUT.as_secs()
+            ),
+        )],
     }
 }
 
