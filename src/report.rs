@@ -226,6 +226,25 @@ pub fn summary_table(records: &[Record]) -> String {
         count(Outcome::NotReady),
         count(Outcome::NotStarted),
     ));
+    // What the checks after the import warn of, on databases that are
+    // online: the failures' own findings are in their reasons below.
+    let warnings: Vec<String> = records
+        .iter()
+        .filter(|r| r.outcome != Outcome::FailedVerification)
+        .flat_map(|r| {
+            r.findings
+                .iter()
+                .filter(|f| f.severity == crate::rules::Severity::Warn)
+                .map(move |f| format!("  {}@{}: {f}", r.database, r.instance))
+        })
+        .collect();
+    if !warnings.is_empty() {
+        out.push(format!(
+            "\nWarnings of the checks after the import ({}):",
+            warnings.len()
+        ));
+        out.extend(warnings);
+    }
     // Last, where the eye lands: what went wrong, each with its reason.
     let failures: Vec<&Record> = records
         .iter()
@@ -357,6 +376,20 @@ mod tests {
         );
         let clean = summary_table(&records[..1]);
         assert!(!clean.contains("Failures"), "{clean}");
+        // A check's warning on an online database is listed before them.
+        let mut warned = record("e", Outcome::Online, None);
+        warned.findings = vec![crate::rules::Finding::new(
+            crate::rules::Rule::OrphanedUsers,
+            "orphaned users (their SID matches no login): legacy_user",
+        )];
+        let text = summary_table(&[warned, records[1].clone()]);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = |s: &str| lines.iter().position(|l| l.contains(s)).unwrap();
+        assert!(
+            at("Warnings of the checks after the import (1):") < at("Failures (1):"),
+            "{text}"
+        );
+        assert!(text.contains("  e@prod: V003: orphaned users"), "{text}");
     }
 
     #[test]
