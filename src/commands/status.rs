@@ -2,7 +2,7 @@ use super::shared;
 use crate::Exit;
 use crate::cli::{Format, Global, SelectArgs};
 use crate::manifest;
-use crate::ops::{Now, Recorded, StatusRow};
+use crate::ops::{ChecksSaid, Now, Recorded, StatusRow};
 use std::path::Path;
 
 pub fn run(global: &Global, path: &Path, select: &SelectArgs, state: Option<&Path>) -> Exit {
@@ -37,6 +37,7 @@ fn table(rows: &[StatusRow]) -> String {
         "METHOD",
         "STATE SAYS",
         "INSTANCE SAYS",
+        "CHECKS AFTER IMPORT",
     ];
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -63,6 +64,15 @@ fn table(rows: &[StatusRow]) -> String {
                     Now::Missing => "missing".into(),
                     Now::OtherState => "present, not online".into(),
                     Now::Unknown { error } => format!("unknown: {error}"),
+                },
+                match &r.checks {
+                    ChecksSaid::None => "-".into(),
+                    ChecksSaid::Passed { warnings } if warnings.is_empty() => "passed".into(),
+                    ChecksSaid::Passed { warnings } => {
+                        format!("passed, warnings: {}", warnings.join(", "))
+                    }
+                    ChecksSaid::Failed { codes } => format!("FAILED: {}", codes.join(", ")),
+                    ChecksSaid::Unfinished => "not all run; the next apply runs them".into(),
                 },
             ]
         })

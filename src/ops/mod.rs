@@ -17,7 +17,7 @@ pub use apply::{
     Stopped, Ui, apply,
 };
 pub use load::{LoadError, Selected, Validation, load, select, validate};
-pub use status::{Now, Recorded, StatusRow, status};
+pub use status::{ChecksSaid, Now, Recorded, StatusRow, status};
 pub use verify::{Verified, VerifyOutcome, VerifyRequest, verify};
 
 use crate::journal::State;

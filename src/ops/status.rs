@@ -62,6 +62,55 @@ pub enum Now {
     },
 }
 
+/// What the state says of the checks after the last import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "checks")]
+pub enum ChecksSaid {
+    /// Not imported by this state: nothing to say.
+    None,
+    /// Every check ran; `warnings` are the codes of what they warned of.
+    Passed { warnings: Vec<String> },
+    /// Every check ran and these refused.
+    Failed { codes: Vec<String> },
+    /// Imported, and not every check ran: the next `apply` runs the rest.
+    Unfinished,
+}
+
+impl ChecksSaid {
+    fn of(state: &State, key: &DbKey, recorded: Recorded) -> Self {
+        if recorded != Recorded::Imported {
+            return ChecksSaid::None;
+        }
+        if !state.verified.contains(key) {
+            return ChecksSaid::Unfinished;
+        }
+        let findings = state
+            .checked
+            .get(key)
+            .into_iter()
+            .flatten()
+            .flat_map(|c| &c.findings);
+        let codes = |severity| {
+            let mut codes: Vec<String> = findings
+                .clone()
+                .filter(|f| f.severity == severity)
+                .map(|f| f.code.code().to_owned())
+                .collect();
+            codes.sort();
+            codes.dedup();
+            codes
+        };
+        let refused = codes(crate::rules::Severity::Refuse);
+        if refused.is_empty() {
+            ChecksSaid::Passed {
+                warnings: codes(crate::rules::Severity::Warn),
+            }
+        } else {
+            ChecksSaid::Failed { codes: refused }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusRow {
     pub database: String,
@@ -70,6 +119,8 @@ pub struct StatusRow {
     pub recorded: Recorded,
     #[serde(flatten)]
     pub now: Now,
+    #[serde(flatten)]
+    pub checks: ChecksSaid,
 }
 
 /// The status of the selected databases.
@@ -87,11 +138,10 @@ pub async fn status(
         .map(|&i| {
             let db = &m.databases[i];
             let lane = ctx.lane_of(db);
-            let prior = state
-                .prior
-                .get(&DbKey::new(&db.instance, &db.name))
-                .copied();
+            let key = DbKey::new(&db.instance, &db.name);
+            let prior = state.prior.get(&key).copied();
             let recorded = Recorded::of(prior);
+            let checks = ChecksSaid::of(state, &key, recorded);
             let now = match &inventories[&lane] {
                 Err(e) => Now::Unknown {
                     error: crate::redact::scrub(&e.to_string()),
@@ -110,6 +160,7 @@ pub async fn status(
                 method: db.route.method(),
                 recorded,
                 now,
+                checks,
             }
         })
         .collect())

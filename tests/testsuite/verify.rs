@@ -179,6 +179,32 @@ async fn apply_checks_every_database_after_its_import_through_both_paths() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let again = stats(&e).await;
     assert_eq!(instance_stats(&again, &e, 0)["checkdb_runs"]["vf_bad"], 1);
+
+    // `status` says what the checks found, from the state.
+    let (code, stdout, stderr) = run(tool(
+        &e,
+        &["--format", "json", "status", path.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let rows: Value = serde_json::from_str(&stdout).unwrap();
+    let row = |db: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["database"] == db)
+            .cloned()
+            .unwrap()
+    };
+    let bad = row("vf_bad");
+    assert_eq!(
+        (&bad["checks"], &bad["codes"]),
+        (&"failed".into(), &serde_json::json!(["V004"])),
+        "{bad}"
+    );
+    let good = row("vf_api");
+    assert_eq!(good["checks"], "passed", "{good}");
+    assert_eq!(good["warnings"], serde_json::json!(["V003"]), "{good}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
