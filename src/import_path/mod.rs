@@ -116,6 +116,19 @@ pub enum StatusError {
     Lasting(String),
 }
 
+/// A status request's result as one attempt of [`crate::retry::retry`]:
+/// a failure that may pass is tried again, a lasting one is not.
+pub fn attempt<T>(result: Result<T, StatusError>) -> crate::retry::Attempt<T, StatusError> {
+    match result {
+        Ok(value) => crate::retry::Attempt::Done(value),
+        Err(lasting @ StatusError::Lasting(_)) => crate::retry::Attempt::Fail(lasting),
+        Err(StatusError::Transient(why)) => crate::retry::Attempt::Again {
+            why,
+            retry_after: None,
+        },
+    }
+}
+
 impl StatusError {
     /// The same kind of error with its text changed (context added, say).
     pub fn map_text(self, f: impl FnOnce(String) -> String) -> Self {

@@ -5,7 +5,6 @@
 use super::{Import, ImportPath, InstanceFacts, Inventory, StatusError, SubmitError, Want};
 use crate::manifest::Encrypt;
 use crate::manifest::valid::SqlAccess;
-use crate::retry::Attempt;
 use futures::future::BoxFuture;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -195,16 +194,7 @@ impl SqlTarget {
 
     /// One `sys.databases` query, retried while it may pass.
     async fn read_inventory(&self) -> Result<Inventory, StatusError> {
-        let attempt = || async {
-            match self.query_states().await {
-                Ok(rows) => Attempt::Done(rows),
-                Err(lasting @ StatusError::Lasting(_)) => Attempt::Fail(lasting),
-                Err(StatusError::Transient(why)) => Attempt::Again {
-                    why,
-                    retry_after: None,
-                },
-            }
-        };
+        let attempt = || async { super::attempt(self.query_states().await) };
         let rows =
             crate::retry::retry(&self.label, attempt, |why, _| StatusError::Transient(why)).await?;
         // One query answers both: what is online and what is restoring.

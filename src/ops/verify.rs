@@ -84,18 +84,12 @@ pub async fn verify(request: VerifyRequest, env: Env<'_>) -> Result<Vec<Verified
             else {
                 return result(VerifyOutcome::Unknown, Vec::new());
             };
-            let work = crate::verify::Work {
-                database: db.name.clone(),
-                owner: db.route.owner().map(str::to_owned),
-                settings: db.verify,
-            };
-            let mut findings = ctx.verifiers[&db.instance]
+            let work = crate::verify::Work::of(&db);
+            let found = ctx.verifiers[&db.instance]
                 .verify(&work, &[], &|_| {})
                 .await;
-            if strict {
-                findings = crate::verify::strict(findings);
-            }
-            let outcome = if crate::verify::failed(&findings) {
+            let (findings, failed) = crate::verify::verdict(found, strict);
+            let outcome = if failed {
                 VerifyOutcome::Failed
             } else {
                 VerifyOutcome::Passed

@@ -181,11 +181,8 @@ impl Context {
         (db.instance.clone(), db.route.method())
     }
 
-    /// One status round on each lane the databases `indexes` use.
-    pub async fn inventories(
-        &self,
-        indexes: &[usize],
-    ) -> HashMap<Lane, Result<Inventory, StatusError>> {
+    /// The lanes the databases `indexes` use, each once, in order.
+    pub fn lanes(&self, indexes: &[usize]) -> Vec<Lane> {
         let m = &self.loaded.valid;
         let mut lanes: Vec<Lane> = indexes
             .iter()
@@ -193,7 +190,15 @@ impl Context {
             .collect();
         lanes.sort();
         lanes.dedup();
-        futures::future::join_all(lanes.into_iter().map(|lane| {
+        lanes
+    }
+
+    /// One status round on each lane the databases `indexes` use.
+    pub async fn inventories(
+        &self,
+        indexes: &[usize],
+    ) -> HashMap<Lane, Result<Inventory, StatusError>> {
+        futures::future::join_all(self.lanes(indexes).into_iter().map(|lane| {
             let target = &self.targets[&lane];
             async move {
                 let round = target.inventory(crate::import_path::Want::Both).await;
@@ -384,13 +389,7 @@ impl Plan {
 }
 
 pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Options) -> Plan {
-    let m = &ctx.loaded.valid;
-    let mut lanes: Vec<Lane> = selected
-        .iter()
-        .map(|&i| ctx.lane_of(&m.databases[i]))
-        .collect();
-    lanes.sort();
-    lanes.dedup();
+    let lanes = ctx.lanes(selected);
     // What each instance is like, from the API where the instance has one
     // (once per instance), beside one status round per lane and, for SQL
     // lanes, one look through T-SQL (in turn: they share one connection).

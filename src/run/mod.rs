@@ -63,7 +63,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                     let check = Verification {
                         verifier: Arc::clone(&ctx.verifiers[&instance]),
                         slots: instance_slots(&mut checks_per_instance, &instance),
-                        work: work_of(db),
+                        work: crate::verify::Work::of(db),
                         earlier: earlier.clone(),
                         strict: options.strict,
                     };
@@ -124,7 +124,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                     verification: Verification {
                         verifier: Arc::clone(&ctx.verifiers[&db.instance]),
                         slots: instance_slots(&mut checks_per_instance, &db.instance),
-                        work: work_of(db),
+                        work: crate::verify::Work::of(db),
                         earlier: Vec::new(),
                         strict: options.strict,
                     },
@@ -144,15 +144,6 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
     stop_polling.cancel();
     for task in poller_tasks {
         let _ = task.await;
-    }
-}
-
-/// What one database's checks after the import need.
-fn work_of(db: &crate::manifest::valid::Target) -> crate::verify::Work {
-    crate::verify::Work {
-        database: db.name.clone(),
-        owner: db.route.owner().map(str::to_owned),
-        settings: db.verify,
     }
 }
 
@@ -179,12 +170,7 @@ impl Verification {
     }
 
     async fn checks(&self, database: &str, instance: &str, events: &Events) {
-        use crate::verify::Check;
-        let done: Vec<Check> = self.earlier.iter().map(|c| c.check).collect();
-        let pending: Vec<Check> = Check::asked(&self.work.settings)
-            .into_iter()
-            .filter(|c| !done.contains(c))
-            .collect();
+        let pending = crate::verify::Check::left(&self.work.settings, &self.earlier);
         if !pending.is_empty() {
             events.emit(Event::Verifying {
                 database: database.to_owned(),
@@ -204,19 +190,17 @@ impl Verification {
             .verifier
             .verify(&self.work, &self.earlier, &ended)
             .await;
-        let mut findings: Vec<crate::rules::Finding> = self
+        let all = self
             .earlier
             .iter()
             .flat_map(|c| c.findings.iter().cloned())
             .chain(now)
             .collect();
-        if self.strict {
-            findings = crate::verify::strict(findings);
-        }
+        let (findings, failed) = crate::verify::verdict(all, self.strict);
         events.emit(Event::Verified {
             database: database.to_owned(),
             instance: instance.to_owned(),
-            failed: crate::verify::failed(&findings),
+            failed,
             findings,
         });
     }

@@ -45,6 +45,14 @@ impl Check {
         out
     }
 
+    /// The checks the settings ask for that `done` (an earlier run's) lacks.
+    pub fn left(settings: &Settings, done: &[Checked]) -> Vec<Check> {
+        Check::asked(settings)
+            .into_iter()
+            .filter(|c| !done.iter().any(|d| d.check == *c))
+            .collect()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Check::Usable => "usable",
@@ -73,6 +81,17 @@ pub struct Work {
     pub settings: Settings,
 }
 
+impl Work {
+    /// A manifest's database, with its checks.
+    pub fn of(db: &crate::manifest::valid::Target) -> Self {
+        Work {
+            database: db.name.clone(),
+            owner: db.route.owner().map(str::to_owned),
+            settings: db.verify,
+        }
+    }
+}
+
 /// Checks the databases of one instance, through T-SQL where the manifest
 /// gives the instance a `sql` section, else through the API.
 pub struct Verifier {
@@ -83,14 +102,16 @@ pub struct Verifier {
     label: String,
 }
 
-/// Whether a database's verification passed: no finding refuses.
-pub fn failed(findings: &[Finding]) -> bool {
-    findings.iter().any(Finding::refuses)
-}
-
-/// `--strict`: warnings refuse too.
-pub fn strict(findings: Vec<Finding>) -> Vec<Finding> {
-    findings.into_iter().map(Finding::strict).collect()
+/// A database's findings as they weigh (with `strict`, warnings refuse
+/// too), and whether one of them refuses: the verification failed.
+pub fn verdict(findings: Vec<Finding>, strict: bool) -> (Vec<Finding>, bool) {
+    let findings: Vec<Finding> = if strict {
+        findings.into_iter().map(Finding::strict).collect()
+    } else {
+        findings
+    };
+    let failed = findings.iter().any(Finding::refuses);
+    (findings, failed)
 }
 
 impl Verifier {
@@ -112,10 +133,7 @@ impl Verifier {
         done: &[Checked],
         ended: &(dyn Fn(Checked) + Send + Sync),
     ) -> Vec<Finding> {
-        let pending: Vec<Check> = Check::asked(&work.settings)
-            .into_iter()
-            .filter(|c| !done.iter().any(|d| d.check == *c))
-            .collect();
+        let pending = Check::left(&work.settings, done);
         let refused_before = done.iter().flat_map(|d| &d.findings).any(Finding::refuses);
         if pending.is_empty() {
             return Vec::new();
@@ -177,16 +195,7 @@ impl Verifier {
         };
         // A login that did not happen may be tried again; a refused one
         // never is (the target remembers it).
-        let attempt = || async {
-            match target.connect().await {
-                Ok(c) => crate::retry::Attempt::Done(c),
-                Err(lasting @ StatusError::Lasting(_)) => crate::retry::Attempt::Fail(lasting),
-                Err(StatusError::Transient(why)) => crate::retry::Attempt::Again {
-                    why,
-                    retry_after: None,
-                },
-            }
-        };
+        let attempt = || async { crate::import_path::attempt(target.connect().await) };
         let connected = crate::retry::retry(&self.label, attempt, |why, attempts| {
             StatusError::Transient(format!("{why} (after {attempts} attempts)"))
         })

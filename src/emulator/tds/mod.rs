@@ -381,20 +381,24 @@ impl TdsDoor {
                                 name.flatten().as_deref(),
                                 Some(&self.user),
                             );
-                            let logins: Vec<String> = self
-                                .model
-                                .settings(&self.instance)
-                                .unwrap_or_default()
-                                .user_list()
-                                .into_iter()
-                                .map(|(name, _)| name)
-                                .collect();
+                            // Only `SUSER_SNAME(owner_sid)` needs the
+                            // logins; the status rounds do not.
+                            let logins: Vec<String> = if columns.contains(&DbColumn::OwnerName) {
+                                self.model
+                                    .settings(&self.instance)
+                                    .unwrap_or_default()
+                                    .user_list()
+                                    .into_iter()
+                                    .map(|(name, _)| name)
+                                    .collect()
+                            } else {
+                                Vec::new()
+                            };
                             result_set(t, &columns, &rows, &logins);
                             t.done(done, more | wire::DONE_COUNT, rows.len() as u64);
                         }
                         Err(e) => {
-                            t.message(true, 137, 15, &e, SERVER_NAME);
-                            t.done(done, more | wire::DONE_ERROR, 0);
+                            refuse(t, done, more, 137, 15, &e);
                         }
                     }
                 }
@@ -413,8 +417,7 @@ impl TdsDoor {
                             t.done(done, more | wire::DONE_COUNT, 1);
                         }
                         Err(e) => {
-                            t.message(true, 137, 15, &e, SERVER_NAME);
-                            t.done(done, more | wire::DONE_ERROR, 0);
+                            refuse(t, done, more, 137, 15, &e);
                         }
                     }
                 }
@@ -533,8 +536,7 @@ impl TdsDoor {
                                 "Database '{database}' does not exist. Make sure that the name is \
                                  entered correctly."
                             );
-                            t.message(true, 911, 16, &text, SERVER_NAME);
-                            t.done(done, more | wire::DONE_ERROR, 0);
+                            refuse(t, done, more, 911, 16, &text);
                         }
                     }
                 }
@@ -550,8 +552,7 @@ impl TdsDoor {
                             "Database '{name}' does not exist. Make sure that the name is entered \
                              correctly."
                         );
-                        t.message(true, 911, 16, &text, SERVER_NAME);
-                        t.done(done, more | wire::DONE_ERROR, 0);
+                        refuse(t, done, more, 911, 16, &text);
                     }
                 }
                 Statement::AlterUser { user, login } => {
@@ -561,8 +562,7 @@ impl TdsDoor {
                     {
                         Ok(()) => t.done(done, more, 0),
                         Err(r) => {
-                            t.message(true, r.number, 16, &r.message, SERVER_NAME);
-                            t.done(done, more | wire::DONE_ERROR, 0);
+                            refuse(t, done, more, r.number, 16, &r.message);
                         }
                     }
                 }
@@ -576,21 +576,18 @@ impl TdsDoor {
                             t.done(done, more | wire::DONE_ERROR, 0);
                         }
                         Err(r) => {
-                            t.message(true, r.number, 16, &r.message, SERVER_NAME);
-                            t.done(done, more | wire::DONE_ERROR, 0);
+                            refuse(t, done, more, r.number, 16, &r.message);
                         }
                     },
                     Ok(None) | Err(_) => {
-                        t.message(true, 2520, 16, "Could not find database.", SERVER_NAME);
-                        t.done(done, more | wire::DONE_ERROR, 0);
+                        refuse(t, done, more, 2520, 16, "Could not find database.");
                     }
                 },
                 Statement::SetLevel { database, level } => {
                     match self.model.set_level(&self.instance, &database, level) {
                         Ok(()) => t.done(done, more, 0),
                         Err(r) => {
-                            t.message(true, r.number, 16, &r.message, SERVER_NAME);
-                            t.done(done, more | wire::DONE_ERROR, 0);
+                            refuse(t, done, more, r.number, 16, &r.message);
                         }
                     }
                 }
@@ -621,16 +618,14 @@ impl TdsDoor {
                     } else if self.model.is_restoring(&self.instance, &name) {
                         let text = "ALTER DATABASE is not permitted while a database is in the \
                                     Restoring state.";
-                        t.message(true, 5052, 16, text, SERVER_NAME);
-                        t.done(done, more | wire::DONE_ERROR, 0);
+                        refuse(t, done, more, 5052, 16, text);
                     } else {
                         let text = format!(
                             "User does not have permission to alter database '{name}', the \
                              database does not exist, or the database is not in a state that \
                              allows access checks."
                         );
-                        t.message(true, 5011, 14, &text, SERVER_NAME);
-                        t.done(done, more | wire::DONE_ERROR, 0);
+                        refuse(t, done, more, 5011, 14, &text);
                     }
                 }
                 Statement::DropDatabase(name) => {
@@ -653,15 +648,13 @@ impl TdsDoor {
                                     ),
                                 ),
                             };
-                            t.message(true, number, 16, &text, SERVER_NAME);
-                            t.done(done, more | wire::DONE_ERROR, 0);
+                            refuse(t, done, more, number, 16, &text);
                         }
                     }
                 }
                 Statement::NoOp => t.done(done, more, 0),
                 Statement::Unsupported(why) => {
-                    t.message(true, 50000, 16, &why, SERVER_NAME);
-                    t.done(done, more | wire::DONE_ERROR, 0);
+                    refuse(t, done, more, 50000, 16, &why);
                 }
             }
         }
@@ -787,6 +780,12 @@ enum Import {
     /// injector, or a session killed as its credentials are withdrawn).
     StartedThenDrop,
     Refused,
+}
+
+/// An error as SQL Server sends one, and the DONE that ends its statement.
+fn refuse(t: &mut Tokens, done: u8, more: u16, number: i32, class: u8, text: &str) {
+    t.message(true, number, class, text, SERVER_NAME);
+    t.done(done, more | wire::DONE_ERROR, 0);
 }
 
 /// The names a session may `USE` besides the databases restored.
