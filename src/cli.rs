@@ -300,7 +300,7 @@ pub struct EmulatorArgs {
     pub empty: bool,
     /// Print KEY=VALUE lines for a shell (STACKIT_API_ENDPOINT, S3_*, SQL_*, ...)
     /// once all listeners are up, instead of the summary; every instance
-    /// also as STACKIT_INSTANCE_ID_<n> and SQL_PORT_<n> (n from 0).
+    /// also as STACKIT_INSTANCE_ID_N and SQL_PORT_N (N from 0).
     #[arg(long)]
     pub print_env: bool,
 }
@@ -337,7 +337,7 @@ pub struct DiscoverArgs {
     /// The import path written into each entry (default: the base's
     /// `defaults.method`).
     #[arg(long, value_enum)]
-    pub method: Option<MethodArg>,
+    pub method: Option<crate::import_path::Method>,
     /// The target name: `{database}` (the source database's name) and
     /// `{server}` (its server's) are replaced.
     #[arg(long, value_name = "TEMPLATE", default_value = crate::ops::discover::DEFAULT_TEMPLATE)]
@@ -350,21 +350,6 @@ pub struct DiscoverArgs {
     /// result as data and the manifest is written only here.
     #[arg(long, short = 'o', value_name = "OUT.yaml")]
     pub output: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum MethodArg {
-    Api,
-    Sql,
-}
-
-impl From<MethodArg> for crate::manifest::Method {
-    fn from(m: MethodArg) -> Self {
-        match m {
-            MethodArg::Api => crate::manifest::Method::Api,
-            MethodArg::Sql => crate::manifest::Method::Sql,
-        }
-    }
 }
 
 #[derive(Debug, Args, Clone)]

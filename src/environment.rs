@@ -1,7 +1,10 @@
 //! The one place the tool reads the process environment (clippy denies
 //! `std::env::var` everywhere else). The library takes the environment as a
-//! function ([`crate::manifest::Env`]), so tests and the demo pass their own;
+//! function ([`Env`]), so tests and the demo pass their own;
 //! the commands pass [`var`].
+
+/// The environment as the library takes it: a variable's value, None when unset.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// A variable of the process environment; None when unset or not Unicode.
 #[allow(clippy::disallowed_methods)]

@@ -7,7 +7,6 @@
 //! SQL import paths) beside it, and `emulator` standing in for STACKIT
 //! locally.
 
-pub mod auth;
 pub mod backup;
 pub mod cli;
 pub mod commands;
@@ -21,6 +20,7 @@ pub mod http;
 pub mod import_path;
 pub mod journal;
 pub mod manifest;
+pub mod names;
 pub mod ops;
 pub mod plan;
 pub mod redact;

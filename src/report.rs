@@ -1,7 +1,7 @@
 //! The end of a run: a per-database record built from the event stream, the
 //! summary table, `--report FILE.json` and `--junit FILE.xml`.
 
-use crate::manifest::model::Method;
+use crate::import_path::Method;
 use crate::run::events::{Consumer, Event, Failure, Skip, Stamped};
 use serde::Serialize;
 use std::collections::HashMap;

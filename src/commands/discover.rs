@@ -19,7 +19,7 @@ pub fn run(global: &Global, args: &DiscoverArgs) -> Exit {
         base: &args.base,
         prefixes: args.prefix.clone(),
         instance: args.instance.clone(),
-        method: args.method.map(Into::into),
+        method: args.method,
         name_template: args.name_template.clone(),
         tags: args.tags.clone(),
         env: &manifest::process_env,

@@ -1,8 +1,14 @@
 //! Where imports go: one trait with two implementations, STACKIT's REST API
 //! and the stored procedure over TDS. The scheduler only sees the trait.
+//! Each path's module also owns its manifest section, what it requires of
+//! an instance and the access it builds (`section`); [`route`] is the one
+//! place that names every path.
 
 pub mod api;
+pub mod route;
 pub mod sql;
+
+pub use route::{Access, Method, Offered, Route, Unmet};
 
 use futures::future::BoxFuture;
 use std::collections::{HashMap, HashSet};

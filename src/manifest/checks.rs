@@ -1,27 +1,22 @@
 //! The semantic checks that need the typed manifest: names, references,
-//! duplicates, files, what each import method requires, and the secret files.
+//! duplicates, files, what each import path requires (asked of
+//! [`crate::import_path::Method`]), and the secret files.
 
 use super::Env;
-use super::model::{
-    self, Concurrency, Database, Defaults, Files, Manifest, Method, S3, parse_timeout,
-};
-use super::names::{check_database_name, check_login_name};
+use super::model::{Concurrency, Database, Defaults, Files, Manifest, S3, parse_timeout};
 use super::path::{FieldPath, Target, span_of};
 use super::structure::closest;
-use super::valid::{
-    self, ApiAccess, ApiAuth, InstanceAccess, Route, S3Access, Source, SqlAccess, ValidManifest,
-};
+use super::valid::{self, InstanceAccess, S3Access, Source, ValidManifest};
 use super::yaml::Node;
 use crate::diagnostic::Diagnostic;
-use crate::endpoint::{check_endpoint, is_loopback_host};
+use crate::endpoint::check_endpoint;
+use crate::import_path::api::section as api_section;
+use crate::import_path::sql::section::Sql;
+use crate::import_path::{Access, Method, Route};
+use crate::names::{check_database_name, check_login_name};
 use crate::secret::Secret;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// Environment variables that stand in for `api.token` / the key path.
-pub const TOKEN_ENV: &str = "STACKIT_SERVICE_ACCOUNT_TOKEN";
-pub const KEY_PATH_ENV: &str = "STACKIT_SERVICE_ACCOUNT_KEY_PATH";
+use std::path::Path;
 
 /// What the checks look at: the manifest with any structurally broken part
 /// left out, so one run reports structural and semantic problems together.
@@ -113,8 +108,8 @@ pub struct Checker<'a> {
 #[derive(Default)]
 struct Built {
     s3: Option<S3Access>,
-    api: BTreeMap<String, Arc<ApiAccess>>,
-    sql: BTreeMap<String, Arc<SqlAccess>>,
+    /// Each instance's access, by path.
+    access: BTreeMap<String, Access>,
     /// One per database of the manifest, in its order.
     targets: Vec<Option<valid::Target>>,
 }
@@ -348,7 +343,7 @@ impl<'a> Checker<'a> {
 
     /// The certificates of `sql.ca_file`: a readable PEM file with at least
     /// one, for a connection that verifies certificates at all.
-    fn ca_bundle(&mut self, sql: &crate::manifest::Sql, sp: &FieldPath) -> Option<Vec<u8>> {
+    fn ca_bundle(&mut self, sql: &Sql, sp: &FieldPath) -> Option<Vec<u8>> {
         let path = sql.ca_file.as_deref()?;
         let at = sp.key("ca_file");
         if !sql.encrypt.is_on() {
@@ -411,7 +406,7 @@ impl<'a> Checker<'a> {
             let p = list.index(i);
             let name_ok = match check_database_name(&db.name) {
                 Ok(()) => {
-                    if let Some(why) = super::names::needs_delimiting(&db.name) {
+                    if let Some(why) = crate::names::needs_delimiting(&db.name) {
                         self.push(
                             Diagnostic::warning(format!(
                                 "{why}: SQL Server takes it only as a delimited identifier"
@@ -419,13 +414,13 @@ impl<'a> Checker<'a> {
                             .hint(format!(
                                 "sqlflex-import quotes it in everything it sends; in your own \
                                  T-SQL write it as {}",
-                                super::names::quote_name(&db.name)
+                                crate::names::quote_name(&db.name)
                             )),
                             &p.key("name"),
                             Target::Value,
                         );
                     }
-                    if let Some(w) = super::names::mixed_scripts(&db.name) {
+                    if let Some(w) = crate::names::mixed_scripts(&db.name) {
                         self.push(
                             Diagnostic::warning(w)
                                 .hint("retype the name in one script, unless this is meant"),
@@ -500,11 +495,12 @@ impl<'a> Checker<'a> {
                     Target::Value,
                 );
             }
-            if m.method_of(db) == Method::Api && m.owner_of(db).is_none() {
+            if m.method_of(db).requires_owner() && m.owner_of(db).is_none() {
                 self.push(
                     Diagnostic::error(format!(
-                        "database `{}` has no owner, which the API requires",
-                        db.name
+                        "database `{}` has no owner, which {} requires",
+                        db.name,
+                        m.method_of(db).title()
                     ))
                     .hint("set `defaults.owner` or this database's `owner`"),
                     &p.key("name"),
@@ -562,22 +558,10 @@ impl<'a> Checker<'a> {
 
     /// The database's route: its import path with what that path needs,
     /// when the instance has it (a missing part has its diagnostic at the
-    /// instance, and a missing API owner at the database).
+    /// instance, and a missing owner at the database).
     fn route(&self, m: &Manifest, db: &Database) -> Option<Route> {
-        let api = self.built.api.get(&db.instance);
-        let owner = m.owner_of(db).map(str::to_owned);
-        match m.method_of(db) {
-            Method::Api => Some(Route::Api {
-                owner: owner?,
-                access: Arc::clone(api?),
-                sql: self.built.sql.get(&db.instance).cloned(),
-            }),
-            Method::Sql => Some(Route::Sql {
-                owner,
-                access: Arc::clone(self.built.sql.get(&db.instance)?),
-                api: api.cloned(),
-            }),
-        }
+        let access = self.built.access.get(&db.instance)?;
+        Route::new(m.method_of(db), m.owner_of(db).map(str::to_owned), access)
     }
 
     /// Checks one database's file entries; returns where they are when all
@@ -652,9 +636,12 @@ impl<'a> Checker<'a> {
         let mut key_flow = false;
         for (id, inst) in m.instances.iter_mut() {
             let p = list.key(id);
-            let uses = |method| paths.contains(&(id.clone(), method));
-            let (uses_api, uses_sql) = (uses(Method::Api), uses(Method::Sql));
-            if !uses_api && !uses_sql && all_named && !self.unused_instances_are_fine {
+            let uses: Vec<Method> = paths
+                .iter()
+                .filter(|(instance, _)| instance == id)
+                .map(|&(_, method)| method)
+                .collect();
+            if uses.is_empty() && all_named && !self.unused_instances_are_fine {
                 self.push(
                     Diagnostic::warning(format!("instance `{id}` is not used by any database")),
                     &p,
@@ -701,43 +688,20 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
-            for (key, value) in [
-                ("project_id", inst.project_id.as_deref()),
-                ("region", inst.region.as_deref()),
-                ("instance_id", inst.instance_id.as_deref()),
-            ] {
+            for (key, value) in inst.offered().ids.named() {
                 if let Some(value) = value.filter(|v| !v.is_empty())
-                    && let Err(e) = check_id(key, value)
+                    && let Err(e) = api_section::check_id(key, value)
                 {
                     self.error(&p.key(key), e.to_string());
                 }
             }
-            if let Some(sql) = inst.sql.as_ref() {
-                let host = sql.host.as_deref().unwrap_or_default();
-                let remote = !host.is_empty() && !is_loopback_host(host);
-                let sp = p.key("sql");
-                if remote && !sql.encrypt.is_on() {
-                    self.push(
-                        Diagnostic::warning(format!(
-                            "instance `{id}`: `encrypt: false` toward {host}: the SQL password and \
-                             the S3 secret key (a procedure parameter) travel in clear text"
-                        ))
-                        .hint("remove `encrypt: false`; Flex instances speak TLS"),
-                        &sp.key("encrypt"),
-                        Target::Key,
-                    );
-                } else if remote && sql.trust_server_certificate {
-                    self.push(
-                        Diagnostic::warning(format!(
-                            "instance `{id}`: `trust_server_certificate: true` toward {host}: \
-                             anyone in the path can pose as the server and read the SQL password \
-                             and the S3 secret key"
-                        ))
-                        .hint("remove it and let the certificate be verified"),
-                        &sp.key("trust_server_certificate"),
-                        Target::Key,
-                    );
-                }
+            if let Some(exposed) = inst.sql.as_ref().and_then(Sql::exposure) {
+                self.push(
+                    Diagnostic::warning(format!("instance `{id}`: {}", exposed.what))
+                        .hint(exposed.hint),
+                    &p.key("sql").key(exposed.key),
+                    Target::Key,
+                );
             }
             if let Some(sql) = inst.sql.as_mut() {
                 let sp = p.key("sql");
@@ -749,91 +713,23 @@ impl<'a> Checker<'a> {
                     ("password", "password_file"),
                 );
             }
-            if uses_api {
-                let missing: Vec<&str> = [
-                    ("project_id", inst.project_id.as_deref()),
-                    ("region", inst.region.as_deref()),
-                    ("instance_id", inst.instance_id.as_deref()),
-                ]
-                .into_iter()
-                .filter(|(_, v)| v.is_none_or(str::is_empty))
-                .map(|(k, _)| k)
-                .collect();
-                if !missing.is_empty() {
-                    self.push(
-                        Diagnostic::error(format!(
-                            "instance `{id}` is used with method `api` but has no {}",
-                            missing
-                                .iter()
-                                .map(|k| format!("`{k}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
-                        &p,
-                        Target::Key,
-                    );
-                }
-                let api = inst.api.as_ref();
-                let has_source = api
-                    .is_some_and(|a| a.token.is_some() || a.service_account_key_path.is_some())
-                    || [TOKEN_ENV, KEY_PATH_ENV]
-                        .iter()
-                        .any(|v| (self.env)(v).is_some_and(|x| !x.is_empty()));
-                let source_broken =
-                    api.is_some_and(|a| a.token_file.is_some() && a.token.is_none());
-                key_flow |= api.is_some_and(|a| a.service_account_key_path.is_some())
-                    || (self.env)(KEY_PATH_ENV).is_some_and(|x| !x.is_empty());
-                if !has_source && !source_broken {
-                    self.push(
-                        Diagnostic::error(format!(
-                            "instance `{id}` is used with method `api` but has no token source"
-                        ))
-                        .hint(format!(
-                            "set `api.token`, `api.token_file` or `api.service_account_key_path`, \
-                                 or the environment variable {TOKEN_ENV} or {KEY_PATH_ENV}"
-                        )),
-                        &p,
-                        Target::Key,
-                    );
+            let offered = inst.offered();
+            for &method in &uses {
+                for unmet in method.unmet(&offered, self.env) {
+                    let mut d = Diagnostic::error(format!(
+                        "instance `{id}` is used with method `{}` but has no {}",
+                        method.as_str(),
+                        unmet.what
+                    ));
+                    if let Some(hint) = unmet.hint {
+                        d = d.hint(hint);
+                    }
+                    self.push(d, &p, Target::Key);
                 }
             }
-            if uses_sql {
-                let sql = inst.sql.as_ref();
-                let mut missing = Vec::new();
-                if sql
-                    .and_then(|s| s.host.as_deref())
-                    .is_none_or(str::is_empty)
-                {
-                    missing.push("`sql.host`");
-                }
-                if sql
-                    .and_then(|s| s.user.as_deref())
-                    .is_none_or(str::is_empty)
-                {
-                    missing.push("`sql.user`");
-                }
-                let password_file_broken =
-                    sql.is_some_and(|s| s.password_file.is_some() && s.password.is_none());
-                if sql.and_then(|s| s.password.as_ref()).is_none() && !password_file_broken {
-                    missing.push("`sql.password` or `sql.password_file`");
-                }
-                if !missing.is_empty() {
-                    self.push(
-                        Diagnostic::error(format!(
-                            "instance `{id}` is used with method `sql` but has no {}",
-                            missing.join(", ")
-                        )),
-                        &p,
-                        Target::Key,
-                    );
-                }
-            }
-            if let Some(api) = api_access(inst, self.dir, self.env, uses_api) {
-                self.built.api.insert(id.clone(), Arc::new(api));
-            }
-            if let Some(sql) = inst.sql.as_ref().and_then(sql_access) {
-                self.built.sql.insert(id.clone(), Arc::new(sql));
-            }
+            let access = Access::of(&offered, &uses, self.dir, self.env);
+            key_flow |= access.key_flow();
+            self.built.access.insert(id.clone(), access);
         }
         if key_flow
             && let Some(url) = (self.env)(crate::endpoint::TOKEN_URL_ENV).filter(|v| !v.is_empty())
@@ -859,65 +755,12 @@ pub fn comma_in_key(key: &str) -> String {
     )
 }
 
-/// S3 bucket naming rules (3-63 characters, lowercase, digits, `.`, `-`).
-/// The API access of an instance, when its ids and a token source are
-/// there: for `api` imports (`required`) always; otherwise only with an
-/// `api` section (the plan then asks the API what T-SQL cannot see).
-fn api_access(inst: &model::Instance, dir: &Path, env: Env, required: bool) -> Option<ApiAccess> {
-    if !required && inst.api.is_none() {
-        return None;
-    }
-    let field = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
-    let api = inst.api.as_ref();
-    let version = api.and_then(|a| a.api_version).unwrap_or_default();
-    let region = field(&inst.region)?;
-    Some(ApiAccess {
-        project_id: field(&inst.project_id)?,
-        instance_id: field(&inst.instance_id)?,
-        endpoint: api
-            .and_then(|a| a.endpoint.clone())
-            .unwrap_or_else(|| version.default_endpoint(&region)),
-        region,
-        version,
-        auth: api_auth(api, dir, env)?,
-    })
-}
-
-/// The first token source there is: the manifest's token (its file was
-/// read by the checks), its key file, then the environment's key file and
-/// token.
-fn api_auth(api: Option<&model::Api>, dir: &Path, env: Env) -> Option<ApiAuth> {
-    let set = |name: &str| env(name).filter(|v| !v.is_empty());
-    if let Some(token) = api.and_then(|a| a.token.clone()) {
-        return Some(ApiAuth::Token(token));
-    }
-    if let Some(path) = api.and_then(|a| a.service_account_key_path.as_ref()) {
-        return Some(ApiAuth::KeyFile(dir.join(path)));
-    }
-    if let Some(path) = set(KEY_PATH_ENV) {
-        return Some(ApiAuth::KeyFile(PathBuf::from(path)));
-    }
-    set(TOKEN_ENV).map(|t| ApiAuth::Token(Secret::new(t)))
-}
-
-/// The SQL access of an instance, when its host, login and password are there.
-fn sql_access(sql: &model::Sql) -> Option<SqlAccess> {
-    Some(SqlAccess {
-        host: sql.host.clone().filter(|h| !h.is_empty())?,
-        port: sql.port,
-        user: sql.user.clone().filter(|u| !u.is_empty())?,
-        password: sql.password.clone()?,
-        encrypt: sql.encrypt,
-        trust_server_certificate: sql.trust_server_certificate,
-        ca_bundle: sql.ca_bundle.clone(),
-    })
-}
-
 /// A bucket name S3 refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not a valid bucket name (3-63 lowercase letters, digits, `.` and `-`)")]
 pub struct BadBucket(String);
 
+/// S3 bucket naming rules (3-63 characters, lowercase, digits, `.`, `-`).
 fn check_bucket(bucket: &str) -> Result<(), BadBucket> {
     let valid_chars = bucket
         .chars()
@@ -928,52 +771,6 @@ fn check_bucket(bucket: &str) -> Result<(), BadBucket> {
         Ok(())
     } else {
         Err(BadBucket(crate::redact::terminal(bucket).into_owned()))
-    }
-}
-
-/// An id that could steer an API path.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BadId {
-    #[error("`{key}` is longer than 64 characters")]
-    TooLong { key: String },
-    #[error(
-        "`{key}` `{shown}` contains `{character}`; {} are letters, digits, `-` and `_` only \
-         (project and instance ids are UUIDs, regions look like `eu01`)",
-        if key == "region" { "regions" } else { "ids" }
-    )]
-    Character {
-        key: String,
-        shown: String,
-        character: String,
-    },
-}
-
-/// Ids become path segments of API URLs, where `/`, `..`, `?` or `%` would
-/// steer the request (with the bearer token) elsewhere. STACKIT documents
-/// project and instance ids as UUIDs and regions as names like `eu01`; the
-/// check admits what cannot steer a path: ASCII letters, digits, `-` and
-/// `_`, at most 64 (regions: lower case).
-pub fn check_id(key: &str, value: &str) -> Result<(), BadId> {
-    let allowed = |c: char| {
-        c.is_ascii_digit()
-            || c == '-'
-            || c == '_'
-            || if key == "region" {
-                c.is_ascii_lowercase()
-            } else {
-                c.is_ascii_alphabetic()
-            }
-    };
-    if value.len() > 64 {
-        return Err(BadId::TooLong { key: key.into() });
-    }
-    match value.chars().find(|c| !allowed(*c)) {
-        None => Ok(()),
-        Some(c) => Err(BadId::Character {
-            key: key.into(),
-            shown: crate::redact::terminal(value).into_owned(),
-            character: c.escape_default().to_string(),
-        }),
     }
 }
 

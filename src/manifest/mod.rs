@@ -7,7 +7,6 @@ pub mod checks;
 pub mod interpolate;
 mod json_schema;
 pub mod model;
-pub mod names;
 pub mod path;
 pub mod select;
 pub mod structure;
@@ -64,7 +63,7 @@ impl SourceText {
     }
 }
 
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub use crate::environment::Env;
 
 /// The process environment, for [`load`].
 pub fn process_env(name: &str) -> Option<String> {

@@ -3,6 +3,9 @@
 //! structure against, so the documentation, the schema and the checks cannot
 //! drift apart.
 
+use crate::import_path::api::section::{Api, Ids};
+use crate::import_path::sql::section::Sql;
+use crate::import_path::{Method, Offered};
 use crate::secret::Secret;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -33,53 +36,6 @@ pub struct Manifest {
     /// The databases to import, one entry per target database.
     #[schemars(length(min = 1))]
     pub databases: Vec<Database>,
-}
-
-/// How an import is carried out.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Deserialize,
-    Serialize,
-    JsonSchema,
-    Default,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    // STACKIT's REST API: `POST .../instances/{id}/restores`.
-    #[default]
-    Api,
-    // The stored procedure `[msdb].[stackit].[import_database]` over TDS.
-    Sql,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Api => "api",
-            Method::Sql => "sql",
-        }
-    }
-
-    /// The path in words, for people.
-    pub fn title(self) -> &'static str {
-        match self {
-            Method::Api => "the REST API",
-            Method::Sql => "the stored procedure",
-        }
-    }
-
-    /// Whether the path cannot take this object key: the procedure takes
-    /// every file in one comma-separated `@s3_url` (rule M001).
-    pub fn refuses_key(self, key: &str) -> bool {
-        self == Method::Sql && key.contains(',')
-    }
 }
 
 /// What to do when the target database already exists on the instance.
@@ -141,6 +97,21 @@ impl Default for Concurrency {
     }
 }
 
+impl Instance {
+    /// What the instance gives the import paths.
+    pub fn offered(&self) -> Offered<'_> {
+        Offered {
+            ids: Ids {
+                project_id: self.project_id.as_deref(),
+                region: self.region.as_deref(),
+                instance_id: self.instance_id.as_deref(),
+            },
+            api: self.api.as_ref(),
+            sql: self.sql.as_ref(),
+        }
+    }
+}
+
 fn default_max_parallel() -> u32 {
     8
 }
@@ -187,153 +158,6 @@ pub struct Instance {
     pub api: Option<Api>,
     /// How to reach the instance over the SQL Server protocol (`sql` method).
     pub sql: Option<Sql>,
-}
-
-/// API version path segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, Default)]
-pub enum ApiVersion {
-    // The documented version.
-    #[default]
-    #[serde(rename = "v3alpha1")]
-    V3alpha1,
-    #[serde(rename = "v3")]
-    V3,
-}
-
-impl ApiVersion {
-    /// The default endpoint, as each document's `servers` gives it: v3alpha1
-    /// has the region in the host, v3 one global host (the region is in the
-    /// path either way).
-    pub fn default_endpoint(self, region: &str) -> String {
-        match self {
-            ApiVersion::V3alpha1 => {
-                format!("https://mssql-flex-service.api.{region}.stackit.cloud")
-            }
-            ApiVersion::V3 => "https://mssql-flex-service.api.stackit.cloud".to_owned(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Api {
-    /// Default `https://mssql-flex-service.api.{region}.stackit.cloud` for
-    /// v3alpha1, `https://mssql-flex-service.api.stackit.cloud` for v3.
-    pub endpoint: Option<String>,
-    /// `v3alpha1` (default) or `v3`.
-    pub api_version: Option<ApiVersion>,
-    /// Bearer token. Set one of `token`, `token_file`,
-    /// `service_account_key_path`, or the environment variable
-    /// `STACKIT_SERVICE_ACCOUNT_TOKEN` / `STACKIT_SERVICE_ACCOUNT_KEY_PATH`.
-    pub token: Option<Secret>,
-    /// File holding the bearer token.
-    pub token_file: Option<PathBuf>,
-    /// STACKIT service-account key JSON (key flow: the tool signs its own
-    /// assertion and fetches short-lived tokens).
-    pub service_account_key_path: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Sql {
-    /// Host name of the instance's SQL endpoint.
-    #[schemars(example = &"prod.sqlserver.eu01.onstackit.cloud")]
-    pub host: Option<String>,
-    /// TCP port. Default 1433.
-    #[serde(default = "default_sql_port")]
-    #[schemars(range(min = 1, max = 65535))]
-    pub port: u16,
-    /// SQL login allowed to run `[msdb].[stackit].[import_database]`.
-    pub user: Option<String>,
-    /// Password of `user`. Set this or `password_file`.
-    pub password: Option<Secret>,
-    /// File holding the password.
-    pub password_file: Option<PathBuf>,
-    /// TLS on the connection: `true` (default; negotiated in PRELOGIN, as
-    /// TDS 7.x does, and required), `strict` (TDS 8.0, SQL Server 2022: TLS
-    /// from the first byte, nothing of TDS in clear) or `false` (none:
-    /// loopback and tests only).
-    #[serde(default)]
-    pub encrypt: Encrypt,
-    /// Accept any server certificate. Default false; only for tests.
-    #[serde(default)]
-    pub trust_server_certificate: bool,
-    /// PEM file of the CA certificate(s) that sign the instance's
-    /// certificate, trusted besides the system's: for endpoints whose
-    /// certificate comes from a private CA. Relative to the manifest.
-    pub ca_file: Option<PathBuf>,
-    /// The certificates `ca_file` holds, read by the checks.
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub ca_bundle: Option<Vec<u8>>,
-}
-
-fn default_sql_port() -> u16 {
-    1433
-}
-
-/// `sql.encrypt`: `true`, `false` or `strict`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Encrypt {
-    /// TDS 7.x: PRELOGIN in clear, then TLS, required.
-    #[default]
-    Required,
-    /// TDS 8.0: TLS before any TDS byte.
-    Strict,
-    /// No TLS.
-    Off,
-}
-
-impl Encrypt {
-    pub fn is_on(self) -> bool {
-        self != Encrypt::Off
-    }
-}
-
-impl Serialize for Encrypt {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Encrypt::Required => s.serialize_bool(true),
-            Encrypt::Strict => s.serialize_str("strict"),
-            Encrypt::Off => s.serialize_bool(false),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Encrypt {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EncryptVisitor;
-        impl serde::de::Visitor<'_> for EncryptVisitor {
-            type Value = Encrypt;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("true, false or strict")
-            }
-            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<Encrypt, E> {
-                Ok(if on { Encrypt::Required } else { Encrypt::Off })
-            }
-            fn visit_str<E: serde::de::Error>(self, word: &str) -> Result<Encrypt, E> {
-                match word {
-                    "strict" => Ok(Encrypt::Strict),
-                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(word), &self)),
-                }
-            }
-        }
-        d.deserialize_any(EncryptVisitor)
-    }
-}
-
-impl JsonSchema for Encrypt {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Encrypt".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"enum": [true, false, "strict"], "default": true})
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -4,15 +4,14 @@
 //! The checks ([`super::checks`]) build it while they look, so nothing is
 //! checked twice; each database carries its [`Route`], one variant per
 //! import path with exactly what that path needs.
-//! `plan`, the engine, the import paths and S3 take this type; the document
+//! `plan` and the engine take this type; the document
 //! as written stays in [`Loaded::manifest`](super::Loaded) for what is about
 //! the file itself (the instance ids the confirmation names, `validate`'s summary).
 
-use super::model::{ApiVersion, Method, OnExists};
+use super::model::OnExists;
+use crate::import_path::Route;
 use crate::secret::Secret;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -55,41 +54,6 @@ pub struct InstanceAccess {
     pub max_parallel: u32,
 }
 
-#[derive(Debug, Clone)]
-pub struct ApiAccess {
-    pub project_id: String,
-    pub region: String,
-    pub instance_id: String,
-    pub version: ApiVersion,
-    /// The endpoint, defaulted by version and region.
-    pub endpoint: String,
-    pub auth: ApiAuth,
-}
-
-/// Where the API's bearer token comes from, in the order the tool looks.
-#[derive(Debug, Clone)]
-pub enum ApiAuth {
-    /// `api.token` or `api.token_file` (read), or
-    /// `STACKIT_SERVICE_ACCOUNT_TOKEN`.
-    Token(Secret),
-    /// A service-account key file (key flow), from
-    /// `api.service_account_key_path` (resolved against the manifest's
-    /// folder) or `STACKIT_SERVICE_ACCOUNT_KEY_PATH`.
-    KeyFile(PathBuf),
-}
-
-#[derive(Debug, Clone)]
-pub struct SqlAccess {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub password: Secret,
-    pub encrypt: crate::manifest::Encrypt,
-    pub trust_server_certificate: bool,
-    /// CA certificates (PEM) trusted besides the system's.
-    pub ca_bundle: Option<Vec<u8>>,
-}
-
 /// One database to import, with the manifest's defaults applied.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -104,67 +68,6 @@ pub struct Target {
     pub verify: super::verify::Settings,
 }
 
-/// How a database is imported: one variant per import path, holding what
-/// that path needs and nothing it may lack.
-#[derive(Debug, Clone)]
-pub enum Route {
-    /// STACKIT's REST API (`POST .../restores`), which requires an owner.
-    Api {
-        owner: String,
-        access: Arc<ApiAccess>,
-        /// The instance's SQL access when the manifest gives one: the
-        /// checks after the import that need T-SQL use it.
-        sql: Option<Arc<SqlAccess>>,
-    },
-    /// The stored procedure over TDS. No owner: the procedure's default,
-    /// the login that runs it. `api` is the instance's API access when the
-    /// manifest gives one: it tells the state and storage T-SQL cannot see.
-    Sql {
-        owner: Option<String>,
-        access: Arc<SqlAccess>,
-        api: Option<Arc<ApiAccess>>,
-    },
-}
-
-impl Route {
-    pub fn method(&self) -> Method {
-        match self {
-            Route::Api { .. } => Method::Api,
-            Route::Sql { .. } => Method::Sql,
-        }
-    }
-
-    pub fn owner(&self) -> Option<&str> {
-        match self {
-            Route::Api { owner, .. } => Some(owner),
-            Route::Sql { owner, .. } => owner.as_deref(),
-        }
-    }
-
-    /// Whether the path cannot take this object key: the procedure takes
-    /// every file in one comma-separated `@s3_url` (rule M001).
-    pub fn refuses_key(&self, key: &str) -> bool {
-        self.method().refuses_key(key)
-    }
-
-    /// The instance's API access, whichever path imports.
-    pub fn api(&self) -> Option<&Arc<ApiAccess>> {
-        match self {
-            Route::Api { access, .. } => Some(access),
-            Route::Sql { api, .. } => api.as_ref(),
-        }
-    }
-
-    /// The instance's SQL access, whatever the import path: the checks
-    /// after the import that need T-SQL use it.
-    pub fn sql(&self) -> Option<&Arc<SqlAccess>> {
-        match self {
-            Route::Api { sql, .. } => sql.as_ref(),
-            Route::Sql { access, .. } => Some(access),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// Bucket keys, in stripe order as written.
@@ -175,8 +78,8 @@ pub enum Source {
 
 #[cfg(test)]
 mod tests {
-    use super::super::checks::TOKEN_ENV;
     use super::*;
+    use crate::import_path::api::section::{ApiAuth, TOKEN_ENV};
 
     /// Loads `yaml` from a folder that holds `keys/sa.json`.
     fn load(yaml: &str, env: &[(&str, &str)]) -> (ValidManifest, tempfile::TempDir) {

@@ -6,7 +6,8 @@
 use super::Selected;
 use crate::backup::writer::{self, BackupSpec};
 use crate::emulator::{self, Config, Emulator};
-use crate::manifest::{self, Method, Rejected};
+use crate::import_path::Method;
+use crate::manifest::{self, Rejected};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 

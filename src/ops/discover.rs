@@ -7,7 +7,8 @@
 
 use crate::backup::stripes::StripeSet;
 use crate::backup::{BackupHeader, Guid, HeaderError, verdict};
-use crate::manifest::{self, Env, Loaded, Method, Purpose, Rejected};
+use crate::import_path::Method;
+use crate::manifest::{self, Env, Loaded, Purpose, Rejected};
 use crate::rules::{Finding, Rule};
 use crate::s3::{Listed, S3, S3Error};
 use futures::StreamExt;
@@ -385,7 +386,7 @@ fn choose(
                 ),
             ))
         } else {
-            manifest::names::check_database_name(&c.name)
+            crate::names::check_database_name(&c.name)
                 .err()
                 .map(|e| Finding::new(Rule::Unusable, format!("`{}`: {e}", c.name)))
         };

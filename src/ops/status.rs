@@ -4,10 +4,10 @@
 
 use super::{Selected, TargetsError};
 use crate::db_key::DbKey;
+use crate::import_path::Method;
 use crate::import_path::Presence;
 use crate::journal::{Prior, State};
 use crate::manifest::Env;
-use crate::manifest::model::Method;
 use crate::plan::Context;
 use serde::Serialize;
 

@@ -6,13 +6,16 @@
 mod instance;
 pub mod prior;
 
-use crate::auth::TokenSource;
 use crate::backup::{self, verdict};
+use crate::import_path::Method;
+use crate::import_path::Route;
 use crate::import_path::api::ApiTarget;
+use crate::import_path::api::auth::TokenSource;
+use crate::import_path::api::section::{ApiAccess, ApiAuth};
 use crate::import_path::sql::SqlTarget;
 use crate::import_path::{ImportPath, InstanceFacts, Inventory, Presence, StatusError};
-use crate::manifest::model::{Method, OnExists};
-use crate::manifest::valid::{ApiAccess, ApiAuth, Route, Source, Target};
+use crate::manifest::model::OnExists;
+use crate::manifest::valid::{Source, Target};
 use crate::manifest::{Env, Loaded};
 use crate::rules::{Finding, Rule};
 use crate::s3::S3;
@@ -94,7 +97,7 @@ pub enum TargetsError {
     #[error("instance {instance}: {error}")]
     Auth {
         instance: String,
-        error: crate::auth::AuthError,
+        error: crate::import_path::api::auth::AuthError,
     },
     #[error("instance {instance}: {error}")]
     Url {

@@ -2,7 +2,7 @@
 //! journal, the progress display, the NDJSON output and the report are
 //! consumers of it, so none of them reaches into the scheduler.
 
-use crate::manifest::model::Method;
+use crate::import_path::Method;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::time::SystemTime;

@@ -211,7 +211,7 @@ struct Job {
     instance: String,
     /// The object keys and the import path, for the journal.
     keys: Vec<String>,
-    method: crate::manifest::model::Method,
+    method: crate::import_path::Method,
     attach: bool,
     /// Drop the existing database first (`on_exists: replace`).
     replace: bool,

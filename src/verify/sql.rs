@@ -3,8 +3,8 @@
 //! statements only through [`quote_name`], values as parameters.
 
 use crate::import_path::sql::{Connection, rows_of, text_cell};
-use crate::manifest::names::quote_name;
 use crate::manifest::verify::Checkdb;
+use crate::names::quote_name;
 
 /// One row of `sys.databases`, as the checks read it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

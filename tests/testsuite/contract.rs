@@ -537,9 +537,9 @@ async fn our_client_sends_what_the_documents_describe() {
         let doc = Document::load(&doc_dir, version);
         seen.lock().unwrap().clear();
         let base = format!("http://{addr}/{version}/projects/p/regions/eu01/instances/i");
-        let auth = sqlflex_import::auth::TokenSource::Static(sqlflex_import::secret::Secret::new(
-            "TEST-TOKEN-contract",
-        ));
+        let auth = sqlflex_import::import_path::api::auth::TokenSource::Static(
+            sqlflex_import::secret::Secret::new("TEST-TOKEN-contract"),
+        );
         let target = ApiTarget::new(
             reqwest::Client::new(),
             base,

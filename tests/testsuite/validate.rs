@@ -190,7 +190,7 @@ fn the_api_method_needs_ids_a_token_and_an_owner() {
     error_at(
         "defaults: {owner: app_owner}",
         "defaults: {}",
-        "has no owner, which the API requires",
+        "has no owner, which the REST API requires",
         "databases[0].name",
         16,
     );
@@ -791,7 +791,7 @@ fn a_missing_file_is_exit_2_with_its_name() {
 /// from the environment; anything else is refused, naming the three.
 #[test]
 fn encrypt_is_true_false_or_strict() {
-    use sqlflex_import::manifest::Encrypt;
+    use sqlflex_import::import_path::sql::section::Encrypt;
     let with = |value: &str, env_value: &'static str| {
         let text = BASE.replace(
             "password: \"${SQL_PASSWORD}\"}",
@@ -881,13 +881,13 @@ fn diagnostics_on_one_long_line_show_their_own_place() {
 fn sql_of<'a>(
     valid: &'a manifest::valid::ValidManifest,
     instance: &str,
-) -> &'a manifest::valid::SqlAccess {
+) -> &'a sqlflex_import::import_path::sql::section::SqlAccess {
     valid
         .databases
         .iter()
         .filter(|db| db.instance == instance)
         .find_map(|db| match &db.route {
-            manifest::valid::Route::Sql { access, .. } => Some(&**access),
+            sqlflex_import::import_path::Route::Sql { access, .. } => Some(&**access),
             _ => None,
         })
         .expect("a database goes to the instance with T-SQL")

@@ -1,11 +1,14 @@
 //! Imports through STACKIT's REST API: `POST .../restores`, with
 //! `restore-jobs` and the paginated database list as the status round.
 
+pub mod auth;
+pub mod section;
+
 use super::{Import, ImportPath, InstanceFacts, Inventory, StatusError, SubmitError, Want};
-use crate::auth::TokenSource;
-use crate::manifest::model::ApiVersion;
 use crate::retry::Attempt;
+use auth::TokenSource;
 use futures::future::BoxFuture;
+use section::ApiVersion;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -343,10 +346,10 @@ pub fn instance_url(
 
 /// A token that could not be had: only an unreachable token endpoint may
 /// answer on a later round; a refused key stays refused.
-fn token_error(e: &crate::auth::AuthError) -> StatusError {
+fn token_error(e: &auth::AuthError) -> StatusError {
     let text = crate::redact::text(&e.to_string());
     match e {
-        crate::auth::AuthError::Unreachable { .. } => StatusError::Transient(text),
+        auth::AuthError::Unreachable { .. } => StatusError::Transient(text),
         _ => StatusError::Lasting(text),
     }
 }
@@ -655,7 +658,7 @@ mod tests {
 
     #[test]
     fn only_an_unreachable_token_endpoint_may_pass() {
-        use crate::auth::AuthError;
+        use auth::AuthError;
         let url = || "https://auth.example/token".to_owned();
         let unreachable = AuthError::Unreachable {
             url: url(),

@@ -2,8 +2,8 @@
 //! flow (a self-signed RS512 assertion exchanged for short-lived access
 //! tokens, cached and refreshed before they expire, one refresh at a time).
 
+use super::section::ApiAuth;
 use crate::endpoint::TOKEN_URL_ENV;
-use crate::manifest::valid::ApiAuth;
 use crate::retry::Attempt;
 use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

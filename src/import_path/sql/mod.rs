@@ -2,10 +2,11 @@
 //! protocol (tiberius), always with typed parameters; status from one
 //! `sys.databases` query per round.
 
+pub mod section;
+
 use super::{Import, ImportPath, InstanceFacts, Inventory, StatusError, SubmitError, Want};
-use crate::manifest::Encrypt;
-use crate::manifest::valid::SqlAccess;
 use futures::future::BoxFuture;
+use section::{Encrypt, SqlAccess};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
@@ -328,7 +329,7 @@ impl SqlTarget {
     /// ended first, as a drop needs. A database that is not there (errors
     /// 5011 and 3701) counts as dropped.
     async fn drop_by_tsql(&self, database: &str) -> Result<(), StatusError> {
-        let name = crate::manifest::names::quote_name(database);
+        let name = crate::names::quote_name(database);
         let batch = format!(
             "ALTER DATABASE {name} SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE {name};"
         );
