@@ -127,7 +127,8 @@ fn inspect_one(path: &str, env: Env) -> Inspected {
 
 /// `s3://bucket/key` or `s3://host/bucket/key`, with the endpoint and keys
 /// from S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY (what the emulator's
-/// `--print-env` sets). One HEAD and one ranged GET, as `plan` does.
+/// `--print-env` sets). The bucket probed, then one HEAD and one or two
+/// ranged GETs, as `plan` does.
 fn inspect_s3(uri: &str, env: Env) -> Inspected {
     let fail = |e: String| Inspected {
         path: uri.to_owned(),
@@ -178,6 +179,11 @@ fn inspect_s3(uri: &str, env: Env) -> Inspected {
             Ok(s) => s,
             Err(e) => return fail(e.to_string()),
         };
+        // As plan does: an endpoint that refuses connections or a bucket
+        // that is not there is said at once, not after every retry of a read.
+        if let Err(e) = s3.probe().await {
+            return fail(e.to_string());
+        }
         match s3.read_backup(&key).await {
             Ok((size, header)) => Inspected {
                 path: uri.to_owned(),

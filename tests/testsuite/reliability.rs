@@ -457,6 +457,30 @@ async fn an_unusable_s3_is_said_once_naming_the_bucket() {
         assert_eq!(all.matches(said).count(), 1, "{case}: said once:\n{all}");
         assert!(all.contains("(blocks 20 databases)"), "{case}: {all}");
     }
+    // `inspect` asks the bucket first too: the closed port is said at once
+    // for the bucket, not for the object after every retry of its read.
+    let refused = format!("http://127.0.0.1:{port}");
+    let emulated = format!("http://{}", e.s3);
+    for (case, endpoint, uri, said) in [
+        (
+            "closed port",
+            refused.as_str(),
+            "s3://sqlflex-backups/x.bak",
+            "bucket `sqlflex-backups`",
+        ),
+        (
+            "missing bucket",
+            emulated.as_str(),
+            "s3://no-such-bucket/x.bak",
+            "bucket `no-such-bucket`",
+        ),
+    ] {
+        let mut inspect = tool(&e, &["inspect", uri]);
+        inspect.env("S3_ENDPOINT", endpoint);
+        let (code, stdout, stderr) = run(inspect).await;
+        assert_eq!(code, 1, "{case}: {stdout}\n{stderr}");
+        assert!(stderr.contains(said), "{case}: {stderr}");
+    }
 }
 
 /// A host that does not resolve (`.invalid` never does) is said once for
