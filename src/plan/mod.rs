@@ -197,20 +197,64 @@ impl Context {
     }
 
     /// One status round on each lane the databases `indexes` use.
+    /// A lane whose host is not known or where nothing listens is said
+    /// at once, not after every retry of its round.
     pub async fn inventories(
         &self,
         indexes: &[usize],
     ) -> HashMap<Lane, Result<Inventory, StatusError>> {
+        let unreachable = self.unreachable().await;
         futures::future::join_all(self.lanes(indexes).into_iter().map(|lane| {
             let target = &self.targets[&lane];
+            let known = unreachable.of(target);
             async move {
-                let round = target.inventory(crate::import_path::Want::Both).await;
+                let round = match known {
+                    Some(e) => Err(e),
+                    None => target.inventory(crate::import_path::Want::Both).await,
+                };
                 (lane, round)
             }
         }))
         .await
         .into_iter()
         .collect()
+    }
+
+    /// The hosts the targets connect to that do not resolve, or where
+    /// nothing listens: each address tried once (a refused connection
+    /// twice), so the lookups after it are not retried again and again.
+    pub async fn unreachable(&self) -> Unreachable {
+        let addresses: std::collections::BTreeSet<(String, u16)> = self
+            .targets
+            .values()
+            .chain(self.instance_api.values())
+            .filter_map(|t| t.address())
+            .collect();
+        let found =
+            futures::future::join_all(addresses.into_iter().map(|(host, port)| async move {
+                let why = crate::http::unreachable(&host, port).await;
+                (host, port, why)
+            }))
+            .await
+            .into_iter()
+            .filter_map(|(host, port, why)| Some(((host, port), why?)))
+            .collect();
+        Unreachable(found)
+    }
+}
+
+/// Why each unreachable address cannot be reached.
+#[derive(Debug, Clone, Default)]
+pub struct Unreachable(HashMap<(String, u16), String>);
+
+impl Unreachable {
+    /// The lasting error a target's requests would end in, when its
+    /// address is one of these.
+    pub fn of(&self, target: &Arc<dyn ImportPath>) -> Option<StatusError> {
+        target
+            .address()
+            .and_then(|a| self.0.get(&a))
+            .map(|why| StatusError::Lasting(why.clone()))
     }
 }
 
@@ -398,29 +442,9 @@ pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Opt
     // lanes, one look through T-SQL (in turn: they share one connection).
     // A host that does not resolve, or a port where nothing listens, is
     // said once, and not asked again and again by each lookup's retries.
-    let addresses: std::collections::BTreeSet<(String, u16)> = ctx
-        .targets
-        .values()
-        .chain(ctx.instance_api.values())
-        .filter_map(|t| t.address())
-        .collect();
-    let unknown: HashMap<(String, u16), String> =
-        futures::future::join_all(addresses.into_iter().map(|(host, port)| async move {
-            let why = crate::http::unreachable(&host, port).await;
-            (host, port, why)
-        }))
-        .await
-        .into_iter()
-        .filter_map(|(host, port, why)| Some(((host, port), why?)))
-        .collect();
-    let unknown_host = |target: &Arc<dyn ImportPath>| {
-        target
-            .address()
-            .and_then(|a| unknown.get(&a))
-            .map(|why| StatusError::Lasting(why.clone()))
-    };
+    let unreachable = &ctx.unreachable().await;
     let api_looks = futures::future::join_all(ctx.instance_api.iter().map(|(instance, api)| {
-        let known = unknown_host(api);
+        let known = unreachable.of(api);
         async move {
             let facts = match known {
                 Some(e) => Err(e),
@@ -431,7 +455,7 @@ pub async fn plan(ctx: &Context, selected: &[usize], state: &State, options: Opt
     }));
     let rounds = futures::future::join_all(lanes.into_iter().map(|lane| async move {
         let target = &ctx.targets[&lane];
-        let inventory = match unknown_host(target) {
+        let inventory = match unreachable.of(target) {
             Some(e) => Err(e),
             None => target.inventory(crate::import_path::Want::Both).await,
         };

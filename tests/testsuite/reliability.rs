@@ -545,5 +545,15 @@ async fn a_closed_api_or_sql_port_is_said_once() {
             "{path_kind}: {stdout}"
         );
         assert!(!stderr.contains("retrying"), "{path_kind}: {stderr}");
+        // `status` and `verify` look at the instance the same way: the
+        // closed port ends their round at once, with the same words.
+        for command in ["status", "verify"] {
+            let (code, stdout, stderr) = run(tool(&e, &[command, path.to_str().unwrap()])).await;
+            assert_eq!(code, 1, "{command} {path_kind}: {stdout}\n{stderr}");
+            assert!(
+                stdout.contains(&said) && !stdout.contains("attempts"),
+                "{command} {path_kind}:\n{stdout}\n{stderr}"
+            );
+        }
     }
 }
