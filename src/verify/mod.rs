@@ -207,7 +207,7 @@ impl Verifier {
         let looked = async {
             let server = sql::server(&mut client).await?;
             let row = sql::database(&mut client, db).await?;
-            Ok::<_, tiberius::error::Error>((server, row))
+            Ok::<_, crate::import_path::sql::QueryError>((server, row))
         };
         let (server, row) =
             match tokio::time::timeout(crate::import_path::sql::QUERY_TIMEOUT, looked).await {
@@ -342,7 +342,7 @@ impl Verifier {
         let listed = async {
             let principals = sql::principals(client, db).await?;
             let logins = sql::logins(client).await?;
-            Ok::<_, tiberius::error::Error>((principals, logins))
+            Ok::<_, crate::import_path::sql::QueryError>((principals, logins))
         };
         let (principals, logins) = match listed.await {
             Ok(l) => l,

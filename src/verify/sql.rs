@@ -2,7 +2,7 @@
 //! three statements `fix`, `latest` and `checkdb` run. Names go into
 //! statements only through [`quote_name`], values as parameters.
 
-use crate::import_path::sql::{Connection, rows_of, text_cell};
+use crate::import_path::sql::{Connection, QueryError, rows_of, text_cell};
 use crate::manifest::verify::Checkdb;
 use crate::names::quote_name;
 
@@ -71,7 +71,7 @@ fn bytes_cell(row: &tiberius::Row, index: usize) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-pub async fn server(client: &mut Connection) -> tiberius::Result<Server> {
+pub async fn server(client: &mut Connection) -> Result<Server, QueryError> {
     let rows = rows_of(
         client,
         "SELECT SERVERPROPERTY('Collation'), SERVERPROPERTY('ProductMajorVersion'), SUSER_SNAME()",
@@ -90,7 +90,7 @@ pub async fn server(client: &mut Connection) -> tiberius::Result<Server> {
 pub async fn database(
     client: &mut Connection,
     name: &str,
-) -> tiberius::Result<Option<DatabaseRow>> {
+) -> Result<Option<DatabaseRow>, QueryError> {
     let rows = client
         .query(
             "SELECT name, state_desc, is_read_only, user_access_desc, SUSER_SNAME(owner_sid), \
@@ -113,7 +113,7 @@ pub async fn database(
 pub async fn principals(
     client: &mut Connection,
     database: &str,
-) -> tiberius::Result<Vec<Principal>> {
+) -> Result<Vec<Principal>, QueryError> {
     let sql = format!(
         "SELECT name, type, principal_id, authentication_type_desc, sid FROM {}.sys.database_principals",
         quote_name(database)
@@ -131,7 +131,7 @@ pub async fn principals(
         .collect())
 }
 
-pub async fn logins(client: &mut Connection) -> tiberius::Result<Vec<Login>> {
+pub async fn logins(client: &mut Connection) -> Result<Vec<Login>, QueryError> {
     let rows = rows_of(client, "SELECT name, sid FROM sys.server_principals").await?;
     Ok(rows
         .iter()

@@ -1443,7 +1443,7 @@ async fn the_emulators_s3_keeps_keys_inside_their_bucket() {
 
 /// A SQL endpoint whose `sys.databases` answers more rows than any real
 /// instance has databases: the client stops reading at 100,000 rows and
-/// says so, instead of holding all of them.
+/// says so at once, instead of holding all of them or asking again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sql_answer_without_end_is_cut_with_a_reason() {
     let e = emulator_with_one_backup("sales").await;
@@ -1463,4 +1463,8 @@ async fn a_sql_answer_without_end_is_cut_with_a_reason() {
         stdout.contains("T005") && stdout.contains("runs past 100000 rows"),
         "{stdout}"
     );
+    // The same answer would come again: it is not asked for again (each
+    // try after a failed statement logs in anew).
+    let inst = &stats(&e).await["instances"][&e.instance_ids[0]];
+    assert!(inst["logins"].as_u64() <= Some(2), "{inst}");
 }

@@ -165,7 +165,7 @@ impl SqlTarget {
     async fn on_status_connection<T>(
         &self,
         what: &str,
-        queries: impl for<'c> FnOnce(&'c mut Connection) -> BoxFuture<'c, tiberius::Result<T>>,
+        queries: impl for<'c> FnOnce(&'c mut Connection) -> BoxFuture<'c, Result<T, QueryError>>,
     ) -> Result<T, StatusError> {
         let mut slot = self.status.lock().await;
         if slot.is_none() {
@@ -176,9 +176,12 @@ impl SqlTarget {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 *slot = None; // Reconnect next round.
-                Err(StatusError::Transient(crate::redact::text(&format!(
-                    "{what}: {e}"
-                ))))
+                let text = crate::redact::text(&format!("{what}: {e}"));
+                Err(match e {
+                    QueryError::Server(_) => StatusError::Transient(text),
+                    // The same answer comes again: asking again does not help.
+                    QueryError::TooLong => StatusError::Lasting(text),
+                })
             }
             Err(_) => {
                 *slot = None;
@@ -433,11 +436,21 @@ type States = (Vec<(String, String)>, HashMap<String, u32>);
 const RESTORE_PERCENT: &str = "SELECT DB_NAME(database_id), percent_complete \
      FROM sys.dm_exec_requests WHERE command LIKE 'RESTORE%'";
 
+/// Why a statement's answer could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Server(#[from] tiberius::error::Error),
+    /// More rows than any real instance has databases or logins.
+    #[error("the answer runs past {MAX_ROWS} rows; not read further")]
+    TooLong,
+}
+
 /// The rows of a query's first result.
 pub(crate) async fn rows_of(
     client: &mut Connection,
     sql: &str,
-) -> tiberius::Result<Vec<tiberius::Row>> {
+) -> Result<Vec<tiberius::Row>, QueryError> {
     use futures::TryStreamExt;
     let mut rows = Vec::new();
     let mut stream = client.simple_query(sql).await?.into_row_stream();
@@ -445,9 +458,7 @@ pub(crate) async fn rows_of(
         // The server decides how many rows come: never more than any real
         // instance has databases or logins.
         if rows.len() >= MAX_ROWS {
-            return Err(tiberius::error::Error::Protocol(
-                format!("the answer runs past {MAX_ROWS} rows; not read further").into(),
-            ));
+            return Err(QueryError::TooLong);
         }
         rows.push(row);
     }
