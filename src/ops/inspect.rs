@@ -180,9 +180,12 @@ fn inspect_s3(uri: &str, env: Env) -> Inspected {
             Err(e) => return fail(e.to_string()),
         };
         // As plan does: an endpoint that refuses connections or a bucket
-        // that is not there is said at once, not after every retry of a read.
-        if let Err(e) = s3.probe().await {
-            return fail(e.to_string());
+        // that is not there is said at once, not after every retry of a
+        // read. A key that may read the object but not list the bucket is
+        // left to the read.
+        match s3.probe().await {
+            Ok(()) | Err(crate::s3::S3Error::Denied { .. }) => {}
+            Err(e) => return fail(e.to_string()),
         }
         match s3.read_backup(&key).await {
             Ok((size, header)) => Inspected {

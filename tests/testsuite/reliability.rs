@@ -483,6 +483,47 @@ async fn an_unusable_s3_is_said_once_naming_the_bucket() {
     }
 }
 
+/// A key that may read objects but not list the bucket: `inspect` reads
+/// the object all the same (its first question, the listing, is refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_reads_an_object_its_key_may_not_list() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let e = emu::start(Duration::from_millis(200)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = vec![0; 8192];
+                let n = socket.read(&mut request).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&request[..n]);
+                let line = line.lines().next().unwrap_or_default().to_owned();
+                let answer: Vec<u8> = if line.contains("list-type=2") {
+                    b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_vec()
+                } else if line.starts_with("HEAD") {
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 4096\r\nconnection: close\r\n\r\n".to_vec()
+                } else {
+                    let mut a = b"HTTP/1.1 206 Partial Content\r\ncontent-length: 4096\r\n\
+                        content-range: bytes 0-4095/4096\r\nconnection: close\r\n\r\n"
+                        .to_vec();
+                    a.extend([0u8; 4096]);
+                    a
+                };
+                let _ = socket.write_all(&answer).await;
+            });
+        }
+    });
+    let mut inspect = tool(&e, &["inspect", "s3://sqlflex-backups/x.bak"]);
+    inspect.env("S3_ENDPOINT", format!("http://{addr}"));
+    let (code, stdout, stderr) = run(inspect).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("not a SQL Server backup") && !stderr.contains("denied"),
+        "{stdout}\n{stderr}"
+    );
+}
+
 /// A host that does not resolve (`.invalid` never does) is said once for
 /// the databases it blocks, and not asked again by every retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
