@@ -136,6 +136,13 @@ pub fn attempt<T>(result: Result<T, StatusError>) -> crate::retry::Attempt<T, St
 }
 
 impl StatusError {
+    /// What a status request that kept failing in a way that may pass
+    /// comes to after its last attempt (the `exhausted` of
+    /// [`crate::retry::retry`]).
+    pub fn exhausted(why: String, attempts: u32) -> Self {
+        StatusError::Transient(format!("{why} (after {attempts} attempts)"))
+    }
+
     /// The same kind of error with its text changed (context added, say).
     pub fn map_text(self, f: impl FnOnce(String) -> String) -> Self {
         match self {

@@ -41,6 +41,13 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
             Arc::new(Semaphore::new(m.instances[instance].max_parallel as usize))
         }))
     };
+    let mut verification = |db: &crate::manifest::valid::Target, earlier| Verification {
+        verifier: Arc::clone(&ctx.verifiers[&db.instance]),
+        slots: instance_slots(&mut checks_per_instance, &db.instance),
+        work: crate::verify::Work::of(db),
+        earlier,
+        strict: options.strict,
+    };
     let mut pollers: HashMap<Lane, Arc<Poller>> = HashMap::new();
     let stop_polling = CancellationToken::new();
     let mut poller_tasks = Vec::new();
@@ -59,14 +66,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                 // Its checks after the import did not all run: they do now,
                 // in one of its instance's check slots.
                 Some(earlier) => {
-                    let db = &m.databases[item.index];
-                    let check = Verification {
-                        verifier: Arc::clone(&ctx.verifiers[&instance]),
-                        slots: instance_slots(&mut checks_per_instance, &instance),
-                        work: crate::verify::Work::of(db),
-                        earlier: earlier.clone(),
-                        strict: options.strict,
-                    };
+                    let check = verification(&m.databases[item.index], earlier.clone());
                     let events = Arc::clone(&events);
                     jobs.spawn(async move { check.run(&database, &instance, &events).await });
                 }
@@ -121,13 +121,7 @@ pub async fn apply(ctx: Arc<Context>, plan: &Plan, options: &Options, events: Ar
                     attach: item.verdict == Verdict::Attach,
                     replace: item.verdict == Verdict::Replace,
                     timeout: db.timeout,
-                    verification: Verification {
-                        verifier: Arc::clone(&ctx.verifiers[&db.instance]),
-                        slots: instance_slots(&mut checks_per_instance, &db.instance),
-                        work: crate::verify::Work::of(db),
-                        earlier: Vec::new(),
-                        strict: options.strict,
-                    },
+                    verification: verification(db, Vec::new()),
                 };
                 let (events, global, stop) = (
                     Arc::clone(&events),

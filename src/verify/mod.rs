@@ -196,10 +196,7 @@ impl Verifier {
         // A login that did not happen may be tried again; a refused one
         // never is (the target remembers it).
         let attempt = || async { crate::import_path::attempt(target.connect().await) };
-        let connected = crate::retry::retry(&self.label, attempt, |why, attempts| {
-            StatusError::Transient(format!("{why} (after {attempts} attempts)"))
-        })
-        .await;
+        let connected = crate::retry::retry(&self.label, attempt, StatusError::exhausted).await;
         let mut client = match connected {
             Ok(c) => c,
             Err(e) => return Some(vec![could_not("cannot connect for the checks", &e)]),

@@ -68,11 +68,11 @@ impl ApiTarget {
         use StatusError::Lasting;
         let url = format!("{}{path}", self.base);
         let attempt = || async {
-            let token = match self.status_token().await {
-                Ok(t) => t,
+            let answer = match self.send(self.http.get(&url)).await {
+                Ok(answer) => answer,
                 Err(e) => return Attempt::Fail(e),
             };
-            match self.http.get(&url).bearer_auth(token.expose()).send().await {
+            match answer {
                 Ok(r) if r.status().is_success() => {
                     let body = match crate::http::read_limited(r, MAX_BODY + 1).await {
                         Ok(body) => body,
@@ -101,12 +101,7 @@ impl ApiTarget {
             "" => "GET the instance".to_owned(),
             path => format!("GET {path}"),
         };
-        let label = format!("{}: {request}", self.label);
-        crate::retry::retry(&label, attempt, |why, attempts| {
-            StatusError::Transient(format!("{why} (after {attempts} attempts)"))
-        })
-        .await
-        .map_err(|e| e.map_text(|why| format!("{request}: {why}")))
+        self.retried(&request, attempt).await
     }
 }
 
@@ -194,11 +189,9 @@ impl ApiTarget {
         Fut: std::future::Future<Output = Attempt<T, StatusError>>,
     {
         let label = format!("{}: {what}", self.label);
-        crate::retry::retry(&label, attempt, |why, attempts| {
-            StatusError::Transient(format!("{why} (after {attempts} attempts)"))
-        })
-        .await
-        .map_err(|e| e.map_text(|why| format!("{what}: {why}")))
+        crate::retry::retry(&label, attempt, StatusError::exhausted)
+            .await
+            .map_err(|e| e.map_text(|why| format!("{what}: {why}")))
     }
 
     /// `GET .../databases/{name}`: the database's owner, collation and
